@@ -1,0 +1,107 @@
+"""The pure maths of MixUp across and within tasks: no state, no I/O.
+
+Every random draw goes through a ``torch.Generator`` that the caller passes.
+
+Example::
+
+    >>> import torch
+    >>> from l2l_taskmix import mixing
+    >>> g = torch.Generator().manual_seed(0)
+    >>> lam = mixing.sample_lambda(0.5, generator=g)            # lam ~ Beta(0.5, 0.5)
+    >>> y = mixing.mix(mixing.one_hot(torch.tensor([0]), 3),
+    ...                mixing.one_hot(torch.tensor([2]), 3), lam)
+    >>> float(y.sum())
+    1.0
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["check_eta", "sample_lambda", "mix", "one_hot", "sample_pairs"]
+
+
+def check_eta(eta: float) -> float:
+    """Return ``eta`` as a float, or raise ``ValueError`` unless it is finite and > 0."""
+    try:
+        value = float(eta)
+    except (TypeError, ValueError):
+        raise ValueError(f"eta must be a positive finite number, got {eta!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"eta must be a positive finite number (Beta(eta, eta)), got {eta!r}")
+    return value
+
+
+def sample_lambda(
+    eta: float,
+    size: int | Sequence[int] = (),
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Draw mixing coefficients ``lam ~ Beta(eta, eta)`` of the given ``size``.
+
+    The draw is exact (NumPy's Beta sampler) and is seeded from ``generator``: the same
+    generator state gives the same coefficients, and the generator advances by one draw.
+    """
+    eta = check_eta(eta)
+    shape = (int(size),) if isinstance(size, int) else tuple(int(s) for s in size)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    values = np.random.default_rng(seed).beta(eta, eta, size=shape)
+    return torch.as_tensor(values, dtype=dtype)
+
+
+def mix(a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor | float) -> torch.Tensor:
+    """MixUp: ``lam * a + (1 - lam) * b``.
+
+    ``lam`` is a scalar or a tensor that broadcasts against ``a`` (for one coefficient per row,
+    give it shape ``(n, 1)``). ``lam = 1`` returns ``a`` and ``lam = 0`` returns ``b`` exactly.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"cannot mix tensors of different shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    lam = torch.as_tensor(lam, dtype=a.dtype, device=a.device)
+    return lam * a + (1 - lam) * b
+
+
+def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Integer labels of shape ``(n,)`` to one-hot rows of shape ``(n, num_classes)``.
+
+    ``num_classes`` is the common label space C (the largest task's class count), so tasks with
+    fewer classes still mix with the others. A label outside ``[0, num_classes)`` is an error.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if labels.dim() != 1:
+        raise ValueError(f"labels must have shape (n,), got {tuple(labels.shape)}")
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if labels.numel():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"label {bad} is outside num_classes={num_classes} (labels must be in [0, {num_classes}))")
+    return torch.nn.functional.one_hot(labels.long(), int(num_classes)).to(dtype)
+
+
+def sample_pairs(
+    num_available: int, num_pairs: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Draw ``num_pairs`` task pairs ``(i, j)``, uniformly over ordered pairs with ``i != j``.
+
+    Returns a long tensor of shape ``(num_pairs, 2)``. Mixing a task with itself would give the
+    task back, so the two indices differ; this needs ``num_available >= 2``.
+    """
+    if int(num_pairs) < 0:
+        raise ValueError(f"num_pairs must be >= 0, got {num_pairs}")
+    if num_pairs and int(num_available) < 2:
+        raise ValueError(f"need at least two tasks to mix, got {num_available}")
+    if not num_pairs:
+        return torch.empty((0, 2), dtype=torch.long)
+    i = torch.randint(0, num_available, (num_pairs,), generator=generator)
+    # j uniform over the other num_available - 1 tasks
+    j = torch.randint(0, num_available - 1, (num_pairs,), generator=generator)
+    j = j + (j >= i).long()
+    return torch.stack([i, j], dim=1)

@@ -1,0 +1,420 @@
+"""TaskMix and MetaMix as drop-in wrappers around learn2learn tasksets.
+
+A *task* here is a :class:`Task`: all its points ``X``, float soft labels ``Y`` of shape
+``(n, C)`` in the common label space of ``C`` classes, and ``num_support``: the first
+``num_support`` rows are the support (adaptation) part and the rest the query (evaluation) part.
+It unpacks like a learn2learn task, ``X, Y = task``. A wrapped learn2learn ``Taskset`` gives
+``(X, y)`` with integer labels; its first half becomes the support part and its second half the
+query part.
+
+Example, a learn2learn MAML loop with TaskMix (the only changes: the wrapper and a loss that
+takes soft labels)::
+
+    >>> import torch, learn2learn as l2l
+    >>> from l2l_taskmix import TaskMix, BatchTaskset
+    >>> g = torch.Generator().manual_seed(0)
+    >>> tasksets = [BatchTaskset(torch.randn(40, 8), torch.arange(40) % 3, support=8,
+    ...                          num_classes=3, generator=g) for _ in range(4)]
+    >>> taskmix = TaskMix(tasksets, eta=2.0, generator=g)   # T = 4 real + N = 4 synthetic
+    >>> maml = l2l.algorithms.MAML(torch.nn.Linear(8, 3), lr=0.1)
+    >>> for task in taskmix.sample_iteration():
+    ...     learner = maml.clone()
+    ...     (xs, ys), (xq, yq) = task.support, task.query
+    ...     learner.adapt(torch.nn.functional.cross_entropy(learner(xs), ys))  # soft labels
+    ...     loss = torch.nn.functional.cross_entropy(learner(xq), yq)
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from . import mixing
+
+__all__ = ["Task", "BatchTaskset", "TaskMix", "MetaMix", "as_task"]
+
+
+@dataclass
+class Task:
+    """One task of a meta-iteration.
+
+    Attributes:
+        X: all points, shape ``(n, ...)``; rows ``[:num_support]`` are the support part.
+        Y: soft labels, float, shape ``(n, C)``; each row sums to one.
+        num_support: how many leading rows form the support part.
+        source: ``None`` for a real task; ``(i, j, lam)`` for a TaskMix task made as
+            ``lam * task_i + (1 - lam) * task_j`` of the same iteration's real tasks.
+        num_mixed: how many trailing query rows are MetaMix points (0 without MetaMix).
+    """
+
+    X: torch.Tensor
+    Y: torch.Tensor
+    num_support: int
+    source: tuple[int, int, float] | None = None
+    num_mixed: int = 0
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        yield self.X
+        yield self.Y
+
+    @property
+    def support(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(X, Y)`` of the support (adaptation) part."""
+        return self.X[: self.num_support], self.Y[: self.num_support]
+
+    @property
+    def query(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(X, Y)`` of the query (evaluation) part, MetaMix points included."""
+        return self.X[self.num_support :], self.Y[self.num_support :]
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.source is not None
+
+    def to(self, *args: Any, **kwargs: Any) -> "Task":
+        """A copy with ``X`` and ``Y`` moved as by ``Tensor.to``."""
+        return replace(self, X=self.X.to(*args, **kwargs), Y=self.Y.to(*args, **kwargs))
+
+
+def _check_features(x: torch.Tensor, what: str) -> None:
+    if x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError(f"{what} is empty (shape {tuple(x.shape)})")
+    if x.dtype.is_floating_point and not torch.isfinite(x).all():
+        raise ValueError(f"{what} has NaN or infinite features")
+
+
+def as_task(sample: Any, num_classes: int, what: str = "task") -> Task:
+    """Normalize a taskset's sample, ``(X, y)`` or a :class:`Task`, to a :class:`Task` in C classes.
+
+    Integer labels become one-hot rows; float labels of shape ``(n, c)`` with ``c <= C`` are taken
+    as soft labels and padded with zero columns. An ``(X, y)`` pair is split in halves: support
+    first, query second.
+    """
+    if isinstance(sample, Task):
+        x, y, num_support = sample.X, sample.Y, sample.num_support
+    else:
+        try:
+            x, y = sample[0], sample[1]
+        except (TypeError, IndexError, KeyError):
+            raise TypeError(f"{what}: a taskset must return (X, y) or a Task, got {type(sample).__name__}") from None
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
+        num_support = x.shape[0] // 2 if x.dim() else 0
+    _check_features(x, what)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"{what}: {x.shape[0]} points but {y.shape[0]} labels")
+    dtype = x.dtype if x.dtype.is_floating_point else torch.float32
+    if y.dtype.is_floating_point and y.dim() == 2:
+        if y.shape[1] > num_classes:
+            raise ValueError(f"{what}: soft labels have {y.shape[1]} classes, more than num_classes={num_classes}")
+        if not torch.isfinite(y).all() or (y < 0).any() or not torch.allclose(y.sum(1), torch.ones_like(y[:, 0]), atol=1e-4):
+            raise ValueError(f"{what}: soft labels must be finite, non-negative rows that sum to 1")
+        y = torch.nn.functional.pad(y, (0, num_classes - y.shape[1])).to(dtype)
+    else:
+        try:
+            y = mixing.one_hot(y.reshape(-1), num_classes, dtype=dtype).to(x.device)
+        except ValueError as err:
+            raise ValueError(f"{what}: {err}") from None
+    if not 0 < num_support < x.shape[0]:
+        raise ValueError(f"{what}: needs both a support and a query part, got {x.shape[0]} points with num_support={num_support}")
+    if isinstance(sample, Task):
+        return replace(sample, Y=y)
+    return Task(X=x, Y=y, num_support=int(num_support))
+
+
+def _make_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator:
+    if generator is not None and seed is not None:
+        raise ValueError("give either generator or seed, not both")
+    if generator is not None:
+        return generator
+    if seed is None:  # follow the global torch seed, so torch.manual_seed() makes runs repeat
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    return torch.Generator().manual_seed(int(seed))
+
+
+class BatchTaskset:
+    """A meta-training task as the paper samples it: random support and query batches of one
+    task's data, drawn independently (no split between them).
+
+    ``sample()`` returns a :class:`Task` with ``support`` rows followed by ``query`` rows, labels
+    one-hot in ``num_classes`` classes. A task with fewer points than a batch is sampled with
+    replacement; otherwise without.
+
+    Example::
+
+        >>> import torch
+        >>> bt = BatchTaskset(torch.randn(100, 16), torch.arange(100) % 5, support=8, seed=0)
+        >>> task = bt.sample(); task.X.shape, task.Y.shape, task.num_support
+        (torch.Size([16, 16]), torch.Size([16, 5]), 8)
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        support: int = 32,
+        query: int | None = None,
+        num_classes: int | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        name: str | None = None,
+    ):
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
+        self.name = name or "task"
+        _check_features(x, f"task {self.name!r}")
+        if y.dim() != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"task {self.name!r}: labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+        query = support if query is None else query
+        if int(support) < 1 or int(query) < 1:
+            raise ValueError(f"support and query batch sizes must be >= 1, got {support} and {query}")
+        if len(torch.unique(y)) < 2:
+            raise ValueError(f"task {self.name!r} has fewer than two classes; it cannot be learned from")
+        self.num_classes = int(num_classes) if num_classes is not None else int(y.max()) + 1
+        self.x, self.y = x, mixing.one_hot(y, self.num_classes, dtype=x.dtype if x.dtype.is_floating_point else torch.float32)
+        self.support, self.query = int(support), int(query)
+        self.generator = _make_generator(generator, seed)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def _draw(self, size: int) -> torch.Tensor:
+        n = self.x.shape[0]
+        if n >= size:
+            return torch.randperm(n, generator=self.generator)[:size]
+        return torch.randint(0, n, (size,), generator=self.generator)
+
+    def sample(self) -> Task:
+        index = torch.cat([self._draw(self.support), self._draw(self.query)]).to(self.x.device)
+        return Task(X=self.x[index], Y=self.y[index], num_support=self.support)
+
+
+def _infer_num_classes(taskset: Any) -> int | None:
+    if getattr(taskset, "num_classes", None) is not None:
+        return int(taskset.num_classes)
+    dataset = getattr(taskset, "dataset", None)  # learn2learn TaskDataset -> MetaDataset
+    labels = getattr(dataset, "labels", None)
+    if labels is not None and len(labels):
+        try:
+            return int(max(int(label) for label in labels)) + 1
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+class _TaskAugmentation:
+    """What TaskMix and MetaMix share: the wrapped tasksets, the generator and the task stream."""
+
+    def __init__(
+        self,
+        tasksets: Any,
+        eta: float,
+        num_classes: int | None,
+        generator: torch.Generator | None,
+        seed: int | None,
+        meta_batch_size: int | None,
+    ):
+        self.eta = mixing.check_eta(eta)
+        self.is_list = isinstance(tasksets, (list, tuple))
+        self.tasksets = list(tasksets) if self.is_list else tasksets
+        members = self.tasksets if self.is_list else [self.tasksets]
+        if not members:
+            raise ValueError("no tasksets given")
+        for ts in members:
+            if not (hasattr(ts, "sample") or hasattr(ts, "sample_iteration")):
+                raise TypeError(f"a taskset must have a sample() method, got {type(ts).__name__}")
+        if self.is_list and meta_batch_size is not None and meta_batch_size != len(members):
+            raise ValueError("meta_batch_size applies to a single taskset; a list gives one task per taskset")
+        if meta_batch_size is not None and int(meta_batch_size) < 1:
+            raise ValueError(f"meta_batch_size must be >= 1, got {meta_batch_size}")
+        self.meta_batch_size = len(members) if self.is_list else int(meta_batch_size or 2)
+        if num_classes is None:
+            inferred = [_infer_num_classes(ts) for ts in members]
+            num_classes = max(inferred) if all(c is not None for c in inferred) else None
+        if num_classes is not None and int(num_classes) < 1:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.generator = _make_generator(generator, seed)
+        self._stream: deque[Task] = deque()
+
+    # -- the real tasks of one iteration --------------------------------------------------
+    def _inner_iteration(self) -> list[Task]:
+        if not self.is_list and hasattr(self.tasksets, "sample_iteration"):
+            return list(self.tasksets.sample_iteration())  # a wrapped TaskMix / MetaMix
+        members = self.tasksets if self.is_list else [self.tasksets] * self.meta_batch_size
+        samples = [ts.sample() for ts in members]
+        if self.num_classes is None:  # last resort: infer from the first iteration's labels
+            self.num_classes = max(
+                s.Y.shape[1] if isinstance(s, Task) else int(torch.as_tensor(s[1]).max()) + 1 for s in samples
+            )
+        return [as_task(s, self.num_classes, what=f"task {k}") for k, s in enumerate(samples)]
+
+    def real_tasks_per_iteration(self) -> int:
+        inner = self.tasksets
+        if not self.is_list and hasattr(inner, "sample_iteration"):
+            return len(inner)
+        return self.meta_batch_size
+
+    # -- learn2learn Taskset behaviour ------------------------------------------------------
+    def sample_iteration(self) -> list[Task]:  # pragma: no cover - defined by subclasses
+        raise NotImplementedError
+
+    def sample(self) -> Task:
+        """The next task of the stream of iterations (learn2learn's ``Taskset.sample``)."""
+        if not self._stream:
+            self._stream.extend(self.sample_iteration())
+        return self._stream.popleft()
+
+    def __getitem__(self, index: int) -> Task:
+        """Like a learn2learn ``Taskset`` with ``num_tasks=-1``: a fresh task, index ignored."""
+        return self.sample()
+
+    def __iter__(self) -> Iterator[Task]:
+        """The tasks of one new meta-iteration."""
+        return iter(self.sample_iteration())
+
+
+class TaskMix(_TaskAugmentation):
+    """TaskMix: meta-train on the T real tasks of an iteration plus N tasks that interpolate them.
+
+    Each meta-iteration (:meth:`sample_iteration`) samples one batch from each of the T wrapped
+    tasksets (or T = ``meta_batch_size`` batches from one taskset), draws N pairs ``(i, j)``
+    uniformly (``i != j``) and, per pair, ``lam ~ Beta(eta, eta)``, and returns the T real tasks
+    followed by N synthetic ones with ``X = lam * X_i + (1 - lam) * X_j`` and
+    ``Y = lam * Y_i + (1 - lam) * Y_j`` (support and query with the same ``lam``). ``Y`` are soft
+    labels, so the loss must accept probabilities, e.g. ``F.cross_entropy(logits, Y)``.
+
+    Args:
+        tasksets: a learn2learn ``Taskset``/``TaskDataset`` (or anything with ``sample()``
+            returning ``(X, y)`` or a :class:`Task`), a list of them (one per meta-training
+            task, the paper's setting), or a :class:`MetaMix`.
+        eta: the Beta parameter; default 2.0 (see the README for how it was chosen).
+        num_tasks: N, the number of synthetic tasks per iteration; default T. ``0`` gives the
+            wrapped tasks unchanged and leaves all random streams untouched (plain MAML).
+        num_classes: C, the common label space; inferred from the tasksets when absent.
+        generator, seed: the source of every random draw of the mixing (one or the other).
+        meta_batch_size: T when a single taskset is wrapped (default 2).
+
+    Example::
+
+        >>> import torch
+        >>> from l2l_taskmix import BatchTaskset, TaskMix
+        >>> ts = [BatchTaskset(torch.randn(30, 4), torch.arange(30) % 3, support=5, seed=k)
+        ...       for k in range(3)]
+        >>> tasks = TaskMix(ts, seed=0).sample_iteration()
+        >>> len(tasks), tasks[3].source is not None
+        (6, True)
+    """
+
+    def __init__(
+        self,
+        tasksets: Any,
+        eta: float = 2.0,
+        num_tasks: int | None = None,
+        num_classes: int | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        meta_batch_size: int | None = None,
+    ):
+        if num_tasks is not None and (int(num_tasks) != num_tasks or int(num_tasks) < 0):
+            raise ValueError(f"num_tasks must be a non-negative integer, got {num_tasks!r}")
+        self.num_tasks = None if num_tasks is None else int(num_tasks)
+        super().__init__(tasksets, eta, num_classes, generator, seed, meta_batch_size)
+
+    def __len__(self) -> int:
+        """Tasks per meta-iteration: T real + N synthetic."""
+        real = self.real_tasks_per_iteration()
+        return real + (real if self.num_tasks is None else self.num_tasks)
+
+    def sample_iteration(self) -> list[Task]:
+        """The T real tasks of a new meta-iteration followed by its N synthetic tasks."""
+        real = self._inner_iteration()
+        n = len(real) if self.num_tasks is None else self.num_tasks
+        if n == 0:
+            return real
+        if len(real) < 2:
+            raise ValueError(f"TaskMix needs at least two tasks per iteration to mix, got {len(real)}")
+        first = real[0]
+        for k, task in enumerate(real[1:], start=1):
+            if task.X.shape != first.X.shape or task.Y.shape != first.Y.shape or task.num_support != first.num_support:
+                raise ValueError(
+                    "TaskMix mixes tasks of equal batch shapes; "
+                    f"task 0 has X {tuple(first.X.shape)} (support {first.num_support}) but task {k} has "
+                    f"X {tuple(task.X.shape)} (support {task.num_support}): sample equal support/query sizes"
+                )
+        pairs = mixing.sample_pairs(len(real), n, generator=self.generator)
+        lams = mixing.sample_lambda(self.eta, n, generator=self.generator, dtype=torch.float64)
+        synthetic = []
+        for (i, j), lam in zip(pairs.tolist(), lams.tolist()):
+            a, b = real[i], real[j]
+            synthetic.append(
+                Task(
+                    X=mixing.mix(a.X, b.X, lam),
+                    Y=mixing.mix(a.Y, b.Y, lam),
+                    num_support=a.num_support,
+                    source=(i, j, lam),
+                    num_mixed=a.num_mixed,
+                )
+            )
+        return real + synthetic
+
+
+class MetaMix(_TaskAugmentation):
+    """MetaMix as the TaskMix paper uses it: MixUp of query points within each task.
+
+    For every task of an iteration it pairs each query point with a random query point of the
+    same task (a random permutation), draws ``lam ~ Beta(eta, eta)`` per new point and appends
+    the mixed points and their soft labels to the task's query part. The outer loss on the
+    extended query, averaged over its rows, is the mean of the plain query loss and the MixUp
+    loss: the additional term per task. Yao et al.'s original MetaMix instead mixes support
+    with query points at a randomly chosen hidden layer; this version mixes the frozen features.
+
+    Takes the same inputs as :class:`TaskMix`. The paper's combined method,
+    MAML+MetaMix+TaskMix, is ``MetaMix(TaskMix(tasksets))``: MetaMix on every real and synthetic
+    task. ``TaskMix(MetaMix(tasksets))`` also works (it mixes the MetaMix-extended tasks).
+
+    Example::
+
+        >>> import torch
+        >>> from l2l_taskmix import BatchTaskset, MetaMix
+        >>> ts = [BatchTaskset(torch.randn(30, 4), torch.arange(30) % 3, support=5, seed=k)
+        ...       for k in range(2)]
+        >>> task = MetaMix(ts, seed=0).sample_iteration()[0]
+        >>> task.query[0].shape[0], task.num_mixed
+        (10, 5)
+    """
+
+    def __init__(
+        self,
+        tasksets: Any,
+        eta: float = 2.0,
+        num_classes: int | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        meta_batch_size: int | None = None,
+    ):
+        super().__init__(tasksets, eta, num_classes, generator, seed, meta_batch_size)
+
+    def __len__(self) -> int:
+        """Tasks per meta-iteration (MetaMix adds points, not tasks)."""
+        return self.real_tasks_per_iteration()
+
+    def augment(self, task: Task) -> Task:
+        """``task`` with MixUp points of its (original) query part appended to its query part."""
+        end = task.X.shape[0] - task.num_mixed
+        xq, yq = task.X[task.num_support : end], task.Y[task.num_support : end]
+        perm = torch.randperm(xq.shape[0], generator=self.generator).to(xq.device)
+        lam = mixing.sample_lambda(self.eta, xq.shape[0], generator=self.generator, dtype=xq.dtype).to(xq.device)
+        lam_x = lam.reshape((-1,) + (1,) * (xq.dim() - 1))
+        x_mixed = mixing.mix(xq, xq[perm], lam_x)
+        y_mixed = mixing.mix(yq, yq[perm], lam.reshape(-1, 1).to(yq.dtype))
+        return replace(
+            task,
+            X=torch.cat([task.X, x_mixed]),
+            Y=torch.cat([task.Y, y_mixed]),
+            num_mixed=task.num_mixed + xq.shape[0],
+        )
+
+    def sample_iteration(self) -> list[Task]:
+        """The tasks of a new meta-iteration, each with MetaMix query points appended."""
+        return [self.augment(task) for task in self._inner_iteration()]

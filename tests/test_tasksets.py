@@ -1,0 +1,241 @@
+"""TaskMix / MetaMix wrappers: behaviour, provenance, determinism and bad input."""
+import math
+
+import pytest
+import torch
+
+from l2l_taskmix import BatchTaskset, MetaMix, Task, TaskMix, mixing
+
+
+def make_tasksets(num_tasks=4, n=40, dim=6, support=5, classes=(3, 4, 2, 5), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for k in range(num_tasks):
+        c = classes[k % len(classes)]
+        x = torch.randn(n, dim, generator=g) + k
+        y = torch.arange(n) % c
+        out.append(BatchTaskset(x, y, support=support, num_classes=max(classes), generator=g, name=f"t{k}"))
+    return out
+
+
+def test_iteration_is_real_tasks_then_synthetic_ones():
+    tm = TaskMix(make_tasksets(), seed=0)
+    tasks = tm.sample_iteration()
+    assert len(tasks) == 8 == len(tm)
+    assert all(t.source is None for t in tasks[:4])
+    assert all(t.source is not None for t in tasks[4:])
+    for t in tasks:
+        assert t.Y.dtype == torch.float32 and t.Y.shape == (10, 5)
+        assert torch.allclose(t.Y.sum(1), torch.ones(10))
+
+
+def test_synthetic_task_is_the_mix_of_its_sources_with_one_lambda():
+    tasks = TaskMix(make_tasksets(), num_tasks=6, seed=3).sample_iteration()
+    assert len(tasks) == 10
+    for t in tasks[4:]:
+        i, j, lam = t.source
+        assert i != j and 0 <= lam <= 1
+        a, b = tasks[i], tasks[j]
+        assert torch.allclose(t.X, lam * a.X + (1 - lam) * b.X, atol=1e-6)
+        assert torch.allclose(t.Y, lam * a.Y + (1 - lam) * b.Y, atol=1e-6)
+        # support and query parts share the same lambda
+        (xs, _), (xq, _) = t.support, t.query
+        assert torch.allclose(xs, lam * a.support[0] + (1 - lam) * b.support[0], atol=1e-6)
+        assert torch.allclose(xq, lam * a.query[0] + (1 - lam) * b.query[0], atol=1e-6)
+
+
+def test_num_tasks_zero_reproduces_the_wrapped_tasksets_exactly():
+    direct = make_tasksets(seed=7)
+    wrapped = TaskMix(make_tasksets(seed=7), num_tasks=0, seed=123)
+    for _ in range(3):
+        expected = [ts.sample() for ts in direct]
+        got = wrapped.sample_iteration()
+        assert len(got) == len(expected)
+        for e, t in zip(expected, got):
+            assert torch.equal(e.X, t.X) and torch.equal(e.Y, t.Y) and t.source is None
+
+
+def test_fixed_seed_gives_identical_iterations_and_other_seed_differs():
+    a = TaskMix(make_tasksets(seed=1), seed=5).sample_iteration()
+    b = TaskMix(make_tasksets(seed=1), seed=5).sample_iteration()
+    c = TaskMix(make_tasksets(seed=1), seed=6).sample_iteration()
+    assert all(torch.equal(x.X, y.X) and x.source == y.source for x, y in zip(a, b))
+    assert any(x.source != y.source for x, y in zip(a[4:], c[4:]))
+
+
+def test_sample_streams_iterations_like_a_taskset():
+    tm = TaskMix(make_tasksets(seed=2), seed=0)
+    reference = TaskMix(make_tasksets(seed=2), seed=0).sample_iteration()
+    streamed = [tm.sample() for _ in range(8)]
+    assert all(torch.equal(s.X, r.X) for s, r in zip(streamed, reference))
+    X, Y = tm[0]  # indexing gives a task that unpacks learn2learn-style
+    assert X.shape == (10, 6) and Y.shape == (10, 5)
+    assert len(list(iter(tm))) == 8
+
+
+def test_single_taskset_uses_meta_batch_size():
+    (ts,) = make_tasksets(num_tasks=1)
+    tm = TaskMix(ts, meta_batch_size=3, seed=0)
+    assert len(tm) == 6 and len(tm.sample_iteration()) == 6
+
+
+def test_wraps_plain_xy_samplers_and_infers_classes():
+    class Sampler:  # a learn2learn-like taskset: sample() -> (X, y), support first half
+        def __init__(self, seed):
+            self.g = torch.Generator().manual_seed(seed)
+
+        def sample(self):
+            return torch.randn(8, 3, generator=self.g), torch.randint(0, 4, (8,), generator=self.g)
+
+    tm = TaskMix([Sampler(0), Sampler(1)], num_classes=4, seed=0)
+    tasks = tm.sample_iteration()
+    assert [t.num_support for t in tasks] == [4] * 4
+    assert tasks[0].Y.shape == (8, 4)
+
+
+def test_metamix_appends_mixed_query_points():
+    base = MetaMix(make_tasksets(seed=4), eta=0.5, seed=0)
+    tasks = base.sample_iteration()
+    assert len(tasks) == 4 == len(base)
+    for t in tasks:
+        assert t.num_support == 5 and t.num_mixed == 5 and t.X.shape[0] == 15
+        xq, yq = t.X[5:10], t.Y[5:10]
+        mixed_x, mixed_y = t.X[10:], t.Y[10:]
+        # each mixed point is on a segment between two query points of the same task
+        for m, my in zip(mixed_x, mixed_y):
+            found = False
+            for p in range(5):
+                for q in range(5):
+                    d = xq[p] - xq[q]
+                    lam = ((m - xq[q]) @ d) / (d @ d) if d.norm() > 0 else torch.tensor(1.0)
+                    if 0 <= lam <= 1 and torch.allclose(m, xq[q] + lam * d, atol=1e-5) and torch.allclose(
+                        my, yq[q] + lam * (yq[p] - yq[q]), atol=1e-5
+                    ):
+                        found = True
+            assert found
+        assert torch.allclose(t.Y.sum(1), torch.ones(15))
+
+
+def test_combined_orders_both_work():
+    combined = MetaMix(TaskMix(make_tasksets(), seed=0), seed=1)
+    tasks = combined.sample_iteration()
+    assert len(tasks) == 8 == len(combined)
+    assert all(t.num_mixed == 5 for t in tasks) and sum(t.source is not None for t in tasks) == 4
+    other = TaskMix(MetaMix(make_tasksets(), seed=1), seed=0)
+    tasks = other.sample_iteration()
+    assert len(tasks) == 8 == len(other)
+    assert all(t.X.shape == (15, 6) for t in tasks)
+
+
+def test_learn2learn_taskset_is_wrapped():
+    import learn2learn as l2l
+
+    g = torch.Generator().manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(60, 4, generator=g), torch.arange(60) % 6)
+    meta = l2l.data.MetaDataset(data)
+    transforms = [l2l.data.transforms.NWays(meta, 3), l2l.data.transforms.KShots(meta, 4),
+                  l2l.data.transforms.LoadData(meta)]
+    taskset = l2l.data.Taskset(meta, task_transforms=transforms, num_tasks=-1)
+    tm = TaskMix(taskset, meta_batch_size=4, seed=0)
+    assert tm.num_classes == 6  # inferred from the MetaDataset's labels
+    tasks = tm.sample_iteration()
+    assert len(tasks) == 8
+    assert all(t.X.shape == (12, 4) and t.Y.shape == (12, 6) for t in tasks)
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("eta", [0, -0.5, math.nan, math.inf])
+def test_bad_eta(eta):
+    with pytest.raises(ValueError, match="eta"):
+        TaskMix(make_tasksets(), eta=eta)
+    with pytest.raises(ValueError, match="eta"):
+        MetaMix(make_tasksets(), eta=eta)
+
+
+@pytest.mark.parametrize("n", [-1, 1.5])
+def test_bad_num_tasks(n):
+    with pytest.raises(ValueError, match="num_tasks"):
+        TaskMix(make_tasksets(), num_tasks=n)
+
+
+def test_fewer_than_two_tasks_to_mix():
+    (ts,) = make_tasksets(num_tasks=1)
+    with pytest.raises(ValueError, match="at least two tasks"):
+        TaskMix([ts], seed=0).sample_iteration()
+    assert len(TaskMix([ts], num_tasks=0, seed=0).sample_iteration()) == 1
+
+
+def test_feature_shapes_that_differ():
+    ts = make_tasksets(num_tasks=2)
+    ts.append(BatchTaskset(torch.randn(40, 7), torch.arange(40) % 3, support=5, num_classes=5, seed=0))
+    with pytest.raises(ValueError, match="equal batch shapes.*task 2"):
+        TaskMix(ts, seed=0).sample_iteration()
+
+
+def test_label_outside_num_classes():
+    with pytest.raises(ValueError, match="label 4 is outside num_classes=3"):
+        BatchTaskset(torch.randn(10, 2), torch.arange(10) % 5, num_classes=3)
+
+    class Sampler:
+        def sample(self):
+            return torch.randn(4, 2), torch.tensor([0, 1, 2, 9])
+
+    with pytest.raises(ValueError, match="label 9 is outside num_classes=5"):
+        TaskMix([Sampler(), Sampler()], num_classes=5, seed=0).sample_iteration()
+
+
+def test_nan_or_infinite_features():
+    x = torch.randn(10, 2)
+    x[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        BatchTaskset(x, torch.arange(10) % 2)
+
+    class Sampler:
+        def sample(self):
+            return torch.tensor([[1.0], [float("inf")]]), torch.tensor([0, 1])
+
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        TaskMix([Sampler(), Sampler()], num_classes=2, seed=0).sample_iteration()
+
+
+def test_empty_and_one_class_tasks():
+    with pytest.raises(ValueError, match="empty"):
+        BatchTaskset(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="fewer than two classes"):
+        BatchTaskset(torch.randn(5, 3), torch.zeros(5, dtype=torch.long))
+
+    class Empty:
+        def sample(self):
+            return torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)
+
+    with pytest.raises(ValueError, match="empty"):
+        TaskMix([Empty(), Empty()], num_classes=2, seed=0).sample_iteration()
+
+
+def test_not_a_taskset():
+    with pytest.raises(TypeError, match="sample"):
+        TaskMix([object(), object()])
+    with pytest.raises(ValueError, match="no tasksets"):
+        TaskMix([])
+
+
+def test_generator_and_seed_are_exclusive():
+    with pytest.raises(ValueError, match="either generator or seed"):
+        TaskMix(make_tasksets(), generator=torch.Generator(), seed=1)
+
+
+def test_global_seed_makes_default_generator_repeat():
+    torch.manual_seed(11)
+    a = TaskMix(make_tasksets()).sample_iteration()
+    torch.manual_seed(11)
+    b = TaskMix(make_tasksets()).sample_iteration()
+    assert [t.source for t in a] == [t.source for t in b]
+
+
+def test_task_helpers():
+    t = Task(X=torch.arange(6.0).reshape(6, 1), Y=mixing.one_hot(torch.tensor([0, 1] * 3), 2), num_support=2)
+    assert t.support[0].shape[0] == 2 and t.query[0].shape[0] == 4
+    assert not t.is_synthetic
+    assert t.to(torch.float64).X.dtype == torch.float64
