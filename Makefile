@@ -1,0 +1,26 @@
+# Each target sets up what it needs on first use (scripts/setup.sh is idempotent).
+PY := .venv/bin/python
+SETUP := bash scripts/setup.sh
+
+.PHONY: setup test test-fast benchmark stats speed examples clean
+
+setup:
+	$(SETUP)
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+benchmark: setup
+	.venv/bin/l2l-taskmix benchmark --dataset mtop-long --out runs/mtop-long
+
+stats: setup
+	.venv/bin/l2l-taskmix stats --dataset mtop-long
+
+speed: setup
+	$(PY) benchmarks/speed.py
+
+clean:
+	rm -rf .venv .pytest_cache .hypothesis *.egg-info
