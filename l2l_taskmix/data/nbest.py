@@ -1,0 +1,427 @@
+"""N-best call-centre data: a task-table format, its loader, and a simulated N-best generator.
+
+**Format** (JSONL, one object per line, or CSV with a header), one row per utterance:
+
+============  =================================================================================
+column        meaning
+============  =================================================================================
+``task``      task name (a call-centre application, a month, ...); required
+``intent``    intent label; required
+``text``      the utterance, **or**
+``hypotheses``  a list of up to N ASR hypotheses, best first (in CSV: a JSON list, e.g.
+              ``["book a table", "book a cable"]``)
+``order``     optional; a number or a timestamp (ISO 8601). A task's time is the earliest
+              ``order`` of its rows; tasks are sorted oldest first. Without the column, tasks
+              keep the order in which they first appear in the file.
+============  =================================================================================
+
+Other columns are ignored. Hypotheses are joined the N-Best-ASR-Transformer way, concatenated
+with the encoder tokenizer's separator (XLM-R: ``</s></s>``, its ``sep_token`` twice): pass the
+encoder (or its ``sep`` string) as ``encoder_sep``. A table with only ``text`` is the generic
+format for a user's own intent tasks.
+
+Meta-train / meta-test follow chronology: the ``num_train`` oldest tasks train (the paper: 7 of
+11), the newest test.
+
+:func:`make_nbest` turns any intent dataset (by default the bundled MTOP sample, English, one
+task per domain) into such a file with simulated ASR confusions (word drops, substitutions,
+near-homophone spellings), deterministic by seed; ``python -m l2l_taskmix.data.nbest --nbest 5
+--out nbest.jsonl`` does the same from the shell.
+
+Example::
+
+    >>> import numpy as np
+    >>> from l2l_taskmix.data import join_hypotheses, simulate_nbest
+    >>> join_hypotheses(["set an alarm", "set an alarm for"], sep="</s></s>")
+    'set an alarm </s></s> set an alarm for'
+    >>> hyps = simulate_nbest("wake me up at seven", 3, np.random.default_rng(0))
+    >>> len(hyps), hyps[0] != hyps[1]
+    (3, True)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .tasks import IntentTask, MetaSplit, assign_tasks, atomic_write_text, filter_classes
+
+__all__ = [
+    "XLMR_SEP",
+    "join_hypotheses",
+    "read_task_table",
+    "load_nbest",
+    "simulate_nbest",
+    "make_nbest",
+    "main",
+]
+
+XLMR_SEP = "</s></s>"
+
+
+def _resolve_sep(encoder_sep: Any) -> str:
+    if encoder_sep is None:
+        return XLMR_SEP
+    if isinstance(encoder_sep, str):
+        return encoder_sep
+    sep = getattr(encoder_sep, "sep", None)
+    if not isinstance(sep, str):
+        raise TypeError("encoder_sep must be a string or an encoder with a .sep string")
+    return sep
+
+
+def join_hypotheses(hypotheses: Sequence[str], sep: Any = None, nbest: int | None = None) -> str:
+    """Join ASR hypotheses (best first) with the separator: ``"h1 </s></s> h2"``.
+
+    ``sep`` is a string or an encoder (its ``.sep``); ``None`` means XLM-R's ``</s></s>``.
+    Only the first ``nbest`` hypotheses are used when given; blank hypotheses are skipped.
+    """
+    if isinstance(hypotheses, str) or not isinstance(hypotheses, (list, tuple)) or not all(
+        isinstance(h, str) for h in hypotheses
+    ):
+        raise ValueError(f"hypotheses must be a list of strings, got {hypotheses!r}")
+    if nbest is not None:
+        if nbest < 1:
+            raise ValueError(f"nbest must be >= 1, got {nbest}")
+        hypotheses = hypotheses[:nbest]
+    hyps = [h.strip() for h in hypotheses if h.strip()]
+    if not hyps:
+        raise ValueError("hypotheses is empty (no non-blank hypothesis)")
+    return f" {_resolve_sep(sep)} ".join(hyps)
+
+
+def _records(path: Path) -> list[tuple[int, dict]]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        out = []
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                if not isinstance(obj, dict):
+                    raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
+                out.append((lineno, obj))
+        return out
+    if suffix in (".csv", ".tsv"):
+        df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
+                         keep_default_na=False)
+        out = []
+        for i, rec in enumerate(df.to_dict("records")):
+            rec = {k: v for k, v in rec.items() if v != ""}
+            if "hypotheses" in rec:
+                try:
+                    rec["hypotheses"] = json.loads(rec["hypotheses"])
+                except json.JSONDecodeError:
+                    raise ValueError(
+                        f"{path}:{i + 2}: hypotheses must be a JSON list of strings, got "
+                        f"{rec['hypotheses']!r}"
+                    ) from None
+            out.append((i + 2, rec))
+        return out
+    raise ValueError(f"{path}: unknown task-table format {suffix!r} (use .jsonl or .csv)")
+
+
+def _parse_orders(values: list, path: Path) -> list[float]:
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        pass
+    try:
+        ts = pd.to_datetime(pd.Series([str(v) for v in values]), utc=True, format="ISO8601")
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: order must be numbers or ISO timestamps ({e})") from None
+    return [t.value / 1e9 for t in ts]
+
+
+def read_task_table(path: str | Path, encoder_sep: Any = None,
+                    nbest: int | None = None) -> pd.DataFrame:
+    """Read a task table (JSONL/CSV, see the module doc) into a frame.
+
+    Returns columns ``task, intent, text, num_hypotheses, order, line``: ``text`` holds the
+    utterance or the joined hypotheses, ``order`` is a float (NaN without the column).
+
+    Raises:
+        FileNotFoundError: missing file. ValueError: a bad row (names file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"task table {path} does not exist")
+    sep = _resolve_sep(encoder_sep)
+    rows = []
+    for lineno, rec in _records(path):
+        where = f"{path}:{lineno}"
+        for key in ("task", "intent"):
+            if not isinstance(rec.get(key), (str, int)) or str(rec.get(key)).strip() == "":
+                raise ValueError(f"{where}: missing or empty {key!r}")
+        has_text, has_hyps = "text" in rec, "hypotheses" in rec
+        if has_text == has_hyps:
+            raise ValueError(f"{where}: give exactly one of 'text' or 'hypotheses'")
+        if has_hyps:
+            hyps = rec["hypotheses"]
+            if not isinstance(hyps, list) or not all(isinstance(h, str) for h in hyps):
+                raise ValueError(f"{where}: hypotheses must be a list of strings, got {hyps!r}")
+            try:
+                text = join_hypotheses(hyps, sep, nbest)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+            n = min(len([h for h in hyps if h.strip()]), nbest or len(hyps))
+        else:
+            text = rec["text"]
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{where}: empty utterance")
+            n = 1
+        rows.append({"task": str(rec["task"]).strip(), "intent": str(rec["intent"]).strip(),
+                     "text": text, "num_hypotheses": n, "order": rec.get("order"),
+                     "line": lineno})
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    df = pd.DataFrame(rows)
+    present = df["order"].notna()
+    if present.any():
+        if not present.all():
+            bad = df.loc[~present, "line"].tolist()[:5]
+            raise ValueError(f"{path}: 'order' missing on lines {bad} (give it on every row)")
+        df["order"] = _parse_orders(df["order"].tolist(), path)
+    else:
+        df["order"] = math.nan
+    return df
+
+
+def load_nbest(
+    path: str | Path,
+    encoder_sep: Any = None,
+    num_train: int = 7,
+    *,
+    nbest: int | None = None,
+    min_class_count: int = 1,
+    train_tasks: Sequence[str] | None = None,
+    test_tasks: Sequence[str] | None = None,
+) -> MetaSplit:
+    """Load a task table as a chronological :class:`MetaSplit`.
+
+    Args:
+        path: ``.jsonl`` or ``.csv`` task table.
+        encoder_sep: separator for N-best hypotheses: a string or an encoder (``.sep``);
+            ``None`` means XLM-R's ``</s></s>``.
+        num_train: the oldest ``num_train`` tasks meta-train, the rest meta-test (paper: 7).
+        nbest: use at most this many hypotheses per utterance.
+        min_class_count: drop classes with fewer examples in their task (1 keeps all).
+        train_tasks, test_tasks: task names to fix the split by hand instead.
+
+    Example::
+
+        >>> import tempfile, os, json
+        >>> d = tempfile.mkdtemp(); p = os.path.join(d, "calls.jsonl")
+        >>> rows = [{"task": t, "intent": y, "hypotheses": [f"{y} {i}", f"{y} {i}x"], "order": o}
+        ...         for o, t in enumerate(["jan", "feb", "mar"]) for y in "AB" for i in range(2)]
+        >>> _ = open(p, "w").write("\\n".join(json.dumps(r) for r in rows))
+        >>> split = load_nbest(p, encoder_sep="</s></s>", num_train=2)
+        >>> [t.name for t in split.train], [t.name for t in split.test]
+        (['jan', 'feb'], ['mar'])
+        >>> split.train[0].texts[0]
+        'A 0 </s></s> A 0x'
+    """
+    df = read_task_table(path, encoder_sep, nbest)
+    chronological = df["order"].notna().all()
+    first_seen = df.groupby("task", sort=False)["line"].min()
+    if chronological:
+        when = df.groupby("task", sort=False)["order"].min()
+        keys = sorted(first_seen.index, key=lambda t: (when[t], first_seen[t]))
+    else:
+        keys = list(first_seen.sort_values().index)
+    tasks = []
+    for rank, name in enumerate(keys):
+        g = df[df["task"] == name]
+        meta = {"rank": rank, "order": float(g["order"].min()) if chronological else None,
+                "mean_hypotheses": float(g["num_hypotheses"].mean())}
+        tasks.append(IntentTask(name, g["text"].tolist(), g["intent"].tolist(), meta))
+    kept, dropped_classes, dropped_tasks = filter_classes(tasks, min_class_count)
+    order = [t.name for t in kept]
+    train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order)
+    info = {
+        "dataset": "nbest",
+        "path": str(path),
+        "separator": _resolve_sep(encoder_sep),
+        "nbest": nbest,
+        "chronology": "order column" if chronological else "first appearance in file",
+        "task_order": order,
+        "min_class_count": int(min_class_count),
+        "num_train": len(train),
+        "num_test": len(test),
+        "train_tasks": [t.name for t in train],
+        "test_tasks": [t.name for t in test],
+        "assignment": "given" if (train_tasks or test_tasks) else "oldest tasks train",
+        "dropped_classes": dropped_classes,
+        "dropped_tasks": dropped_tasks,
+    }
+    return MetaSplit(train, test, info)
+
+
+# --------------------------------------------------------------------------- simulation
+
+# Near-homophone spellings (Latin script), applied in either direction.
+_SOUNDALIKE = [("ph", "f"), ("ck", "k"), ("c", "k"), ("s", "z"), ("ee", "ea"), ("ou", "ow"),
+               ("y", "i"), ("w", "v"), ("th", "t"), ("tion", "shun"), ("er", "a"),
+               ("ei", "ie"), ("mm", "m"), ("ll", "l"), ("tt", "t"), ("ss", "s"), ("qu", "kw")]
+
+
+def _soundalike(word: str, rng: np.random.Generator, vocab: Sequence[str]) -> str:
+    lower = word.lower()
+    options = [(a, b) for a, b in _SOUNDALIKE if a in lower] + \
+              [(b, a) for a, b in _SOUNDALIKE if b in lower and len(b) > 1]
+    if options:
+        a, b = options[int(rng.integers(len(options)))]
+        i = lower.index(a)
+        return word[:i] + b + word[i + len(a):]
+    # Any script: a vocabulary word that starts alike and has about the same length.
+    alike = [v for v in vocab if v != word and v[:2] == word[:2] and abs(len(v) - len(word)) <= 2]
+    if alike:
+        return alike[int(rng.integers(len(alike)))]
+    if len(word) > 1:  # drop one character (a clipped sound)
+        i = int(rng.integers(len(word)))
+        return word[:i] + word[i + 1:]
+    return word + word
+
+
+def _corrupt(words: list[str], rate: float, rng: np.random.Generator,
+             vocab: Sequence[str]) -> list[str]:
+    out = []
+    for w in words:
+        u = rng.random()
+        if u < rate * 0.3:  # word drop
+            continue
+        if u < rate * 0.6 and vocab:  # substitution by another word of the task
+            out.append(vocab[int(rng.integers(len(vocab)))])
+        elif u < rate:  # near-homophone spelling
+            out.append(_soundalike(w, rng, vocab))
+        else:
+            out.append(w)
+    if not out:
+        out = [words[int(rng.integers(len(words)))]]
+    return out
+
+
+def simulate_nbest(text: str, nbest: int, rng: np.random.Generator,
+                   vocab: Sequence[str] = (), word_error_rate: float = 0.15) -> list[str]:
+    """``nbest`` distinct-where-possible ASR-like hypotheses of ``text``, best first.
+
+    Hypothesis ``r`` (0-based) corrupts each word with probability
+    ``word_error_rate * (1 + r / 2)``: 30% drops, 30% substitutions by a ``vocab`` word,
+    40% near-homophone spellings.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("empty utterance")
+    if nbest < 1:
+        raise ValueError(f"nbest must be >= 1, got {nbest}")
+    if not 0.0 <= word_error_rate <= 1.0:
+        raise ValueError(f"word_error_rate must be in [0, 1], got {word_error_rate}")
+    words = text.split()
+    hyps: list[str] = []
+    for r in range(nbest):
+        rate = min(1.0, word_error_rate * (1 + r / 2))
+        for attempt in range(20):
+            # rate 0 reproduces the text; later attempts raise it to find a new hypothesis
+            h = " ".join(_corrupt(words, min(1.0, rate + 0.05 * attempt), rng, vocab))
+            if h not in hyps:
+                break
+        hyps.append(h)
+    return hyps
+
+
+def _source_tasks(source: Any, languages: Sequence[str] | None, seed) -> list[IntentTask]:
+    if source is None or isinstance(source, (str, Path)):
+        from .mtop import load_mtop, mtop_tasks
+
+        df = load_mtop(source, languages=languages if languages is not None else ["en"])
+        tasks = mtop_tasks(df, ("domain",))
+        rng = np.random.default_rng(seed)
+        return [tasks[i] for i in rng.permutation(len(tasks))]  # a seeded "chronology"
+    if isinstance(source, MetaSplit):
+        return source.tasks
+    if isinstance(source, pd.DataFrame):
+        missing = {"task", "intent", "text"} - set(source.columns)
+        if missing:
+            raise ValueError(f"source frame lacks columns {sorted(missing)}")
+        return [IntentTask(str(k), g["text"].tolist(), g["intent"].tolist())
+                for k, g in source.groupby("task", sort=False)]
+    tasks = list(source)
+    if not tasks or not all(isinstance(t, IntentTask) for t in tasks):
+        raise ValueError("source must be None, an MTOP folder, a MetaSplit, a list of "
+                         "IntentTask or a frame with task/intent/text")
+    return tasks
+
+
+def make_nbest(
+    out_path: str | Path,
+    source: Any = None,
+    nbest: int = 5,
+    seed: int = 0,
+    *,
+    word_error_rate: float = 0.15,
+    languages: Sequence[str] | None = None,
+) -> Path:
+    """Write a simulated N-best task table (JSONL or CSV by ``out_path``'s suffix).
+
+    Args:
+        out_path: ``.jsonl`` or ``.csv`` file, written atomically.
+        source: ``None`` (bundled MTOP sample) or an MTOP folder: one task per domain of
+            ``languages`` (default ``["en"]``), in a seeded order; or a :class:`MetaSplit`
+            (meta-train tasks first), a list of :class:`IntentTask`, or a frame with
+            ``task, intent, text``. ``order`` is the task's position, so chronology keeps it.
+        nbest: hypotheses per utterance.
+        seed: int or ``numpy.random.Generator``; same seed, same file.
+        word_error_rate: per-word corruption rate of the best hypothesis (grows with rank).
+
+    Rows: ``task, intent, hypotheses, order, reference`` (``reference`` is the clean text).
+    """
+    out_path = Path(out_path)
+    if out_path.suffix.lower() not in (".jsonl", ".csv"):
+        raise ValueError(f"out_path must end in .jsonl or .csv, got {out_path.name!r}")
+    if isinstance(nbest, bool) or not isinstance(nbest, (int, np.integer)) or nbest < 1:
+        raise ValueError(f"nbest must be a positive integer, got {nbest!r}")
+    rng = np.random.default_rng(seed)
+    tasks = _source_tasks(source, languages, rng)
+    rows = []
+    for rank, task in enumerate(tasks):
+        vocab = sorted({w for t in task.texts for w in t.split()})
+        for text, intent in zip(task.texts, task.intents):
+            hyps = simulate_nbest(text, nbest, rng, vocab, word_error_rate)
+            rows.append({"task": task.name, "intent": intent, "hypotheses": hyps,
+                         "order": rank, "reference": text})
+    if out_path.suffix.lower() == ".jsonl":
+        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    else:
+        frame = pd.DataFrame(rows)
+        frame["hypotheses"] = [json.dumps(h, ensure_ascii=False) for h in frame["hypotheses"]]
+        body = frame.to_csv(index=False)
+    return atomic_write_text(out_path, body)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m l2l_taskmix.data.nbest --out nbest.jsonl --nbest 5 --seed 0``."""
+    p = argparse.ArgumentParser(prog="python -m l2l_taskmix.data.nbest",
+                                description="Write a simulated N-best task table.")
+    p.add_argument("--out", required=True, help=".jsonl or .csv file to write")
+    p.add_argument("--nbest", type=int, default=5, help="hypotheses per utterance (5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--root", default=None, help="MTOP folder (default: bundled sample)")
+    p.add_argument("--languages", default="en", help="comma-separated (default: en)")
+    p.add_argument("--word-error-rate", type=float, default=0.15)
+    a = p.parse_args(argv)
+    path = make_nbest(a.out, a.root, a.nbest, a.seed, word_error_rate=a.word_error_rate,
+                      languages=a.languages.split(","))
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,252 @@
+"""Raw-text tasks and meta-train / meta-test splits.
+
+An :class:`IntentTask` is one task of raw utterances (a domain, a domain x language subset, or a
+call-centre task); a :class:`MetaSplit` holds the meta-training and meta-testing tasks plus what
+the builder did (thresholds, seed, dropped classes and tasks), JSON-serializable so a run can
+write it next to its results.
+
+Example::
+
+    >>> from l2l_taskmix.data import IntentTask, MetaSplit
+    >>> a = IntentTask("alarm", ["wake me at 7", "stop the alarm"], ["SET", "STOP"])
+    >>> b = IntentTask("timer", ["timer for 5 min", "pause timer"], ["SET", "PAUSE"])
+    >>> split = MetaSplit([a], [b], {"seed": 0})
+    >>> a.classes, len(b)
+    (['SET', 'STOP'], 2)
+    >>> split.to_dict()["test_tasks"]
+    ['timer']
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["IntentTask", "MetaSplit", "filter_classes", "assign_tasks", "atomic_write_text"]
+
+
+@dataclass
+class IntentTask:
+    """One task of raw utterances.
+
+    Attributes:
+        name: unique task name (``"alarm"``, ``"alarm/de"``, ``"2023-05"``).
+        texts: utterances (N-best hypotheses already joined), one per example.
+        intents: intent label of each utterance.
+        meta: free-form, JSON-serializable facts (domain, language, order, ...).
+    """
+
+    name: str
+    texts: list[str]
+    intents: list[str]
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
+        self.texts = list(self.texts)
+        self.intents = list(self.intents)
+        if len(self.texts) != len(self.intents):
+            raise ValueError(
+                f"task {self.name!r}: {len(self.texts)} texts but {len(self.intents)} intents"
+            )
+        for i, (t, y) in enumerate(zip(self.texts, self.intents)):
+            if not isinstance(t, str) or not t.strip():
+                raise ValueError(f"task {self.name!r}: example {i} has an empty utterance")
+            if not isinstance(y, str) or not y:
+                raise ValueError(f"task {self.name!r}: example {i} has an empty intent")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted distinct intents; ``FeatureTask.y`` indexes this list."""
+        return sorted(set(self.intents))
+
+    def class_counts(self) -> dict[str, int]:
+        """``{intent: number of examples}``, sorted by intent."""
+        return dict(sorted(Counter(self.intents).items()))
+
+    def subset(self, index: Iterable[int], name: str | None = None) -> "IntentTask":
+        """A new task with the examples at ``index`` (e.g. from ``support_test_split``)."""
+        idx = [int(i) for i in index]
+        return IntentTask(
+            name or self.name,
+            [self.texts[i] for i in idx],
+            [self.intents[i] for i in idx],
+            dict(self.meta),
+        )
+
+
+@dataclass
+class MetaSplit:
+    """Meta-training and meta-testing tasks plus what the builder did.
+
+    Attributes:
+        train: meta-training tasks.
+        test: meta-testing tasks.
+        info: builder parameters, seed, dropped classes/tasks and why (JSON-serializable).
+    """
+
+    train: list[IntentTask]
+    test: list[IntentTask]
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tasks]
+        dup = sorted(n for n, c in Counter(names).items() if c > 1)
+        if dup:
+            raise ValueError(f"duplicate task names in split: {dup}")
+
+    @property
+    def tasks(self) -> list[IntentTask]:
+        """All tasks, meta-training first."""
+        return list(self.train) + list(self.test)
+
+    def task(self, name: str) -> IntentTask:
+        """The task called ``name`` (KeyError naming the known tasks otherwise)."""
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"no task {name!r}; tasks are {[t.name for t in self.tasks]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable record: task names per side, their sizes, and ``info``."""
+        return {
+            "train_tasks": [t.name for t in self.train],
+            "test_tasks": [t.name for t in self.test],
+            "num_examples": {t.name: len(t) for t in self.tasks},
+            "num_classes": {t.name: len(t.classes) for t in self.tasks},
+            "info": _jsonable(self.info),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_dict` as JSON, atomically. Returns the path."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def filter_classes(
+    tasks: Sequence[IntentTask], min_class_count: int
+) -> tuple[list[IntentTask], dict[str, dict[str, int]], dict[str, str]]:
+    """Keep classes with at least ``min_class_count`` examples in their task.
+
+    Tasks left with fewer than two classes are dropped with a warning that names them.
+
+    Returns:
+        ``(kept_tasks, dropped_classes, dropped_tasks)`` where ``dropped_classes`` maps a task
+        name to ``{intent: count}`` of its removed classes and ``dropped_tasks`` maps a task
+        name to the reason it was removed.
+    """
+    if isinstance(min_class_count, bool) or not isinstance(min_class_count, (int, np.integer)):
+        raise ValueError(f"min_class_count must be an integer, got {min_class_count!r}")
+    if min_class_count < 1:
+        raise ValueError(f"min_class_count must be >= 1, got {min_class_count}")
+    kept, dropped_classes, dropped_tasks = [], {}, {}
+    for task in tasks:
+        counts = task.class_counts()
+        small = {c: n for c, n in counts.items() if n < min_class_count}
+        if small:
+            dropped_classes[task.name] = small
+        keep = [i for i, y in enumerate(task.intents) if y not in small]
+        left = len(counts) - len(small)
+        if left < 2:
+            dropped_tasks[task.name] = (
+                f"{left} class(es) left with >= {min_class_count} examples (need 2)"
+            )
+            continue
+        kept.append(task.subset(keep) if small else task)
+    if dropped_tasks:
+        warnings.warn(
+            "dropped tasks with fewer than two classes: "
+            + "; ".join(f"{k}: {v}" for k, v in dropped_tasks.items()),
+            stacklevel=3,
+        )
+    return kept, dropped_classes, dropped_tasks
+
+
+def assign_tasks(
+    tasks: Sequence[IntentTask],
+    num_train: int,
+    train_tasks: Sequence[str] | None = None,
+    test_tasks: Sequence[str] | None = None,
+    order: Sequence[str] | None = None,
+) -> tuple[list[IntentTask], list[IntentTask]]:
+    """Split ``tasks`` into meta-train and meta-test.
+
+    With ``train_tasks``/``test_tasks`` (names) the caller decides: a name not among ``tasks``
+    is a ValueError; a side left ``None`` gets the remaining tasks. Otherwise the first
+    ``num_train`` names of ``order`` (a seeded permutation, or chronology) train and the rest test.
+    """
+    by_name = {t.name: t for t in tasks}
+    if train_tasks is not None or test_tasks is not None:
+        for side, names in (("train_tasks", train_tasks), ("test_tasks", test_tasks)):
+            if names is None:
+                continue
+            if isinstance(names, str):
+                raise ValueError(f"{side} must be a list of task names, not a string")
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise ValueError(
+                    f"{side} names tasks that do not exist (or were dropped): {missing}; "
+                    f"available: {sorted(by_name)}"
+                )
+        if train_tasks is not None and test_tasks is not None:
+            both = sorted(set(train_tasks) & set(test_tasks))
+            if both:
+                raise ValueError(f"tasks on both sides of the split: {both}")
+        if train_tasks is None:
+            train_tasks = [n for n in by_name if n not in set(test_tasks)]
+        if test_tasks is None:
+            test_tasks = [n for n in by_name if n not in set(train_tasks)]
+        train = [by_name[n] for n in train_tasks]
+        test = [by_name[n] for n in test_tasks]
+    else:
+        if isinstance(num_train, bool) or not isinstance(num_train, (int, np.integer)):
+            raise ValueError(f"num_train must be an integer, got {num_train!r}")
+        if not 1 <= num_train < len(tasks):
+            raise ValueError(
+                f"num_train={num_train} but there are {len(tasks)} tasks: need at least one "
+                "task on each side (pass a smaller num_train, or train_tasks/test_tasks)"
+            )
+        order = list(order) if order is not None else list(by_name)
+        train = [by_name[n] for n in order[:num_train]]
+        test = [by_name[n] for n in order[num_train:]]
+    if not train or not test:
+        raise ValueError("a meta-split needs at least one meta-training and one meta-test task")
+    return train, test
