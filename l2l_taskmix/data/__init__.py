@@ -7,7 +7,7 @@ Example::
 
     >>> from l2l_taskmix.data import build_mtop_long, task_stats
     >>> split = build_mtop_long()                 # the bundled MTOP sample
-    >>> task_stats(split).loc["all", "#tasks"]
+    >>> int(task_stats(split).loc["all", "#tasks"])
     11
 """
 from .mtop import (

@@ -10,8 +10,8 @@ Example::
     >>> a = IntentTask("a", ["x", "y", "z"], ["P", "Q", "Q"])
     >>> b = IntentTask("b", ["u", "v"], ["R", "S"])
     >>> table = task_stats(MetaSplit([a], [b]))
-    >>> table.loc["all"].tolist()
-    [2, 2.0, 2.5]
+    >>> int(table.loc["all", "#tasks"]), float(table.loc["all", "mean #examples"])
+    (2, 2.5)
     >>> per_task_stats([a, b])["#examples"].tolist()
     [3, 2]
 """

