@@ -154,6 +154,8 @@ class HFEncoder(Encoder):
             folder the key uses a fingerprint of its files instead.
         batch_size, progress: defaults for :meth:`encode`.
         sep: override the separator read from the tokenizer.
+        local_files_only: never contact the hub (also when ``HF_HUB_OFFLINE=1`` is set);
+            a name not already in the local Hugging Face cache then fails at once.
 
     Example (a real checkpoint needs hub access or a local copy)::
 
@@ -172,6 +174,7 @@ class HFEncoder(Encoder):
         batch_size: int = 32,
         progress: bool = True,
         sep: str | None = None,
+        local_files_only: bool = False,
     ) -> None:
         if pooling not in ("mean", "first"):
             raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
@@ -187,6 +190,7 @@ class HFEncoder(Encoder):
         self.progress = progress
         self._device = device
         self._sep = sep
+        self.local_files_only = bool(local_files_only)
         self._tokenizer = None
         self._model = None
         self._dim: int | None = None
@@ -197,6 +201,8 @@ class HFEncoder(Encoder):
 
         cls = getattr(transformers, cls_name)
         kwargs = {} if self.local or self.revision is None else {"revision": self.revision}
+        if self.local_files_only:
+            kwargs["local_files_only"] = True
         try:
             return cls.from_pretrained(self.name, **kwargs)
         except (OSError, ValueError) as e:

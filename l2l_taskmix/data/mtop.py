@@ -207,6 +207,12 @@ def _build(
     df = load_mtop(root, languages=languages, splits=splits)
     tasks = mtop_tasks(df, by=by)
     kept, dropped_classes, dropped_tasks = filter_classes(tasks, min_class_count)
+    if len(kept) < 2:
+        raise ValueError(
+            f"{kind}: min_class_count={min_class_count} leaves {len(kept)} tasks with two or more "
+            f"classes (of {len(tasks)}); lower the threshold (see MetaSplit.info of a run with a "
+            "lower one for what it drops)"
+        )
     if callable(num_train):
         num_train = num_train(len(kept))
     rng = np.random.default_rng(seed)

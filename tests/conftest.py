@@ -1,0 +1,38 @@
+"""Shared fixtures. Data-side fixtures are prefixed ``data_``."""
+import pytest
+
+
+def _build_tiny_xlmr(folder):
+    """A tiny random XLM-R (16-d) plus a tokenizer trained on the fly, saved with
+    ``save_pretrained`` so it loads through the same ``from_pretrained`` code as a real one."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    corpus = ["set an alarm for seven", "call mom please", "what is the weather today",
+              "play some music", "réveille-moi à sept heures", "llama a mamá"] * 10
+    tok.train_from_iterator(corpus, trainers.UnigramTrainer(
+        vocab_size=120, special_tokens=specials, unk_token="<unk>"))
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    fast = XLMRobertaTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+        cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    fast.save_pretrained(folder)
+    config = XLMRobertaConfig(
+        vocab_size=len(fast), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=80, pad_token_id=1, bos_token_id=0,
+        eos_token_id=2)
+    import torch
+
+    with torch.random.fork_rng():  # deterministic weights, global RNG left as it was
+        torch.manual_seed(0)
+        XLMRobertaModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def data_tiny_xlmr_dir(tmp_path_factory):
+    """Folder of a tiny random XLM-R model + tokenizer (hidden size 16)."""
+    return _build_tiny_xlmr(tmp_path_factory.mktemp("tiny-xlmr"))
