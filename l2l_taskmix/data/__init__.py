@@ -20,7 +20,7 @@ from .mtop import (
 )
 from .nbest import join_hypotheses, load_nbest, make_nbest, read_task_table, simulate_nbest
 from .splits import split_task, support_test_split
-from .stats import format_stats, per_task_stats, task_stats
+from .stats import dropped_stats, format_stats, per_task_stats, task_stats
 from .tasks import IntentTask, MetaSplit, assign_tasks, filter_classes
 
 __all__ = [
@@ -43,5 +43,6 @@ __all__ = [
     "split_task",
     "task_stats",
     "per_task_stats",
+    "dropped_stats",
     "format_stats",
 ]

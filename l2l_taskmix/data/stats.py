@@ -24,7 +24,7 @@ import pandas as pd
 
 from .tasks import MetaSplit
 
-__all__ = ["task_stats", "per_task_stats", "format_stats"]
+__all__ = ["task_stats", "per_task_stats", "dropped_stats", "format_stats"]
 
 
 def _labels(task: Any) -> list:
@@ -82,6 +82,29 @@ def task_stats(split_or_tasks: MetaSplit | Sequence) -> pd.DataFrame:
         index=[name for name, _ in groups],
     )
     return table
+
+
+def dropped_stats(split: MetaSplit) -> pd.DataFrame:
+    """What a builder removed and why: one row per dropped class (``task, intent, count``)
+    and per dropped task (``intent`` empty), from ``split.info``.
+
+    Example::
+
+        >>> from l2l_taskmix.data import build_mtop_long
+        >>> table = dropped_stats(build_mtop_long())
+        >>> list(table.columns), len(table)
+        (['task', 'intent', 'count', 'reason'], 31)
+    """
+    info = split.info if isinstance(split, MetaSplit) else dict(split)
+    threshold = info.get("min_class_count")
+    rows = []
+    for task, classes in (info.get("dropped_classes") or {}).items():
+        for intent, count in classes.items():
+            rows.append({"task": task, "intent": intent, "count": int(count),
+                         "reason": f"fewer than {threshold} examples"})
+    for task, reason in (info.get("dropped_tasks") or {}).items():
+        rows.append({"task": task, "intent": "", "count": None, "reason": f"task dropped: {reason}"})
+    return pd.DataFrame(rows, columns=["task", "intent", "count", "reason"])
 
 
 def format_stats(split_or_tasks: MetaSplit | Sequence, title: str | None = None,
