@@ -38,30 +38,31 @@ class FakeEncoder:
 
 def test_jsonl_hypotheses_joined_with_encoder_separator(tmp_path):
     p = write_jsonl(tmp_path / "c.jsonl", calls([1, 2, 3]))
-    split = load_nbest(p, encoder_sep=FakeEncoder(), num_train=2)
+    split = load_nbest(p, min_class_count=1, encoder_sep=FakeEncoder(), num_train=2)
     assert split.train[0].texts[0] == "billing jan 0 [SEP] billing jan0"
-    assert load_nbest(p, num_train=2).train[0].texts[0] == "billing jan 0 </s></s> billing jan0"
-    assert load_nbest(p, num_train=2, nbest=1).train[0].texts[0] == "billing jan 0"
+    assert load_nbest(p, min_class_count=1, num_train=2).train[0].texts[0] == \
+        "billing jan 0 </s></s> billing jan0"
+    assert load_nbest(p, min_class_count=1, num_train=2, nbest=1).train[0].texts[0] == "billing jan 0"
     assert split.info["separator"] == "[SEP]"
 
 
 def test_chronology_numbers_timestamps_and_file_order(tmp_path):
     # file order jan, feb, mar; orders say mar is oldest, then jan, then feb
     p = write_jsonl(tmp_path / "n.jsonl", calls([5, 9, 1]))
-    split = load_nbest(p, num_train=2)
+    split = load_nbest(p, min_class_count=1, num_train=2)
     assert [t.name for t in split.train] == ["mar", "jan"] and [t.name for t in split.test] == \
         ["feb"]
     p = write_jsonl(tmp_path / "t.jsonl",
                     calls(["2024-03-01T10:00:00Z", "2024-01-15", "2024-02-01 08:00"]))
     # jan's rows are stamped March, feb's January, mar's February
-    split = load_nbest(p, num_train=1)
+    split = load_nbest(p, min_class_count=1, num_train=1)
     assert [t.name for t in split.train] == ["feb"]
     assert [t.name for t in split.test] == ["mar", "jan"]
     rows = calls([0, 0, 0])
     for r in rows:
         del r["order"]
     p = write_jsonl(tmp_path / "f.jsonl", rows)
-    split = load_nbest(p, num_train=2)
+    split = load_nbest(p, min_class_count=1, num_train=2)
     assert [t.name for t in split.train] == ["jan", "feb"]
     assert split.info["chronology"] == "first appearance in file"
 
@@ -69,7 +70,7 @@ def test_chronology_numbers_timestamps_and_file_order(tmp_path):
 def test_task_time_is_its_earliest_row(tmp_path):
     rows = calls([10, 20, 30])
     rows[-1]["order"] = 0  # one early row makes 'mar' the oldest task
-    split = load_nbest(write_jsonl(tmp_path / "c.jsonl", rows), num_train=1)
+    split = load_nbest(write_jsonl(tmp_path / "c.jsonl", rows), num_train=1, min_class_count=1)
     assert [t.name for t in split.train] == ["mar"]
 
 
@@ -86,7 +87,7 @@ def test_csv_with_text_and_json_hypotheses(tmp_path):
     table = read_task_table(p, encoder_sep="|")
     assert table["text"].tolist() == ["hello there", "why | wy", "ex | eggs", "bye now"]
     assert table["num_hypotheses"].tolist() == [1, 2, 2, 1]
-    split = load_nbest(p, num_train=1)
+    split = load_nbest(p, min_class_count=1, num_train=1)
     assert (split.train[0].name, split.test[0].name) == ("a", "b")
 
 
@@ -129,13 +130,20 @@ def test_bad_files(tmp_path):
         read_task_table(write_jsonl(tmp_path / "o.jsonl", rows))
 
 
+def test_default_class_threshold_drops_small_classes(tmp_path):
+    p = write_jsonl(tmp_path / "c.jsonl", calls([1, 2, 3]))  # 3 examples per class
+    with pytest.warns(UserWarning, match="jan: 0 class"), \
+            pytest.raises(ValueError, match="num_train=1 but there are 0 tasks"):
+        load_nbest(p, num_train=1)
+
+
 def test_split_errors(tmp_path):
     p = write_jsonl(tmp_path / "c.jsonl", calls([1, 2, 3]))
     with pytest.raises(ValueError, match="num_train=7 but there are 3 tasks"):
-        load_nbest(p)  # the paper's 7 of 11 needs at least 8 tasks
+        load_nbest(p, min_class_count=1)  # the paper's 7 of 11 needs at least 8 tasks
     with pytest.raises(ValueError, match="do not exist.*'apr'"):
-        load_nbest(p, train_tasks=["jan", "apr"])
-    split = load_nbest(p, test_tasks=["jan"])
+        load_nbest(p, min_class_count=1, train_tasks=["jan", "apr"])
+    split = load_nbest(p, min_class_count=1, test_tasks=["jan"])
     assert [t.name for t in split.train] == ["feb", "mar"]
 
 
@@ -178,11 +186,11 @@ def test_make_nbest_from_tasks_roundtrip_and_determinism(tmp_path):
     rows = [json.loads(line) for line in p1.read_text().splitlines()]
     assert len(rows) == 48 and all(len(r["hypotheses"]) == 3 for r in rows)
     assert [r["order"] for r in rows[::12]] == [0, 1, 2, 3]
-    split = load_nbest(p1, num_train=3)
+    split = load_nbest(p1, min_class_count=1, num_train=3)
     assert [t.name for t in split.train] == ["t0", "t1", "t2"]
     assert split.test[0].texts[0].count("</s></s>") == 2
     csv = make_nbest(tmp_path / "a.csv", tasks, nbest=2, seed=5)
-    assert load_nbest(csv, num_train=3).to_dict()["num_examples"] == \
+    assert load_nbest(csv, min_class_count=1, num_train=3).to_dict()["num_examples"] == \
         {f"t{k}": 12 for k in range(4)}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.jsonl", "b.jsonl",
                                                           "c.jsonl"]  # no temp files
@@ -190,11 +198,14 @@ def test_make_nbest_from_tasks_roundtrip_and_determinism(tmp_path):
 
 def test_make_nbest_from_bundled_sample_and_table1(tmp_path):
     p = make_nbest(tmp_path / "nbest.jsonl", nbest=2, seed=0)  # bundled sample, English
-    split = load_nbest(p)
+    everything = load_nbest(p, min_class_count=1)
+    assert float(task_stats(everything).loc["all", "mean #examples"]) == \
+        pytest.approx(2096 / 11, abs=0.01)
+    split = load_nbest(p)  # default: classes with >= 6 examples (5 shots + 1 test)
     assert (len(split.train), len(split.test)) == (7, 4)
-    table = task_stats(split)
-    assert int(table.loc["all", "#tasks"]) == 11
-    assert float(table.loc["all", "mean #examples"]) == pytest.approx(2096 / 11, abs=0.01)
+    assert int(task_stats(split).loc["all", "#tasks"]) == 11
+    assert all(min(t.class_counts().values()) >= 6 for t in split.tasks)
+    assert split.info["dropped_classes"] and split.info["min_class_count"] == 6
     with pytest.raises(ValueError, match="nbest must be a positive integer"):
         make_nbest(tmp_path / "x.jsonl", nbest=0)
     with pytest.raises(ValueError, match=r"\.jsonl or \.csv"):
@@ -215,5 +226,5 @@ def test_make_nbest_from_metasplit_keeps_train_first(tmp_path):
          for n in "pqr"]
     split = MetaSplit([t[2], t[0]], [t[1]])
     p = make_nbest(tmp_path / "s.jsonl", split, nbest=2, seed=0)
-    again = load_nbest(p, num_train=2)
+    again = load_nbest(p, min_class_count=1, num_train=2)
     assert [x.name for x in again.train] == ["r", "p"] and again.test[0].name == "q"

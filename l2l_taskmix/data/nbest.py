@@ -21,7 +21,8 @@ encoder (or its ``sep`` string) as ``encoder_sep``. A table with only ``text`` i
 format for a user's own intent tasks.
 
 Meta-train / meta-test follow chronology: the ``num_train`` oldest tasks train (the paper: 7 of
-11), the newest test.
+11), the newest test. Classes with fewer than ``min_class_count`` (6) examples in their task are
+dropped (recorded in ``MetaSplit.info``).
 
 :func:`make_nbest` turns any intent dataset (by default the bundled MTOP sample, English, one
 task per domain) into such a file with simulated ASR confusions (word drops, substitutions,
@@ -202,7 +203,7 @@ def load_nbest(
     num_train: int = 7,
     *,
     nbest: int | None = None,
-    min_class_count: int = 1,
+    min_class_count: int = 6,
     train_tasks: Sequence[str] | None = None,
     test_tasks: Sequence[str] | None = None,
 ) -> MetaSplit:
@@ -214,7 +215,9 @@ def load_nbest(
             ``None`` means XLM-R's ``</s></s>``.
         num_train: the oldest ``num_train`` tasks meta-train, the rest meta-test (paper: 7).
         nbest: use at most this many hypotheses per utterance.
-        min_class_count: drop classes with fewer examples in their task (1 keeps all).
+        min_class_count: drop classes with fewer examples in their task; the default 6 is
+            the paper's 5-shot support plus one test example (1 keeps every class). Tasks
+            left with fewer than two classes are dropped with a warning.
         train_tasks, test_tasks: task names to fix the split by hand instead.
 
     Example::
@@ -224,7 +227,7 @@ def load_nbest(
         >>> rows = [{"task": t, "intent": y, "hypotheses": [f"{y} {i}", f"{y} {i}x"], "order": o}
         ...         for o, t in enumerate(["jan", "feb", "mar"]) for y in "AB" for i in range(2)]
         >>> _ = open(p, "w").write("\\n".join(json.dumps(r) for r in rows))
-        >>> split = load_nbest(p, encoder_sep="</s></s>", num_train=2)
+        >>> split = load_nbest(p, encoder_sep="</s></s>", num_train=2, min_class_count=1)
         >>> [t.name for t in split.train], [t.name for t in split.test]
         (['jan', 'feb'], ['mar'])
         >>> split.train[0].texts[0]
