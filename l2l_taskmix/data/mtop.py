@@ -20,6 +20,11 @@ threshold :data:`SAMPLE_WIDE_MIN_CLASS_COUNT` (8: keeps all 66 tasks with >= 2 c
 threshold (20, languages pooled) already works on the sample. Every builder records in
 ``MetaSplit.info`` what it dropped and why.
 
+MTOP's languages are translations of one another, so in MTOP-Wide (the paper's setting) a
+meta-test task such as ``alarm/de`` has translations of its utterances inside meta-training
+tasks such as ``alarm/en``. Pass ``train_tasks``/``test_tasks`` (e.g. hold out whole domains)
+for a stricter split.
+
 Example::
 
     >>> from l2l_taskmix.data import build_mtop_long
