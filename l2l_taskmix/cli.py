@@ -43,14 +43,6 @@ class BenchmarkData:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class _FeatureTask:
-    name: str
-    x: Any
-    y: Any
-    classes: list[str]
-
-
 def save_feature_split(path: str | os.PathLike, train: Sequence[Any], test: Sequence[Any], info: dict | None = None) -> Path:
     """Save featurized tasks as a ``.pt`` file that ``--dataset PATH.pt`` reads (precomputed
     features: any encoder of your own). Written atomically."""
@@ -72,6 +64,8 @@ def load_feature_split(path: str | os.PathLike) -> BenchmarkData:
     """Read a ``.pt`` file written by :func:`save_feature_split`."""
     import torch
 
+    from .features import FeatureTask
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"feature file not found: {path}")
@@ -86,16 +80,11 @@ def load_feature_split(path: str | os.PathLike) -> BenchmarkData:
         out = []
         for k, t in enumerate(blob[side]):
             try:
-                task = _FeatureTask(str(t["name"]), torch.as_tensor(t["x"]).float(), torch.as_tensor(t["y"]).long(), list(t["classes"]))
+                out.append(FeatureTask(str(t["name"]), torch.as_tensor(t["x"]).float(), torch.as_tensor(t["y"]).long(), list(t["classes"])))
             except (KeyError, TypeError) as err:
                 raise ValueError(f"{path}: {side} task {k} lacks name/x/y/classes ({err})") from None
-            if task.x.dim() != 2 or task.y.dim() != 1 or task.x.shape[0] != task.y.shape[0]:
-                raise ValueError(f"{path}: task {task.name!r} has x {tuple(task.x.shape)} and y {tuple(task.y.shape)}")
-            if not torch.isfinite(task.x).all():
-                raise ValueError(f"{path}: task {task.name!r} has NaN or infinite features")
-            if len(task.y) and (task.y.min() < 0 or task.y.max() >= len(task.classes)):
-                raise ValueError(f"{path}: task {task.name!r} has labels outside 0..{len(task.classes) - 1}")
-            out.append(task)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
         return out
 
     train, test = unpack("train"), unpack("test")
@@ -105,8 +94,13 @@ def load_feature_split(path: str | os.PathLike) -> BenchmarkData:
     return BenchmarkData(train, test, info)
 
 
-def load_split(dataset: str, data_root: str | None = None, seed: int = 0):
-    """The :class:`~l2l_taskmix.data.MetaSplit` of a dataset name or a task-table path."""
+def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encoder_sep: Any = None):
+    """The :class:`~l2l_taskmix.data.MetaSplit` of a dataset name or a task-table path.
+
+    ``nbest`` simulates N-best call-centre data from the bundled MTOP sample (or ``data_root``)
+    with :func:`~l2l_taskmix.data.make_nbest` (same seed, same file). ``encoder_sep`` joins
+    N-best hypotheses (an encoder or a string; ``None``: XLM-R's ``</s></s>``).
+    """
     from . import data
 
     if dataset == "mtop-long":
@@ -114,26 +108,34 @@ def load_split(dataset: str, data_root: str | None = None, seed: int = 0):
     if dataset == "mtop-wide":
         return data.build_mtop_wide(root=data_root, seed=seed)
     if dataset == "nbest":
-        return data.make_nbest(root=data_root, seed=seed) if data_root else data.make_nbest(seed=seed)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = data.make_nbest(Path(folder) / "nbest.jsonl", source=data_root, seed=seed)
+            return data.load_nbest(path, encoder_sep=encoder_sep)
     path = Path(dataset)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} is neither one of {', '.join(NAMED_DATASETS)} nor an existing file")
-    return data.load_nbest(path, seed=seed)
+    return data.load_nbest(path, encoder_sep=encoder_sep)
 
 
-def load_features(config: BenchmarkConfig, progress: bool = True) -> BenchmarkData:
-    """Featurize the configured dataset (cached on disk) or read precomputed features (``.pt``)."""
+def load_features(config: BenchmarkConfig, progress: bool = True, encoder: Any = None) -> BenchmarkData:
+    """Featurize the configured dataset (cached on disk) or read precomputed features (``.pt``).
+
+    ``encoder``: an encoder object to use instead of ``config.encoder`` (anything
+    :func:`~l2l_taskmix.features.featurize_tasks` accepts).
+    """
     if str(config.dataset).endswith(".pt"):
         return load_feature_split(config.dataset)
-    split = load_split(config.dataset, config.data_root)
     from .encoders import get_encoder
     from .features import featurize_tasks
 
-    encoder = get_encoder(config.encoder)
+    encoder = get_encoder(config.encoder) if encoder is None else encoder
+    split = load_split(config.dataset, config.data_root, encoder_sep=getattr(encoder, "sep", None))
     train = featurize_tasks(split.train, encoder, cache_dir=config.cache_dir)
     test = featurize_tasks(split.test, encoder, cache_dir=config.cache_dir)
     info = split.to_dict()
-    info["encoder"] = config.encoder
+    info["encoder"] = getattr(encoder, "cache_key", config.encoder)
     return BenchmarkData(list(train), list(test), info)
 
 
@@ -169,6 +171,7 @@ def run_benchmark(
     progress: bool = True,
     max_runs: int | None = None,
     echo: bool = True,
+    encoder: Any = None,
 ):
     """Run every (method, seed) of ``config`` not yet finished in ``out``, then write the outputs.
 
@@ -186,7 +189,7 @@ def run_benchmark(
 
     out = Path(out)
     if data is None:
-        data = load_features(config, progress=progress)
+        data = load_features(config, progress=progress, encoder=encoder)
     key = run_key(config, data)
     store = RunStore(out, key)
     pairs = [(m, s) for m in config.methods for s in range(config.seeds)]
@@ -296,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-standardize", dest="standardize", action="store_false", default=None, help="do not centre and scale features")
     b.add_argument("--cache-dir", default=None, help="feature cache folder [default: ~/.cache/l2l_taskmix]")
     b.add_argument("--max-runs", type=int, default=None, help="stop after this many new (method, seed) runs; rerun to continue")
+    b.add_argument("--threads", type=int, default=1, help="torch CPU threads; the models are small, so 1 is usually fastest [default: 1]")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     s = sub.add_parser("stats", help="Table 1: tasks, classes and examples of a dataset", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -349,6 +353,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         if args.max_runs is not None and args.max_runs < 0:
             raise ValueError(f"--max-runs must be >= 0, got {args.max_runs}")
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
         start = time.perf_counter()
         out = args.out or os.path.join("runs", Path(str(config.dataset)).stem if os.sep in str(config.dataset) else str(config.dataset))
         summary = run_benchmark(config, out, progress=not args.no_progress, max_runs=args.max_runs)

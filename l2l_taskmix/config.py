@@ -63,6 +63,8 @@ class BenchmarkConfig:
     #: whose few-shot macro-F1 on them is best is kept). MAML overfits the few meta-training
     #: tasks, so selection matters; 0 turns it off (train all ``iterations``).
     val_tasks: int = 2
+    #: Support/test splits drawn per validation task (scores averaged): less noise in selection.
+    val_repeats: int = 3
 
     # -- model -----------------------------------------------------------------------------
     #: Neck widths (Linear + PReLU each); the paper's neck, two 256-wide layers.
@@ -70,10 +72,12 @@ class BenchmarkConfig:
 
     # -- meta-training -----------------------------------------------------------------------
     #: Meta-iterations (MAML variants) or multi-task steps (MTL). An upper bound when
-    #: ``val_tasks > 0``: the best checkpoint on the validation tasks is kept.
-    iterations: int = 600
-    #: Check the validation tasks every this many iterations (and at iteration 0).
-    eval_every: int = 100
+    #: ``val_tasks > 0``: the best checkpoint on the validation tasks is kept. On the bundled
+    #: sample MAML's meta-loss is ~0.04 by iteration 200 (it memorizes the few tasks) and the
+    #: validation score stops improving well before 400.
+    iterations: int = 400
+    #: Check the validation tasks every this many iterations (and at the last one).
+    eval_every: int = 50
     #: Tasks per meta-iteration: this many distinct meta-training tasks drawn at random each
     #: iteration (all of them when there are fewer, as on MTOP-Long); ``None``: all. Bounds the
     #: cost on MTOP-Wide's ~50 tasks. TaskMix adds as many synthetic tasks (N = T).
@@ -94,7 +98,9 @@ class BenchmarkConfig:
     eta: float = 2.0
 
     # -- fine-tuning on meta-test tasks -----------------------------------------------------
-    #: Full-batch Adam steps on each meta-test support set, and its learning rate.
+    #: Full-batch Adam steps on each meta-test support set, and its learning rate. On the
+    #: meta-validation tasks the support loss is ~0 after 30 steps at 1e-3 and scores barely
+    #: move from 30 to 300 steps; 1e-2 scored lower.
     finetune_steps: int = 100
     finetune_lr: float = 1e-3
 
@@ -113,7 +119,7 @@ class BenchmarkConfig:
             raise ValueError(f"methods: unknown {unknown}; choose from {', '.join(METHOD_NAMES)}")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods: duplicates in {list(self.methods)}")
-        positive_ints = ["seeds", "iterations", "eval_every", "batch_size", "inner_steps"]
+        positive_ints = ["seeds", "iterations", "eval_every", "batch_size", "inner_steps", "val_repeats"]
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -185,7 +185,12 @@ def run_method(
     if not test_tasks:
         raise ValueError("no meta-test tasks")
     val_index = choose_val_tasks(len(train_tasks), config.val_tasks, seed)
-    fit = [task_arrays(t)[0] for t in train_tasks]  # statistics of all meta-training data only
+    raw = [task_arrays(t) for t in list(train_tasks) + list(test_tasks)]
+    in_features = raw[0][0].shape[-1] if raw[0][0].dim() == 2 else -1
+    for x, y, name in raw:
+        if x.dim() != 2 or x.shape[1] != in_features or y.dim() != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"task {name!r}: features {tuple(x.shape)} and labels {tuple(y.shape)}; expected (n, {in_features}) and (n,)")
+    fit = [x for x, _, _ in raw[: len(train_tasks)]]  # statistics of all meta-training data only
     standardizer = Standardizer.fit(fit) if config.standardize else None
     train_side = [_Features(t, standardizer) for t in train_tasks]
     test_side = [_Features(t, standardizer) for t in test_tasks]
@@ -193,19 +198,18 @@ def run_method(
     fit_side = [t for i, t in enumerate(train_side) if i not in set(val_index)]
 
     num_classes = max(len(t.classes) for t in train_side + test_side)
-    in_features = train_side[0].x.shape[1]
-    for t in train_side + test_side:
-        if t.x.dim() != 2 or t.x.shape[1] != in_features:
-            raise ValueError(f"task {t.name!r}: features of shape {tuple(t.x.shape)}, expected (n, {in_features})")
     model = make_model(in_features, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed)))
 
     validate = None
     if val_side and method.trains:
-        val_splits = make_splits(val_side, config.shots, config.fraction, seed=int(seed) + 500)
+        repeats = [make_splits(val_side, config.shots, config.fraction, seed=int(seed) + 500 + r) for r in range(config.val_repeats)]
 
         def validate(m: nn.Module) -> float:
-            scores = evaluate(m, method, val_side, val_splits, config.finetune_steps, config.finetune_lr, seed=int(seed) + 500)
-            return float(np.mean(list(scores.values())))
+            scores = [
+                np.mean(list(evaluate(m, method, val_side, splits, config.finetune_steps, config.finetune_lr, seed=int(seed) + 500 + r).values()))
+                for r, splits in enumerate(repeats)
+            ]
+            return float(np.mean(scores))
 
     trained = train(
         model, method, fit_side, config, seed=int(seed), num_classes=num_classes, validate=validate,

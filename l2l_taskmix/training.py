@@ -52,8 +52,11 @@ def reset_parameters(module: nn.Module, generator: torch.Generator | None = None
 
 
 def make_model(in_features: int, num_classes: int, hidden: Sequence[int] = (256, 256), generator: torch.Generator | None = None) -> IntentClassifier:
-    """An :class:`~l2l_taskmix.models.IntentClassifier` initialized from ``generator``."""
-    model = IntentClassifier(in_features, num_classes, hidden=hidden)
+    """An :class:`~l2l_taskmix.models.IntentClassifier` initialized from ``generator`` (the global
+    RNG is not drawn from: the layers are built on the meta device, then initialized)."""
+    with torch.device("meta"):
+        model = IntentClassifier(in_features, num_classes, hidden=hidden)
+    model = model.to_empty(device="cpu")
     return reset_parameters(model, generator)
 
 
@@ -138,8 +141,9 @@ def train(
         seed: seeds every draw of the task sampling and the multi-task heads.
         num_classes: C, the head's outputs (default: the model's ``num_classes``).
         validate: ``model -> score`` (higher is better) on held-out meta-validation data; checked
-            at iteration 0, every ``eval_every`` iterations and at the end; the best checkpoint
-            is kept. ``None``: keep the last weights.
+            every ``eval_every`` iterations and at the end; the best of these checkpoints is kept
+            (the untrained initialization is not a candidate: a method is judged by what its
+            training gives). ``None``: keep the last weights.
         progress: show a tqdm bar over iterations.
     """
     from .methods import get_method
@@ -173,10 +177,6 @@ def train(
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.outer_lr)
 
     best_state = None
-    if validate is not None:
-        result.best_score = float(validate(model))
-        result.best_iteration = 0
-        best_state = copy.deepcopy(model.state_dict())
 
     from tqdm.auto import tqdm
 
@@ -193,7 +193,7 @@ def train(
         if validate is not None and (iteration % config.eval_every == 0 or iteration == config.iterations):
             score = float(validate(model))
             record["val"] = score
-            if score > result.best_score:
+            if result.best_score is None or score > result.best_score:
                 result.best_score, result.best_iteration = score, iteration
                 best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix(loss=f"{record['loss']:.3f}", val=f"{score:.3f}", refresh=False)

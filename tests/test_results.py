@@ -1,0 +1,98 @@
+"""Outputs: atomic writes, the resume store, the table, CSV/JSON/PNG."""
+import json
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+from l2l_taskmix.results import (
+    RunStore, atomic_write, data_fingerprint, markdown_table, package_versions, per_task_table, summarize, write_outputs,
+)
+
+
+def record(method, seed, f1, tasks=("a", "b")):
+    return {"method": method, "seed": seed, "macro_f1": f1, "per_task": {t: f1 for t in tasks}}
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "sub" / "x.json"
+    atomic_write(path, "old")
+    with pytest.raises(TypeError):
+        atomic_write(path, 123)  # fails while writing
+    assert path.read_text() == "old"
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]  # no temporary file left
+    atomic_write(path, b"\x89PNG")
+    assert path.read_bytes() == b"\x89PNG"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # like a plain open(), not mkstemp's 0600
+
+
+def test_run_store_round_trip_and_bad_files(tmp_path):
+    store = RunStore(tmp_path, key="k1")
+    assert store.load("maml+taskmix", 0) is None
+    store.save(record("maml+taskmix", 0, 0.5))
+    store.save(record("mtl", 1, 0.25))
+    assert store.load("maml+taskmix", 0)["macro_f1"] == 0.5
+    assert sorted((r["method"], r["seed"]) for r in store.load_all()) == [("maml+taskmix", 0), ("mtl", 1)]
+    # another configuration's store sees nothing
+    assert RunStore(tmp_path, key="k2").load_all() == [] and RunStore(tmp_path, key="k2").load("mtl", 1) is None
+    # a truncated or foreign file counts as not finished
+    store.path("mtl", 1).write_text('{"method": "mtl", "seed": 1, "macro')
+    assert store.load("mtl", 1) is None
+    store.path("mtl", 2).write_text(json.dumps(record("maml", 2, 0.1)))
+    assert store.load("mtl", 2) is None
+    assert [r["method"] for r in store.load_all()] == ["maml+taskmix"]
+    with pytest.raises(ValueError, match="per_task"):
+        store.save({"method": "mtl", "seed": 0, "macro_f1": 0.1})
+
+
+def test_summarize_mean_and_sample_std_in_method_order():
+    runs = [record("maml", s, f) for s, f in enumerate([0.2, 0.4, 0.6])] + [record("mtl", 0, 0.5)]
+    table = summarize(runs, ["mtl", "maml", "transfer"])
+    assert list(table.columns) == ["method", "macro_f1_mean", "macro_f1_std", "seeds"]
+    assert table["method"].tolist() == ["mtl", "maml"]
+    assert table.loc[1, "macro_f1_mean"] == pytest.approx(0.4)
+    assert table.loc[1, "macro_f1_std"] == pytest.approx(0.2)  # ddof=1
+    assert table.loc[0, "macro_f1_std"] == 0.0 and table.loc[0, "seeds"] == 1
+    assert summarize([], None).empty
+
+
+def test_markdown_tables():
+    runs = [record("maml", 0, 0.5), record("maml", 1, 0.7), record("mtl", 0, 0.25, tasks=("a",))]
+    text = markdown_table(summarize(runs, ["maml", "mtl"]))
+    lines = text.splitlines()
+    assert lines[0].split("|")[1].strip() == "Method" and "Average Macro F1" in lines[0]
+    assert "0.600 ± 0.141" in lines[2] and "0.250 ± 0.000" in lines[3]
+    per_task = per_task_table(runs, ["maml", "mtl"]).splitlines()
+    assert per_task[0].split("|")[2].strip() == "maml"
+    assert "0.600" in per_task[2] and "0.250" in per_task[2]
+    assert per_task[3].split("|")[-2].strip() == ""  # mtl has no score on task b
+
+
+def test_write_outputs(tmp_path):
+    runs = [record(m, s, 0.1 * (k + 1) + 0.01 * s) for k, m in enumerate(["mtl", "maml"]) for s in range(2)]
+    paths = write_outputs(tmp_path, runs, {"dataset": "toy", "encoder": "e"}, "few-shot: 5", data={"train_tasks": ["x"]}, methods=["mtl", "maml"])
+    csv = pd.read_csv(tmp_path / "results.csv")
+    assert list(csv.columns) == ["method", "macro_f1_mean", "macro_f1_std", "seeds"]
+    assert csv["method"].tolist() == ["mtl", "maml"] and csv["seeds"].tolist() == [2, 2]
+    blob = json.loads((tmp_path / "results.json").read_text())
+    assert blob["config"]["dataset"] == "toy" and blob["regime"] == "few-shot: 5"
+    assert blob["data"] == {"train_tasks": ["x"]} and "torch" in blob["versions"]
+    assert [(r["method"], r["seed"]) for r in blob["runs"]] == [("mtl", 0), ("mtl", 1), ("maml", 0), ("maml", 1)]
+    assert blob["runs"][0]["per_task"] == {"a": 0.1, "b": 0.1}
+    md = (tmp_path / "results.md").read_text()
+    assert "few-shot: 5" in md and "| mtl" in md
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_package_versions_and_fingerprint():
+    versions = package_versions()
+    assert torch.__version__.startswith(versions["torch"].split("+")[0]) and versions["learn2learn"] == "0.2.0"
+    x, y = torch.randn(5, 3), torch.arange(5) % 2
+    a = data_fingerprint([(x, y)])
+    assert a == data_fingerprint([(x.clone(), y.clone())])
+    x2 = x.clone()
+    x2[0, 0] += 1e-3
+    assert a != data_fingerprint([(x2, y)]) and a != data_fingerprint([(x, 1 - y)])

@@ -1,0 +1,157 @@
+"""The one training loop: every method, determinism, model selection, errors."""
+import copy
+
+import pytest
+import torch
+
+from l2l_taskmix.config import BenchmarkConfig
+from l2l_taskmix.methods import Method
+from l2l_taskmix.training import Standardizer, make_model, reset_parameters, train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared machine
+    yield
+    torch.set_num_threads(threads)
+
+
+TRAINED = ["mtl", "maml", "maml+metamix", "maml+taskmix", "maml+metamix+taskmix"]
+
+
+def family(num=4, classes=3, dim=8, n=60, seed=0):
+    """Related tasks: class c lives near a shared centre c plus a task shift."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, dim, generator=g) * 2
+    out = []
+    for _ in range(num):
+        y = torch.arange(n) % classes
+        out.append((centres[y] + 0.5 * torch.randn(n, dim, generator=g) + 0.5 * torch.randn(dim, generator=g), y))
+    return out
+
+
+def cfg(**kw):
+    base = dict(iterations=40, batch_size=8, hidden=(16,), val_tasks=0, outer_lr=1e-2, inner_lr=0.2, inner_steps=1)
+    base.update(kw)
+    return BenchmarkConfig(**base)
+
+
+def fresh(seed=0, classes=3):
+    return make_model(8, classes, hidden=(16,), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("method", TRAINED)
+def test_every_method_learns(method):
+    result = train(fresh(), method, family(), cfg(), seed=0, progress=False)
+    losses = [h["loss"] for h in result.history]
+    assert len(losses) == 40
+    assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8, (losses[:8], losses[-8:])
+    assert result.best_iteration == 40
+
+
+def test_transfer_does_not_train():
+    model = fresh()
+    before = copy.deepcopy(model.state_dict())
+    result = train(model, "transfer", family(), cfg(), seed=0, progress=False)
+    assert result.history == [] and result.model is model
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("method", ["mtl", "maml+metamix+taskmix"])
+def test_same_seed_same_weights(method):
+    runs = [train(fresh(), method, family(), cfg(iterations=10), seed=s, progress=False).model for s in (3, 3, 4)]
+    same = [torch.equal(p, q) for p, q in zip(runs[0].parameters(), runs[1].parameters())]
+    other = [torch.equal(p, q) for p, q in zip(runs[0].parameters(), runs[2].parameters())]
+    assert all(same) and not all(other)
+
+
+def test_reset_parameters_uses_only_the_generator():
+    state = torch.random.get_rng_state()
+    a = make_model(8, 3, hidden=(16, 4), generator=torch.Generator().manual_seed(5))
+    b = make_model(8, 3, hidden=(16, 4), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG was not drawn from... 
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    bound = 1 / 8 ** 0.5
+    assert a.neck[0].weight.abs().max() <= bound and a.neck[1].weight.item() == 0.25
+    reset_parameters(b, torch.Generator().manual_seed(6))
+    assert not torch.equal(a.head.weight, b.head.weight)
+
+
+def test_model_selection_keeps_the_best_checkpoint():
+    snapshots, calls = [], []
+
+    def validate(model):
+        snapshots.append(copy.deepcopy(model.state_dict()))
+        score = [0.3, 0.9, 0.5, 0.2][len(calls)]  # best at the second check
+        calls.append(score)
+        return score
+
+    model = fresh()
+    result = train(model, "maml", family(), cfg(iterations=40, eval_every=10), seed=0, validate=validate, progress=False)
+    assert len(calls) == 4  # iterations 10, 20, 30, 40
+    assert result.best_iteration == 20 and result.best_score == 0.9
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in snapshots[1].items())
+    assert [h.get("val") for h in result.history if "val" in h] == [0.3, 0.9, 0.5, 0.2]
+
+
+def test_selection_never_keeps_the_untrained_weights_and_ties_keep_the_earliest():
+    model = fresh()
+    before = copy.deepcopy(model.state_dict())
+    seen = []
+    result = train(model, "mtl", family(), cfg(iterations=7, eval_every=3), seed=0,
+                   validate=lambda m: seen.append(copy.deepcopy(m.state_dict())) or 0.0, progress=False)
+    assert [h["iteration"] for h in result.history if "val" in h] == [3, 6, 7]  # and the last one
+    assert result.best_iteration == 3
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in seen[0].items())
+    assert not all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_a_nan_loss_stops_training_with_a_clear_error():
+    class NaNObjective:
+        def __init__(self, model):
+            self.model = model
+
+        def parameters(self):
+            return list(self.model.parameters())
+
+        def loss(self, tasks):
+            return self.model(tasks[0].X).sum() * float("nan")
+
+    class Broken(Method):
+        def objective(self, model, task_classes, config, generator):
+            return NaNObjective(model)
+
+    with pytest.raises(FloatingPointError, match="iteration 1"):
+        train(fresh(), Broken("broken"), family(), cfg(), seed=0, progress=False)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="at least two meta-training tasks"):
+        train(fresh(), "maml+taskmix", family(num=1), cfg(), progress=False)
+    with pytest.raises(ValueError, match="at least one"):
+        train(fresh(), "maml", [], cfg(), progress=False)
+    with pytest.raises(ValueError, match="only 2 outputs"):
+        train(fresh(classes=2), "maml", family(classes=3), cfg(), progress=False)
+    x, y = family(num=1)[0]
+    with pytest.raises(ValueError, match="fewer than two classes"):
+        train(fresh(), "maml", [(x, torch.zeros_like(y))], cfg(), progress=False)
+
+
+def test_fast_engine_trains_like_l2l():
+    a = train(fresh(), "maml+taskmix", family(), cfg(iterations=5, engine="l2l"), seed=0, progress=False).model
+    b = train(fresh(), "maml+taskmix", family(), cfg(iterations=5, engine="fast"), seed=0, progress=False).model
+    assert all(torch.allclose(p, q, atol=1e-4) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_standardizer():
+    x = torch.randn(50, 4) * torch.tensor([1.0, 10.0, 0.1, 3.0]) + 7
+    s = Standardizer.fit([x[:20], x[20:]])
+    z = s(x)
+    assert torch.allclose(z.mean(0), torch.zeros(4), atol=1e-5) and torch.allclose(z.std(0), torch.ones(4), atol=1e-5)
+    constant = Standardizer.fit([torch.ones(3, 2)])
+    assert torch.isfinite(constant(torch.ones(1, 2))).all()
+    with pytest.raises(ValueError, match="NaN"):
+        Standardizer.fit([torch.tensor([[float("nan"), 1.0], [0.0, 1.0]])])
+    with pytest.raises(ValueError, match="at least one"):
+        Standardizer.fit([])
