@@ -94,12 +94,14 @@ def load_feature_split(path: str | os.PathLike) -> BenchmarkData:
     return BenchmarkData(train, test, info)
 
 
-def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encoder_sep: Any = None):
+def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encoder_sep: Any = None, min_class_count: int = 1):
     """The :class:`~l2l_taskmix.data.MetaSplit` of a dataset name or a task-table path.
 
     ``nbest`` simulates N-best call-centre data from the bundled MTOP sample (or ``data_root``)
     with :func:`~l2l_taskmix.data.make_nbest` (same seed, same file). ``encoder_sep`` joins
     N-best hypotheses (an encoder or a string; ``None``: XLM-R's ``</s></s>``).
+    ``min_class_count`` drops rarer classes of N-best/task-table data (the MTOP builders apply
+    the paper's thresholds themselves).
     """
     from . import data
 
@@ -112,11 +114,11 @@ def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encode
 
         with tempfile.TemporaryDirectory() as folder:
             path = data.make_nbest(Path(folder) / "nbest.jsonl", source=data_root, seed=seed)
-            return data.load_nbest(path, encoder_sep=encoder_sep)
+            return data.load_nbest(path, encoder_sep=encoder_sep, min_class_count=min_class_count)
     path = Path(dataset)
     if not path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} is neither one of {', '.join(NAMED_DATASETS)} nor an existing file")
-    return data.load_nbest(path, encoder_sep=encoder_sep)
+    return data.load_nbest(path, encoder_sep=encoder_sep, min_class_count=min_class_count)
 
 
 def load_features(config: BenchmarkConfig, progress: bool = True, encoder: Any = None) -> BenchmarkData:
@@ -131,7 +133,9 @@ def load_features(config: BenchmarkConfig, progress: bool = True, encoder: Any =
     from .features import featurize_tasks
 
     encoder = get_encoder(config.encoder) if encoder is None else encoder
-    split = load_split(config.dataset, config.data_root, encoder_sep=getattr(encoder, "sep", None))
+    # a few-shot split needs shots + 1 examples of every class (support and test)
+    min_count = config.shots + 1 if config.shots is not None else 2
+    split = load_split(config.dataset, config.data_root, encoder_sep=getattr(encoder, "sep", None), min_class_count=min_count)
     train = featurize_tasks(split.train, encoder, cache_dir=config.cache_dir)
     test = featurize_tasks(split.test, encoder, cache_dir=config.cache_dir)
     info = split.to_dict()

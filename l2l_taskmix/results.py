@@ -10,8 +10,8 @@ Example::
     >>> import tempfile
     >>> from l2l_taskmix.results import RunStore, summarize, markdown_table
     >>> store = RunStore(tempfile.mkdtemp(), key="abc")
-    >>> store.save({"method": "maml", "seed": 0, "macro_f1": 0.5, "per_task": {"a": 0.5}})
-    >>> store.save({"method": "maml", "seed": 1, "macro_f1": 0.7, "per_task": {"a": 0.7}})
+    >>> _ = store.save({"method": "maml", "seed": 0, "macro_f1": 0.5, "per_task": {"a": 0.5}})
+    >>> _ = store.save({"method": "maml", "seed": 1, "macro_f1": 0.7, "per_task": {"a": 0.7}})
     >>> float(summarize(store.load_all(), ["maml"]).loc[0, "macro_f1_mean"])
     0.6
 """
