@@ -38,7 +38,11 @@ def main(argv=None):
     parser.add_argument("--config", default=None, help="YAML/JSON overrides of the benchmark defaults")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", default="runs/paper")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (small models: 1 is usually fastest)")
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
 
     overrides = load_config_file(args.config) if args.config else {}
     out = Path(args.out)
