@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 from . import mixing
 from .models import IntentClassifier
 from .tasksets import BatchTaskset, MetaMix, Task, TaskMix, as_task
+from .config import BenchmarkConfig
+from .methods import METHODS, get_method
 
 __all__ = [
     "__version__",
@@ -23,4 +25,7 @@ __all__ = [
     "BatchTaskset",
     "as_task",
     "IntentClassifier",
+    "BenchmarkConfig",
+    "METHODS",
+    "get_method",
 ]

@@ -133,14 +133,13 @@ def load_features(config: BenchmarkConfig, progress: bool = True, encoder: Any =
     if str(config.dataset).endswith(".pt"):
         return load_feature_split(config.dataset)
     from .encoders import get_encoder
-    from .features import featurize_tasks
+    from .features import featurize_split
 
     encoder = get_encoder(config.encoder) if encoder is None else encoder
     # a few-shot split needs shots + 1 examples of every class (support and test)
     min_count = config.shots + 1 if config.shots is not None else 2
     split = load_split(config.dataset, config.data_root, encoder_sep=getattr(encoder, "sep", None), min_class_count=min_count, num_train=config.num_train)
-    train = featurize_tasks(split.train, encoder, cache_dir=config.cache_dir)
-    test = featurize_tasks(split.test, encoder, cache_dir=config.cache_dir)
+    train, test = featurize_split(split, encoder, cache_dir=config.cache_dir)  # one encoder pass
     info = split.to_dict()
     info["encoder"] = getattr(encoder, "cache_key", config.encoder)
     return BenchmarkData(list(train), list(test), info)
@@ -306,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--finetune-steps", type=int, default=None, help=f"Adam steps on each meta-test support set [default: {defaults.finetune_steps}]")
     b.add_argument("--finetune-lr", type=float, default=None, help=f"fine-tuning Adam learning rate [default: {defaults.finetune_lr}]")
     b.add_argument("--no-standardize", dest="standardize", action="store_false", default=None, help="do not centre and scale features")
-    b.add_argument("--cache-dir", default=None, help="feature cache folder [default: ~/.cache/l2l_taskmix]")
+    b.add_argument("--cache-dir", default=None, help="feature cache folder [default: $L2L_TASKMIX_CACHE or ~/.cache/l2l-taskmix]")
     b.add_argument("--max-runs", type=int, default=None, help="stop after this many new (method, seed) runs; rerun to continue")
     b.add_argument("--threads", type=int, default=1, help="torch CPU threads; the models are small, so 1 is usually fastest [default: 1]")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
