@@ -220,7 +220,7 @@ def test_accepts_task_objects_and_casts_to_the_model_dtype():
     assert torch.equal(fast_outer_loss(model, tasks, 0.3, 2), fast_outer_loss(model, as64, 0.3, 2))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(
     hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
     ns=st.integers(1, 6),
