@@ -25,6 +25,7 @@ takes soft labels)::
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Sequence
@@ -202,7 +203,7 @@ def _infer_num_classes(taskset: Any) -> int | None:
     return None
 
 
-class _TaskAugmentation:
+class _TaskAugmentation(ABC):
     """What TaskMix and MetaMix share: the wrapped tasksets, the generator and the task stream."""
 
     def __init__(
@@ -256,8 +257,9 @@ class _TaskAugmentation:
         return self.meta_batch_size
 
     # -- learn2learn Taskset behaviour ------------------------------------------------------
-    def sample_iteration(self) -> list[Task]:  # pragma: no cover - defined by subclasses
-        raise NotImplementedError
+    @abstractmethod
+    def sample_iteration(self) -> list[Task]:
+        """The tasks of a new meta-iteration."""
 
     def sample(self) -> Task:
         """The next task of the stream of iterations (learn2learn's ``Taskset.sample``)."""

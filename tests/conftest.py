@@ -1,5 +1,15 @@
 """Shared fixtures. Data-side fixtures are prefixed ``data_``."""
 import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module: tiny models only pay threading overhead."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _build_tiny_xlmr(folder):

@@ -20,12 +20,7 @@ TINY = ["--iterations", "6", "--eval-every", "3", "--batch-size", "6", "--hidden
         "--finetune-steps", "10", "--finetune-lr", "0.01", "--inner-steps", "1", "--seeds", "2", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,7 @@ from l2l_taskmix.methods import METHODS, MAMLObjective, Method, MultiTaskObjecti
 from l2l_taskmix.training import make_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -9,12 +9,7 @@ from l2l_taskmix.methods import Method
 from l2l_taskmix.training import Standardizer, make_model, reset_parameters, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TRAINED = ["mtl", "maml", "maml+metamix", "maml+taskmix", "maml+metamix+taskmix"]
