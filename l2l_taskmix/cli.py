@@ -310,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=1, help="torch CPU threads; the models are small, so 1 is usually fastest [default: 1]")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    s = sub.add_parser("stats", help="Table 1: tasks, classes and examples of a dataset", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("--dataset", default="mtop-long", help=f"{', '.join(NAMED_DATASETS)} or a task table (CSV/JSONL)")
+    s = sub.add_parser("stats", help="Table 1: tasks, classes and examples of a dataset")
+    s.add_argument("--dataset", default="mtop-long", help=f"{', '.join(NAMED_DATASETS)} or a task table (CSV/JSONL) [default: mtop-long]")
     s.add_argument("--data-root", default=None, help="MTOP-layout folder; default: the bundled sample")
     s.add_argument("--num-train", type=int, default=None, help="meta-training tasks of mtop-long or a task table [default: 7]")
     s.add_argument("--per-task", action="store_true", help="also list every task")
