@@ -446,12 +446,15 @@ def part_wall(args) -> dict:
             stages["features"] += time.perf_counter() - start
 
     evaluation.train, evaluation.evaluate, cli.load_features = timed_train, timed_eval, timed_load
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the command does by default (--threads 1)
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
             cli.run_benchmark(config, out, progress=False, echo=False, encoder=quiet_encoder(config.encoder))
     finally:
         evaluation.train, evaluation.evaluate, cli.load_features = orig_train, orig_eval, orig_load
+        torch.set_num_threads(threads)
     total = time.perf_counter() - start
     stages["training"] -= stages["validation"]  # training time without the validation checks
     stages["other"] = total - sum(stages.values())
