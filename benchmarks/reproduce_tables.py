@@ -8,7 +8,7 @@ Full settings, for a user who has them:
 * an N-best call-centre task table via ``--nbest`` (the paper's data is in-house; without it
   Table 4 uses N-best data simulated from MTOP and is labelled so),
 * 3 seeds, the few-shot regime (5 support examples per class) and the benchmark's defaults
-  otherwise (see ``l2l_taskmix.config.BenchmarkConfig``; override with ``--config``).
+  otherwise (see ``l2l_taskmix.benchmark.config.BenchmarkConfig``; override with ``--config``).
 
 Each table is one ``l2l-taskmix benchmark`` run in ``OUT/<dataset>`` (resumable: rerun the same
 command after an interruption); the combined Markdown goes to ``OUT/tables.md``.
@@ -21,9 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from l2l_taskmix.cli import run_benchmark
-from l2l_taskmix.config import BenchmarkConfig, load_config_file
-from l2l_taskmix.results import atomic_write, markdown_table
+from l2l_taskmix.benchmark import BenchmarkConfig, load_config_file, markdown_table, run_benchmark
+from l2l_taskmix.files import atomic_write
 
 TABLES = {"mtop-long": "Table 2: MTOP-Long", "mtop-wide": "Table 3: MTOP-Wide", "nbest": "Table 4: N-best call-centre data"}
 
@@ -58,7 +57,7 @@ def main(argv=None):
             values.update(dataset=args.nbest)
         else:
             values.update(dataset=dataset, data_root=args.mtop)
-        config = BenchmarkConfig.from_dict(values)
+        config = BenchmarkConfig.from_sources(values)
         print(f"\n== {TABLES[dataset]} ==", file=sys.stderr)
         summary = run_benchmark(config, out / dataset)
         sections += [f"## {TABLES[dataset]}", f"Regime: {config.regime}.", markdown_table(summary)]

@@ -264,12 +264,12 @@ def part_scaling(args, device, dtype) -> dict:
 
 
 def part_taskmix(args, device, dtype) -> dict:
-    from l2l_taskmix.tasksets import BatchTaskset, TaskMix
+    from l2l_taskmix import BatchTaskset, TaskMix
 
     real = args.tasks // 2
     g = torch.Generator().manual_seed(0)
     tasksets = [BatchTaskset(torch.randn(400, args.dim, generator=g), torch.arange(400) % args.classes,
-                             support=args.support, query=args.query, num_classes=args.classes, generator=g)
+                             num_support=args.support, num_query=args.query, num_classes=args.classes, generator=g)
                 for _ in range(real)]
     taskmix = TaskMix(tasksets, seed=1)            # T real + N = T synthetic
     plain = TaskMix(tasksets, num_tasks=0, seed=1)  # the same T real tasks, nothing mixed
@@ -326,7 +326,7 @@ def part_taskmix(args, device, dtype) -> dict:
 
 
 def sample_texts(limit: int) -> list[str]:
-    from l2l_taskmix.cli import load_split
+    from l2l_taskmix.benchmark.datasets import load_split
 
     split = load_split("mtop-long")
     texts = list(dict.fromkeys(t for task in split.tasks for t in task.texts))
@@ -334,8 +334,7 @@ def sample_texts(limit: int) -> list[str]:
 
 
 def part_features(args) -> dict:
-    from l2l_taskmix.encoders import get_encoder
-    from l2l_taskmix.features import featurize_tasks
+    from l2l_taskmix.features import featurize_tasks, get_encoder
     from l2l_taskmix.data import IntentTask
 
     texts = sample_texts(args.feature_texts)
@@ -378,7 +377,7 @@ def part_features(args) -> dict:
 
 def quiet_encoder(name: str):
     """The configured encoder without its progress bar."""
-    from l2l_taskmix.encoders import get_encoder
+    from l2l_taskmix.features import get_encoder
 
     encoder = get_encoder(name)
     encoder.progress = False
@@ -387,12 +386,10 @@ def quiet_encoder(name: str):
 
 def part_switch(args) -> dict:
     """One benchmark run (MAML+TaskMix, the default settings, fewer iterations) with each engine."""
-    from l2l_taskmix import cli
-    from l2l_taskmix.config import BenchmarkConfig
-    from l2l_taskmix.evaluation import run_method
+    from l2l_taskmix.benchmark import BenchmarkConfig, load_features, run_method
 
     base = BenchmarkConfig().replace(iterations=args.switch_iterations)
-    data = cli.load_features(base, progress=False, encoder=quiet_encoder(base.encoder))
+    data = load_features(**{**base.kwargs_for(load_features), "encoder": quiet_encoder(base.encoder)})
     rows = {}
     for seed in range(args.switch_seeds):
         for engine in ("l2l", "fast"):
@@ -409,9 +406,8 @@ def part_switch(args) -> dict:
 
 def part_wall(args) -> dict:
     """The default benchmark command, in process, with each stage timed."""
-    import l2l_taskmix.evaluation as evaluation
-    from l2l_taskmix import cli
-    from l2l_taskmix.config import BenchmarkConfig
+    import l2l_taskmix.benchmark.runner as runner
+    from l2l_taskmix.benchmark import BenchmarkConfig
 
     config = BenchmarkConfig()
     changes = {k: v for k, v in (("engine", args.wall_engine), ("iterations", args.wall_iterations),
@@ -420,7 +416,7 @@ def part_wall(args) -> dict:
         config = config.replace(**changes)
     stages = {"features": 0.0, "training": 0.0, "validation": 0.0, "evaluation": 0.0}
     depth = {"train": 0}
-    orig_train, orig_eval, orig_load = evaluation.train, evaluation.evaluate, cli.load_features
+    orig_train, orig_eval, orig_load = runner.train, runner.evaluate, runner.load_features
 
     def timed_train(*a, **k):
         depth["train"] += 1
@@ -445,15 +441,15 @@ def part_wall(args) -> dict:
         finally:
             stages["features"] += time.perf_counter() - start
 
-    evaluation.train, evaluation.evaluate, cli.load_features = timed_train, timed_eval, timed_load
+    runner.train, runner.evaluate, runner.load_features = timed_train, timed_eval, timed_load
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the command does by default (--threads 1)
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
-            cli.run_benchmark(config, out, progress=False, echo=False, encoder=quiet_encoder(config.encoder))
+            runner.run_benchmark(config, out, progress=False, echo=False, encoder=quiet_encoder(config.encoder))
     finally:
-        evaluation.train, evaluation.evaluate, cli.load_features = orig_train, orig_eval, orig_load
+        runner.train, runner.evaluate, runner.load_features = orig_train, orig_eval, orig_load
         torch.set_num_threads(threads)
     total = time.perf_counter() - start
     stages["training"] -= stages["validation"]  # training time without the validation checks

@@ -19,12 +19,10 @@ import learn2learn as l2l
 import torch
 import torch.nn.functional as F
 
-from l2l_taskmix import BatchTaskset, TaskMix
+from l2l_taskmix import BatchTaskset, TaskMix, make_model
 from l2l_taskmix.data import build_mtop_long
-from l2l_taskmix.encoders import get_encoder
-from l2l_taskmix.evaluation import evaluate, make_splits
-from l2l_taskmix.features import featurize_split
-from l2l_taskmix.training import Standardizer, make_model
+from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
+from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
 
 
 def meta_train(tasksets, taskset, num_classes, dim, args):
@@ -66,19 +64,18 @@ def main():
     split = build_mtop_long()
     train, test = featurize_split(split, get_encoder(args.encoder))
     scale = Standardizer.fit([t.x for t in train])  # meta-training statistics only
-    for t in train + test:
-        t.x = scale(t.x)
+    train, test = [scale.transform(t) for t in train], [scale.transform(t) for t in test]
     num_classes, dim = max(t.num_classes for t in train + test), train[0].dim
     print(f"meta-train {[t.name for t in train]}\nmeta-test  {[t.name for t in test]}")
     splits = make_splits(test, shots=args.shots, seed=args.seed)
 
     for name in ("maml", "maml+taskmix"):
         g = torch.Generator().manual_seed(args.seed)
-        tasksets = [BatchTaskset(t.x, t.y, support=32, query=32, num_classes=num_classes, generator=g) for t in train]
+        tasksets = [BatchTaskset(t.x, t.y, num_support=32, num_query=32, num_classes=num_classes, generator=g) for t in train]
         taskset = TaskMix(tasksets, eta=args.eta, generator=g) if name == "maml+taskmix" else tasksets
         print(f"{name}:")
         model = meta_train(tasksets, taskset, num_classes, dim, args)
-        scores = evaluate(model, "maml", test, splits, steps=100, lr=1e-3, seed=args.seed)
+        scores = evaluate(model, "maml", test, splits, finetune_steps=100, finetune_lr=1e-3, seed=args.seed)
         print(f"{name}: Average Macro F1 {sum(scores.values()) / len(scores):.3f}  " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
 
 

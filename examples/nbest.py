@@ -18,12 +18,10 @@ import learn2learn as l2l
 import torch
 import torch.nn.functional as F
 
-from l2l_taskmix import BatchTaskset, TaskMix
+from l2l_taskmix import BatchTaskset, TaskMix, make_model
 from l2l_taskmix.data import load_nbest, make_nbest
-from l2l_taskmix.encoders import get_encoder
-from l2l_taskmix.evaluation import evaluate, make_splits
-from l2l_taskmix.features import featurize_split
-from l2l_taskmix.training import Standardizer, make_model
+from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
+from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
 
 
 def main():
@@ -45,14 +43,13 @@ def main():
     print(f"an input: {split.train[0].texts[0][:120]!r}")
     train, test = featurize_split(split, encoder)
     scale = Standardizer.fit([t.x for t in train])  # meta-training statistics only
-    for t in train + test:
-        t.x = scale(t.x)
+    train, test = [scale.transform(t) for t in train], [scale.transform(t) for t in test]
     num_classes = max(t.num_classes for t in train + test)
     splits = make_splits(test, shots=args.shots, seed=args.seed)
 
     for name in ("maml", "maml+taskmix"):
         g = torch.Generator().manual_seed(args.seed)
-        tasksets = [BatchTaskset(t.x, t.y, support=32, query=32, num_classes=num_classes, generator=g) for t in train]
+        tasksets = [BatchTaskset(t.x, t.y, num_support=32, num_query=32, num_classes=num_classes, generator=g) for t in train]
         taskset = TaskMix(tasksets, eta=args.eta, generator=g) if name == "maml+taskmix" else None
 
         model = make_model(train[0].dim, num_classes, hidden=(256, 256), generator=g)
@@ -70,7 +67,7 @@ def main():
                 loss = loss + F.cross_entropy(learner(xq), yq)
             (loss / len(tasks)).backward()
             optimizer.step()
-        scores = evaluate(model, "maml", test, splits, steps=100, lr=1e-3, seed=args.seed)
+        scores = evaluate(model, "maml", test, splits, finetune_steps=100, finetune_lr=1e-3, seed=args.seed)
         print(f"{name}: Average Macro F1 {sum(scores.values()) / len(scores):.3f}  " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
 
 

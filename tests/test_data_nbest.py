@@ -206,7 +206,7 @@ def test_make_nbest_from_bundled_sample_and_table1(tmp_path):
     assert int(task_stats(split).loc["all", "#tasks"]) == 11
     assert all(min(t.class_counts().values()) >= 6 for t in split.tasks)
     assert split.info["dropped_classes"] and split.info["min_class_count"] == 6
-    with pytest.raises(ValueError, match="nbest must be a positive integer"):
+    with pytest.raises(ValueError, match="nbest == 0, must be >= 1"):
         make_nbest(tmp_path / "x.jsonl", nbest=0)
     with pytest.raises(ValueError, match=r"\.jsonl or \.csv"):
         make_nbest(tmp_path / "x.txt")

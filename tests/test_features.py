@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from l2l_taskmix.data import IntentTask, MetaSplit
-from l2l_taskmix.encoders import HFEncoder
+from l2l_taskmix.features.encoders import HFEncoder
 from l2l_taskmix.features import (
+    CACHE_ENV,
     FeatureCache,
     FeatureTask,
     default_cache_dir,
@@ -117,11 +118,12 @@ def test_cache_false_and_default_dir(tmp_path, monkeypatch):
     featurize_tasks(tasks(), enc, cache=False)
     featurize_tasks(tasks(), enc, cache=False)
     assert len(enc.encoded) == 10
-    monkeypatch.setenv("L2L_TASKMIX_CACHE", str(tmp_path / "envcache"))
+    assert CACHE_ENV == "L2L_TASKMIX_CACHE"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "envcache"))
     assert default_cache_dir() == tmp_path / "envcache"
     featurize_tasks(tasks(), CountingEncoder())
     assert FeatureCache().shards("toy-v1")[0].is_relative_to(tmp_path / "envcache")
-    monkeypatch.delenv("L2L_TASKMIX_CACHE")
+    monkeypatch.delenv(CACHE_ENV)
     assert str(default_cache_dir()) == os.path.join(os.path.expanduser("~"), ".cache",
                                                     "l2l-taskmix")
 
@@ -163,7 +165,8 @@ def test_second_run_never_loads_the_hf_model(tmp_path, data_tiny_xlmr_dir):
     assert all(torch.equal(a.x, b.x) for a, b in zip(feats, again))
 
 
-@pytest.mark.parametrize("module", ["l2l_taskmix.features", "l2l_taskmix.encoders"])
+@pytest.mark.parametrize("module", ["l2l_taskmix.features", "l2l_taskmix.features.cache", "l2l_taskmix.features.tasks",
+                                    "l2l_taskmix.features.encoders"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -15,7 +15,7 @@ def make_tasksets(seed, num_tasks=4, dim=8, classes=3):
     for k in range(num_tasks):
         y = torch.arange(60) % classes
         x = centres[y] + 0.3 * torch.randn(60, dim, generator=g) + 0.5 * torch.randn(dim, generator=g)
-        out.append(BatchTaskset(x, y, support=6, num_classes=classes, generator=g))
+        out.append(BatchTaskset(x, y, num_support=6, num_classes=classes, generator=g))
     return out
 
 

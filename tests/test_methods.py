@@ -5,10 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from l2l_taskmix import BatchTaskset
-from l2l_taskmix.config import METHOD_NAMES, BenchmarkConfig
-from l2l_taskmix.methods import METHODS, MAMLObjective, Method, MultiTaskObjective, RealTasks, get_method
-from l2l_taskmix.training import make_model
+from l2l_taskmix import BatchTaskset, RealTasks, make_model
+from l2l_taskmix.benchmark.config import BenchmarkConfig
+from l2l_taskmix.benchmark.methods import METHOD_NAMES, METHODS, MAMLObjective, Method, MultiTaskObjective, get_method
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -20,7 +19,7 @@ def tasksets(num=4, classes=3, dim=6, seed=0, support=5):
     out = []
     for k in range(num):
         y = torch.arange(30) % classes
-        out.append(BatchTaskset(torch.randn(30, dim, generator=g), y, support=support, num_classes=classes, generator=g, name=f"t{k}"))
+        out.append(BatchTaskset(torch.randn(30, dim, generator=g), y, num_support=support, num_classes=classes, generator=g, name=f"t{k}"))
     return out
 
 
@@ -43,7 +42,7 @@ def test_six_methods_in_the_papers_order():
 )
 def test_sampler_of_each_method(name, tasks_per_iteration, synthetic, mixed_points):
     g = torch.Generator().manual_seed(1)
-    sampler = get_method(name).sampler(tasksets(), eta=2.0, num_classes=3, generator=g)
+    sampler = get_method(name).sampler(tasksets(), eta=2.0, meta_batch_size=None, num_classes=3, generator=g)
     tasks = sampler.sample_iteration()
     assert len(tasks) == tasks_per_iteration
     assert sum(t.source is not None for t in tasks) == synthetic
@@ -56,22 +55,25 @@ def test_sampler_of_each_method(name, tasks_per_iteration, synthetic, mixed_poin
 
 def test_meta_batch_draws_distinct_tasks_reproducibly():
     ts = tasksets(num=6)
-    a = RealTasks(ts, meta_batch=3, seed=4)
+    a = RealTasks(ts, meta_batch_size=3, seed=4)
     seen = set()
     for _ in range(10):
         a.sample_iteration()
         assert len(set(a.last_index)) == 3
         seen.update(a.last_index)
     assert len(seen) == 6  # every task gets drawn
-    b = RealTasks(tasksets(num=6), meta_batch=3, seed=4)
-    c = RealTasks(tasksets(num=6), meta_batch=3, seed=4)
+    b = RealTasks(tasksets(num=6), meta_batch_size=3, seed=4)
+    c = RealTasks(tasksets(num=6), meta_batch_size=3, seed=4)
     for _ in range(3):
         assert all(torch.equal(x.X, y.X) for x, y in zip(b.sample_iteration(), c.sample_iteration()))
-    assert len(RealTasks(ts, meta_batch=50)) == 6
-    with pytest.raises(ValueError, match="meta_batch"):
-        RealTasks(ts, meta_batch=0)
-    # TaskMix wraps the subset sampler: T = meta_batch real tasks + N = T synthetic
-    tasks = get_method("maml+taskmix").sampler(ts, 2.0, 3, torch.Generator().manual_seed(0), meta_batch=3).sample_iteration()
+    assert len(RealTasks(ts, meta_batch_size=50)) == 6
+    with pytest.raises(ValueError, match="meta_batch_size == 0"):
+        RealTasks(ts, meta_batch_size=0)
+    with pytest.raises(TypeError, match="meta_batch_size"):
+        RealTasks(ts, meta_batch_size=2.5)
+    # TaskMix wraps the subset sampler: T = meta_batch_size real tasks + N = T synthetic
+    tasks = get_method("maml+taskmix").sampler(
+        ts, eta=2.0, meta_batch_size=3, num_classes=3, generator=torch.Generator().manual_seed(0)).sample_iteration()
     assert len(tasks) == 6 and sum(t.source is not None for t in tasks) == 3
 
 
@@ -106,7 +108,7 @@ def test_multitask_objective_one_head_per_task():
     params = {id(p) for p in objective.parameters()}
     assert id(model.head.weight) not in params and id(model.neck[0].weight) in params
     ts = tasksets(num=2, classes=3)
-    ts[1] = BatchTaskset(torch.randn(30, 6), torch.arange(30) % 2, support=5, num_classes=3, seed=0)
+    ts[1] = BatchTaskset(torch.randn(30, 6), torch.arange(30) % 2, num_support=5, num_classes=3, seed=0)
     tasks = RealTasks(ts).sample_iteration()
     expected = (
         F.cross_entropy(objective.heads[0](model.neck(tasks[0].X)), tasks[0].Y[:, :3])
@@ -118,11 +120,12 @@ def test_multitask_objective_one_head_per_task():
 
 
 def test_maml_objective_engines_agree():
-    tasks = get_method("maml+taskmix").sampler(tasksets(), 2.0, 3, torch.Generator().manual_seed(0)).sample_iteration()
+    tasks = get_method("maml+taskmix").sampler(
+        tasksets(), eta=2.0, meta_batch_size=None, num_classes=3, generator=torch.Generator().manual_seed(0)).sample_iteration()
     losses, grads = [], []
     for engine in ("l2l", "fast"):
         model = make_model(6, 3, hidden=(8,), generator=torch.Generator().manual_seed(0))
-        objective = MAMLObjective(model, inner_lr=0.1, inner_steps=2, engine=engine)
+        objective = MAMLObjective(model, inner_lr=0.1, inner_steps=2, first_order=False, engine=engine)
         loss = objective.loss(tasks)
         loss.backward()
         losses.append(loss.item())
@@ -130,24 +133,24 @@ def test_maml_objective_engines_agree():
     assert abs(losses[0] - losses[1]) < 1e-5
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
     with pytest.raises(ValueError, match="engine"):
-        MAMLObjective(make_model(6, 3, hidden=(8,)), 0.1, 1, engine="jax")
+        MAMLObjective(make_model(6, 3, hidden=(8,)), 0.1, 1, False, engine="jax")
 
 
 def test_fast_engine_falls_back_to_learn2learn_for_a_model_it_cannot_adapt():
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     with pytest.warns(UserWarning, match="fast MAML engine cannot adapt"):
-        objective = MAMLObjective(model, inner_lr=0.1, inner_steps=1, engine="fast")
+        objective = MAMLObjective(model, inner_lr=0.1, inner_steps=1, first_order=False, engine="fast")
     assert objective.engine == "l2l" and objective.maml is not None
     tasks = RealTasks(tasksets()).sample_iteration()
     objective.loss(tasks).backward()
     assert model[0].weight.grad is not None
-    assert MAMLObjective(make_model(6, 3, hidden=(8,)), 0.1, 1).engine == "fast"
+    assert MAMLObjective(make_model(6, 3, hidden=(8,)), 0.1, 1, False, "fast").engine == "fast"
 
 
 def test_maml_objective_handles_frozen_parameters():
     model = make_model(6, 3, hidden=(8,), generator=torch.Generator().manual_seed(0))
     model.neck[0].weight.requires_grad_(False)
-    objective = MAMLObjective(model, inner_lr=0.1, inner_steps=1, engine="l2l")
+    objective = MAMLObjective(model, inner_lr=0.1, inner_steps=1, first_order=False, engine="l2l")
     assert all(p.requires_grad for p in objective.parameters())
     tasks = RealTasks(tasksets()).sample_iteration()
     objective.loss(tasks).backward()
@@ -159,7 +162,14 @@ def test_method_flags():
     assert not get_method("mtl").keeps_head and get_method("maml").keeps_head
     assert isinstance(get_method(METHODS["maml"]), Method)
     cfg = BenchmarkConfig()
-    assert isinstance(get_method("maml").objective(make_model(6, 3, hidden=(8,)), [3], cfg, None), MAMLObjective)
+    model = make_model(6, 3, hidden=(8,))
+    kwargs = dict(generator=None, **cfg.kwargs_for(Method.objective))
+    assert set(kwargs) == {"inner_lr", "inner_steps", "first_order", "engine", "generator"}
+    objective = get_method("maml").objective(model, [3], **kwargs)
+    assert isinstance(objective, MAMLObjective)
+    assert (objective.inner_lr, objective.inner_steps, objective.first_order, objective.engine) == (
+        cfg.inner_lr, cfg.inner_steps, cfg.first_order, cfg.engine)
+    assert isinstance(get_method("mtl").objective(model, [3, 2], **kwargs), MultiTaskObjective)
 
 
 class FrozenBagOfChars(torch.nn.Module):

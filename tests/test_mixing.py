@@ -89,10 +89,26 @@ def test_one_hot_rejects_labels_outside_num_classes():
         mixing.one_hot(torch.tensor([0.5]), 3)
 
 
-@pytest.mark.parametrize("eta", [0, -1, float("nan"), float("inf"), "x", None])
-def test_bad_eta_is_rejected(eta):
-    with pytest.raises(ValueError, match="eta"):
+@pytest.mark.parametrize("eta, error, match", [
+    (0, ValueError, r"eta == 0\.0, must be > 0\."),
+    (-1, ValueError, r"eta == -1\.0, must be > 0"),
+    (float("nan"), ValueError, "eta == nan, must be a finite number"),
+    (float("inf"), ValueError, "eta == inf, must be a finite number"),
+    ("x", TypeError, "eta must be an instance of float, not str"),
+    (None, TypeError, "eta"),
+    (True, TypeError, "eta"),
+])
+def test_bad_eta_is_rejected(eta, error, match):
+    with pytest.raises(error, match=match):
         mixing.sample_lambda(eta, 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(error, match=match):
+        mixing.check_eta(eta)
+
+
+def test_check_eta_returns_a_float():
+    assert mixing.check_eta(2) == 2.0 and isinstance(mixing.check_eta(2), float)
+    assert mixing.check_eta(np.float32(0.5)) == 0.5
+    assert mixing.DEFAULT_ETA == 1.0
 
 
 @given(st.floats(0.05, 20), st.integers(0, 2**31))

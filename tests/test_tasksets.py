@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from l2l_taskmix import BatchTaskset, MetaMix, Task, TaskMix, mixing
+from l2l_taskmix import BatchTaskset, MetaMix, Task, TaskMix, mixing, num_classes_of
 
 
 def make_tasksets(num_tasks=4, n=40, dim=6, support=5, classes=(3, 4, 2, 5), seed=0):
@@ -14,7 +14,7 @@ def make_tasksets(num_tasks=4, n=40, dim=6, support=5, classes=(3, 4, 2, 5), see
         c = classes[k % len(classes)]
         x = torch.randn(n, dim, generator=g) + k
         y = torch.arange(n) % c
-        out.append(BatchTaskset(x, y, support=support, num_classes=max(classes), generator=g, name=f"t{k}"))
+        out.append(BatchTaskset(x, y, num_support=support, num_classes=max(classes), generator=g, name=f"t{k}"))
     return out
 
 
@@ -154,10 +154,39 @@ def test_bad_eta(eta):
         MetaMix(make_tasksets(), eta=eta)
 
 
-@pytest.mark.parametrize("n", [-1, 1.5])
-def test_bad_num_tasks(n):
-    with pytest.raises(ValueError, match="num_tasks"):
+@pytest.mark.parametrize("n, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_bad_num_tasks(n, error):
+    with pytest.raises(error, match="num_tasks"):
         TaskMix(make_tasksets(), num_tasks=n)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(meta_batch_size=0), ValueError, "meta_batch_size == 0, must be >= 1"),
+    (dict(meta_batch_size=2.0), TypeError, "meta_batch_size must be an instance of int"),
+    (dict(num_classes=0), ValueError, "num_classes == 0, must be >= 1"),
+    (dict(num_classes="5"), TypeError, "num_classes"),
+])
+def test_bad_meta_batch_size_and_num_classes(kwargs, error, match):
+    (ts,) = make_tasksets(num_tasks=1)
+    for wrapper in (TaskMix, MetaMix):
+        with pytest.raises(error, match=match):
+            wrapper(ts, **kwargs)
+
+
+def test_defaults_and_helpers():
+    assert TaskMix(make_tasksets(), seed=0).eta == mixing.DEFAULT_ETA == MetaMix(make_tasksets(), seed=0).eta
+    bt = BatchTaskset(torch.randn(30, 3), torch.arange(30) % 3, num_support=4, num_query=7, seed=0)
+    assert (bt.num_support, bt.num_query, bt.num_classes) == (4, 7, 3)
+    task = bt.sample()
+    assert task.X.shape == (11, 3) and task.num_support == 4
+    assert BatchTaskset(torch.randn(30, 3), torch.arange(30) % 3, num_support=4, seed=0).num_query == 4
+    with pytest.raises(ValueError, match="num_support == 0"):
+        BatchTaskset(torch.randn(30, 3), torch.arange(30) % 3, num_support=0)
+    with pytest.raises(TypeError, match="num_query"):
+        BatchTaskset(torch.randn(30, 3), torch.arange(30) % 3, num_query=2.5)
+    assert num_classes_of(bt) == 3 and num_classes_of(task) == 3
+    assert num_classes_of((torch.zeros(3, 2), torch.tensor([0, 4, 1]))) == 5
+    assert num_classes_of(object()) is None
 
 
 def test_fewer_than_two_tasks_to_mix():
@@ -169,7 +198,7 @@ def test_fewer_than_two_tasks_to_mix():
 
 def test_feature_shapes_that_differ():
     ts = make_tasksets(num_tasks=2)
-    ts.append(BatchTaskset(torch.randn(40, 7), torch.arange(40) % 3, support=5, num_classes=5, seed=0))
+    ts.append(BatchTaskset(torch.randn(40, 7), torch.arange(40) % 3, num_support=5, num_classes=5, seed=0))
     with pytest.raises(ValueError, match="equal batch shapes.*task 2"):
         TaskMix(ts, seed=0).sample_iteration()
 

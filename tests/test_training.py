@@ -4,9 +4,11 @@ import copy
 import pytest
 import torch
 
-from l2l_taskmix.config import BenchmarkConfig
-from l2l_taskmix.methods import Method
-from l2l_taskmix.training import Standardizer, make_model, reset_parameters, train
+from l2l_taskmix.benchmark.config import BenchmarkConfig
+from l2l_taskmix.benchmark.methods import Method
+from l2l_taskmix.benchmark.training import train
+from l2l_taskmix.features import FeatureTask, Standardizer
+from l2l_taskmix.models import make_model, reset_parameters
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,7 +24,8 @@ def family(num=4, classes=3, dim=8, n=60, seed=0):
     out = []
     for _ in range(num):
         y = torch.arange(n) % classes
-        out.append((centres[y] + 0.5 * torch.randn(n, dim, generator=g) + 0.5 * torch.randn(dim, generator=g), y))
+        x = centres[y] + 0.5 * torch.randn(n, dim, generator=g) + 0.5 * torch.randn(dim, generator=g)
+        out.append(FeatureTask(f"t{len(out)}", x, y, [str(c) for c in range(classes)]))
     return out
 
 
@@ -32,13 +35,18 @@ def cfg(**kw):
     return BenchmarkConfig(**base)
 
 
+def run(model, method, tasks, config, seed=0, **kw):
+    """train() with the config's values, as the benchmark's runner calls it."""
+    return train(model, method, tasks, seed=seed, progress=False, **config.kwargs_for(train), **kw)
+
+
 def fresh(seed=0, classes=3):
     return make_model(8, classes, hidden=(16,), generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("method", TRAINED)
 def test_every_method_learns(method):
-    result = train(fresh(), method, family(), cfg(), seed=0, progress=False)
+    result = run(fresh(), method, family(), cfg(), seed=0)
     losses = [h["loss"] for h in result.history]
     assert len(losses) == 40
     assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8, (losses[:8], losses[-8:])
@@ -48,14 +56,14 @@ def test_every_method_learns(method):
 def test_transfer_does_not_train():
     model = fresh()
     before = copy.deepcopy(model.state_dict())
-    result = train(model, "transfer", family(), cfg(), seed=0, progress=False)
+    result = run(model, "transfer", family(), cfg(), seed=0)
     assert result.history == [] and result.model is model
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
 @pytest.mark.parametrize("method", ["mtl", "maml+metamix+taskmix"])
 def test_same_seed_same_weights(method):
-    runs = [train(fresh(), method, family(), cfg(iterations=10), seed=s, progress=False).model for s in (3, 3, 4)]
+    runs = [run(fresh(), method, family(), cfg(iterations=10), seed=s).model for s in (3, 3, 4)]
     same = [torch.equal(p, q) for p, q in zip(runs[0].parameters(), runs[1].parameters())]
     other = [torch.equal(p, q) for p, q in zip(runs[0].parameters(), runs[2].parameters())]
     assert all(same) and not all(other)
@@ -76,14 +84,14 @@ def test_reset_parameters_uses_only_the_generator():
 def test_model_selection_keeps_the_best_checkpoint():
     snapshots, calls = [], []
 
-    def validate(model):
+    def score(model):
         snapshots.append(copy.deepcopy(model.state_dict()))
         score = [0.3, 0.9, 0.5, 0.2][len(calls)]  # best at the second check
         calls.append(score)
         return score
 
     model = fresh()
-    result = train(model, "maml", family(), cfg(iterations=40, eval_every=10), seed=0, validate=validate, progress=False)
+    result = run(model, "maml", family(), cfg(iterations=40, eval_every=10), seed=0, score=score)
     assert len(calls) == 4  # iterations 10, 20, 30, 40
     assert result.best_iteration == 20 and result.best_score == 0.9
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in snapshots[1].items())
@@ -94,8 +102,8 @@ def test_selection_never_keeps_the_untrained_weights_and_ties_keep_the_earliest(
     model = fresh()
     before = copy.deepcopy(model.state_dict())
     seen = []
-    result = train(model, "mtl", family(), cfg(iterations=7, eval_every=3), seed=0,
-                   validate=lambda m: seen.append(copy.deepcopy(m.state_dict())) or 0.0, progress=False)
+    result = run(model, "mtl", family(), cfg(iterations=7, eval_every=3), seed=0,
+                   score=lambda m: seen.append(copy.deepcopy(m.state_dict())) or 0.0)
     assert [h["iteration"] for h in result.history if "val" in h] == [3, 6, 7]  # and the last one
     assert result.best_iteration == 3
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in seen[0].items())
@@ -114,28 +122,28 @@ def test_a_nan_loss_stops_training_with_a_clear_error():
             return self.model(tasks[0].X).sum() * float("nan")
 
     class Broken(Method):
-        def objective(self, model, task_classes, config, generator):
+        def objective(self, model, task_classes, **values):
             return NaNObjective(model)
 
     with pytest.raises(FloatingPointError, match="iteration 1"):
-        train(fresh(), Broken("broken"), family(), cfg(), seed=0, progress=False)
+        run(fresh(), Broken("broken"), family(), cfg(), seed=0)
 
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="at least two meta-training tasks"):
-        train(fresh(), "maml+taskmix", family(num=1), cfg(), progress=False)
+        run(fresh(), "maml+taskmix", family(num=1), cfg())
     with pytest.raises(ValueError, match="at least one"):
-        train(fresh(), "maml", [], cfg(), progress=False)
+        run(fresh(), "maml", [], cfg())
     with pytest.raises(ValueError, match="only 2 outputs"):
-        train(fresh(classes=2), "maml", family(classes=3), cfg(), progress=False)
-    x, y = family(num=1)[0]
+        run(fresh(classes=2), "maml", family(classes=3), cfg())
+    task = family(num=1)[0]
     with pytest.raises(ValueError, match="fewer than two classes"):
-        train(fresh(), "maml", [(x, torch.zeros_like(y))], cfg(), progress=False)
+        run(fresh(), "maml", [FeatureTask("one-class", task.x, torch.zeros_like(task.y), task.classes)], cfg())
 
 
 def test_fast_engine_trains_like_l2l():
-    a = train(fresh(), "maml+taskmix", family(), cfg(iterations=5, engine="l2l"), seed=0, progress=False).model
-    b = train(fresh(), "maml+taskmix", family(), cfg(iterations=5, engine="fast"), seed=0, progress=False).model
+    a = run(fresh(), "maml+taskmix", family(), cfg(iterations=5, engine="l2l"), seed=0).model
+    b = run(fresh(), "maml+taskmix", family(), cfg(iterations=5, engine="fast"), seed=0).model
     assert all(torch.allclose(p, q, atol=1e-4) for p, q in zip(a.parameters(), b.parameters()))
 
 

@@ -18,7 +18,7 @@ from .mtop import (
     load_mtop,
     mtop_tasks,
 )
-from .nbest import join_hypotheses, load_nbest, make_nbest, read_task_table, simulate_nbest
+from .nbest import XLMR_SEP, join_hypotheses, load_nbest, make_nbest, read_task_table, simulate_nbest
 from .splits import split_task, support_test_split
 from .stats import dropped_stats, format_stats, per_task_stats, task_stats
 from .tasks import IntentTask, MetaSplit, assign_tasks, filter_classes
@@ -34,6 +34,7 @@ __all__ = [
     "mtop_tasks",
     "build_mtop_long",
     "build_mtop_wide",
+    "XLMR_SEP",
     "join_hypotheses",
     "read_task_table",
     "load_nbest",

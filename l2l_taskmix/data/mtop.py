@@ -43,6 +43,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..validation import check_scalar
 from .tasks import IntentTask, MetaSplit, assign_tasks, filter_classes
 
 __all__ = [
@@ -320,9 +321,7 @@ def build_mtop_wide(
             min_class_count, source = PAPER_WIDE_MIN_CLASS_COUNT, "paper default"
     else:
         source = "argument"
-    if not isinstance(train_fraction, (float, int)) or not 0.0 < float(train_fraction) < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
-    frac = float(train_fraction)
+    frac = check_scalar(train_fraction, "train_fraction", float, min_val=0, max_val=1, include_boundaries="neither")
 
     def num_train(n: int) -> int:  # depends on how many tasks survive the filter
         return min(max(int(round(frac * n)), 1), max(n - 1, 1))

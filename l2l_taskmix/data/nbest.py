@@ -50,7 +50,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .tasks import IntentTask, MetaSplit, assign_tasks, atomic_write_text, filter_classes
+from ..files import atomic_write
+from ..validation import check_scalar
+from .tasks import IntentTask, MetaSplit, assign_tasks, filter_classes
 
 __all__ = [
     "XLMR_SEP",
@@ -87,8 +89,7 @@ def join_hypotheses(hypotheses: Sequence[str], sep: Any = None, nbest: int | Non
     ):
         raise ValueError(f"hypotheses must be a list of strings, got {hypotheses!r}")
     if nbest is not None:
-        if nbest < 1:
-            raise ValueError(f"nbest must be >= 1, got {nbest}")
+        nbest = check_scalar(nbest, "nbest", int, min_val=1)
         hypotheses = hypotheses[:nbest]
     hyps = [h.strip() for h in hypotheses if h.strip()]
     if not hyps:
@@ -323,10 +324,8 @@ def simulate_nbest(text: str, nbest: int, rng: np.random.Generator,
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("empty utterance")
-    if nbest < 1:
-        raise ValueError(f"nbest must be >= 1, got {nbest}")
-    if not 0.0 <= word_error_rate <= 1.0:
-        raise ValueError(f"word_error_rate must be in [0, 1], got {word_error_rate}")
+    nbest = check_scalar(nbest, "nbest", int, min_val=1)
+    word_error_rate = check_scalar(word_error_rate, "word_error_rate", float, min_val=0, max_val=1)
     words = text.split()
     hyps: list[str] = []
     for r in range(nbest):
@@ -389,8 +388,7 @@ def make_nbest(
     out_path = Path(out_path)
     if out_path.suffix.lower() not in (".jsonl", ".csv"):
         raise ValueError(f"out_path must end in .jsonl or .csv, got {out_path.name!r}")
-    if isinstance(nbest, bool) or not isinstance(nbest, (int, np.integer)) or nbest < 1:
-        raise ValueError(f"nbest must be a positive integer, got {nbest!r}")
+    nbest = check_scalar(nbest, "nbest", int, min_val=1)
     rng = np.random.default_rng(seed)
     tasks = _source_tasks(source, languages, rng)
     rows = []
@@ -406,7 +404,7 @@ def make_nbest(
         frame = pd.DataFrame(rows)
         frame["hypotheses"] = [json.dumps(h, ensure_ascii=False) for h in frame["hypotheses"]]
         body = frame.to_csv(index=False)
-    return atomic_write_text(out_path, body)
+    return atomic_write(out_path, body)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..validation import check_scalar
 from .tasks import IntentTask
 
 __all__ = ["support_test_split", "split_task"]
@@ -54,8 +55,7 @@ def support_test_split(
     if len(classes) < 2:
         raise ValueError(f"a task needs at least two classes, got {list(classes)}")
     if shots is not None:
-        if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-            raise ValueError(f"shots must be a positive integer, got {shots!r}")
+        shots = check_scalar(shots, "shots", int, min_val=1)
         small = [str(c) for c, n in zip(classes, counts) if n < shots + 1]
         if small:
             raise ValueError(
@@ -63,9 +63,7 @@ def support_test_split(
             )
         sizes = np.full(len(classes), int(shots))
     else:
-        if isinstance(fraction, bool) or not isinstance(fraction, (float, int, np.floating)) \
-                or not 0.0 < float(fraction) < 1.0 or np.isnan(fraction):
-            raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+        fraction = check_scalar(fraction, "fraction", float, min_val=0, max_val=1, include_boundaries="neither")
         small = [str(c) for c, n in zip(classes, counts) if n < 2]
         if small:
             raise ValueError(f"a fractional split needs >= 2 examples per class; too few in {small}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,7 +28,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["IntentTask", "MetaSplit", "filter_classes", "assign_tasks", "atomic_write_text"]
+from ..files import atomic_write, to_jsonable
+from ..validation import check_scalar
+
+__all__ = ["IntentTask", "MetaSplit", "filter_classes", "assign_tasks"]
 
 
 @dataclass
@@ -125,40 +127,12 @@ class MetaSplit:
             "test_tasks": [t.name for t in self.test],
             "num_examples": {t.name: len(t) for t in self.tasks},
             "num_classes": {t.name: len(t.classes) for t in self.tasks},
-            "info": _jsonable(self.info),
+            "info": to_jsonable(self.info),
         }
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_dict` as JSON, atomically. Returns the path."""
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+        return atomic_write(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
 
 
 def filter_classes(
@@ -173,10 +147,7 @@ def filter_classes(
         name to ``{intent: count}`` of its removed classes and ``dropped_tasks`` maps a task
         name to the reason it was removed.
     """
-    if isinstance(min_class_count, bool) or not isinstance(min_class_count, (int, np.integer)):
-        raise ValueError(f"min_class_count must be an integer, got {min_class_count!r}")
-    if min_class_count < 1:
-        raise ValueError(f"min_class_count must be >= 1, got {min_class_count}")
+    min_class_count = check_scalar(min_class_count, "min_class_count", int, min_val=1)
     kept, dropped_classes, dropped_tasks = [], {}, {}
     for task in tasks:
         counts = task.class_counts()
@@ -237,8 +208,7 @@ def assign_tasks(
         train = [by_name[n] for n in train_tasks]
         test = [by_name[n] for n in test_tasks]
     else:
-        if isinstance(num_train, bool) or not isinstance(num_train, (int, np.integer)):
-            raise ValueError(f"num_train must be an integer, got {num_train!r}")
+        num_train = check_scalar(num_train, "num_train", int)
         if not 1 <= num_train < len(tasks):
             raise ValueError(
                 f"num_train={num_train} but there are {len(tasks)} tasks: need at least one "

@@ -13,7 +13,7 @@ does not parse is reported with a warning, deleted, and its texts are encoded ag
 used. Root folder: ``cache_dir`` argument, else ``$L2L_TASKMIX_CACHE``, else
 ``~/.cache/l2l-taskmix``.
 
-Encoders are lazy (see ``l2l_taskmix.encoders``): when every text is cached, the encoder model
+Encoders are lazy (see ``l2l_taskmix.features.encoders``): when every text is cached, the encoder model
 is never loaded.
 
 Example::
@@ -43,17 +43,17 @@ import json
 import logging
 import os
 import re
-import tempfile
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from ..files import atomic_write
+from .tasks import FeatureTask
+
 __all__ = [
-    "FeatureTask",
     "FeatureCache",
     "featurize_tasks",
     "featurize_split",
@@ -65,55 +65,6 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "L2L_TASKMIX_CACHE"
 
 
-@dataclass
-class FeatureTask:
-    """A task after featurization.
-
-    Attributes:
-        name: task name (as in its ``IntentTask``).
-        x: ``FloatTensor[n, d]`` features.
-        y: ``LongTensor[n]``, indexes ``classes`` (0 .. c-1).
-        classes: the task's own intents, sorted.
-        meta: copied from the ``IntentTask``.
-    """
-
-    name: str
-    x: torch.Tensor
-    y: torch.Tensor
-    classes: list[str]
-    meta: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.x, torch.Tensor) or self.x.ndim != 2 \
-                or not self.x.is_floating_point():
-            raise ValueError(f"task {self.name!r}: x must be a float tensor [n, d]")
-        if not isinstance(self.y, torch.Tensor) or self.y.ndim != 1 or self.y.dtype != torch.long:
-            raise ValueError(f"task {self.name!r}: y must be a LongTensor [n]")
-        if len(self.x) != len(self.y):
-            raise ValueError(f"task {self.name!r}: {len(self.x)} rows in x, {len(self.y)} in y")
-        self.classes = list(self.classes)
-        if len(self.y) and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes)):
-            raise ValueError(f"task {self.name!r}: y outside 0..{len(self.classes) - 1}")
-        if not torch.isfinite(self.x).all():
-            raise ValueError(f"task {self.name!r}: x has NaN or infinite values")
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    @property
-    def dim(self) -> int:
-        return int(self.x.shape[1])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> "FeatureTask":
-        """The rows at ``index`` (same ``classes``), e.g. a support or test part."""
-        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
-        return FeatureTask(self.name, self.x[idx], self.y[idx], self.classes, dict(self.meta))
-
-
 def default_cache_dir() -> Path:
     """``$L2L_TASKMIX_CACHE`` if set, else ``~/.cache/l2l-taskmix``."""
     env = os.environ.get(CACHE_ENV)
@@ -122,20 +73,6 @@ def default_cache_dir() -> Path:
 
 def _text_key(text: str) -> bytes:
     return hashlib.sha1(text.encode("utf-8")).digest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class FeatureCache:
@@ -221,14 +158,14 @@ class FeatureCache:
         folder.mkdir(parents=True, exist_ok=True)
         meta = folder / "encoder.json"
         if not meta.exists():
-            _atomic_write_bytes(meta, json.dumps(
+            atomic_write(meta, json.dumps(
                 {"cache_key": cache_key, "dim": int(dim or arr.shape[1])}, indent=2).encode())
         keys = np.frombuffer(b"".join(_text_key(t) for t in texts), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, keys=keys.reshape(len(texts), 20), x=arr)
         data = buf.getvalue()
         path = folder / f"{hashlib.sha256(data).hexdigest()}.npz"
-        _atomic_write_bytes(path, data)
+        atomic_write(path, data)
         return path
 
     def compact(self, cache_key: str) -> Path | None:
@@ -246,7 +183,7 @@ class FeatureCache:
         np.savez(buf, keys=keys[first], x=x[first])
         data = buf.getvalue()
         out = folder / f"{hashlib.sha256(data).hexdigest()}.npz"
-        _atomic_write_bytes(out, data)
+        atomic_write(out, data)
         for p in paths:
             if p != out and p.exists():
                 p.unlink()

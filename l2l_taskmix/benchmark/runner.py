@@ -1,0 +1,246 @@
+"""The benchmark's runner: every (method, seed) run of a configuration, resumable, then the outputs.
+
+One run (:func:`run_method`) is a few steps, each its own function: split off the
+meta-validation tasks (:func:`choose_val_tasks`), standardize features with meta-training
+statistics (:func:`standardize`), build the model, make the validation scorer
+(:func:`validation_scorer`), train (:func:`~l2l_taskmix.benchmark.training.train`), evaluate
+on the meta-test tasks (:func:`~l2l_taskmix.benchmark.evaluation.evaluate`) and assemble the
+record. :func:`run_benchmark` runs every pair not yet finished, saving each at once, and
+writes the table, CSV, JSON and plot.
+
+Example, with precomputed features of four tiny tasks::
+
+    >>> import tempfile, torch
+    >>> from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData, run_benchmark
+    >>> from l2l_taskmix.features import FeatureTask
+    >>> g = torch.Generator().manual_seed(0)
+    >>> def task(name):
+    ...     return FeatureTask(name, torch.randn(30, 8, generator=g), torch.arange(30) % 3, ["a", "b", "c"])
+    >>> data = BenchmarkData([task("a"), task("b"), task("c")], [task("z")])
+    >>> cfg = BenchmarkConfig(methods=("maml", "maml+taskmix"), seeds=1, iterations=4, eval_every=2,
+    ...                       batch_size=4, hidden=(16,), val_tasks=1, finetune_steps=5)
+    >>> summary = run_benchmark(cfg, tempfile.mkdtemp(), data=data, progress=False, echo=False)
+    >>> list(summary["method"])
+    ['maml', 'maml+taskmix']
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..features import FeatureTask, Standardizer
+from ..models import make_model
+from .config import BenchmarkConfig
+from .datasets import BenchmarkData, load_features
+from .evaluation import evaluate, make_splits
+from .methods import Method, get_method
+from .results import RunStore, data_fingerprint, markdown_table, summarize, write_outputs
+from .training import train
+
+__all__ = ["run_benchmark", "run_method", "run_key", "choose_val_tasks", "standardize", "validation_scorer", "compress_history"]
+
+
+def choose_val_tasks(num_train: int, val_tasks: int, seed: int) -> list[int]:
+    """Indices of the meta-training tasks held out for validation in run ``seed`` (sorted)."""
+    if val_tasks == 0:
+        return []
+    if num_train - val_tasks < 1:
+        raise ValueError(f"val_tasks={val_tasks} leaves no meta-training task out of {num_train}; lower val_tasks")
+    rng = np.random.default_rng([int(seed), 7919])
+    return sorted(int(i) for i in rng.choice(num_train, size=val_tasks, replace=False))
+
+
+def standardize(
+    train_tasks: Sequence[FeatureTask], test_tasks: Sequence[FeatureTask], enabled: bool
+) -> tuple[list[FeatureTask], list[FeatureTask]]:
+    """Both sides standardized with the statistics of all meta-training tasks only (as float32
+    and unchanged when ``enabled`` is false)."""
+    width = train_tasks[0].dim
+    for task in list(train_tasks) + list(test_tasks):
+        if task.dim != width:
+            raise ValueError(f"task {task.name!r} has features of width {task.dim}, the first meta-training task {width}")
+    if not enabled:
+        return [t.with_x(t.x.float()) for t in train_tasks], [t.with_x(t.x.float()) for t in test_tasks]
+    standardizer = Standardizer.fit([t.x for t in train_tasks])
+    return [standardizer.transform(t) for t in train_tasks], [standardizer.transform(t) for t in test_tasks]
+
+
+def validation_scorer(
+    method: Method,
+    val_side: Sequence[FeatureTask],
+    *,
+    seed: int,
+    shots: int | None,
+    fraction: float | None,
+    val_repeats: int,
+    finetune_steps: int,
+    finetune_lr: float,
+) -> Callable[[nn.Module], float]:
+    """``model -> mean few-shot macro-F1`` on the validation tasks over ``val_repeats`` fixed
+    support/test draws (the same draws at every check and for every method of a seed)."""
+    repeats = [make_splits(val_side, shots, fraction, seed=int(seed) + 500 + r) for r in range(val_repeats)]
+
+    def score(model: nn.Module) -> float:
+        scores = [
+            np.mean(list(evaluate(model, method, val_side, splits, finetune_steps=finetune_steps, finetune_lr=finetune_lr,
+                                  seed=int(seed) + 500 + r).values()))
+            for r, splits in enumerate(repeats)
+        ]
+        return float(np.mean(scores))
+
+    return score
+
+
+def compress_history(history: Sequence[dict[str, float]], every: int) -> list[dict[str, float]]:
+    """The training curve in windows of ``every`` iterations: the window's last iteration, its
+    mean loss and the validation score where one was taken."""
+    out = []
+    for start in range(0, len(history), max(1, int(every))):
+        window = history[start : start + every]
+        row = {"iteration": window[-1]["iteration"], "loss": float(np.mean([h["loss"] for h in window]))}
+        if "val" in window[-1]:
+            row["val"] = window[-1]["val"]
+        out.append(row)
+    return out
+
+
+def run_method(
+    method: Method | str,
+    seed: int,
+    train_tasks: Sequence[FeatureTask],
+    test_tasks: Sequence[FeatureTask],
+    config: BenchmarkConfig,
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """One (method, seed) run of the benchmark; a JSON-ready dict of its scores.
+
+    What depends on ``seed`` alone (which meta-training tasks validate, the support/test splits,
+    the initial weights) is the same for every method, so methods are compared on equal terms.
+
+    Returns:
+        ``method, seed, macro_f1`` (mean over meta-test tasks), ``per_task`` scores,
+        ``best_iteration``, ``val_macro_f1``, ``curve`` (loss and validation curve),
+        ``val_tasks``/``train_tasks`` names, ``test_split_sizes``, ``seconds``.
+    """
+    method = get_method(method)
+    start = time.perf_counter()
+    if not test_tasks:
+        raise ValueError("no meta-test tasks")
+    val_index = set(choose_val_tasks(len(train_tasks), config.val_tasks, seed))
+    train_side, test_side = standardize(train_tasks, test_tasks, config.standardize)
+    val_side = [t for i, t in enumerate(train_side) if i in val_index]
+    fit_side = [t for i, t in enumerate(train_side) if i not in val_index]
+
+    num_classes = max(t.num_classes for t in train_side + test_side)
+    model = make_model(train_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed)))
+    score = None
+    if val_side and method.trains:
+        score = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer))
+    trained = train(
+        model, method, fit_side, seed=int(seed), num_classes=num_classes, score=score,
+        progress=progress, desc=f"{method.name} seed {seed}", **config.kwargs_for(train),
+    )
+    splits = make_splits(test_side, config.shots, config.fraction, seed=int(seed))
+    per_task = evaluate(trained.model, method, test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
+    return {
+        "method": method.name,
+        "seed": int(seed),
+        "macro_f1": float(np.mean(list(per_task.values()))),
+        "per_task": per_task,
+        "best_iteration": int(trained.best_iteration) if method.trains else 0,
+        "val_macro_f1": trained.best_score,
+        "curve": compress_history(trained.history, config.eval_every),
+        "train_tasks": [t.name for t in fit_side],
+        "val_tasks": [t.name for t in val_side],
+        "test_split_sizes": {t.name: [int(len(s)), int(len(q))] for t, (s, q) in zip(test_side, splits)},
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def run_key(config: BenchmarkConfig, data: BenchmarkData) -> str:
+    """What a stored run must match to be reused: configuration, data and package version."""
+    text = f"{config.run_hash()}|{data_fingerprint(list(data.train) + list(data.test))}|{__version__}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _log(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+def run_benchmark(
+    config: BenchmarkConfig,
+    out: str | os.PathLike,
+    *,
+    data: BenchmarkData | None = None,
+    progress: bool = True,
+    max_runs: int | None = None,
+    echo: bool = True,
+    encoder: Any = None,
+):
+    """Run every (method, seed) of ``config`` not yet finished in ``out``, then write the outputs.
+
+    Each finished run is saved at once (atomically) under ``out/runs/<key>/``; a rerun skips it.
+    ``data``: featurized tasks to use instead of loading ``config.dataset``; ``encoder``: an
+    encoder object to use instead of ``config.encoder``. ``max_runs`` stops after that many new
+    runs (returns ``None`` then, writing no table).
+
+    Returns:
+        the summary ``DataFrame`` (``method, macro_f1_mean, macro_f1_std, seeds``), or ``None``
+        when stopped early by ``max_runs``.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if data is None:
+        values = config.kwargs_for(load_features)
+        data = load_features(**(values if encoder is None else {**values, "encoder": encoder}))
+    key = run_key(config, data)
+    store = RunStore(out, key)
+    pairs = [(m, s) for m in config.methods for s in range(config.seeds)]
+    runs, new = [], 0
+    bar = tqdm(pairs, desc="runs", disable=not progress, dynamic_ncols=True)
+    for method, seed in bar:
+        bar.set_postfix_str(f"{method} seed {seed}", refresh=True)
+        record = store.load(method, seed)
+        if record is not None:
+            if echo:
+                _log(f"{method:<21} seed {seed}: macro-F1 {record['macro_f1']:.3f}  (finished earlier, reused)")
+            runs.append(record)
+            continue
+        if max_runs is not None and new >= max_runs:
+            bar.close()
+            if echo:
+                _log(f"stopped after {new} new run(s) (--max-runs); run the same command again to continue")
+            return None
+        record = run_method(method, seed, data.train, data.test, config, progress=progress)
+        record["key"] = key
+        store.save(record)
+        new += 1
+        runs.append(record)
+        if echo:
+            best = f"best iteration {record['best_iteration']}/{config.iterations}, " if method != "transfer" else ""
+            _log(f"{method:<21} seed {seed}: macro-F1 {record['macro_f1']:.3f}  ({best}{record['seconds']:.0f} s)")
+    bar.close()
+    data_info = dict(data.info)
+    data_info["run_key"] = key
+    data_info["runs_folder"] = str(store.folder)
+    write_outputs(out, runs, config.to_dict(), config.regime, data=data_info, methods=list(config.methods))
+    summary = summarize(runs, config.methods)
+    if echo:
+        features = "precomputed features" if str(config.dataset).endswith(".pt") else f"{config.encoder} features"
+        print(f"\nAverage Macro F1 on {config.dataset} ({features}); {config.regime}\n")
+        print(markdown_table(summary))
+        print(f"\nWrote {out / 'results.md'}, results.csv, results.json, results.png")
+    return summary

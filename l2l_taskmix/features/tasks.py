@@ -1,0 +1,113 @@
+"""Featurized tasks: what the benchmark trains and evaluates on.
+
+A :class:`FeatureTask` is one task after a frozen encoder ran over its utterances: features
+``x``, integer labels ``y`` indexing the task's own sorted ``classes``. :class:`Standardizer`
+centres and scales features with statistics of meta-training tasks only.
+
+Example::
+
+    >>> import torch
+    >>> from l2l_taskmix.features import FeatureTask, Standardizer
+    >>> task = FeatureTask("alarm", torch.tensor([[1.0, 2.0], [3.0, 6.0]]), torch.tensor([0, 1]), ["SET", "STOP"])
+    >>> task.num_classes, task.dim
+    (2, 2)
+    >>> Standardizer.fit([task.x]).transform(task).x
+    tensor([[-0.7071, -0.7071],
+            [ 0.7071,  0.7071]])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["FeatureTask", "Standardizer"]
+
+
+@dataclass
+class FeatureTask:
+    """A task after featurization.
+
+    Attributes:
+        name: task name (as in its ``IntentTask``).
+        x: ``FloatTensor[n, d]`` features.
+        y: ``LongTensor[n]``, indexes ``classes`` (0 .. c-1).
+        classes: the task's own intents, sorted.
+        meta: copied from the ``IntentTask``.
+    """
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: list[str]
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.x, torch.Tensor) or self.x.ndim != 2 \
+                or not self.x.is_floating_point():
+            raise ValueError(f"task {self.name!r}: x must be a float tensor [n, d]")
+        if not isinstance(self.y, torch.Tensor) or self.y.ndim != 1 or self.y.dtype != torch.long:
+            raise ValueError(f"task {self.name!r}: y must be a LongTensor [n]")
+        if len(self.x) != len(self.y):
+            raise ValueError(f"task {self.name!r}: {len(self.x)} rows in x, {len(self.y)} in y")
+        self.classes = list(self.classes)
+        if len(self.y) and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes)):
+            raise ValueError(f"task {self.name!r}: y outside 0..{len(self.classes) - 1}")
+        if not torch.isfinite(self.x).all():
+            raise ValueError(f"task {self.name!r}: x has NaN or infinite values")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def dim(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def with_x(self, x: torch.Tensor) -> "FeatureTask":
+        """The same task with features ``x`` (e.g. standardized)."""
+        return replace(self, x=x, meta=dict(self.meta))
+
+    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> "FeatureTask":
+        """The rows at ``index`` (same ``classes``), e.g. a support or test part."""
+        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        return FeatureTask(self.name, self.x[idx], self.y[idx], self.classes, dict(self.meta))
+
+
+class Standardizer:
+    """Centre and scale features with the mean and standard deviation of meta-training data.
+
+    Example::
+
+        >>> import torch
+        >>> s = Standardizer.fit([torch.tensor([[1.0, 2.0], [3.0, 6.0]])])
+        >>> s(torch.tensor([[2.0, 4.0]]))
+        tensor([[0., 0.]])
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        self.mean, self.std = mean, std
+
+    @classmethod
+    def fit(cls, features: Sequence[torch.Tensor], eps: float = 1e-6) -> "Standardizer":
+        """Statistics of the rows of ``features`` (feature matrices of shape ``(n, d)``)."""
+        if not features:
+            raise ValueError("Standardizer.fit needs at least one feature matrix")
+        x = torch.cat([torch.as_tensor(f, dtype=torch.float32) for f in features])
+        if x.dim() != 2 or x.shape[0] < 2:
+            raise ValueError(f"Standardizer.fit needs at least two feature rows of shape (n, d), got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError("features have NaN or infinite values")
+        return cls(x.mean(0), x.std(0).clamp_min(eps))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.as_tensor(x, dtype=torch.float32) - self.mean) / self.std
+
+    def transform(self, task: FeatureTask) -> FeatureTask:
+        """``task`` with standardized features (a new :class:`FeatureTask`)."""
+        return task.with_x(self(task.x))

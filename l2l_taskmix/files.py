@@ -1,0 +1,74 @@
+"""Writing files so that nothing is ever half-written, and JSON-ready records.
+
+:func:`atomic_write` is the package's one way to write a file: to a temporary file in the same
+folder, flushed to disk, then renamed over the target (``os.replace``), so a reader sees the old
+file or the whole new one. :func:`to_jsonable` turns a record with NumPy values, paths, tuples
+and sets into plain JSON types.
+
+Example::
+
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from l2l_taskmix.files import atomic_write, to_jsonable
+    >>> path = atomic_write(Path(tempfile.mkdtemp()) / "a" / "run.json",
+    ...                     json.dumps(to_jsonable({"f1": np.float32(0.5), "hidden": (8, 8)})))
+    >>> path.read_text()
+    '{"f1": 0.5, "hidden": [8, 8]}'
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["atomic_write", "to_jsonable"]
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically; create missing folders.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give (``0o666`` less the
+    umask). On any error the temporary file is removed and ``path`` is left as it was.
+    """
+    if not isinstance(data, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"atomic_write takes text or bytes, not {type(data).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` with NumPy scalars and arrays, paths, tuples and sets made plain JSON types;
+    mapping keys become strings."""
+    if isinstance(obj, dict):
+        return {str(k) if not isinstance(k, str) else k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
