@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -418,6 +419,7 @@ def part_wall(args) -> dict:
     depth = {"train": 0}
     orig_train, orig_eval, orig_load = runner.train, runner.evaluate, runner.load_features
 
+    @functools.wraps(orig_train)  # keeps the signature: the runner passes config values by parameter name
     def timed_train(*a, **k):
         depth["train"] += 1
         start = time.perf_counter()
@@ -427,6 +429,7 @@ def part_wall(args) -> dict:
             stages["training"] += time.perf_counter() - start
             depth["train"] -= 1
 
+    @functools.wraps(orig_eval)
     def timed_eval(*a, **k):
         start = time.perf_counter()
         try:
@@ -434,6 +437,7 @@ def part_wall(args) -> dict:
         finally:
             stages["validation" if depth["train"] else "evaluation"] += time.perf_counter() - start
 
+    @functools.wraps(orig_load)
     def timed_load(*a, **k):
         start = time.perf_counter()
         try:

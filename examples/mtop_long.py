@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from l2l_taskmix import BatchTaskset, TaskMix, make_model
+from l2l_taskmix.mixing import DEFAULT_ETA
 from l2l_taskmix.data import build_mtop_long
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
 from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
@@ -52,7 +53,7 @@ def meta_train(tasksets, taskset, num_classes, dim, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--eta", type=float, default=1.0, help="TaskMix's Beta(eta, eta)")
+    parser.add_argument("--eta", type=float, default=DEFAULT_ETA, help="TaskMix's Beta(eta, eta)")
     parser.add_argument("--inner-lr", type=float, default=0.1)
     parser.add_argument("--inner-steps", type=int, default=3)
     parser.add_argument("--shots", type=int, default=5)

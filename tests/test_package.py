@@ -34,3 +34,13 @@ def test_readme_quickstart_snippet_runs():
     namespace: dict = {}
     exec(compile(snippet, "README.md", "exec"), namespace)
     assert namespace["losses"][-1] < namespace["losses"][0]
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_example_and_benchmark_scripts_import_and_parse(script):
+    """Every example and benchmark script imports what it uses from the package (a moved name
+    fails here) and answers --help."""
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage:" in out.stdout

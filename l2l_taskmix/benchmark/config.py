@@ -214,6 +214,9 @@ class BenchmarkConfig:
     def kwargs_for(self, function: Callable[..., Any]) -> dict[str, Any]:
         """The values of the fields that ``function`` takes as keyword arguments, by name.
 
+        It reads ``function``'s signature, so a wrapper of it must keep that signature
+        (``functools.wraps``).
+
         Example::
 
             >>> def finetune(model, *, finetune_steps, finetune_lr): ...
