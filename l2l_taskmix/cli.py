@@ -31,7 +31,6 @@ from typing import Any, Sequence
 
 from . import __version__
 from .benchmark.config import BenchmarkConfig, load_config_file, parse_list
-from .benchmark.datasets import NAMED_DATASETS
 from .validation import check_scalar
 
 __all__ = ["main", "build_parser", "config_from_args"]
@@ -60,8 +59,9 @@ def _item_parser(name: str, item_type: type):
     return parse
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per :class:`BenchmarkConfig` field, its help and default taken from the field.
+def add_config_flags(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    """One flag per :class:`BenchmarkConfig` field (or per field in ``names``), its help and
+    default taken from the field.
 
     Flags default to "not given" (``argparse.SUPPRESS``), so a config file's values are
     overridden only by flags the user typed.
@@ -69,6 +69,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(BenchmarkConfig)
     groups: dict[str, Any] = {}
     for f in dataclasses.fields(BenchmarkConfig):
+        if names is not None and f.name not in names:
+            continue
         meta = f.metadata
         help_text = f"{meta['help']} [default: {_default_text(f)}]"
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
@@ -115,9 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     s = sub.add_parser("stats", help="Table 1: tasks, classes and examples of a dataset")
-    s.add_argument("--dataset", default="mtop-long", help=f"{', '.join(NAMED_DATASETS)} or a task table (CSV/JSONL) [default: mtop-long]")
-    s.add_argument("--data-root", default=None, help="MTOP-layout folder; default: the bundled sample")
-    s.add_argument("--num-train", type=int, default=None, help="meta-training tasks of mtop-long or a task table [default: 7]")
+    add_config_flags(s, names=("dataset", "data_root", "num_train"))
     s.add_argument("--per-task", action="store_true", help="also list every task")
     return parser
 
@@ -134,8 +134,9 @@ def _stats(args: argparse.Namespace) -> int:
     from .benchmark.datasets import load_split
     from .data import format_stats
 
-    split = load_split(args.dataset, args.data_root, num_train=args.num_train)
-    print(format_stats(split, title=f"{args.dataset}: tasks, classes and examples (Table 1)", per_task=args.per_task))
+    config = config_from_args(args)
+    split = load_split(config.dataset, config.data_root, num_train=config.num_train)
+    print(format_stats(split, title=f"{config.dataset}: tasks, classes and examples (Table 1)", per_task=args.per_task))
     return 0
 
 
