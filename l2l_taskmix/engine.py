@@ -178,23 +178,23 @@ def _unpack(task: Any, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     try:
         xs, ys, xq, yq = task
     except (TypeError, ValueError):
-        raise ValueError(f"task {k}: expected (Xs, Ys, Xq, Yq) tensors or a Task, got {type(task).__name__}") from None
+        raise ValueError(f"task {k}: expected (xs, ys, xq, yq) tensors or a Task, got {type(task).__name__}") from None
     return xs, ys, xq, yq
 
 
 def _check_task(k: int, xs, ys, xq, yq, in_features: int, num_classes: int) -> None:
-    for name, t in (("Xs", xs), ("Ys", ys), ("Xq", xq), ("Yq", yq)):
+    for name, t in (("xs", xs), ("ys", ys), ("xq", xq), ("yq", yq)):
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"task {k}: {name} must be a tensor, got {type(t).__name__}")
         if t.dim() != 2:
             raise ValueError(f"task {k}: {name} must be 2-D, got shape {tuple(t.shape)}")
         if not t.is_floating_point():
-            raise ValueError(f"task {k}: {name} must be floating point (soft labels for Y), got {t.dtype}")
+            raise ValueError(f"task {k}: {name} must be floating point (soft labels for ys, yq), got {t.dtype}")
     for name, x, y in (("support", xs, ys), ("query", xq, yq)):
         if x.shape[0] == 0:
             raise ValueError(f"task {k}: empty {name} part")
         if x.shape[0] != y.shape[0]:
-            raise ValueError(f"task {k}: {name} has {x.shape[0]} rows in X but {y.shape[0]} in Y")
+            raise ValueError(f"task {k}: {name} has {x.shape[0]} rows in x but {y.shape[0]} in y")
         if x.shape[1] != in_features:
             raise ValueError(f"task {k}: {name} features have width {x.shape[1]}, the model expects {in_features}")
         if y.shape[1] != num_classes:
@@ -218,7 +218,7 @@ def l2l_outer_loss(maml: nn.Module, tasks: Sequence[Any], inner_steps: int) -> t
 
     ``maml`` is a ``learn2learn.algorithms.MAML`` (its ``lr``, ``first_order`` and
     ``allow_nograd`` apply); every task is adapted on a ``maml.clone()``, one after another.
-    ``tasks``: ``(Xs, Ys, Xq, Yq)`` tuples with soft labels ``Y`` of shape ``(n, C)``, or
+    ``tasks``: ``(xs, ys, xq, yq)`` tuples with soft labels ``ys``/``yq`` of shape ``(n, C)``, or
     :class:`~l2l_taskmix.tasksets.Task` objects. The loss is :func:`soft_cross_entropy`.
 
     Example::
@@ -513,7 +513,7 @@ def fast_outer_loss(
         model: an :class:`~l2l_taskmix.models.IntentClassifier` or an ``nn.Sequential`` of
             ``Linear``/``PReLU`` layers (a learn2learn ``MAML`` wrapper is unwrapped); anything
             else raises :class:`UnsupportedModelError` (fall back to :func:`l2l_outer_loss`).
-        tasks: ``(Xs, Ys, Xq, Yq)`` tuples, ``Y`` soft labels of shape ``(n, C)``, or
+        tasks: ``(xs, ys, xq, yq)`` tuples, ``ys``/``yq`` soft labels of shape ``(n, C)``, or
             :class:`~l2l_taskmix.tasksets.Task` objects. Tasks of equal support/query sizes are
             stacked; different sizes are processed group by group.
         inner_lr, inner_steps: the inner SGD step size and the number of steps.
@@ -548,7 +548,7 @@ def fast_outer_loss(
     for members in groups.values():
         stacked = [torch.stack([m[i] for m in members]).to(device=ref.device, dtype=ref.dtype) for i in range(4)]
         if check_inputs:
-            for name, t in zip(("Xs", "Ys", "Xq", "Yq"), stacked):
+            for name, t in zip(("xs", "ys", "xq", "yq"), stacked):
                 if not bool(torch.isfinite(t).all()):
                     raise ValueError(f"fast_outer_loss: {name} of some task contains NaN or infinite values")
         loss = _group_loss(blocks, *stacked, float(inner_lr), int(inner_steps), bool(first_order), strategy)

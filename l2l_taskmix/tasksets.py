@@ -1,10 +1,10 @@
 """TaskMix and MetaMix as drop-in wrappers around learn2learn tasksets.
 
-A *task* here is a :class:`Task`: all its points ``X``, float soft labels ``Y`` of shape
+A *task* here is a :class:`Task`: all its points ``x``, float soft labels ``y`` of shape
 ``(n, C)`` in the common label space of ``C`` classes, and ``num_support``: the first
 ``num_support`` rows are the support (adaptation) part and the rest the query (evaluation) part.
-It unpacks like a learn2learn task, ``X, Y = task``. A wrapped learn2learn ``Taskset`` gives
-``(X, y)`` with integer labels; its first half becomes the support part and its second half the
+It unpacks like a learn2learn task, ``x, y = task``. A wrapped learn2learn ``Taskset`` gives
+``(x, y)`` with integer labels; its first half becomes the support part and its second half the
 query part.
 
 Example, a learn2learn MAML loop with TaskMix (the only changes: the wrapper and a loss that
@@ -43,41 +43,41 @@ class Task:
     """One task of a meta-iteration.
 
     Attributes:
-        X: all points, shape ``(n, ...)``; rows ``[:num_support]`` are the support part.
-        Y: soft labels, float, shape ``(n, C)``; each row sums to one.
+        x: all points, shape ``(n, ...)``; rows ``[:num_support]`` are the support part.
+        y: soft labels, float, shape ``(n, C)``; each row sums to one.
         num_support: how many leading rows form the support part.
         source: ``None`` for a real task; ``(i, j, lam)`` for a TaskMix task made as
             ``lam * task_i + (1 - lam) * task_j`` of the same iteration's real tasks.
         num_mixed: how many trailing query rows are MetaMix points (0 without MetaMix).
     """
 
-    X: torch.Tensor
-    Y: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
     num_support: int
     source: tuple[int, int, float] | None = None
     num_mixed: int = 0
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        yield self.X
-        yield self.Y
+        yield self.x
+        yield self.y
 
     @property
     def support(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(X, Y)`` of the support (adaptation) part."""
-        return self.X[: self.num_support], self.Y[: self.num_support]
+        """``(x, y)`` of the support (adaptation) part."""
+        return self.x[: self.num_support], self.y[: self.num_support]
 
     @property
     def query(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(X, Y)`` of the query (evaluation) part, MetaMix points included."""
-        return self.X[self.num_support :], self.Y[self.num_support :]
+        """``(x, y)`` of the query (evaluation) part, MetaMix points included."""
+        return self.x[self.num_support :], self.y[self.num_support :]
 
     @property
     def is_synthetic(self) -> bool:
         return self.source is not None
 
     def to(self, *args: Any, **kwargs: Any) -> "Task":
-        """A copy with ``X`` and ``Y`` moved as by ``Tensor.to``."""
-        return replace(self, X=self.X.to(*args, **kwargs), Y=self.Y.to(*args, **kwargs))
+        """A copy with ``x`` and ``y`` moved as by ``Tensor.to``."""
+        return replace(self, x=self.x.to(*args, **kwargs), y=self.y.to(*args, **kwargs))
 
 
 def _check_features(x: torch.Tensor, what: str) -> None:
@@ -88,19 +88,19 @@ def _check_features(x: torch.Tensor, what: str) -> None:
 
 
 def as_task(sample: Any, num_classes: int, what: str = "task") -> Task:
-    """Normalize a taskset's sample, ``(X, y)`` or a :class:`Task`, to a :class:`Task` in C classes.
+    """Normalize a taskset's sample, ``(x, y)`` or a :class:`Task`, to a :class:`Task` in C classes.
 
     Integer labels become one-hot rows; float labels of shape ``(n, c)`` with ``c <= C`` are taken
-    as soft labels and padded with zero columns. An ``(X, y)`` pair is split in halves: support
+    as soft labels and padded with zero columns. An ``(x, y)`` pair is split in halves: support
     first, query second.
     """
     if isinstance(sample, Task):
-        x, y, num_support = sample.X, sample.Y, sample.num_support
+        x, y, num_support = sample.x, sample.y, sample.num_support
     else:
         try:
             x, y = sample[0], sample[1]
         except (TypeError, IndexError, KeyError):
-            raise TypeError(f"{what}: a taskset must return (X, y) or a Task, got {type(sample).__name__}") from None
+            raise TypeError(f"{what}: a taskset must return (x, y) or a Task, got {type(sample).__name__}") from None
         x, y = torch.as_tensor(x), torch.as_tensor(y)
         num_support = x.shape[0] // 2 if x.dim() else 0
     _check_features(x, what)
@@ -121,8 +121,8 @@ def as_task(sample: Any, num_classes: int, what: str = "task") -> Task:
     if not 0 < num_support < x.shape[0]:
         raise ValueError(f"{what}: needs both a support and a query part, got {x.shape[0]} points with num_support={num_support}")
     if isinstance(sample, Task):
-        return replace(sample, Y=y)
-    return Task(X=x, Y=y, num_support=int(num_support))
+        return replace(sample, y=y)
+    return Task(x=x, y=y, num_support=int(num_support))
 
 
 class BatchTaskset:
@@ -137,7 +137,7 @@ class BatchTaskset:
 
         >>> import torch
         >>> bt = BatchTaskset(torch.randn(100, 16), torch.arange(100) % 5, num_support=8, seed=0)
-        >>> task = bt.sample(); task.X.shape, task.Y.shape, task.num_support
+        >>> task = bt.sample(); task.x.shape, task.y.shape, task.num_support
         (torch.Size([16, 16]), torch.Size([16, 5]), 8)
     """
 
@@ -177,14 +177,14 @@ class BatchTaskset:
 
     def sample(self) -> Task:
         index = torch.cat([self._draw(self.num_support), self._draw(self.num_query)]).to(self.x.device)
-        return Task(X=self.x[index], Y=self.y[index], num_support=self.num_support)
+        return Task(x=self.x[index], y=self.y[index], num_support=self.num_support)
 
 
 def num_classes_of(source: Any) -> int | None:
     """The class count C of a taskset, a task or a sample; ``None`` when it cannot be told.
 
     In order: a ``num_classes`` attribute; a :class:`Task`'s label columns; ``max(y) + 1`` of an
-    ``(X, y)`` sample with integer labels; ``max + 1`` of a learn2learn ``TaskDataset``'s
+    ``(x, y)`` sample with integer labels; ``max + 1`` of a learn2learn ``TaskDataset``'s
     ``dataset.labels``.
 
     Example::
@@ -196,7 +196,7 @@ def num_classes_of(source: Any) -> int | None:
     if getattr(source, "num_classes", None) is not None:
         return int(source.num_classes)
     if isinstance(source, Task):
-        return int(source.Y.shape[1])
+        return int(source.y.shape[1])
     if isinstance(source, (tuple, list)) and len(source) >= 2:
         y = torch.as_tensor(source[1])
         if y.numel() and not y.dtype.is_floating_point:
@@ -328,13 +328,13 @@ class TaskMix(_TaskAugmentation):
     Each meta-iteration (:meth:`sample_iteration`) samples one batch from each of the T wrapped
     tasksets (or T = ``meta_batch_size`` batches from one taskset), draws N pairs ``(i, j)``
     uniformly (``i != j``) and, per pair, ``lam ~ Beta(eta, eta)``, and returns the T real tasks
-    followed by N synthetic ones with ``X = lam * X_i + (1 - lam) * X_j`` and
-    ``Y = lam * Y_i + (1 - lam) * Y_j`` (support and query with the same ``lam``). ``Y`` are soft
-    labels, so the loss must accept probabilities, e.g. ``F.cross_entropy(logits, Y)``.
+    followed by N synthetic ones with ``x = lam * x_i + (1 - lam) * x_j`` and
+    ``y = lam * y_i + (1 - lam) * y_j`` (support and query with the same ``lam``). ``y`` are soft
+    labels, so the loss must accept probabilities, e.g. ``F.cross_entropy(logits, y)``.
 
     Args:
         tasksets: a learn2learn ``Taskset``/``TaskDataset`` (or anything with ``sample()``
-            returning ``(X, y)`` or a :class:`Task`), a list of them (one per meta-training
+            returning ``(x, y)`` or a :class:`Task`), a list of them (one per meta-training
             task, the paper's setting), or a :class:`MetaMix`.
         eta: the Beta parameter; default :data:`~l2l_taskmix.mixing.DEFAULT_ETA` (1.0, uniform
             ``lam``; see the README for how it was chosen).
@@ -383,11 +383,11 @@ class TaskMix(_TaskAugmentation):
             raise ValueError(f"TaskMix needs at least two tasks per iteration to mix, got {len(real)}")
         first = real[0]
         for k, task in enumerate(real[1:], start=1):
-            if task.X.shape != first.X.shape or task.Y.shape != first.Y.shape or task.num_support != first.num_support:
+            if task.x.shape != first.x.shape or task.y.shape != first.y.shape or task.num_support != first.num_support:
                 raise ValueError(
                     "TaskMix mixes tasks of equal batch shapes; "
-                    f"task 0 has X {tuple(first.X.shape)} (support {first.num_support}) but task {k} has "
-                    f"X {tuple(task.X.shape)} (support {task.num_support}): sample equal support/query sizes"
+                    f"task 0 has x {tuple(first.x.shape)} (support {first.num_support}) but task {k} has "
+                    f"x {tuple(task.x.shape)} (support {task.num_support}): sample equal support/query sizes"
                 )
         pairs = mixing.sample_pairs(len(real), n, generator=self.generator)
         lams = mixing.sample_lambda(self.eta, n, generator=self.generator, dtype=torch.float64)
@@ -396,8 +396,8 @@ class TaskMix(_TaskAugmentation):
             a, b = real[i], real[j]
             synthetic.append(
                 Task(
-                    X=mixing.mix(a.X, b.X, lam),
-                    Y=mixing.mix(a.Y, b.Y, lam),
+                    x=mixing.mix(a.x, b.x, lam),
+                    y=mixing.mix(a.y, b.y, lam),
                     num_support=a.num_support,
                     source=(i, j, lam),
                     num_mixed=a.num_mixed,
@@ -448,8 +448,8 @@ class MetaMix(_TaskAugmentation):
 
     def augment(self, task: Task) -> Task:
         """``task`` with MixUp points of its (original) query part appended to its query part."""
-        end = task.X.shape[0] - task.num_mixed
-        xq, yq = task.X[task.num_support : end], task.Y[task.num_support : end]
+        end = task.x.shape[0] - task.num_mixed
+        xq, yq = task.x[task.num_support : end], task.y[task.num_support : end]
         perm = torch.randperm(xq.shape[0], generator=self.generator).to(xq.device)
         lam = mixing.sample_lambda(self.eta, xq.shape[0], generator=self.generator, dtype=xq.dtype).to(xq.device)
         lam_x = lam.reshape((-1,) + (1,) * (xq.dim() - 1))
@@ -457,8 +457,8 @@ class MetaMix(_TaskAugmentation):
         y_mixed = mixing.mix(yq, yq[perm], lam.reshape(-1, 1).to(yq.dtype))
         return replace(
             task,
-            X=torch.cat([task.X, x_mixed]),
-            Y=torch.cat([task.Y, y_mixed]),
+            x=torch.cat([task.x, x_mixed]),
+            y=torch.cat([task.y, y_mixed]),
             num_mixed=task.num_mixed + xq.shape[0],
         )
 

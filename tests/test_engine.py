@@ -289,7 +289,7 @@ def _bad(i, fn):
         (_bad(1, lambda t: [t[0][:, :5]] + t[1:]), "width 5"),
         (_bad(1, lambda t: t[:3] + [t[3][:, :3]]), "3 columns"),
         (_bad(2, lambda t: [t[0][:0], t[1][:0]] + t[2:]), "empty support"),
-        (_bad(2, lambda t: t[:2] + [t[2][:3]] + t[3:]), "rows in X"),
+        (_bad(2, lambda t: t[:2] + [t[2][:3]] + t[3:]), "rows in x"),
         (_bad(0, lambda t: [t[0].unsqueeze(0)] + t[1:]), "2-D"),
         (_bad(0, lambda t: [t[0]] + [t[1].argmax(-1)[:, None].expand(-1, 4).contiguous()] + t[2:]), "floating"),
         (_bad(3, lambda t: [t[0].clone().fill_(float("nan"))] + t[1:]), "NaN"),

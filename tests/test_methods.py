@@ -50,7 +50,7 @@ def test_sampler_of_each_method(name, tasks_per_iteration, synthetic, mixed_poin
     assert all(t.num_support == 5 for t in tasks)
     if synthetic:  # synthetic tasks mix the same iteration's real tasks (N = T)
         i, j, lam = tasks[-1].source
-        assert torch.allclose(tasks[-1].X[:5], lam * tasks[i].X[:5] + (1 - lam) * tasks[j].X[:5], atol=1e-6)
+        assert torch.allclose(tasks[-1].x[:5], lam * tasks[i].x[:5] + (1 - lam) * tasks[j].x[:5], atol=1e-6)
 
 
 def test_meta_batch_draws_distinct_tasks_reproducibly():
@@ -65,7 +65,7 @@ def test_meta_batch_draws_distinct_tasks_reproducibly():
     b = RealTasks(tasksets(num=6), meta_batch_size=3, seed=4)
     c = RealTasks(tasksets(num=6), meta_batch_size=3, seed=4)
     for _ in range(3):
-        assert all(torch.equal(x.X, y.X) for x, y in zip(b.sample_iteration(), c.sample_iteration()))
+        assert all(torch.equal(x.x, y.x) for x, y in zip(b.sample_iteration(), c.sample_iteration()))
     assert len(RealTasks(ts, meta_batch_size=50)) == 6
     with pytest.raises(ValueError, match="meta_batch_size == 0"):
         RealTasks(ts, meta_batch_size=0)
@@ -111,8 +111,8 @@ def test_multitask_objective_one_head_per_task():
     ts[1] = BatchTaskset(torch.randn(30, 6), torch.arange(30) % 2, num_support=5, num_classes=3, seed=0)
     tasks = RealTasks(ts).sample_iteration()
     expected = (
-        F.cross_entropy(objective.heads[0](model.neck(tasks[0].X)), tasks[0].Y[:, :3])
-        + F.cross_entropy(objective.heads[1](model.neck(tasks[1].X)), tasks[1].Y[:, :2])
+        F.cross_entropy(objective.heads[0](model.neck(tasks[0].x)), tasks[0].y[:, :3])
+        + F.cross_entropy(objective.heads[1](model.neck(tasks[1].x)), tasks[1].y[:, :2])
     ) / 2
     assert torch.allclose(objective.loss(tasks), expected)
     with pytest.raises(ValueError, match="3 tasks for 2 heads"):

@@ -25,8 +25,8 @@ def test_iteration_is_real_tasks_then_synthetic_ones():
     assert all(t.source is None for t in tasks[:4])
     assert all(t.source is not None for t in tasks[4:])
     for t in tasks:
-        assert t.Y.dtype == torch.float32 and t.Y.shape == (10, 5)
-        assert torch.allclose(t.Y.sum(1), torch.ones(10))
+        assert t.y.dtype == torch.float32 and t.y.shape == (10, 5)
+        assert torch.allclose(t.y.sum(1), torch.ones(10))
 
 
 def test_synthetic_task_is_the_mix_of_its_sources_with_one_lambda():
@@ -36,8 +36,8 @@ def test_synthetic_task_is_the_mix_of_its_sources_with_one_lambda():
         i, j, lam = t.source
         assert i != j and 0 <= lam <= 1
         a, b = tasks[i], tasks[j]
-        assert torch.allclose(t.X, lam * a.X + (1 - lam) * b.X, atol=1e-6)
-        assert torch.allclose(t.Y, lam * a.Y + (1 - lam) * b.Y, atol=1e-6)
+        assert torch.allclose(t.x, lam * a.x + (1 - lam) * b.x, atol=1e-6)
+        assert torch.allclose(t.y, lam * a.y + (1 - lam) * b.y, atol=1e-6)
         # support and query parts share the same lambda
         (xs, _), (xq, _) = t.support, t.query
         assert torch.allclose(xs, lam * a.support[0] + (1 - lam) * b.support[0], atol=1e-6)
@@ -52,14 +52,14 @@ def test_num_tasks_zero_reproduces_the_wrapped_tasksets_exactly():
         got = wrapped.sample_iteration()
         assert len(got) == len(expected)
         for e, t in zip(expected, got):
-            assert torch.equal(e.X, t.X) and torch.equal(e.Y, t.Y) and t.source is None
+            assert torch.equal(e.x, t.x) and torch.equal(e.y, t.y) and t.source is None
 
 
 def test_fixed_seed_gives_identical_iterations_and_other_seed_differs():
     a = TaskMix(make_tasksets(seed=1), seed=5).sample_iteration()
     b = TaskMix(make_tasksets(seed=1), seed=5).sample_iteration()
     c = TaskMix(make_tasksets(seed=1), seed=6).sample_iteration()
-    assert all(torch.equal(x.X, y.X) and x.source == y.source for x, y in zip(a, b))
+    assert all(torch.equal(x.x, y.x) and x.source == y.source for x, y in zip(a, b))
     assert any(x.source != y.source for x, y in zip(a[4:], c[4:]))
 
 
@@ -67,7 +67,7 @@ def test_sample_streams_iterations_like_a_taskset():
     tm = TaskMix(make_tasksets(seed=2), seed=0)
     reference = TaskMix(make_tasksets(seed=2), seed=0).sample_iteration()
     streamed = [tm.sample() for _ in range(8)]
-    assert all(torch.equal(s.X, r.X) for s, r in zip(streamed, reference))
+    assert all(torch.equal(s.x, r.x) for s, r in zip(streamed, reference))
     X, Y = tm[0]  # indexing gives a task that unpacks learn2learn-style
     assert X.shape == (10, 6) and Y.shape == (10, 5)
     assert len(list(iter(tm))) == 8
@@ -90,7 +90,7 @@ def test_wraps_plain_xy_samplers_and_infers_classes():
     tm = TaskMix([Sampler(0), Sampler(1)], num_classes=4, seed=0)
     tasks = tm.sample_iteration()
     assert [t.num_support for t in tasks] == [4] * 4
-    assert tasks[0].Y.shape == (8, 4)
+    assert tasks[0].y.shape == (8, 4)
 
 
 def test_metamix_appends_mixed_query_points():
@@ -98,9 +98,9 @@ def test_metamix_appends_mixed_query_points():
     tasks = base.sample_iteration()
     assert len(tasks) == 4 == len(base)
     for t in tasks:
-        assert t.num_support == 5 and t.num_mixed == 5 and t.X.shape[0] == 15
-        xq, yq = t.X[5:10], t.Y[5:10]
-        mixed_x, mixed_y = t.X[10:], t.Y[10:]
+        assert t.num_support == 5 and t.num_mixed == 5 and t.x.shape[0] == 15
+        xq, yq = t.x[5:10], t.y[5:10]
+        mixed_x, mixed_y = t.x[10:], t.y[10:]
         # each mixed point is on a segment between two query points of the same task
         for m, my in zip(mixed_x, mixed_y):
             found = False
@@ -113,7 +113,7 @@ def test_metamix_appends_mixed_query_points():
                     ):
                         found = True
             assert found
-        assert torch.allclose(t.Y.sum(1), torch.ones(15))
+        assert torch.allclose(t.y.sum(1), torch.ones(15))
 
 
 def test_combined_orders_both_work():
@@ -124,7 +124,7 @@ def test_combined_orders_both_work():
     other = TaskMix(MetaMix(make_tasksets(), seed=1), seed=0)
     tasks = other.sample_iteration()
     assert len(tasks) == 8 == len(other)
-    assert all(t.X.shape == (15, 6) for t in tasks)
+    assert all(t.x.shape == (15, 6) for t in tasks)
 
 
 def test_learn2learn_taskset_is_wrapped():
@@ -140,7 +140,7 @@ def test_learn2learn_taskset_is_wrapped():
     assert tm.num_classes == 6  # inferred from the MetaDataset's labels
     tasks = tm.sample_iteration()
     assert len(tasks) == 8
-    assert all(t.X.shape == (12, 4) and t.Y.shape == (12, 6) for t in tasks)
+    assert all(t.x.shape == (12, 4) and t.y.shape == (12, 6) for t in tasks)
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_defaults_and_helpers():
     bt = BatchTaskset(torch.randn(30, 3), torch.arange(30) % 3, num_support=4, num_query=7, seed=0)
     assert (bt.num_support, bt.num_query, bt.num_classes) == (4, 7, 3)
     task = bt.sample()
-    assert task.X.shape == (11, 3) and task.num_support == 4
+    assert task.x.shape == (11, 3) and task.num_support == 4
     assert BatchTaskset(torch.randn(30, 3), torch.arange(30) % 3, num_support=4, seed=0).num_query == 4
     with pytest.raises(ValueError, match="num_support == 0"):
         BatchTaskset(torch.randn(30, 3), torch.arange(30) % 3, num_support=0)
@@ -264,7 +264,7 @@ def test_global_seed_makes_default_generator_repeat():
 
 
 def test_task_helpers():
-    t = Task(X=torch.arange(6.0).reshape(6, 1), Y=mixing.one_hot(torch.tensor([0, 1] * 3), 2), num_support=2)
+    t = Task(x=torch.arange(6.0).reshape(6, 1), y=mixing.one_hot(torch.tensor([0, 1] * 3), 2), num_support=2)
     assert t.support[0].shape[0] == 2 and t.query[0].shape[0] == 4
     assert not t.is_synthetic
-    assert t.to(torch.float64).X.dtype == torch.float64
+    assert t.to(torch.float64).x.dtype == torch.float64

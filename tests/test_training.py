@@ -119,7 +119,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error():
             return list(self.model.parameters())
 
         def loss(self, tasks):
-            return self.model(tasks[0].X).sum() * float("nan")
+            return self.model(tasks[0].x).sum() * float("nan")
 
     class Broken(Method):
         def objective(self, model, task_classes, **values):

@@ -108,8 +108,8 @@ class MultiTaskObjective:
             raise ValueError(f"multi-task learning got {len(tasks)} tasks for {len(self.heads)} heads")
         losses = []
         for task, head, c in zip(tasks, self.heads, self.num_classes):
-            logits = head(self.model.neck(task.X))
-            targets = task.Y[:, :c]
+            logits = head(self.model.neck(task.x))
+            targets = task.y[:, :c]
             losses.append(soft_cross_entropy(logits, targets))
         return torch.stack(losses).mean()
 
