@@ -33,8 +33,7 @@ from . import __version__
 from .benchmark.config import BenchmarkConfig, load_config_file, parse_list
 from .validation import check_scalar
 
-__all__ = ["main", "build_parser", "config_from_args"]
-
+__all__ = ["main", "build_parser", "config_from_args", "add_config_flags"]
 
 
 def _flag(name: str) -> str:

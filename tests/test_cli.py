@@ -1,6 +1,5 @@
 """The l2l-taskmix command and its configuration: flags, config files, resume, outputs."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import numpy as np
 
 from ..files import atomic_write, to_jsonable
 from ..validation import check_scalar
