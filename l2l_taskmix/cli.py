@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .benchmark.config import BenchmarkConfig, load_config_file, parse_list
+from .benchmark.config import BenchmarkConfig, field_types, load_config_file, parse_list
 from .validation import check_scalar
 
 __all__ = ["main", "build_parser", "config_from_args", "add_config_flags"]
@@ -65,7 +65,7 @@ def add_config_flags(parser: argparse.ArgumentParser, names: Sequence[str] | Non
     Flags default to "not given" (``argparse.SUPPRESS``), so a config file's values are
     overridden only by flags the user typed.
     """
-    hints = typing.get_type_hints(BenchmarkConfig)
+    hints = field_types()
     groups: dict[str, Any] = {}
     for f in dataclasses.fields(BenchmarkConfig):
         if names is not None and f.name not in names:

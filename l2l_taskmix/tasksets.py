@@ -293,7 +293,10 @@ class _TaskAugmentation(ABC):
         members = self.tasksets if self.is_list else [self.tasksets] * self.meta_batch_size
         samples = [ts.sample() for ts in members]
         if self.num_classes is None:  # last resort: infer from the first iteration's labels
-            self.num_classes = max(num_classes_of(s) for s in samples)
+            counts = [num_classes_of(s) for s in samples]
+            if None in counts:
+                raise ValueError("cannot tell the class count from the sampled labels; pass num_classes=")
+            self.num_classes = max(counts)
         return [as_task(s, self.num_classes, what=f"task {k}") for k, s in enumerate(samples)]
 
     def real_tasks_per_iteration(self) -> int:

@@ -268,3 +268,12 @@ def test_task_helpers():
     assert t.support[0].shape[0] == 2 and t.query[0].shape[0] == 4
     assert not t.is_synthetic
     assert t.to(torch.float64).x.dtype == torch.float64
+
+
+def test_an_unknown_class_count_asks_for_num_classes():
+    class FloatLabels:  # sample() -> (x, y) with 1-D float labels: no class count can be read
+        def sample(self):
+            return torch.randn(8, 3), torch.zeros(8)
+
+    with pytest.raises(ValueError, match="pass num_classes="):
+        TaskMix([FloatLabels(), FloatLabels()], seed=0).sample_iteration()

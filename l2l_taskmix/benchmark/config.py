@@ -25,10 +25,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
 import os
+import typing
 import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
@@ -38,7 +40,7 @@ from ..models import DEFAULT_HIDDEN
 from ..validation import check_choice, check_scalar
 from .methods import ENGINES, METHOD_NAMES
 
-__all__ = ["BenchmarkConfig", "RESULT_FIELDS", "RENAMED_FIELDS", "load_config_file", "setting"]
+__all__ = ["BenchmarkConfig", "RESULT_FIELDS", "RENAMED_FIELDS", "field_types", "load_config_file", "setting"]
 
 #: Datasets known by name (anything else is a path to a task table or a ``.pt`` feature file).
 NAMED_DATASETS = ("mtop-long", "mtop-wide", "nbest")
@@ -286,12 +288,20 @@ def parse_list(text: str, name: str, item_type: type) -> tuple[Any, ...]:
         raise ValueError(f"{name} takes comma-separated {item_type.__name__}s such as 256,256, got {text!r}") from None
 
 
+@functools.cache
+def field_types() -> dict[str, Any]:
+    """Each :class:`BenchmarkConfig` field's type hint, by name (the checks and the CLI read
+    types from here)."""
+    return typing.get_type_hints(BenchmarkConfig)
+
+
 def _check_field(f: dataclasses.Field, value: Any) -> Any:
     """``value`` of field ``f`` checked against its metadata (tuples item by item)."""
     meta = f.metadata
-    allow_none = f.default is None or "None" in str(f.type)
+    hint = field_types()[f.name]
+    allow_none = type(None) in typing.get_args(hint)
     bounds = dict(min_val=meta["min_val"], max_val=meta["max_val"], include_boundaries=meta["include_boundaries"])
-    if str(f.type).startswith("tuple"):
+    if typing.get_origin(hint) is tuple:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise TypeError(f"{f.name} must be a list, not {type(value).__name__}.")
         items = []

@@ -37,14 +37,14 @@ __all__ = ["BenchmarkData", "NAMED_DATASETS", "load_split", "load_features", "sa
 
 @dataclass
 class BenchmarkData:
-    """Featurized meta-training and meta-test tasks (``FeatureTask``-like: name, x, y, classes)."""
+    """Featurized meta-training and meta-test tasks, and what built them (``info``)."""
 
-    train: list[Any]
-    test: list[Any]
+    train: list[FeatureTask]
+    test: list[FeatureTask]
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def save_feature_split(path: str | os.PathLike, train: Sequence[Any], test: Sequence[Any], info: dict | None = None) -> Path:
+def save_feature_split(path: str | os.PathLike, train: Sequence[FeatureTask], test: Sequence[FeatureTask], info: dict | None = None) -> Path:
     """Save featurized tasks as a ``.pt`` file that ``--dataset PATH.pt`` reads (precomputed
     features: any encoder of your own). Written atomically."""
     def pack(tasks):

