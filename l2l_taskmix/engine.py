@@ -60,6 +60,7 @@ __all__ = [
     "l2l_outer_loss",
     "BatchedMAML",
     "STRATEGIES",
+    "import_learn2learn",
 ]
 
 #: How per-task adaptations of linear layers after the first are carried: ``"auto"`` (per
@@ -146,6 +147,25 @@ def _blocks(model: nn.Module) -> list[_Block]:
     if not params[0].is_floating_point():
         raise UnsupportedModelError("fast MAML engine: parameters must be floating point")
     return blocks
+
+
+def import_learn2learn():
+    """``import learn2learn``, or a ``ModuleNotFoundError`` that says how to install it.
+
+    learn2learn is not a declared dependency: its 0.2.0 release does not install with pip on
+    Python 3.11; ``python -m l2l_taskmix.install_learn2learn`` builds it.
+    """
+    try:
+        import learn2learn
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] != "learn2learn":
+            raise
+        raise ModuleNotFoundError(
+            "learn2learn is not installed (needed for engine='l2l' and the learn2learn examples); "
+            "install it with: python -m l2l_taskmix.install_learn2learn",
+            name="learn2learn",
+        ) from None
+    return learn2learn
 
 
 def check_supported(model: nn.Module) -> None:

@@ -2,7 +2,7 @@
 
 The layers, bottom to top (docs/design.md draws them):
 
-- base: ``validation``, ``files`` (no other l2l_taskmix module)
+- base: ``validation``, ``files``, ``install_learn2learn`` (no other l2l_taskmix module)
 - core, what a learn2learn user imports: ``mixing``, ``losses``, ``tasksets``, ``models``,
   ``engine`` and the package root
 - data: ``l2l_taskmix.data`` (raw-text tasks; base only)
@@ -30,6 +30,7 @@ ORDER = [
     # base
     "l2l_taskmix.validation",
     "l2l_taskmix.files",
+    "l2l_taskmix.install_learn2learn",
     # core
     "l2l_taskmix.mixing",
     "l2l_taskmix.losses",
@@ -74,7 +75,7 @@ LAYERS = {
 
 
 def layer(module: str) -> str:
-    if module in ("l2l_taskmix.validation", "l2l_taskmix.files"):
+    if module in ("l2l_taskmix.validation", "l2l_taskmix.files", "l2l_taskmix.install_learn2learn"):
         return "base"
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in ("data", "features", "benchmark", "cli"):

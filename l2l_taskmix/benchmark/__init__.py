@@ -14,34 +14,43 @@ Example::
     >>> BenchmarkConfig().methods == METHOD_NAMES
     True
 """
-from .config import BenchmarkConfig, load_config_file
-from .datasets import BenchmarkData, load_feature_split, load_features, load_split, save_feature_split
-from .evaluation import evaluate, make_splits
-from .methods import METHOD_NAMES, METHODS, Method, get_method
-from .results import RunStore, markdown_table, summarize, write_outputs
-from .runner import run_benchmark, run_method
-from .training import TrainResult, train
+import importlib
 
-__all__ = [
-    "BenchmarkConfig",
-    "load_config_file",
-    "BenchmarkData",
-    "load_split",
-    "load_features",
-    "save_feature_split",
-    "load_feature_split",
-    "Method",
-    "METHODS",
-    "METHOD_NAMES",
-    "get_method",
-    "train",
-    "TrainResult",
-    "evaluate",
-    "make_splits",
-    "RunStore",
-    "summarize",
-    "markdown_table",
-    "write_outputs",
-    "run_method",
-    "run_benchmark",
-]
+#: Each public name and the module that defines it. They load on first use, so that
+#: ``import l2l_taskmix.benchmark.config`` (the command line's flags) needs neither pandas nor
+#: scikit-learn: a base install without the ``benchmark`` extra can say what to install.
+_EXPORTS = {
+    "BenchmarkConfig": "config",
+    "load_config_file": "config",
+    "BenchmarkData": "datasets",
+    "load_split": "datasets",
+    "load_features": "datasets",
+    "save_feature_split": "datasets",
+    "load_feature_split": "datasets",
+    "Method": "methods",
+    "METHODS": "methods",
+    "METHOD_NAMES": "methods",
+    "get_method": "methods",
+    "train": "training",
+    "TrainResult": "training",
+    "evaluate": "evaluation",
+    "make_splits": "evaluation",
+    "RunStore": "results",
+    "summarize": "results",
+    "markdown_table": "results",
+    "write_outputs": "results",
+    "run_method": "runner",
+    "run_benchmark": "runner",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -71,8 +71,7 @@ class MAMLObjective:
         self.engine = engine
         self.maml = None
         if engine == "l2l":
-            import learn2learn as l2l
-
+            l2l = engines.import_learn2learn()
             self.maml = l2l.algorithms.MAML(model, lr=self.inner_lr, first_order=self.first_order, allow_nograd=True)
 
     def parameters(self):

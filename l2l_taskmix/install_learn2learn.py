@@ -1,0 +1,176 @@
+"""Build and install a working learn2learn 0.2.0 into the running Python: ``python -m l2l_taskmix.install_learn2learn``.
+
+learn2learn 0.2.0, the release l2l-taskmix is tested against, is published only as a source
+distribution, and on Python 3.11 a plain ``pip install learn2learn`` fails twice over: its
+shipped C files do not compile (upstream issue #413), and pip cannot resolve two of its declared
+requirements (``qpth``, whose releases need numpy<2 or carry a requirement string that
+setuptools rejects, and ``gsutil``). Neither is imported by MAML, the data transforms or the
+examples l2l-taskmix supports. This command does, in the running interpreter's environment:
+
+1. install learn2learn's import-time requirements (numpy, scipy, gym, requests, tqdm) and the
+   build tools (Cython 3, setuptools, wheel), and a torchvision that matches the installed torch
+   when none imports (torch itself is never changed: install it first, e.g.
+   ``pip install torch==2.14.1 torchvision==0.29.1``);
+2. download learn2learn 0.2.0's sdist from PyPI, re-cythonize its ``.pyx`` files, and drop
+   ``qpth`` and ``gsutil`` from its declared requirements (so that ``pip check`` stays clean and
+   pip can resolve packages that depend on learn2learn);
+3. build and install it with ``pip install --no-deps --no-build-isolation`` and check that
+   ``import learn2learn`` works.
+
+It is idempotent: when learn2learn 0.2.0 imports and declares neither requirement it returns at
+once (``--force`` rebuilds). The project's set-up script (``make setup``) runs it too.
+
+Example (what a user runs; nothing to import)::
+
+    $ pip install l2l-taskmix torch==2.14.1 torchvision==0.29.1
+    $ python -m l2l_taskmix.install_learn2learn
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+__all__ = ["VERSION", "DROPPED_REQUIREMENTS", "drop_requirements", "is_installed", "torchvision_spec", "main"]
+
+#: The learn2learn release this command builds.
+VERSION = "0.2.0"
+#: Declared requirements of learn2learn 0.2.0 that are not needed to import or use it, and that
+#: pip cannot install on Python 3.11.
+DROPPED_REQUIREMENTS = ("qpth", "gsutil")
+
+
+def say(message: str) -> None:
+    print(f"[install_learn2learn] {message}", flush=True)
+
+
+def drop_requirements(setup_py: str, names=DROPPED_REQUIREMENTS) -> str:
+    """``setup_py`` with the ``install_requires`` entries of ``names`` removed.
+
+    Example::
+
+        >>> drop_requirements("install_requires=[\\n    'tqdm',\\n    'qpth>=0.0.15',\\n]")
+        "install_requires=[\\n    'tqdm',\\n]"
+    """
+    out = setup_py
+    for name in names:
+        out = re.sub(rf"\n[ \t]*['\"]{re.escape(name)}(?:[<>=!~;][^'\"]*)?['\"],?[ \t]*(?=\n)", "", out)
+    missing = [n for n in names if re.search(rf"['\"]{re.escape(n)}(?:[<>=!~;][^'\"]*)?['\"]", out)]
+    if missing:
+        raise RuntimeError(f"could not remove {missing} from learn2learn's setup.py; its layout changed")
+    return out
+
+
+def is_installed(version: str = VERSION) -> bool:
+    """Whether learn2learn ``version`` is installed, imports, and declares none of the dropped
+    requirements (a plain PyPI build of it would)."""
+    try:
+        installed = importlib.metadata.version("learn2learn")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    requires = importlib.metadata.requires("learn2learn") or []
+    declared = {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in requires}
+    if installed != version or declared & set(DROPPED_REQUIREMENTS):
+        return False
+    return subprocess.run([sys.executable, "-c", "import learn2learn"], capture_output=True).returncode == 0
+
+
+def torchvision_spec(torch_version: str) -> str:
+    """The torchvision release series built for a torch release (torch 2.x pairs with 0.(x+15)).
+
+    Example::
+
+        >>> torchvision_spec("2.14.1+cu130")
+        'torchvision==0.29.*'
+    """
+    major, minor = (int(p) for p in re.match(r"(\d+)\.(\d+)", torch_version).groups())
+    if major != 2:
+        raise RuntimeError(f"no known torchvision for torch {torch_version}; install a matching torchvision yourself")
+    return f"torchvision==0.{minor + 15}.*"
+
+
+def _pip(*args: str, constraints: str | None = None) -> None:
+    command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *args]
+    if constraints:
+        command += ["--constraint", constraints]
+    subprocess.run(command, check=True)
+
+
+def _imports(module: str) -> bool:
+    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def install(force: bool = False, quiet: bool = False) -> None:
+    """Build and install learn2learn :data:`VERSION` into this interpreter (see the module docs)."""
+    if not force and is_installed():
+        say(f"learn2learn {VERSION} is already installed and imports; nothing to do (--force rebuilds)")
+        return
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        raise SystemExit(
+            "[install_learn2learn] torch is not installed; install it first, e.g. "
+            "pip install torch==2.14.1 torchvision==0.29.1"
+        ) from None
+    q = ("-q",) if quiet else ()
+    with tempfile.TemporaryDirectory(prefix="l2l-build-") as build:
+        constraints = os.path.join(build, "constraints.txt")
+        with open(constraints, "w") as f:
+            f.write(f"torch=={torch_version}\n")  # never change the user's torch
+        say("installing learn2learn's import-time requirements and the build tools")
+        _pip(*q, "numpy", "scipy", "gym", "requests", "tqdm", "cython>=3", "setuptools", "wheel", constraints=constraints)
+        if not _imports("torchvision"):
+            spec = torchvision_spec(torch_version)
+            say(f"installing {spec} to match torch {torch_version} (learn2learn imports torchvision)")
+            _pip(*q, spec, constraints=constraints)
+        say(f"downloading learn2learn {VERSION}'s source distribution")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", *q, "--disable-pip-version-check", "--no-deps",
+             "--no-binary", ":all:", f"learn2learn=={VERSION}", "-d", build],
+            check=True,
+        )
+        (sdist,) = glob.glob(os.path.join(build, f"learn2learn-{VERSION}.tar.gz"))
+        with tarfile.open(sdist) as archive:
+            archive.extractall(build, filter="data")
+        source = os.path.join(build, f"learn2learn-{VERSION}")
+        say("re-cythonizing learn2learn/data/*.pyx (its shipped C files do not compile on Python 3.11, upstream #413)")
+        pyx = sorted(glob.glob(os.path.join(source, "learn2learn", "data", "*.pyx")))
+        subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-q", "-f", "-3", *pyx], check=True, cwd=source)
+        setup_py = os.path.join(source, "setup.py")
+        with open(setup_py, encoding="utf8") as f:
+            text = drop_requirements(f.read())
+        with open(setup_py, "w", encoding="utf8") as f:
+            f.write(text)
+        say(f"building and installing learn2learn {VERSION} (declared {', '.join(DROPPED_REQUIREMENTS)} dropped)")
+        _pip(*q, "--no-deps", "--no-build-isolation", "--force-reinstall", source)
+    if not _imports("learn2learn"):
+        error = subprocess.run([sys.executable, "-c", "import learn2learn"], capture_output=True, text=True).stderr
+        raise SystemExit(f"[install_learn2learn] learn2learn was installed but does not import:\n{error}")
+    say(f"ok: learn2learn {importlib.metadata.version('learn2learn')} imports")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m l2l_taskmix.install_learn2learn",
+        description=f"Build and install learn2learn {VERSION} on this Python (its sdist, re-cythonized; "
+        f"declared {' and '.join(DROPPED_REQUIREMENTS)} dropped). Needs torch installed first.",
+    )
+    parser.add_argument("--force", action="store_true", help="rebuild even when a working learn2learn is installed")
+    parser.add_argument("--quiet", action="store_true", help="pass -q to pip")
+    args = parser.parse_args(argv)
+    try:
+        install(force=args.force, quiet=args.quiet)
+    except subprocess.CalledProcessError as err:
+        print(f"[install_learn2learn] a step failed: {' '.join(map(str, err.cmd))} (exit {err.returncode})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
