@@ -88,10 +88,10 @@ def guarded(part: str, fn: Callable[[], dict]) -> dict:
         return not_available(part, f"{type(err).__name__}: {err}")
 
 
-def make_tasks(num_tasks: int, dim: int, classes: int, support: int, query: int, device, dtype, seed: int = 0):
+def make_tasks(count: int, dim: int, classes: int, support: int, query: int, device, dtype, seed: int = 0):
     """Fixed ``(Xs, Ys, Xq, Yq)`` tasks; the second half TaskMix-style mixtures of the first half."""
     g = torch.Generator().manual_seed(seed)
-    real = max(1, num_tasks - num_tasks // 2)
+    real = max(1, count - count // 2)
     tasks = []
     for _ in range(real):
         centres = torch.randn(classes, dim, generator=g)
@@ -100,11 +100,11 @@ def make_tasks(num_tasks: int, dim: int, classes: int, support: int, query: int,
         xq = centres[yq] + torch.randn(query, dim, generator=g)
         eye = torch.eye(classes)
         tasks.append((xs, eye[ys], xq, eye[yq]))
-    while len(tasks) < num_tasks:
+    while len(tasks) < count:
         i, j = torch.randint(real, (2,), generator=g).tolist()
         lam = float(torch.distributions.Beta(2.0, 2.0).sample())
         tasks.append(tuple(lam * a + (1 - lam) * b for a, b in zip(tasks[i], tasks[j])))
-    return [tuple(t.to(device=device, dtype=dtype) for t in task) for task in tasks[:num_tasks]]
+    return [tuple(t.to(device=device, dtype=dtype) for t in task) for task in tasks[:count]]
 
 
 def make_iteration(kind: str, model, tasks, args, first_order: bool = False, strategy: str = "auto"):
@@ -273,7 +273,7 @@ def part_taskmix(args, device, dtype) -> dict:
                              num_support=args.support, num_query=args.query, num_classes=args.classes, generator=g)
                 for _ in range(real)]
     taskmix = TaskMix(tasksets, seed=1)            # T real + N = T synthetic
-    plain = TaskMix(tasksets, num_tasks=0, seed=1)  # the same T real tasks, nothing mixed
+    plain = TaskMix(tasksets, num_synthetic=0, seed=1)  # the same T real tasks, nothing mixed
 
     def to_tuples(tasks):
         out = []

@@ -1,7 +1,8 @@
 """l2l-taskmix: TaskMix and MetaMix task augmentation for meta-learning with learn2learn.
 
 The package root is the add-on a learn2learn user imports: the mixing maths, the taskset
-wrappers, the paper's classifier, the soft-label loss and the vectorized MAML engine (in
+wrappers, a per-class task split, the paper's classifier, the soft-label loss and accuracy,
+and the vectorized MAML engine (in
 ``l2l_taskmix.engine``). The data, feature and benchmark layers live in the subpackages
 ``l2l_taskmix.data``, ``l2l_taskmix.features`` and ``l2l_taskmix.benchmark``.
 
@@ -17,12 +18,23 @@ Example::
     6
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from . import mixing
 from .losses import soft_cross_entropy
+from .metrics import accuracy
 from .models import IntentClassifier, make_model
-from .tasksets import BatchTaskset, MetaMix, RealTasks, Task, TaskMix, as_task, num_classes_of
+from .tasksets import (
+    BatchTaskset,
+    MetaMix,
+    RealTasks,
+    Task,
+    TaskMix,
+    as_task,
+    num_classes_of,
+    partition_task,
+    split_per_class,
+)
 
 __all__ = [
     "__version__",
@@ -34,7 +46,10 @@ __all__ = [
     "RealTasks",
     "as_task",
     "num_classes_of",
+    "partition_task",
+    "split_per_class",
     "soft_cross_entropy",
+    "accuracy",
     "IntentClassifier",
     "make_model",
 ]

@@ -3,7 +3,7 @@
 The layers, bottom to top (docs/design.md draws them):
 
 - base: ``validation``, ``files``, ``install_learn2learn`` (no other l2l_taskmix module)
-- core, what a learn2learn user imports: ``mixing``, ``losses``, ``tasksets``, ``models``,
+- core, what a learn2learn user imports: ``mixing``, ``losses``, ``metrics``, ``tasksets``, ``models``,
   ``engine`` and the package root
 - data: ``l2l_taskmix.data`` (raw-text tasks; base only)
 - features: ``l2l_taskmix.features`` (encoders, cache, featurized tasks; base and data)
@@ -34,6 +34,7 @@ ORDER = [
     # core
     "l2l_taskmix.mixing",
     "l2l_taskmix.losses",
+    "l2l_taskmix.metrics",
     "l2l_taskmix.tasksets",
     "l2l_taskmix.models",
     "l2l_taskmix.engine",

@@ -58,9 +58,9 @@ def test_meta_loss_goes_down(wrapper):
 
 
 @pytest.mark.parametrize("first_order", [False, True])
-def test_num_tasks_zero_gives_bitwise_the_same_parameters_as_plain_maml(first_order):
+def test_num_synthetic_zero_gives_bitwise_the_same_parameters_as_plain_maml(first_order):
     plain, _ = meta_train(make_tasksets(5), 15, first_order=first_order)
-    wrapped, _ = meta_train(TaskMix(make_tasksets(5), num_tasks=0, seed=99), 15, first_order=first_order)
+    wrapped, _ = meta_train(TaskMix(make_tasksets(5), num_synthetic=0, seed=99), 15, first_order=first_order)
     for p, q in zip(plain.parameters(), wrapped.parameters()):
         assert torch.equal(p, q)
     # and the comparison is not vacuous: TaskMix with synthetic tasks trains differently

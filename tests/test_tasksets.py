@@ -30,7 +30,7 @@ def test_iteration_is_real_tasks_then_synthetic_ones():
 
 
 def test_synthetic_task_is_the_mix_of_its_sources_with_one_lambda():
-    tasks = TaskMix(make_tasksets(), num_tasks=6, seed=3).sample_iteration()
+    tasks = TaskMix(make_tasksets(), num_synthetic=6, seed=3).sample_iteration()
     assert len(tasks) == 10
     for t in tasks[4:]:
         i, j, lam = t.source
@@ -44,9 +44,9 @@ def test_synthetic_task_is_the_mix_of_its_sources_with_one_lambda():
         assert torch.allclose(xq, lam * a.query[0] + (1 - lam) * b.query[0], atol=1e-6)
 
 
-def test_num_tasks_zero_reproduces_the_wrapped_tasksets_exactly():
+def test_num_synthetic_zero_reproduces_the_wrapped_tasksets_exactly():
     direct = make_tasksets(seed=7)
-    wrapped = TaskMix(make_tasksets(seed=7), num_tasks=0, seed=123)
+    wrapped = TaskMix(make_tasksets(seed=7), num_synthetic=0, seed=123)
     for _ in range(3):
         expected = [ts.sample() for ts in direct]
         got = wrapped.sample_iteration()
@@ -66,11 +66,12 @@ def test_fixed_seed_gives_identical_iterations_and_other_seed_differs():
 def test_sample_streams_iterations_like_a_taskset():
     tm = TaskMix(make_tasksets(seed=2), seed=0)
     reference = TaskMix(make_tasksets(seed=2), seed=0).sample_iteration()
-    streamed = [tm.sample() for _ in range(8)]
+    with pytest.warns(UserWarning, match=r"streams whole meta-iterations.*len\(taskmix\) = 8.*sample_iteration\(\)"):
+        streamed = [tm.sample() for _ in range(8)]
     assert all(torch.equal(s.x, r.x) for s, r in zip(streamed, reference))
-    X, Y = tm[0]  # indexing gives a task that unpacks learn2learn-style
+    assert [s.is_synthetic for s in streamed] == [False] * 4 + [True] * 4
+    X, Y = tm.sample()  # the next iteration's first task, unpacked learn2learn-style
     assert X.shape == (10, 6) and Y.shape == (10, 5)
-    assert len(list(iter(tm))) == 8
 
 
 def test_single_taskset_uses_meta_batch_size():
@@ -89,8 +90,12 @@ def test_wraps_plain_xy_samplers_and_infers_classes():
 
     tm = TaskMix([Sampler(0), Sampler(1)], num_classes=4, seed=0)
     tasks = tm.sample_iteration()
-    assert [t.num_support for t in tasks] == [4] * 4
-    assert tasks[0].y.shape == (8, 4)
+    assert all(isinstance(t, tuple) for t in tasks[:2])  # real tasks: the samples themselves
+    assert [t.num_support for t in tasks[2:]] == [None] * 2  # synthetic: split per class
+    assert tasks[2].y.shape == (8, 4)
+    # without num_classes: the class count of this iteration's sampled tasks
+    (_, y0), (_, y1), mixed, _ = TaskMix([Sampler(0), Sampler(1)], seed=0).sample_iteration()
+    assert mixed.y.shape[1] == max(int(y0.max()), int(y1.max())) + 1
 
 
 def test_metamix_appends_mixed_query_points():
@@ -137,10 +142,12 @@ def test_learn2learn_taskset_is_wrapped():
                   l2l.data.transforms.LoadData(meta)]
     taskset = l2l.data.Taskset(meta, task_transforms=transforms, num_tasks=-1)
     tm = TaskMix(taskset, meta_batch_size=4, seed=0)
-    assert tm.num_classes == 6  # inferred from the MetaDataset's labels
     tasks = tm.sample_iteration()
     assert len(tasks) == 8
-    assert all(t.x.shape == (12, 4) and t.y.shape == (12, 6) for t in tasks)
+    assert all(x.shape == (12, 4) for x, _ in tasks)
+    # labels are not remapped: the width is the largest label of the sampled tasks + 1
+    width = max(int(y.max()) for _, y in tasks[:4]) + 1
+    assert all(t.y.shape == (12, width) for t in tasks[4:])
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -155,9 +162,21 @@ def test_bad_eta(eta):
 
 
 @pytest.mark.parametrize("n, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
-def test_bad_num_tasks(n, error):
-    with pytest.raises(error, match="num_tasks"):
-        TaskMix(make_tasksets(), num_tasks=n)
+def test_bad_num_synthetic(n, error):
+    with pytest.raises(error, match="num_synthetic"):
+        TaskMix(make_tasksets(), num_synthetic=n)
+
+
+def test_num_tasks_still_works_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="num_tasks.*num_synthetic"):
+        tm = TaskMix(make_tasksets(), num_tasks=3, seed=0)
+    assert tm.num_synthetic == 3 and len(tm.sample_iteration()) == 7
+    with pytest.warns(DeprecationWarning):
+        assert tm.num_tasks == 3
+    with pytest.raises(TypeError, match="not both"):
+        TaskMix(make_tasksets(), num_synthetic=1, num_tasks=1)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="num_tasks == -1"):
+        TaskMix(make_tasksets(), num_tasks=-1)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -193,7 +212,7 @@ def test_fewer_than_two_tasks_to_mix():
     (ts,) = make_tasksets(num_tasks=1)
     with pytest.raises(ValueError, match="at least two tasks"):
         TaskMix([ts], seed=0).sample_iteration()
-    assert len(TaskMix([ts], num_tasks=0, seed=0).sample_iteration()) == 1
+    assert len(TaskMix([ts], num_synthetic=0, seed=0).sample_iteration()) == 1
 
 
 def test_feature_shapes_that_differ():
@@ -275,5 +294,82 @@ def test_an_unknown_class_count_asks_for_num_classes():
         def sample(self):
             return torch.randn(8, 3), torch.zeros(8)
 
-    with pytest.raises(ValueError, match="pass num_classes="):
+    with pytest.raises(ValueError, match="task 0: cannot tell its class count.*pass num_classes="):
         TaskMix([FloatLabels(), FloatLabels()], seed=0).sample_iteration()
+
+
+def test_integer_features_are_refused_not_mixed_as_integers():
+    class IntFeatures:
+        def sample(self):
+            return torch.arange(8).reshape(4, 2), torch.tensor([0, 1, 0, 1])
+
+    for wrapper in (TaskMix, MetaMix):
+        with pytest.raises(TypeError, match="task 0: features must be floating point, got torch.int64"):
+            wrapper([IntFeatures(), IntFeatures()], seed=0).sample_iteration()
+    with pytest.raises(TypeError, match="floating point"):
+        BatchTaskset(torch.arange(10).reshape(5, 2), torch.tensor([0, 1, 0, 1, 0]))
+
+
+# -- the callable form, per-class splits -------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from l2l_taskmix import as_task, partition_task, split_per_class  # noqa: E402
+
+
+def test_callable_form_mixes_a_list_of_sampled_tasks():
+    tasks = [ts.sample() for ts in make_tasksets()]
+    out = TaskMix(num_synthetic=3, seed=0)(tasks)
+    assert out[:4] == tasks and len(out) == 7 and all(t.is_synthetic for t in out[4:])
+    # the same draws as the wrapper's own iteration
+    via_wrapper = TaskMix(make_tasksets(), num_synthetic=3, seed=0).sample_iteration()
+    assert all(torch.equal(a.x, b.x) and a.source == b.source for a, b in zip(out, via_wrapper))
+    assert [t.num_mixed for t in MetaMix(seed=0)(tasks)] == [5] * 4
+    # composed: the inner wrapper first, with the same draws as the composed wrappers' iteration
+    g = torch.Generator().manual_seed(1)
+    combined = MetaMix(TaskMix(generator=g), generator=g)(tasks)
+    g = torch.Generator().manual_seed(1)
+    reference = MetaMix(TaskMix(make_tasksets(), generator=g), generator=g).sample_iteration()
+    assert len(combined) == 8 and all(torch.equal(a.x, b.x) for a, b in zip(combined, reference))
+    with pytest.raises(TypeError, match=r"wraps no taskset: call it on a list of sampled tasks, taskmix\(tasks\)"):
+        TaskMix().sample_iteration()
+    with pytest.raises(TypeError, match="no fixed length"):
+        len(MetaMix())
+    assert len(TaskMix(meta_batch_size=3)) == 6
+    with pytest.raises(TypeError, match="non-empty list of tasks"):
+        TaskMix()(tasks[0])
+    with pytest.raises(TypeError, match="non-empty list of tasks"):
+        MetaMix()([])
+
+
+def test_a_learn2learn_style_sample_is_split_per_class_never_by_halves():
+    x = torch.arange(8.0)[:, None]
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])  # class by class, as KShots orders rows
+    task = as_task((x, y), num_classes=3)
+    assert task.num_support is None and task.y.shape == (8, 3)
+    assert task.support[0].flatten().tolist() == [0.0, 2.0, 4.0, 6.0]  # halves would give 0..3: one class
+    assert task.query[0].flatten().tolist() == [1.0, 3.0, 5.0, 7.0]
+    mixed = MetaMix(seed=0)([(x, y)])[0]
+    assert mixed.num_mixed == 4 and mixed.query[0].shape[0] == 8 and mixed.support[0].shape[0] == 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels=st.lists(st.integers(0, 4), min_size=1, max_size=30), shots=st.none() | st.integers(1, 3))
+def test_split_per_class_properties(labels, shots):
+    classes = torch.tensor(labels)
+    support, query = split_per_class(classes, shots=shots)
+    assert sorted(support.tolist() + query.tolist()) == list(range(len(labels)))
+    assert support.tolist() == sorted(support.tolist()) and query.tolist() == sorted(query.tolist())
+    for c in set(labels):
+        count = labels.count(c)
+        expected = (count + 1) // 2 if shots is None else min(shots, count)
+        assert int((classes[support] == c).sum()) == expected  # every class in the support part
+
+
+def test_partition_task_bad_input():
+    with pytest.raises(ValueError, match="shots=2 leaves none for the query part"):
+        partition_task(torch.zeros(4, 1), torch.tensor([0, 0, 1, 1]), shots=2)
+    with pytest.raises(ValueError, match="4 points but 3 labels"):
+        partition_task(torch.zeros(4, 1), torch.tensor([0, 0, 1]))
+    with pytest.raises(ValueError, match="shots == 0"):
+        partition_task(torch.zeros(4, 1), torch.tensor([0, 0, 1, 1]), shots=0)
