@@ -27,7 +27,11 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["check_scalar", "check_choice", "make_generator"]
+__all__ = ["check_scalar", "check_bool", "check_choice", "make_generator", "TRUE_TEXT", "FALSE_TEXT"]
+
+#: The only texts read as booleans (any letter case), e.g. from a config file.
+TRUE_TEXT = ("true", "yes", "1")
+FALSE_TEXT = ("false", "no", "0")
 
 _BOUNDARIES = ("left", "right", "both", "neither")
 
@@ -91,6 +95,34 @@ def check_scalar(
         if max_val is not None and (x > max_val or (x == max_val and not high_ok)):
             raise ValueError(f"{name} == {x}, must be {'<=' if high_ok else '<'} {max_val}.")
     return x
+
+
+def check_bool(x: Any, name: str) -> bool:
+    """``x`` as a bool: a bool, or exactly one of the texts true/false/yes/no/1/0 (any case), or
+    the integers 1/0. Anything else is an error naming ``name`` and what is accepted; ``"no"``
+    never silently counts as true.
+
+    Example::
+
+        >>> check_bool("No", "first_order"), check_bool(True, "standardize")
+        (False, True)
+        >>> check_bool("off", "first_order")
+        Traceback (most recent call last):
+        ...
+        ValueError: first_order == 'off', must be one of true/false/yes/no/1/0.
+    """
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, numbers.Integral) and int(x) in (0, 1):
+        return bool(int(x))
+    if isinstance(x, str):
+        text = x.strip().lower()
+        if text in TRUE_TEXT:
+            return True
+        if text in FALSE_TEXT:
+            return False
+        raise ValueError(f"{name} == {x!r}, must be one of true/false/yes/no/1/0.")
+    raise TypeError(f"{name} must be a bool or one of the texts true/false/yes/no/1/0, not {type(x).__name__} {x!r}.")
 
 
 def check_choice(x: Any, name: str, choices: Sequence[Any]) -> Any:

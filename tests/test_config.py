@@ -69,10 +69,14 @@ def test_flags_win_over_the_file_and_the_file_over_the_defaults(tmp_path):
 
 
 def test_values_are_checked_once_at_the_boundary_naming_the_field():
-    with pytest.raises(TypeError, match="first_order must be an instance of bool, not str"):
-        BenchmarkConfig.from_sources({"first_order": "no"})  # was silently True
-    with pytest.raises(TypeError, match="standardize must be an instance of bool, not str"):
-        BenchmarkConfig.from_sources({"standardize": "false"})
+    # booleans from text: exactly true/false/yes/no/1/0 ("no" was once silently True)
+    assert BenchmarkConfig.from_sources({"first_order": "no"}).first_order is False
+    assert BenchmarkConfig.from_sources({"standardize": "FALSE"}).standardize is False
+    assert BenchmarkConfig.from_sources({"first_order": "Yes", "standardize": 0}).first_order is True
+    with pytest.raises(ValueError, match="first_order == 'nope', must be one of true/false/yes/no/1/0"):
+        BenchmarkConfig.from_sources({"first_order": "nope"})
+    with pytest.raises(TypeError, match="standardize must be a bool or one of the texts"):
+        BenchmarkConfig.from_sources({"standardize": 2.5})
     with pytest.raises(ValueError, match=r"hidden\[1\] == 0, must be >= 1"):
         BenchmarkConfig(hidden=(8, 0))
     with pytest.raises(ValueError, match="methods\\[0\\] == 'nope', must be one of"):

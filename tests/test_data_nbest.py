@@ -126,7 +126,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(ValueError, match="'order' missing"):
         read_task_table(write_jsonl(tmp_path / "o.jsonl", rows))
     rows[4]["order"] = "not a date"
-    with pytest.raises(ValueError, match="order must be numbers or ISO timestamps"):
+    with pytest.raises(ValueError, match=r"o\.jsonl:5: order must be a number or an ISO 8601 timestamp, got .not a date."):
         read_task_table(write_jsonl(tmp_path / "o.jsonl", rows))
 
 

@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping
 
 from ..mixing import DEFAULT_ETA
 from ..models import DEFAULT_HIDDEN
-from ..validation import check_choice, check_scalar
+from ..validation import check_bool, check_choice, check_scalar
 from .methods import ENGINES, METHOD_NAMES
 
 __all__ = ["BenchmarkConfig", "RESULT_FIELDS", "RENAMED_FIELDS", "field_types", "load_config_file", "setting"]
@@ -309,6 +309,8 @@ def _check_field(f: dataclasses.Field, value: Any) -> Any:
             item = check_scalar(item, f"{f.name}[{k}]", meta["type"], **bounds)
             items.append(check_choice(item, f"{f.name}[{k}]", meta["choices"]) if meta["choices"] else item)
         return tuple(items)
+    if meta["type"] is bool:
+        return check_bool(value, f.name)
     value = check_scalar(value, f.name, meta["type"], allow_none=allow_none, **bounds)
     if meta["choices"] and value is not None:
         check_choice(value, f.name, meta["choices"])

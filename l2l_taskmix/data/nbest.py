@@ -12,7 +12,10 @@ column        meaning
               ``["book a table", "book a cable"]``)
 ``order``     optional; a number or a timestamp (ISO 8601). A task's time is the earliest
               ``order`` of its rows; tasks are sorted oldest first. Without the column, tasks
-              keep the order in which they first appear in the file.
+              keep the order in which they first appear in the file. Given on one row, it
+              must be on every row; NaN, infinite or unreadable values are errors.
+``split``     optional; ``train`` or ``test``, the same on every row of a task: fixes which
+              tasks meta-train and which meta-test (instead of the ``num_train`` oldest).
 ============  =================================================================================
 
 Other columns are ignored. Hypotheses are joined the N-Best-ASR-Transformer way, concatenated
@@ -97,8 +100,24 @@ def join_hypotheses(hypotheses: Sequence[str], sep: Any = None, nbest: int | Non
     return f" {_resolve_sep(sep)} ".join(hyps)
 
 
+def _check_utf8(path: Path) -> None:
+    """``ValueError`` naming the first line of ``path`` that is not UTF-8."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                    "save the table as UTF-8"
+                ) from None
+
+
 def _records(path: Path) -> list[tuple[int, dict]]:
     suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
+        raise ValueError(f"{path}: unknown task-table format {suffix!r} (use .jsonl or .csv)")
+    _check_utf8(path)
     if suffix in (".jsonl", ".ndjson", ".json"):
         out = []
         with open(path, encoding="utf-8") as f:
@@ -113,46 +132,74 @@ def _records(path: Path) -> list[tuple[int, dict]]:
                     raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
                 out.append((lineno, obj))
         return out
-    if suffix in (".csv", ".tsv"):
-        df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
-                         keep_default_na=False)
-        out = []
-        for i, rec in enumerate(df.to_dict("records")):
-            rec = {k: v for k, v in rec.items() if v != ""}
-            if "hypotheses" in rec:
-                try:
-                    rec["hypotheses"] = json.loads(rec["hypotheses"])
-                except json.JSONDecodeError:
-                    raise ValueError(
-                        f"{path}:{i + 2}: hypotheses must be a JSON list of strings, got "
-                        f"{rec['hypotheses']!r}"
-                    ) from None
-            out.append((i + 2, rec))
-        return out
-    raise ValueError(f"{path}: unknown task-table format {suffix!r} (use .jsonl or .csv)")
+    delimiter = "\t" if suffix == ".tsv" else ","
+    try:
+        df = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty; a CSV task table starts with a header row such as task,intent,text") from None
+    except pd.errors.ParserError as e:
+        raise ValueError(f"{path}: not a valid {'TSV' if suffix == '.tsv' else 'CSV'} file ({e})") from None
+    columns = [str(c) for c in df.columns]
+    missing = [c for c in ("task", "intent") if c not in columns]
+    if "text" not in columns and "hypotheses" not in columns:
+        missing.append("text or hypotheses")
+    if missing:
+        hint = ""
+        if len(columns) == 1:
+            other = next((d for d in (";", "\t", ",", "|") if d != delimiter and d in columns[0]), None)
+            if other:
+                hint = f"; the header looks {other!r}-delimited, but {path.suffix} tables are {delimiter!r}-delimited"
+        raise ValueError(f"{path}:1: the header has no {', '.join(repr(m) for m in missing)} column (it has {columns}){hint}")
+    out = []
+    for i, rec in enumerate(df.to_dict("records")):
+        rec = {k: v for k, v in rec.items() if v != ""}
+        if "hypotheses" in rec:
+            try:
+                rec["hypotheses"] = json.loads(rec["hypotheses"])
+            except json.JSONDecodeError:
+                raise ValueError(
+                    f"{path}:{i + 2}: hypotheses must be a JSON list of strings, got "
+                    f"{rec['hypotheses']!r}"
+                ) from None
+        out.append((i + 2, rec))
+    return out
 
 
-def _parse_orders(values: list, path: Path) -> list[float]:
-    try:
-        return [float(v) for v in values]
-    except (TypeError, ValueError):
-        pass
-    try:
-        ts = pd.to_datetime(pd.Series([str(v) for v in values]), utc=True, format="ISO8601")
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: order must be numbers or ISO timestamps ({e})") from None
-    return [t.value / 1e9 for t in ts]
+def _parse_order(value: Any, where: str) -> float:
+    """One ``order`` value as a number: a finite number, or an ISO 8601 timestamp in seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: order must be a number or an ISO 8601 timestamp, got {value!r}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                stamp = pd.Timestamp(text)
+            except (ValueError, TypeError):
+                stamp = None
+            if stamp is None or pd.isna(stamp):
+                raise ValueError(f"{where}: order must be a number or an ISO 8601 timestamp, got {value!r}") from None
+            if stamp.tzinfo is None:
+                stamp = stamp.tz_localize("UTC")
+            return stamp.value / 1e9
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: order must be a finite number or an ISO 8601 timestamp, got {value!r}")
+    return number
 
 
 def read_task_table(path: str | Path, encoder_sep: Any = None,
                     nbest: int | None = None) -> pd.DataFrame:
     """Read a task table (JSONL/CSV, see the module doc) into a frame.
 
-    Returns columns ``task, intent, text, num_hypotheses, order, line``: ``text`` holds the
-    utterance or the joined hypotheses, ``order`` is a float (NaN without the column).
+    Returns columns ``task, intent, text, num_hypotheses, order, split, line``: ``text`` holds
+    the utterance or the joined hypotheses, ``order`` is a float (NaN without the column),
+    ``split`` is ``"train"``/``"test"`` (``None`` without the column).
 
     Raises:
-        FileNotFoundError: missing file. ValueError: a bad row (names file and line).
+        FileNotFoundError: missing file. ValueError: a bad file or row (names the file and line).
     """
     path = Path(path)
     if not path.is_file():
@@ -181,20 +228,29 @@ def read_task_table(path: str | Path, encoder_sep: Any = None,
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"{where}: empty utterance")
             n = 1
+        split = rec.get("split")
+        if split is not None and str(split).strip().lower() not in ("train", "test"):
+            raise ValueError(f"{where}: split must be 'train' or 'test', got {split!r}")
         rows.append({"task": str(rec["task"]).strip(), "intent": str(rec["intent"]).strip(),
-                     "text": text, "num_hypotheses": n, "order": rec.get("order"),
+                     "text": text, "num_hypotheses": n,
+                     "order": None if rec.get("order") is None else _parse_order(rec["order"], where),
+                     "split": None if split is None else str(split).strip().lower(),
                      "line": lineno})
     if not rows:
         raise ValueError(f"{path}: no rows")
     df = pd.DataFrame(rows)
-    present = df["order"].notna()
-    if present.any():
-        if not present.all():
+    for column in ("order", "split"):
+        present = df[column].notna()
+        if present.any() and not present.all():
             bad = df.loc[~present, "line"].tolist()[:5]
-            raise ValueError(f"{path}: 'order' missing on lines {bad} (give it on every row)")
-        df["order"] = _parse_orders(df["order"].tolist(), path)
-    else:
-        df["order"] = math.nan
+            raise ValueError(f"{path}: {column!r} missing on lines {bad} (give it on every row or on none)")
+    df["order"] = df["order"].astype(float)
+    if df["split"].notna().all():
+        sides = df.groupby("task", sort=False)["split"].nunique()
+        mixed = sides[sides > 1].index.tolist()
+        if mixed:
+            lines = df.loc[df["task"] == mixed[0], "line"].tolist()[:5]
+            raise ValueError(f"{path}: task {mixed[0]!r} has rows with both split values (lines {lines}); a task is all train or all test")
     return df
 
 
@@ -250,6 +306,15 @@ def load_nbest(
         tasks.append(IntentTask(name, g["text"].tolist(), g["intent"].tolist(), meta))
     kept, dropped_classes, dropped_tasks = filter_classes(tasks, min_class_count)
     order = [t.name for t in kept]
+    by_column = df["split"].notna().all()
+    if by_column:
+        if train_tasks is not None or test_tasks is not None:
+            raise ValueError(f"{path}: the table's split column already assigns the tasks; do not also pass train_tasks/test_tasks")
+        side = df.groupby("task", sort=False)["split"].first()
+        train_tasks = [n for n in order if side[n] == "train"]
+        test_tasks = [n for n in order if side[n] == "test"]
+        if not train_tasks or not test_tasks:
+            raise ValueError(f"{path}: the split column leaves no {'train' if not train_tasks else 'test'} task (after dropping small classes)")
     train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order)
     info = {
         "dataset": "nbest",
@@ -263,7 +328,7 @@ def load_nbest(
         "num_test": len(test),
         "train_tasks": [t.name for t in train],
         "test_tasks": [t.name for t in test],
-        "assignment": "given" if (train_tasks or test_tasks) else "oldest tasks train",
+        "assignment": "split column" if by_column else "given" if (train_tasks or test_tasks) else "oldest tasks train",
         "dropped_classes": dropped_classes,
         "dropped_tasks": dropped_tasks,
     }
