@@ -20,36 +20,47 @@ Example::
 
 __version__ = "0.3.0"
 
-from . import mixing
-from .losses import soft_cross_entropy
-from .metrics import accuracy
-from .models import IntentClassifier, make_model
-from .tasksets import (
-    BatchTaskset,
-    MetaMix,
-    RealTasks,
-    Task,
-    TaskMix,
-    as_task,
-    num_classes_of,
-    partition_task,
-    split_per_class,
-)
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "__version__",
-    "mixing",
-    "Task",
-    "TaskMix",
-    "MetaMix",
-    "BatchTaskset",
-    "RealTasks",
-    "as_task",
-    "num_classes_of",
-    "partition_task",
-    "split_per_class",
-    "soft_cross_entropy",
-    "accuracy",
-    "IntentClassifier",
-    "make_model",
-]
+#: Each public name and the module that defines it. They load on first use (PEP 562), so that
+#: ``import l2l_taskmix`` is instant and the ``l2l-taskmix`` command's start-up, PyTorch's
+#: import included, runs inside its Ctrl-C handling.
+_EXPORTS = {
+    "mixing": None,
+    "Task": "tasksets",
+    "TaskMix": "tasksets",
+    "MetaMix": "tasksets",
+    "BatchTaskset": "tasksets",
+    "RealTasks": "tasksets",
+    "as_task": "tasksets",
+    "num_classes_of": "tasksets",
+    "partition_task": "tasksets",
+    "split_per_class": "tasksets",
+    "soft_cross_entropy": "losses",
+    "accuracy": "metrics",
+    "IntentClassifier": "models",
+    "make_model": "models",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from . import mixing
+    from .losses import soft_cross_entropy
+    from .metrics import accuracy
+    from .models import IntentClassifier, make_model
+    from .tasksets import BatchTaskset, MetaMix, RealTasks, Task, TaskMix, as_task, num_classes_of, partition_task, split_per_class
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = _EXPORTS[name]
+        if module is None:
+            return importlib.import_module(f"{__name__}.{name}")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

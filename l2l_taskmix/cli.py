@@ -29,9 +29,15 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from typing import TYPE_CHECKING
+
 from . import __version__
-from .benchmark.config import BenchmarkConfig, field_types, load_config_file, parse_list
-from .validation import check_scalar
+
+if TYPE_CHECKING:
+    from .benchmark.config import BenchmarkConfig
+
+# The benchmark (and with it PyTorch) is imported inside the functions, so that start-up runs
+# inside main()'s handling of Ctrl-C and of a missing optional dependency.
 
 __all__ = ["main", "build_parser", "config_from_args", "add_config_flags"]
 
@@ -51,6 +57,8 @@ def _default_text(f: dataclasses.Field) -> str:
 def _item_parser(name: str, item_type: type):
     def parse(text: str):
         try:
+            from .benchmark.config import parse_list
+
             return parse_list(text, name, item_type)
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
@@ -65,6 +73,8 @@ def add_config_flags(parser: argparse.ArgumentParser, names: Sequence[str] | Non
     Flags default to "not given" (``argparse.SUPPRESS``), so a config file's values are
     overridden only by flags the user typed.
     """
+    from .benchmark.config import BenchmarkConfig, field_types
+
     hints = field_types()
     groups: dict[str, Any] = {}
     for f in dataclasses.fields(BenchmarkConfig):
@@ -123,9 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     """Defaults, then the ``--config`` file, then the flags the user gave."""
+    from .benchmark.config import BenchmarkConfig, load_config_file
+
     names = {f.name for f in dataclasses.fields(BenchmarkConfig)}
     flags = {name: value for name, value in vars(args).items() if name in names}
     file_values = load_config_file(args.config) if getattr(args, "config", None) else {}
+    if file_values:  # a bad value in the file is named with the file
+        try:
+            BenchmarkConfig.from_sources(file_values)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"config file {args.config}: {err}") from None
     return BenchmarkConfig.from_sources(file_values, flags)
 
 
@@ -143,6 +160,8 @@ def _benchmark(args: argparse.Namespace) -> int:
     from .benchmark.runner import run_benchmark
 
     config = config_from_args(args)
+    from .validation import check_scalar
+
     check_scalar(args.max_runs, "--max-runs", int, min_val=0, allow_none=True)
     check_scalar(args.threads, "--threads", int, min_val=1)
     import torch
@@ -159,24 +178,26 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``l2l-taskmix`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    command = "benchmark"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        command = args.command
         return _stats(args) if args.command == "stats" else _benchmark(args)
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; run the same command again to resume", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, TypeError, FloatingPointError) as err:
-        print(f"l2l-taskmix: error: {err}", file=sys.stderr)
-        return 2
     except ModuleNotFoundError as err:
-        message = missing_dependency_message(err, args.command)
+        message = missing_dependency_message(err, command)
         if message is None:
             raise
         print(f"l2l-taskmix: error: {message}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, FloatingPointError, OSError) as err:
+        print(f"l2l-taskmix: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -19,13 +19,14 @@ Example::
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "to_jsonable"]
+__all__ = ["atomic_write", "check_writable", "to_jsonable"]
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -56,6 +57,37 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
             pass
         raise
     return path
+
+
+def check_writable(folder: str | os.PathLike, name: str, need_bytes: int = 0) -> Path:
+    """Make sure ``folder`` exists (creating it), takes a new file and has ``need_bytes`` free.
+
+    Called before any compute is spent, so that a bad output or cache location fails at once
+    with a message naming it (``name``: the flag or argument), not after hours of training.
+    Raises ``NotADirectoryError``, ``PermissionError`` or ``OSError`` (no space).
+
+    Example::
+
+        >>> import tempfile
+        >>> check_writable(tempfile.mkdtemp(), "--out").is_dir()
+        True
+    """
+    folder = Path(folder).expanduser()
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise NotADirectoryError(f"{name} {folder}: {probe} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{name} {folder} is not writable ({err.strerror or err})") from None
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise OSError(f"{name} {folder}: {free / 1e6:.1f} MB free on its disk, {need_bytes / 1e6:.1f} MB needed")
+    return folder
 
 
 def to_jsonable(obj: Any) -> Any:

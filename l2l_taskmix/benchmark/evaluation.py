@@ -28,6 +28,7 @@ from torch import nn
 
 from ..data import support_test_split
 from ..features import FeatureTask
+from ..validation import check_scalar
 from .methods import Method, get_method
 
 __all__ = ["finetune", "predict", "macro_f1", "make_splits", "evaluate"]
@@ -67,11 +68,14 @@ def make_splits(
     tasks: Sequence[FeatureTask], shots: int | None = None, fraction: float | None = None, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(support_idx, test_idx)`` per task: ``shots`` examples per class as support (few-shot)
-    or ``fraction`` of each class, the rest as test; seeded by ``seed`` and the task's position."""
+    or ``fraction`` of each class, the rest as test; seeded by ``seed`` and the task's position.
+    Rows of the same text (a task's ``groups``) stay on one side."""
+    seed = check_scalar(seed, "seed", int)
     splits = []
     for k, task in enumerate(tasks):
         try:
-            support, test = support_test_split(task.y.cpu().numpy(), shots=shots, fraction=fraction, seed=int(seed) * 1000 + k)
+            groups = None if task.groups is None else task.groups.cpu().numpy()
+            support, test = support_test_split(task.y.cpu().numpy(), shots=shots, fraction=fraction, seed=int(seed) * 1000 + k, groups=groups)
         except ValueError as err:
             raise ValueError(f"task {task.name!r}: {err}") from None
         splits.append((np.asarray(support, dtype=np.int64), np.asarray(test, dtype=np.int64)))
@@ -100,7 +104,7 @@ def evaluate(
     method = get_method(method)
     if len(tasks) != len(splits):
         raise ValueError(f"{len(tasks)} tasks but {len(splits)} splits")
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(check_scalar(seed, "seed", int))
     scores: dict[str, float] = {}
     for k, (task, (support, test)) in enumerate(zip(tasks, splits)):
         x, y = task.x, task.y

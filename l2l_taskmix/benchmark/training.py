@@ -35,6 +35,7 @@ from torch import nn
 
 from ..features import FeatureTask
 from ..tasksets import BatchTaskset
+from ..validation import check_scalar
 from .methods import Method, get_method
 
 __all__ = ["train", "TrainResult"]
@@ -100,6 +101,7 @@ def train(
         progress: show a tqdm bar over iterations; ``desc`` is its label.
     """
     method = get_method(method)
+    seed = check_scalar(seed, "seed", int)
     start = time.perf_counter()
     result = TrainResult(model=model)
     if not method.trains:

