@@ -46,9 +46,11 @@ class BenchmarkData:
 
 def save_feature_split(path: str | os.PathLike, train: Sequence[FeatureTask], test: Sequence[FeatureTask], info: dict | None = None) -> Path:
     """Save featurized tasks as a ``.pt`` file that ``--dataset PATH.pt`` reads (precomputed
-    features: any encoder of your own). Written atomically."""
+    features: any encoder of your own). Written atomically. A task's optional ``groups`` (rows
+    with the same text) is kept, so splits keep duplicates on one side."""
     def pack(tasks):
-        return [{"name": t.name, "x": torch.as_tensor(t.x).float(), "y": torch.as_tensor(t.y).long(), "classes": list(map(str, t.classes))} for t in tasks]
+        return [{"name": t.name, "x": torch.as_tensor(t.x).float(), "y": torch.as_tensor(t.y).long(), "classes": list(map(str, t.classes)),
+                 **({} if t.groups is None else {"groups": t.groups.long()})} for t in tasks]
 
     buffer = io.BytesIO()
     torch.save({"train": pack(train), "test": pack(test), "info": info or {}}, buffer)
@@ -71,7 +73,9 @@ def load_feature_split(path: str | os.PathLike) -> BenchmarkData:
         out = []
         for k, t in enumerate(blob[side]):
             try:
-                out.append(FeatureTask(str(t["name"]), torch.as_tensor(t["x"]).float(), torch.as_tensor(t["y"]).long(), list(t["classes"])))
+                groups = t.get("groups")
+                out.append(FeatureTask(str(t["name"]), torch.as_tensor(t["x"]).float(), torch.as_tensor(t["y"]).long(), list(t["classes"]),
+                                       groups=None if groups is None else torch.as_tensor(groups).long()))
             except (KeyError, TypeError) as err:
                 raise ValueError(f"{path}: {side} task {k} lacks name/x/y/classes ({err})") from None
             except ValueError as err:
@@ -137,4 +141,5 @@ def load_features(
     train, test = featurize_split(split, encoder, cache_dir=cache_dir)  # one encoder pass
     info = split.to_dict()
     info["encoder"] = getattr(encoder, "cache_key", name)
+    info["duplicates"] = {t.name: d for t in split.tasks if (d := t.duplicates())["repeated_rows"]}
     return BenchmarkData(list(train), list(test), info)

@@ -31,7 +31,7 @@ from ..features import FeatureTask
 from ..files import atomic_write, to_jsonable
 
 __all__ = [
-    "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs",
+    "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs", "data_section", "data_notes",
     "plot_results", "package_versions", "data_fingerprint",
 ]
 
@@ -152,13 +152,13 @@ def package_versions() -> dict[str, str]:
 
 
 def data_fingerprint(tasks: Iterable[FeatureTask]) -> str:
-    """A short hash of tasks' names, labels, features and classes."""
+    """A short hash of tasks' names, labels, features, classes and repeated-text groups."""
     import hashlib
 
     digest = hashlib.sha256()
     for task in tasks:
         digest.update(task.name.encode())
-        for tensor in (task.x, task.y):
+        for tensor in (task.x, task.y) + (() if getattr(task, "groups", None) is None else (task.groups,)):
             tensor = tensor.detach().cpu().contiguous()
             digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
             digest.update(tensor.numpy().tobytes())
@@ -194,6 +194,79 @@ def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "A
     return atomic_write(path, buffer.getvalue())
 
 
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names) if names else "none"
+
+
+def data_notes(data: dict[str, Any]) -> list[str]:
+    """One line per thing a reader of the table must know about the data: tasks left out,
+    classes left out, repeated texts (for the console; ``results.md`` has the details)."""
+    info = dict(data.get("info") or {})
+    notes = []
+    for name, reason in dict(info.get("dropped_tasks") or {}).items():
+        notes.append(f"task {name!r} left out: {reason}")
+    dropped = dict(info.get("dropped_classes") or {})
+    if dropped:
+        notes.append(f"{sum(len(v) for v in dropped.values())} classes left out in {len(dropped)} tasks "
+                     f"({info.get('dropped_reason') or 'fewer than %s examples' % info.get('min_class_count')})")
+    duplicates = dict(data.get("duplicates") or {})
+    if duplicates:
+        rows = sum(d["repeated_rows"] for d in duplicates.values())
+        conflicting = sum(len(d["conflicting"]) for d in duplicates.values())
+        notes.append(f"{rows} rows in {len(duplicates)} tasks repeat a text (kept on one side of each split); "
+                     f"{conflicting} text(s) with conflicting intents")
+    return notes
+
+
+def data_section(config: dict[str, Any], data: dict[str, Any]) -> str:
+    """Markdown for ``results.md``: the tasks used, what was dropped and why, repeated texts,
+    and the configuration that produced the table."""
+    info = dict(data.get("info") or {})
+    train, test = list(data.get("train_tasks") or []), list(data.get("test_tasks") or [])
+    lines = ["## Data and configuration", ""]
+    lines.append(f"- Meta-training tasks ({len(train)}): {_names(train)}")
+    lines.append(f"- Meta-test tasks ({len(test)}), every one scored: {_names(test)}")
+    if data.get("encoder"):
+        lines.append(f"- Encoder: `{data['encoder']}`")
+    if info.get("assignment"):
+        lines.append(f"- Meta-train / meta-test assignment: {info['assignment']}")
+    dropped_tasks = dict(info.get("dropped_tasks") or {})
+    if dropped_tasks:
+        lines.append(f"- **Tasks left out** ({len(dropped_tasks)}), neither trained on nor scored:")
+        lines += [f"  - `{name}`: {reason}" for name, reason in dropped_tasks.items()]
+    else:
+        lines.append("- Tasks left out: none")
+    dropped_classes = dict(info.get("dropped_classes") or {})
+    if dropped_classes:
+        reason = info.get("dropped_reason") or f"fewer than {info.get('min_class_count')} examples in their task"
+        total = sum(len(v) for v in dropped_classes.values())
+        lines.append(f"- Classes left out ({total}, {reason}):")
+        lines += [f"  - `{name}`: " + ", ".join(f"{c} ({n})" for c, n in classes.items()) for name, classes in dropped_classes.items()]
+    else:
+        lines.append("- Classes left out: none")
+    duplicates = dict(data.get("duplicates") or {})
+    if duplicates:
+        rows = sum(d["repeated_rows"] for d in duplicates.values())
+        conflicting = sum(len(d["conflicting"]) for d in duplicates.values())
+        lines.append(f"- Repeated texts: {rows} rows in {len(duplicates)} tasks repeat a text of their task; each "
+                     f"repeated text is kept on one side of every support/test split. {conflicting} text(s) carry "
+                     "more than one intent:")
+        lines += [f"  - `{name}`: {d['repeated_rows']} rows, {d['repeated_texts']} texts"
+                  + (f"; conflicting: " + "; ".join(f"{t!r} ({', '.join(v)})" for t, v in list(d['conflicting'].items())[:3])
+                     + (" ..." if len(d["conflicting"]) > 3 else "") if d["conflicting"] else "")
+                  for name, d in duplicates.items()]
+    else:
+        lines.append("- Repeated texts: none")
+    lines += ["", "Configuration (everything that decides these numbers; `results.json` has the rest):", "",
+              "| Setting | Value |", "| --- | --- |"]
+    for key, value in config.items():
+        if key == "cache_dir":
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        lines.append(f"| {key} | {text} |")
+    return "\n".join(lines)
+
+
 def write_outputs(
     out_dir: str | os.PathLike,
     runs: Sequence[dict[str, Any]],
@@ -218,6 +291,7 @@ def write_outputs(
             markdown_table(summary),
             "## Per meta-test task (mean over seeds)",
             per_task_table(runs, methods),
+            data_section(config, data or {}),
         ]
     ) + "\n"
     paths = {

@@ -39,14 +39,20 @@ from torch import nn
 from .. import __version__
 from ..features import FeatureTask, Standardizer
 from ..models import make_model
+from ..files import check_writable
+from ..validation import check_scalar
 from .config import BenchmarkConfig
 from .datasets import BenchmarkData, load_features
 from .evaluation import evaluate, make_splits
 from .methods import Method, get_method
-from .results import RunStore, data_fingerprint, markdown_table, summarize, write_outputs
+from .results import RunStore, data_fingerprint, data_notes, markdown_table, summarize, write_outputs
 from .training import train
 
 __all__ = ["run_benchmark", "run_method", "run_key", "choose_val_tasks", "standardize", "validation_scorer", "compress_history"]
+
+#: Free space the output folder must have before a benchmark starts: the run records, tables,
+#: JSON and the plot of a large grid take a few MB.
+OUT_BYTES = 16 * 2**20
 
 
 def choose_val_tasks(num_train: int, val_tasks: int, seed: int) -> list[int]:
@@ -133,6 +139,7 @@ def run_method(
         ``val_tasks``/``train_tasks`` names, ``test_split_sizes``, ``seconds``.
     """
     method = get_method(method)
+    seed = check_scalar(seed, "seed", int)
     start = time.perf_counter()
     if not test_tasks:
         raise ValueError("no meta-test tasks")
@@ -202,12 +209,15 @@ def run_benchmark(
     """
     from tqdm.auto import tqdm
 
-    out = Path(out)
+    out = check_writable(out, "--out", need_bytes=OUT_BYTES)  # before any compute is spent
     if data is None:
         values = config.kwargs_for(load_features)
         data = load_features(**(values if encoder is None else {**values, "encoder": encoder}))
     key = run_key(config, data)
     store = RunStore(out, key)
+    if echo:
+        for note in data_notes(data.info):
+            _log(f"data: {note}")
     pairs = [(m, s) for m in config.methods for s in range(config.seeds)]
     runs, new = [], 0
     bar = tqdm(pairs, desc="runs", disable=not progress, dynamic_ncols=True)
@@ -236,10 +246,13 @@ def run_benchmark(
     data_info = dict(data.info)
     data_info["run_key"] = key
     data_info["runs_folder"] = str(store.folder)
-    write_outputs(out, runs, config.to_dict(), config.regime, data=data_info, methods=list(config.methods))
+    record = config.to_dict()
+    if encoder is not None:  # an encoder object was used, not config.encoder
+        record["encoder"] = str(data.info.get("encoder") or type(encoder).__name__)
+    write_outputs(out, runs, record, config.regime, data=data_info, methods=list(config.methods))
     summary = summarize(runs, config.methods)
     if echo:
-        features = "precomputed features" if str(config.dataset).endswith(".pt") else f"{config.encoder} features"
+        features = "precomputed features" if str(config.dataset).endswith(".pt") else f"{record['encoder']} features"
         print(f"\nAverage Macro F1 on {config.dataset} ({features}); {config.regime}\n")
         print(markdown_table(summary))
         print(f"\nWrote {out / 'results.md'}, results.csv, results.json, results.png")

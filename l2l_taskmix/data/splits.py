@@ -32,6 +32,7 @@ def support_test_split(
     shots: int | None = None,
     fraction: float | None = None,
     seed: int | np.random.Generator = 0,
+    groups: Sequence | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stratified support / test indices of one task.
 
@@ -41,42 +42,71 @@ def support_test_split(
         fraction: share of every class in the support part, in (0, 1); rounded per class and
             kept within ``1 .. n_c - 1`` so both parts see every class (needs ``n_c >= 2``).
         seed: int or ``numpy.random.Generator``.
+        groups: optional group id per example: examples of one group (the same text repeated)
+            go to the same side, never both. A group counts as one example of its most common
+            label (the first row's on a tie); without repeats the split is the same as with
+            ``groups=None``.
 
     Returns:
         ``(support_idx, test_idx)``: sorted int64 arrays, disjoint, covering all examples.
+
+    Example::
+
+        >>> s, t = support_test_split(["a", "a", "a", "b", "b", "b"], shots=1, seed=0, groups=[0, 0, 2, 3, 4, 5])
+        >>> bool({0, 1} <= set(s) or {0, 1} <= set(t))        # rows 0 and 1 are the same text
+        True
     """
     if (shots is None) == (fraction is None):
         raise ValueError("give exactly one of shots (examples per class) or fraction")
     labels = np.asarray(list(labels), dtype=object)
     if labels.ndim != 1 or len(labels) == 0:
         raise ValueError("labels must be a non-empty 1-D sequence")
-    classes, inverse, counts = np.unique(labels.astype(str), return_inverse=True,
-                                         return_counts=True)
-    if len(classes) < 2:
-        raise ValueError(f"a task needs at least two classes, got {list(classes)}")
+    names, label_code = np.unique(labels.astype(str), return_inverse=True)
+    if len(names) < 2:
+        raise ValueError(f"a task needs at least two classes, got {list(names)}")
+    if groups is None:
+        unit_of_row = np.arange(len(labels))
+    else:
+        groups = np.asarray(list(groups))
+        if groups.shape != labels.shape:
+            raise ValueError(f"groups must have one value per example ({len(labels)}), got shape {groups.shape}")
+        _, first_row, unit_of_row = np.unique(groups, return_index=True, return_inverse=True)
+        # number units by their first row, so that without repeats unit k is row k
+        rank = np.argsort(np.argsort(first_row))
+        unit_of_row = rank[unit_of_row]
+    num_units = int(unit_of_row.max()) + 1
+    votes = np.zeros((num_units, len(names)), dtype=np.int64)
+    np.add.at(votes, (unit_of_row, label_code), 1)
+    first_label = np.empty(num_units, dtype=np.int64)
+    first_label[unit_of_row[::-1]] = label_code[::-1]  # the first row's label of each unit
+    best = votes.max(1, keepdims=True)
+    unit_label = np.where(votes[np.arange(num_units), first_label] == best[:, 0], first_label, votes.argmax(1))
+    counts = np.bincount(unit_label, minlength=len(names))
+    what = "examples" if groups is None else "distinct texts"
+    absent = [str(c) for c, n in zip(names, counts) if n == 0]
+    if absent:
+        raise ValueError(f"classes {absent} occur only on repeated texts labelled otherwise; they cannot be split")
     if shots is not None:
         shots = check_scalar(shots, "shots", int, min_val=1)
-        small = [str(c) for c, n in zip(classes, counts) if n < shots + 1]
+        small = [str(c) for c, n in zip(names, counts) if n < shots + 1]
         if small:
             raise ValueError(
-                f"shots={shots} needs at least {shots + 1} examples per class; too few in {small}"
+                f"shots={shots} needs at least {shots + 1} {what} per class; too few in {small}"
             )
-        sizes = np.full(len(classes), int(shots))
+        sizes = np.full(len(names), int(shots))
     else:
         fraction = check_scalar(fraction, "fraction", float, min_val=0, max_val=1, include_boundaries="neither")
-        small = [str(c) for c, n in zip(classes, counts) if n < 2]
+        small = [str(c) for c, n in zip(names, counts) if n < 2]
         if small:
-            raise ValueError(f"a fractional split needs >= 2 examples per class; too few in {small}")
+            raise ValueError(f"a fractional split needs >= 2 {what} per class; too few in {small}")
         sizes = np.clip(np.rint(float(fraction) * counts).astype(int), 1, counts - 1)
     rng = np.random.default_rng(seed)
-    support = []
+    chosen = []
     for c, k in enumerate(sizes):
-        members = np.flatnonzero(inverse == c)
-        support.append(rng.permutation(members)[:k])
-    support_idx = np.sort(np.concatenate(support)).astype(np.int64)
-    mask = np.ones(len(labels), dtype=bool)
-    mask[support_idx] = False
-    return support_idx, np.flatnonzero(mask).astype(np.int64)
+        members = np.flatnonzero(unit_label == c)
+        chosen.append(rng.permutation(members)[:k])
+    in_support = np.isin(unit_of_row, np.concatenate(chosen))
+    return np.flatnonzero(in_support).astype(np.int64), np.flatnonzero(~in_support).astype(np.int64)
 
 
 def split_task(

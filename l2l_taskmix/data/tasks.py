@@ -76,6 +76,24 @@ class IntentTask:
         """``{intent: number of examples}``, sorted by intent."""
         return dict(sorted(Counter(self.intents).items()))
 
+    def duplicates(self) -> dict[str, Any]:
+        """Exact repeats of a text within this task (common in call-centre logs).
+
+        Returns ``repeated_rows`` (rows whose text occurs more than once), ``repeated_texts``
+        (how many such texts) and ``conflicting`` (``{text: sorted intents}`` for repeated texts
+        with more than one intent). Support/test splits keep a repeated text on one side.
+        """
+        seen: dict[str, set] = {}
+        counts = Counter(self.texts)
+        for text, intent in zip(self.texts, self.intents):
+            seen.setdefault(text, set()).add(intent)
+        repeated = {t: n for t, n in counts.items() if n > 1}
+        return {
+            "repeated_rows": int(sum(repeated.values())),
+            "repeated_texts": len(repeated),
+            "conflicting": {t: sorted(v) for t, v in seen.items() if len(v) > 1},
+        }
+
     def subset(self, index: Iterable[int], name: str | None = None) -> "IntentTask":
         """A new task with the examples at ``index`` (e.g. from ``support_test_split``)."""
         idx = [int(i) for i in index]

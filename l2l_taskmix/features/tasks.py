@@ -36,6 +36,8 @@ class FeatureTask:
         y: ``LongTensor[n]``, indexes ``classes`` (0 .. c-1).
         classes: the task's own intents, sorted.
         meta: copied from the ``IntentTask``.
+        groups: ``LongTensor[n]`` or ``None``: rows with the same value hold the exact same text
+            (the row index of its first occurrence); support/test splits keep a group on one side.
     """
 
     name: str
@@ -43,6 +45,7 @@ class FeatureTask:
     y: torch.Tensor
     classes: list[str]
     meta: dict = field(default_factory=dict)
+    groups: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.x, torch.Tensor) or self.x.ndim != 2 \
@@ -57,6 +60,10 @@ class FeatureTask:
             raise ValueError(f"task {self.name!r}: y outside 0..{len(self.classes) - 1}")
         if not torch.isfinite(self.x).all():
             raise ValueError(f"task {self.name!r}: x has NaN or infinite values")
+        if self.groups is not None:
+            self.groups = torch.as_tensor(self.groups)
+            if self.groups.shape != self.y.shape or self.groups.dtype != torch.long:
+                raise ValueError(f"task {self.name!r}: groups must be a LongTensor of {len(self.y)} rows")
 
     def __len__(self) -> int:
         return len(self.y)
@@ -76,7 +83,8 @@ class FeatureTask:
     def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> "FeatureTask":
         """The rows at ``index`` (same ``classes``), e.g. a support or test part."""
         idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
-        return FeatureTask(self.name, self.x[idx], self.y[idx], self.classes, dict(self.meta))
+        groups = None if self.groups is None else self.groups[idx]
+        return FeatureTask(self.name, self.x[idx], self.y[idx], self.classes, dict(self.meta), groups)
 
 
 class Standardizer:
