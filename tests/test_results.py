@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -118,3 +119,59 @@ def test_package_versions_and_fingerprint():
     x2[0, 0] += 1e-3
     assert a != data_fingerprint([task(x2, y)]) and a != data_fingerprint([task(x, 1 - y)])
     assert a != data_fingerprint([task(x, y, name="u")]) and a != data_fingerprint([task(x, y, classes=("a", "c"))])
+
+
+# -- paired statistics ------------------------------------------------------------------------
+
+
+def scores(table):
+    """Runs from ``{method: [macro-F1 per seed]}`` (None: that seed did not run)."""
+    return [{"method": m, "seed": s, "macro_f1": f, "per_task": {"t": f}} for m, fs in table.items() for s, f in enumerate(fs) if f is not None]
+
+
+def test_paired_differences_on_tables_with_known_answers():
+    from l2l_taskmix.benchmark.results import paired_differences
+
+    runs = scores({"mtl": [0.6, 0.5, 0.55], "maml": [0.50, 0.40, 0.45], "maml+taskmix": [0.51, 0.42, 0.48], "maml+metamix": [0.52, 0.42, 0.47]})
+    p = paired_differences(runs, ["mtl", "maml", "maml+taskmix", "maml+metamix"]).set_index(["method", "reference"])
+    # differences to maml 0.01, 0.02, 0.03: mean 0.02, sd 0.01, t(0.975, 2) = 4.302653
+    row = p.loc[("maml+taskmix", "maml")]
+    half = 4.302653 * 0.01 / 3 ** 0.5
+    assert row.seeds == 3 and row.mean_diff == pytest.approx(0.02)
+    assert (row.ci_low, row.ci_high) == (pytest.approx(0.02 - half, abs=1e-6), pytest.approx(0.02 + half, abs=1e-6))
+    assert not row.resolved
+    # the same shift on every seed: no spread, resolved
+    row = p.loc[("maml+metamix", "maml")]
+    assert row.mean_diff == pytest.approx(0.02) and row.ci_low == pytest.approx(0.02) and row.resolved
+    # against mtl: 0.1 below on every seed for maml
+    assert p.loc[("maml", "mtl")].mean_diff == pytest.approx(-0.1) and p.loc[("maml", "mtl")].resolved
+    assert ("mtl", "mtl") not in p.index and ("maml", "maml") not in p.index
+
+
+def test_a_split_effect_shared_by_all_methods_cancels_in_the_pairs():
+    from l2l_taskmix.benchmark.results import paired_differences
+
+    base = {"maml": [0.50, 0.51, 0.49, 0.50], "maml+taskmix": [0.52, 0.52, 0.51, 0.53]}
+    shift = [0.0, 0.08, -0.06, 0.03]  # the split of each seed moves every method
+    moved = {m: [f + d for f, d in zip(fs, shift)] for m, fs in base.items()}
+    a = paired_differences(scores(base), references=("maml",))
+    b = paired_differences(scores(moved), references=("maml",))
+    assert a[["mean_diff", "ci_low", "ci_high"]].to_numpy() == pytest.approx(b[["mean_diff", "ci_low", "ci_high"]].to_numpy())
+    assert bool(b.resolved.iloc[0])  # resolved, although the unpaired stds overlap
+    assert summarize(scores(moved))["macro_f1_std"].iloc[0] > 0.03
+
+
+def test_pairs_use_the_common_seeds_and_say_so_in_words(tmp_path):
+    from l2l_taskmix.benchmark.results import paired_differences, paired_table
+
+    runs = scores({"maml": [0.5, 0.4, None], "maml+taskmix": [0.6, None, 0.7]})
+    p = paired_differences(runs, references=("maml",))
+    assert p.seeds.tolist() == [1] and np.isnan(p.ci_low.iloc[0]) and not p.resolved.iloc[0]
+    text = paired_table(p)
+    assert "No difference is resolved at 95% with 1 seed(s)" in text and "n/a" in text
+    resolved = paired_table(paired_differences(scores({"maml": [0.5, 0.4, 0.45], "mtl": [0.6, 0.5, 0.55]}), references=("maml",)))
+    assert "Resolved at 95%: mtl above maml (+0.100)" in resolved
+    paths = write_outputs(tmp_path, scores({"maml": [0.5, 0.4, 0.45], "maml+taskmix": [0.52, 0.41, 0.48]}), {"dataset": "x"}, "few-shot", plot=False)
+    md = paths["markdown"].read_text()
+    assert "## Paired differences" in md and "maml+taskmix − maml" in md
+    assert json.loads(paths["json"].read_text())["paired"][0]["reference"] == "maml"

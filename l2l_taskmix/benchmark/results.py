@@ -32,6 +32,7 @@ from ..files import atomic_write, to_jsonable
 
 __all__ = [
     "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs", "data_section", "data_notes",
+    "paired_differences", "paired_table",
     "plot_results", "package_versions", "data_fingerprint",
 ]
 
@@ -106,6 +107,78 @@ def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = No
         std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
         rows.append({"method": method, "macro_f1_mean": round(float(np.mean(scores)), 6), "macro_f1_std": round(std, 6), "seeds": int(len(scores))})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+PAIRED_COLUMNS = ["method", "reference", "seeds", "mean_diff", "ci_low", "ci_high", "resolved"]
+
+
+def paired_differences(
+    runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, references: Sequence[str] = ("maml", "mtl"), level: float = 0.95
+) -> pd.DataFrame:
+    """Each method's per-seed difference to each reference method, with a ``level`` t-interval.
+
+    Methods of one seed share the data split, the validation tasks and the evaluation draws, so
+    the difference of their scores on the same seed removes the split's effect, which moves all
+    methods together. For the seeds both have: ``mean_diff`` is the mean of
+    ``macro_f1(method) - macro_f1(reference)``, ``[ci_low, ci_high]`` its Student-t interval
+    (``n - 1`` degrees of freedom; NaN with one seed) and ``resolved`` whether the interval
+    excludes 0.
+
+    Example::
+
+        >>> runs = [{"method": m, "seed": s, "macro_f1": f} for m, fs in
+        ...         {"maml": [0.50, 0.52, 0.48], "maml+taskmix": [0.53, 0.54, 0.52]}.items() for s, f in enumerate(fs)]
+        >>> row = paired_differences(runs, references=("maml",)).iloc[0]
+        >>> row.method, round(float(row.mean_diff), 3), round(float(row.ci_low), 3), bool(row.resolved)
+        ('maml+taskmix', 0.03, 0.005, True)
+    """
+    from scipy import stats
+
+    frame = pd.DataFrame([{"method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs])
+    if frame.empty:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    table = frame.pivot_table(index="seed", columns="method", values="macro_f1", aggfunc="first")
+    order = list(methods) if methods is not None else list(dict.fromkeys(frame["method"]))
+    rows = []
+    for reference in references:
+        if reference not in table.columns:
+            continue
+        for method in order:
+            if method == reference or method not in table.columns:
+                continue
+            diffs = (table[method] - table[reference]).dropna().to_numpy(dtype=float)
+            n = len(diffs)
+            if n == 0:
+                continue
+            mean = float(diffs.mean())
+            if n > 1:
+                half = float(stats.t.ppf(0.5 + level / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
+                low, high = mean - half, mean + half
+            else:
+                low = high = math.nan
+            resolved = bool(n > 1 and (low > 0 or high < 0))
+            rows.append({"method": method, "reference": reference, "seeds": n, "mean_diff": mean, "ci_low": low, "ci_high": high, "resolved": resolved})
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> str:
+    """:func:`paired_differences` as Markdown, followed by a sentence on what is resolved."""
+    if paired.empty:
+        return "Paired differences: fewer than two methods of a reference (maml, mtl) ran."
+    pct = f"{level:.0%}"
+
+    def signed(v):
+        return "n/a" if math.isnan(v) else f"{v:+.{digits}f}"
+
+    rows = [[f"{r.method} − {r.reference}", signed(r.mean_diff), f"[{signed(r.ci_low)}, {signed(r.ci_high)}]", str(r.seeds),
+             "yes" if r.resolved else "no"] for r in paired.itertuples(index=False)]
+    table = _markdown(["Difference", "Mean", f"{pct} interval", "Seeds", "Resolved"], rows, ["l", "r", "r", "r", "l"])
+    resolved = [f"{r.method} {'above' if r.mean_diff > 0 else 'below'} {r.reference} ({signed(r.mean_diff)})"
+                for r in paired.itertuples(index=False) if r.resolved]
+    seeds = int(paired["seeds"].max())
+    words = ("Resolved at " + pct + ": " + "; ".join(resolved) + ". The other differences are not."
+             if resolved else f"No difference is resolved at {pct} with {seeds} seed(s): every interval contains 0.")
+    return table + "\n\n" + words
 
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
@@ -283,12 +356,15 @@ def write_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(runs, methods)
+    paired = paired_differences(runs, methods)
     dataset = config.get("dataset", "")
     md = "\n\n".join(
         [
             f"# Average Macro F1 on {dataset} ({'precomputed' if str(dataset).endswith('.pt') else config.get('encoder', '')} features)",
             f"Regime: {regime}. Mean ± sample std over seeds.",
             markdown_table(summary),
+            "## Paired differences (per seed, same splits and draws)",
+            paired_table(paired),
             "## Per meta-test task (mean over seeds)",
             per_task_table(runs, methods),
             data_section(config, data or {}),
@@ -300,6 +376,7 @@ def write_outputs(
     }
     record = {
         "summary": summary.to_dict(orient="records"),
+        "paired": paired.to_dict(orient="records"),
         "regime": regime,
         "config": config,
         "data": data or {},

@@ -45,7 +45,7 @@ from .config import BenchmarkConfig
 from .datasets import BenchmarkData, load_features
 from .evaluation import evaluate, make_splits
 from .methods import Method, get_method
-from .results import RunStore, data_fingerprint, data_notes, markdown_table, summarize, write_outputs
+from .results import RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, summarize, write_outputs
 from .training import train
 
 __all__ = ["run_benchmark", "run_method", "run_key", "choose_val_tasks", "standardize", "validation_scorer", "compress_history"]
@@ -255,5 +255,7 @@ def run_benchmark(
         features = "precomputed features" if str(config.dataset).endswith(".pt") else f"{record['encoder']} features"
         print(f"\nAverage Macro F1 on {config.dataset} ({features}); {config.regime}\n")
         print(markdown_table(summary))
+        print("\nPaired differences (per seed: same splits, validation tasks and draws):\n")
+        print(paired_table(paired_differences(runs, config.methods)))
         print(f"\nWrote {out / 'results.md'}, results.csv, results.json, results.png")
     return summary
