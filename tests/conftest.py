@@ -1,6 +1,35 @@
 """Shared fixtures. Data-side fixtures are prefixed ``data_``."""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
+
+#: Where the user's caches would be written; tests point them at a temporary folder instead.
+PRIVATE_CACHES = {"L2L_TASKMIX_CACHE": "features", "MPLCONFIGDIR": "matplotlib"}
+
+
+def pytest_configure(config):
+    """Before collection (matplotlib reads MPLCONFIGDIR when imported): the feature cache and
+    matplotlib's cache live in a temporary folder for the session, subprocesses included, so the
+    tests never write into ~/.cache."""
+    root = Path(tempfile.mkdtemp(prefix="l2l-taskmix-tests-"))
+    config._l2l_taskmix_caches = (root, {name: os.environ.get(name) for name in PRIVATE_CACHES})
+    for name, folder in PRIVATE_CACHES.items():
+        os.environ[name] = str(root / folder)
+
+
+def pytest_unconfigure(config):
+    root, saved = getattr(config, "_l2l_taskmix_caches", (None, {}))
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

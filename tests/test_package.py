@@ -44,3 +44,13 @@ def test_example_and_benchmark_scripts_import_and_parse(script):
     out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "usage:" in out.stdout
+
+
+def test_tests_write_no_cache_into_the_home_folder():
+    from l2l_taskmix.features import default_cache_dir
+
+    home = Path.home() / ".cache"
+    assert not str(default_cache_dir()).startswith(str(home))
+    import matplotlib
+
+    assert not str(matplotlib.get_cachedir()).startswith(str(home))
