@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# No timing in tests: hypothesis's per-example deadline (200 ms) fails on a loaded machine.
+settings.register_profile("l2l-taskmix", deadline=None)
+settings.load_profile("l2l-taskmix")
 
 #: Where the user's caches would be written; tests point them at a temporary folder instead.
 PRIVATE_CACHES = {"L2L_TASKMIX_CACHE": "features", "MPLCONFIGDIR": "matplotlib"}
