@@ -6,14 +6,12 @@ results.md. Output and cache locations are checked before any compute is spent.
 The first tables are data: (what is given, the message it must produce).
 """
 import json
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -24,7 +22,7 @@ from l2l_taskmix.benchmark.datasets import save_feature_split
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
 from l2l_taskmix.benchmark.training import train
 from l2l_taskmix.cli import main
-from l2l_taskmix.data import IntentTask, load_nbest, read_task_table, support_test_split
+from l2l_taskmix.data import IntentTask, load_nbest, support_test_split
 from l2l_taskmix.features import FeatureTask, featurize_tasks
 from l2l_taskmix.files import check_writable
 from l2l_taskmix.models import make_model

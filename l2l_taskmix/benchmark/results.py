@@ -325,7 +325,7 @@ def data_section(config: dict[str, Any], data: dict[str, Any]) -> str:
                      f"repeated text is kept on one side of every support/test split. {conflicting} text(s) carry "
                      "more than one intent:")
         lines += [f"  - `{name}`: {d['repeated_rows']} rows, {d['repeated_texts']} texts"
-                  + (f"; conflicting: " + "; ".join(f"{t!r} ({', '.join(v)})" for t, v in list(d['conflicting'].items())[:3])
+                  + ("; conflicting: " + "; ".join(f"{t!r} ({', '.join(v)})" for t, v in list(d['conflicting'].items())[:3])
                      + (" ..." if len(d["conflicting"]) > 3 else "") if d["conflicting"] else "")
                   for name, d in duplicates.items()]
     else:

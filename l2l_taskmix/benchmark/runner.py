@@ -29,7 +29,6 @@ import hashlib
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
