@@ -175,3 +175,24 @@ def test_pairs_use_the_common_seeds_and_say_so_in_words(tmp_path):
     md = paths["markdown"].read_text()
     assert "## Paired differences" in md and "maml+taskmix − maml" in md
     assert json.loads(paths["json"].read_text())["paired"][0]["reference"] == "maml"
+
+
+# -- curves -------------------------------------------------------------------------------------
+
+
+def test_curve_frame_averages_each_method_over_seeds(tmp_path):
+    from l2l_taskmix.benchmark.results import curve_frame
+
+    runs = [
+        {"method": "maml", "seed": s, "macro_f1": 0.5, "per_task": {"t": 0.5},
+         "curve": [{"iteration": 50, "loss": 0.4 + s / 10, "val": 0.70 - s / 100}, {"iteration": 100, "loss": 0.1, "val": 0.6}]}
+        for s in range(3)
+    ] + [{"method": "transfer", "seed": 0, "macro_f1": 0.4, "per_task": {"t": 0.4}, "curve": []}]
+    c = curve_frame(runs, ["transfer", "maml"]).set_index(["method", "iteration", "metric"])
+    assert c.loc[("maml", 50, "val")]["mean"] == pytest.approx(0.69) and c.loc[("maml", 50, "val")]["std"] == pytest.approx(0.01)
+    assert c.loc[("maml", 50, "loss")]["mean"] == pytest.approx(0.5) and c.loc[("maml", 100, "loss")]["std"] == 0
+    assert c.loc[("maml", 100, "val")]["seeds"] == 3 and "transfer" not in c.index.get_level_values("method")
+    paths = write_outputs(tmp_path / "a", runs, {"dataset": "x"}, "few-shot")
+    assert paths["curves"].name == "curves.png" and paths["curves"].read_bytes()[:4] == b"\x89PNG"
+    # runs without validation curves (val_tasks=0, transfer only): no curves figure
+    assert "curves" not in write_outputs(tmp_path / "b", [dict(r, curve=[]) for r in runs], {"dataset": "x"}, "few-shot")

@@ -248,7 +248,7 @@ def run_benchmark(
     record = config.to_dict()
     if encoder is not None:  # an encoder object was used, not config.encoder
         record["encoder"] = str(data.info.get("encoder") or type(encoder).__name__)
-    write_outputs(out, runs, record, config.regime, data=data_info, methods=list(config.methods))
+    written = write_outputs(out, runs, record, config.regime, data=data_info, methods=list(config.methods))
     summary = summarize(runs, config.methods)
     if echo:
         features = "precomputed features" if str(config.dataset).endswith(".pt") else f"{record['encoder']} features"
@@ -256,5 +256,5 @@ def run_benchmark(
         print(markdown_table(summary))
         print("\nPaired differences (per seed: same splits, validation tasks and draws):\n")
         print(paired_table(paired_differences(runs, config.methods)))
-        print(f"\nWrote {out / 'results.md'}, results.csv, results.json, results.png")
+        print(f"\nWrote {written['markdown']}, " + ", ".join(p.name for kind, p in written.items() if kind != "markdown"))
     return summary
