@@ -78,7 +78,7 @@ def is_installed(version: str = VERSION) -> bool:
     declared = {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in requires}
     if installed != version or declared & set(DROPPED_REQUIREMENTS):
         return False
-    return subprocess.run([sys.executable, "-c", "import learn2learn"], capture_output=True).returncode == 0
+    return _import_error("learn2learn") is None
 
 
 def torchvision_spec(torch_version: str) -> str:
@@ -102,8 +102,11 @@ def _pip(*args: str, constraints: str | None = None) -> None:
     subprocess.run(command, check=True)
 
 
-def _imports(module: str) -> bool:
-    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
+def _import_error(module: str) -> str | None:
+    """``None`` when ``import module`` works in a fresh interpreter (this environment as it is
+    now, not as this process loaded it), else the error it printed."""
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+    return None if done.returncode == 0 else done.stderr
 
 
 def install(force: bool = False, quiet: bool = False) -> None:
@@ -125,7 +128,7 @@ def install(force: bool = False, quiet: bool = False) -> None:
             f.write(f"torch=={torch_version}\n")  # never change the user's torch
         say("installing learn2learn's import-time requirements and the build tools")
         _pip(*q, "numpy", "scipy", "gym", "requests", "tqdm", "cython>=3", "setuptools", "wheel", constraints=constraints)
-        if not _imports("torchvision"):
+        if _import_error("torchvision") is not None:
             spec = torchvision_spec(torch_version)
             say(f"installing {spec} to match torch {torch_version} (learn2learn imports torchvision)")
             _pip(*q, spec, constraints=constraints)
@@ -149,8 +152,8 @@ def install(force: bool = False, quiet: bool = False) -> None:
             f.write(text)
         say(f"building and installing learn2learn {VERSION} (declared {', '.join(DROPPED_REQUIREMENTS)} dropped)")
         _pip(*q, "--no-deps", "--no-build-isolation", "--force-reinstall", source)
-    if not _imports("learn2learn"):
-        error = subprocess.run([sys.executable, "-c", "import learn2learn"], capture_output=True, text=True).stderr
+    error = _import_error("learn2learn")
+    if error is not None:
         raise SystemExit(f"[install_learn2learn] learn2learn was installed but does not import:\n{error}")
     say(f"ok: learn2learn {importlib.metadata.version('learn2learn')} imports")
 

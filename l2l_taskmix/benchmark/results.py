@@ -17,6 +17,7 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -89,16 +90,26 @@ class RunStore:
         return out
 
 
+def _scores(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """``method, seed, macro_f1`` of each run."""
+    return pd.DataFrame([{"method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs])
+
+
+def _method_order(found: Iterable[str], methods: Sequence[str] | None) -> list[str]:
+    """``methods`` if given, else the methods in ``found`` in order of first appearance."""
+    return list(methods) if methods is not None else list(dict.fromkeys(found))
+
+
 def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per method: ``method, macro_f1_mean, macro_f1_std, seeds``.
 
     The std is the sample standard deviation over seeds (0 for a single seed). Methods are in
     the order of ``methods`` (default: first appearance).
     """
-    frame = pd.DataFrame([{"method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs])
+    frame = _scores(runs)
     if frame.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    order = list(methods) if methods is not None else list(dict.fromkeys(frame["method"]))
+    order = _method_order(frame["method"], methods)
     rows = []
     for method in order:
         scores = frame.loc[frame["method"] == method].sort_values("seed")["macro_f1"].to_numpy(dtype=float)
@@ -134,11 +145,11 @@ def paired_differences(
     """
     from scipy import stats
 
-    frame = pd.DataFrame([{"method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs])
+    frame = _scores(runs)
     if frame.empty:
         return pd.DataFrame(columns=PAIRED_COLUMNS)
     table = frame.pivot_table(index="seed", columns="method", values="macro_f1", aggfunc="first")
-    order = list(methods) if methods is not None else list(dict.fromkeys(frame["method"]))
+    order = _method_order(frame["method"], methods)
     rows = []
     for reference in references:
         if reference not in table.columns:
@@ -239,10 +250,10 @@ def data_fingerprint(tasks: Iterable[FeatureTask]) -> str:
     return digest.hexdigest()[:12]
 
 
-def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "Average Macro F1") -> Path:
-    """The methods' mean Average Macro F1 with error bars of ± 1 sample std over seeds (the
-    paper's Fig. 1 right), as points on an axis fitted to the values so that the differences
-    show; saved as PNG atomically. Uses matplotlib's Agg backend, imported here."""
+@contextlib.contextmanager
+def _png(path: str | os.PathLike, dpi: int, *args: Any, **kwargs: Any):
+    """``plt.subplots(*args, **kwargs)`` on matplotlib's Agg backend (imported here); on leaving
+    the block the figure is laid out, written to ``path`` as PNG atomically, and closed."""
     import io
 
     import matplotlib
@@ -250,8 +261,22 @@ def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "A
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1.3 * max(len(summary), 2) + 1.5, 3.6))
+    fig, axes = plt.subplots(*args, **kwargs)
     try:
+        yield plt, fig, axes
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "Average Macro F1") -> Path:
+    """The methods' mean Average Macro F1 with error bars of ± 1 sample std over seeds (the
+    paper's Fig. 1 right), as points on an axis fitted to the values so that the differences
+    show; saved as PNG atomically. Uses matplotlib's Agg backend, imported here."""
+    with _png(path, 120, figsize=(1.3 * max(len(summary), 2) + 1.5, 3.6)) as (_, fig, ax):
         x = np.arange(len(summary))
         mean, std = summary["macro_f1_mean"].to_numpy(float), summary["macro_f1_std"].to_numpy(float)
         ax.errorbar(x, mean, yerr=std, fmt="o", capsize=5, color="#4C72B0", markersize=6, linewidth=1.2)
@@ -267,12 +292,7 @@ def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "A
             ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
         ax.set_xlim(-0.6, len(summary) - 0.4)
         ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=120)
-    finally:
-        plt.close(fig)
-    return atomic_write(path, buffer.getvalue())
+    return Path(path)
 
 
 CURVE_COLUMNS = ["method", "iteration", "metric", "mean", "std", "seeds"]
@@ -299,7 +319,7 @@ def curve_frame(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = 
     frame = pd.DataFrame(rows)
     stats = frame.groupby(["method", "iteration", "metric"])["value"].agg(["mean", "std", "count"]).reset_index()
     stats = stats.rename(columns={"count": "seeds"}).fillna({"std": 0.0})
-    order = list(methods) if methods is not None else list(dict.fromkeys(frame["method"]))
+    order = _method_order(frame["method"], methods)
     stats["rank"] = stats["method"].map({m: k for k, m in enumerate(order)})
     stats = stats.dropna(subset=["rank"]).sort_values(["rank", "metric", "iteration"]).drop(columns="rank")
     return stats[CURVE_COLUMNS].reset_index(drop=True)
@@ -309,15 +329,7 @@ def plot_curves(curves: pd.DataFrame, path: str | os.PathLike, title: str = "") 
     """Meta-validation macro-F1 (left) and training loss (right, log scale) against the
     meta-iteration, one line per method with a band of one sample std over seeds: the picture of
     MAML overfitting its few meta-training tasks, and of what TaskMix and MetaMix do to it."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    try:
+    with _png(path, 130, 1, 2, figsize=(10, 3.8)) as (plt, fig, axes):
         methods = list(dict.fromkeys(curves["method"]))
         colors = plt.get_cmap("tab10")
         seeds = int(curves["seeds"].max()) if len(curves) else 0
@@ -338,16 +350,20 @@ def plot_curves(curves: pd.DataFrame, path: str | os.PathLike, title: str = "") 
         axes[0].legend(fontsize=7, loc="best")
         fig.suptitle(f"{title}: lines are means over {seeds} seeds, bands ± 1 sample std over seeds\n"
                      "training loss: MAML variants' query loss after adaptation, MTL's multi-task loss", fontsize=9)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=130)
-    finally:
-        plt.close(fig)
-    return atomic_write(path, buffer.getvalue())
+    return Path(path)
 
 
 def _names(names: Sequence[str]) -> str:
     return ", ".join(f"`{n}`" for n in names) if names else "none"
+
+
+def _class_drop_reason(info: dict[str, Any]) -> str:
+    return info.get("dropped_reason") or f"fewer than {info.get('min_class_count')} examples in their task"
+
+
+def _repeat_totals(duplicates: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    """Rows that repeat a text, and texts with conflicting intents, over all tasks."""
+    return sum(d["repeated_rows"] for d in duplicates.values()), sum(len(d["conflicting"]) for d in duplicates.values())
 
 
 def data_notes(data: dict[str, Any]) -> list[str]:
@@ -359,12 +375,10 @@ def data_notes(data: dict[str, Any]) -> list[str]:
         notes.append(f"task {name!r} left out: {reason}")
     dropped = dict(info.get("dropped_classes") or {})
     if dropped:
-        notes.append(f"{sum(len(v) for v in dropped.values())} classes left out in {len(dropped)} tasks "
-                     f"({info.get('dropped_reason') or 'fewer than %s examples' % info.get('min_class_count')})")
+        notes.append(f"{sum(len(v) for v in dropped.values())} classes left out in {len(dropped)} tasks ({_class_drop_reason(info)})")
     duplicates = dict(data.get("duplicates") or {})
     if duplicates:
-        rows = sum(d["repeated_rows"] for d in duplicates.values())
-        conflicting = sum(len(d["conflicting"]) for d in duplicates.values())
+        rows, conflicting = _repeat_totals(duplicates)
         notes.append(f"{rows} rows in {len(duplicates)} tasks repeat a text (kept on one side of each split); "
                      f"{conflicting} text(s) with conflicting intents")
     return notes
@@ -390,16 +404,14 @@ def data_section(config: dict[str, Any], data: dict[str, Any]) -> str:
         lines.append("- Tasks left out: none")
     dropped_classes = dict(info.get("dropped_classes") or {})
     if dropped_classes:
-        reason = info.get("dropped_reason") or f"fewer than {info.get('min_class_count')} examples in their task"
         total = sum(len(v) for v in dropped_classes.values())
-        lines.append(f"- Classes left out ({total}, {reason}):")
+        lines.append(f"- Classes left out ({total}, {_class_drop_reason(info)}):")
         lines += [f"  - `{name}`: " + ", ".join(f"{c} ({n})" for c, n in classes.items()) for name, classes in dropped_classes.items()]
     else:
         lines.append("- Classes left out: none")
     duplicates = dict(data.get("duplicates") or {})
     if duplicates:
-        rows = sum(d["repeated_rows"] for d in duplicates.values())
-        conflicting = sum(len(d["conflicting"]) for d in duplicates.values())
+        rows, conflicting = _repeat_totals(duplicates)
         lines.append(f"- Repeated texts: {rows} rows in {len(duplicates)} tasks repeat a text of their task; each "
                      f"repeated text is kept on one side of every support/test split. {conflicting} text(s) carry "
                      "more than one intent:")

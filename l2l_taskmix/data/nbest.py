@@ -45,6 +45,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 from pathlib import Path
@@ -100,41 +101,41 @@ def join_hypotheses(hypotheses: Sequence[str], sep: Any = None, nbest: int | Non
     return f" {_resolve_sep(sep)} ".join(hyps)
 
 
-def _check_utf8(path: Path) -> None:
-    """``ValueError`` naming the first line of ``path`` that is not UTF-8."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(
-                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                    "save the table as UTF-8"
-                ) from None
+def _read_text(path: Path) -> str:
+    """The file as text, read and decoded once; ``ValueError`` naming the line and column of
+    the first byte that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        lineno = data.count(b"\n", 0, e.start) + 1
+        column = e.start - data.rfind(b"\n", 0, e.start)
+        raise ValueError(
+            f"{path}:{lineno}: not UTF-8 (byte 0x{data[e.start]:02x} at column {column}); save the table as UTF-8"
+        ) from None
 
 
 def _records(path: Path) -> list[tuple[int, dict]]:
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
         raise ValueError(f"{path}: unknown task-table format {suffix!r} (use .jsonl or .csv)")
-    _check_utf8(path)
+    text = _read_text(path)
     if suffix in (".jsonl", ".ndjson", ".json"):
         out = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(obj, dict):
-                    raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
-                out.append((lineno, obj))
+        for lineno, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
+            out.append((lineno, obj))
         return out
     delimiter = "\t" if suffix == ".tsv" else ","
     try:
-        df = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False)
+        df = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty; a CSV task table starts with a header row such as task,intent,text") from None
     except pd.errors.ParserError as e:
