@@ -37,6 +37,25 @@ def pytest_unconfigure(config):
         shutil.rmtree(root, ignore_errors=True)
 
 
+class BagOfWordsEncoder:
+    """Bag of hashed words: an encoder object as featurize_tasks accepts it, with no model."""
+
+    cache_key, dim, sep = "toy-bow", 16, " | "
+
+    def encode(self, texts, batch_size=None):
+        out = torch.zeros(len(texts), 16)
+        for r, text in enumerate(texts):
+            for w in text.split():
+                out[r, sum(map(ord, w)) % 16] += 1.0
+        return out
+
+
+@pytest.fixture
+def bow_encoder():
+    """A :class:`BagOfWordsEncoder` (cache key ``toy-bow``)."""
+    return BagOfWordsEncoder()
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for a test module: tiny models only pay threading overhead."""

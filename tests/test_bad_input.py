@@ -298,18 +298,7 @@ def test_ctrl_c_during_start_up_is_a_message_not_a_traceback(capsys, monkeypatch
 # -- what results.md says --------------------------------------------------------------------------
 
 
-class BagOfWords:
-    cache_key, dim, sep = "bow", 12, " | "
-
-    def encode(self, texts, batch_size=None):
-        out = torch.zeros(len(texts), 12)
-        for r, text in enumerate(texts):
-            for w in text.split():
-                out[r, sum(map(ord, w)) % 12] += 1.0
-        return out
-
-
-def test_results_md_states_the_configuration_and_what_was_left_out(tmp_path, capsys):
+def test_results_md_states_the_configuration_and_what_was_left_out(tmp_path, capsys, bow_encoder):
     # --shots 12 once scored one of two meta-test tasks and said so only on the console
     words = {"book": ["table", "seat", "reserve"], "cancel": ["drop", "undo", "remove"], "hours": ["open", "close", "when"]}
     records = []
@@ -323,7 +312,7 @@ def test_results_md_states_the_configuration_and_what_was_left_out(tmp_path, cap
     cfg = BenchmarkConfig(dataset=str(table), methods=("transfer",), seeds=1, iterations=2, eval_every=1, batch_size=4, hidden=(8,),
                           val_tasks=0, finetune_steps=2, shots=2, num_train=3, cache_dir=str(tmp_path / "cache"))
     with pytest.warns(UserWarning, match="may"):
-        runner.run_benchmark(cfg, tmp_path / "out", progress=False, encoder=BagOfWords())
+        runner.run_benchmark(cfg, tmp_path / "out", progress=False, encoder=bow_encoder)
     captured = capsys.readouterr()
     console = captured.out + captured.err
     md = (tmp_path / "out" / "results.md").read_text()
@@ -332,7 +321,7 @@ def test_results_md_states_the_configuration_and_what_was_left_out(tmp_path, cap
     assert "Meta-test tasks (1), every one scored: `apr`" in md
     assert "Classes left out (2" in md and "cancel (2)" in md
     assert "96 rows in 4 tasks repeat a text" in md and "96 rows in 4 tasks repeat a text" in console  # rows i and i + 4
-    assert "(bow features)" in md and "| encoder | bow |" in md  # the encoder object that was used
+    assert "(toy-bow features)" in md and "| encoder | toy-bow |" in md  # the encoder object that was used
     assert "| shots | 2 |" in md and "| num_train | 3 |" in md and "Regime: few-shot: 2 support" in md
 
 

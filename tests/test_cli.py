@@ -160,20 +160,7 @@ def test_run_benchmark_resumes_and_never_reuses_a_changed_config(tiny_pt, tmp_pa
     assert calls[4:] == [("maml", 2), ("mtl", 2)]  # an extra seed reuses the finished ones
 
 
-class ToyEncoder:
-    """Bag of hashed words: an encoder object as featurize_tasks accepts it."""
-
-    cache_key, dim, sep = "toy-bow", 16, " | "
-
-    def encode(self, texts, batch_size=None):
-        out = torch.zeros(len(texts), 16)
-        for r, text in enumerate(texts):
-            for w in text.split():
-                out[r, sum(map(ord, w)) % 16] += 1.0
-        return out
-
-
-def test_text_path_with_a_toy_encoder(tmp_path):
+def test_text_path_with_a_toy_encoder(tmp_path, bow_encoder):
     """A user's task table of utterances (CSV), featurized by an encoder, through to the outputs."""
     words = {"alarm": ["wake", "alarm", "morning"], "music": ["play", "song", "music"], "weather": ["rain", "sunny", "forecast"]}
     rows = [
@@ -184,7 +171,7 @@ def test_text_path_with_a_toy_encoder(tmp_path):
     pd.DataFrame(rows).to_csv(table, index=False)
     cfg = BenchmarkConfig(dataset=str(table), methods=("transfer", "maml"), seeds=1, iterations=4, eval_every=2, batch_size=6,
                           hidden=(8,), val_tasks=1, finetune_steps=10, shots=2, cache_dir=str(tmp_path / "cache"))
-    summary = runner.run_benchmark(cfg, tmp_path / "out", progress=False, echo=False, encoder=ToyEncoder())
+    summary = runner.run_benchmark(cfg, tmp_path / "out", progress=False, echo=False, encoder=bow_encoder)
     assert summary["method"].tolist() == ["transfer", "maml"]
     blob = json.loads((tmp_path / "out" / "results.json").read_text())
     assert blob["data"]["test_tasks"] == ["month7", "month8"]  # the paper's chronological 7 + rest
