@@ -144,12 +144,13 @@ def test_errors_are_clear(capsys, tmp_path):
 def test_run_benchmark_resumes_and_never_reuses_a_changed_config(tiny_pt, tmp_path, monkeypatch):
     calls = []
     real = runner.run_method
-    monkeypatch.setattr(runner, "run_method", lambda *a, **k: calls.append(a[:2]) or real(*a, **k))
-    cfg = cli.config_from_args(cli.build_parser().parse_args(["benchmark", "--dataset", str(tiny_pt), "--methods", "maml,mtl", *TINY]))
+    monkeypatch.setattr(runner, "run_method", lambda *a, **k: calls.append((k["protocol"], *a[:2])) or real(*a, **k))
+    cfg = cli.config_from_args(cli.build_parser().parse_args(
+        ["benchmark", "--dataset", str(tiny_pt), "--methods", "maml,mtl", "--protocols", "select", *TINY]))
     assert runner.run_benchmark(cfg, tmp_path, progress=False, max_runs=3, echo=False) is None
-    assert calls == [("maml", 0), ("maml", 1), ("mtl", 0)] and not (tmp_path / "results.csv").exists()
+    assert calls == [("select", "maml", 0), ("select", "maml", 1), ("select", "mtl", 0)] and not (tmp_path / "results.csv").exists()
     first = runner.run_benchmark(cfg, tmp_path, progress=False, echo=False)
-    assert calls[3:] == [("mtl", 1)]  # only the missing run
+    assert calls[3:] == [("select", "mtl", 1)]  # only the missing run
     assert first["seeds"].tolist() == [2, 2]
     calls.clear()
     again = runner.run_benchmark(cfg, tmp_path, progress=False, echo=False)
@@ -157,7 +158,12 @@ def test_run_benchmark_resumes_and_never_reuses_a_changed_config(tiny_pt, tmp_pa
     runner.run_benchmark(cfg.replace(eta=0.5), tmp_path, progress=False, echo=False)
     assert len(calls) == 4  # a changed configuration redoes everything
     runner.run_benchmark(cfg.replace(seeds=3), tmp_path, progress=False, echo=False)
-    assert calls[4:] == [("maml", 2), ("mtl", 2)]  # an extra seed reuses the finished ones
+    assert calls[4:] == [("select", "maml", 2), ("select", "mtl", 2)]  # an extra seed reuses the finished ones
+    calls.clear()
+    both = runner.run_benchmark(cfg.replace(protocols=("paper", "select")), tmp_path, progress=False, echo=False)
+    assert calls == [("paper", "maml", 0), ("paper", "maml", 1), ("paper", "mtl", 0), ("paper", "mtl", 1)]  # adding a protocol too
+    assert both["protocol"].tolist() == ["paper", "paper", "select", "select"]
+    assert both[both["protocol"] == "select"].reset_index(drop=True).equals(first)
 
 
 def test_text_path_with_a_toy_encoder(tmp_path, bow_encoder):
@@ -170,7 +176,7 @@ def test_text_path_with_a_toy_encoder(tmp_path, bow_encoder):
     table = tmp_path / "calls.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
     cfg = BenchmarkConfig(dataset=str(table), methods=("transfer", "maml"), seeds=1, iterations=4, eval_every=2, batch_size=6,
-                          hidden=(8,), val_tasks=1, finetune_steps=10, shots=2, cache_dir=str(tmp_path / "cache"))
+                          hidden=(8,), val_tasks=1, finetune_steps=10, shots=2, cache_dir=str(tmp_path / "cache"), protocols=("select",))
     summary = runner.run_benchmark(cfg, tmp_path / "out", progress=False, echo=False, encoder=bow_encoder)
     assert summary["method"].tolist() == ["transfer", "maml"]
     blob = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -69,8 +69,8 @@ def test_run_store_round_trip_and_bad_files(tmp_path):
 def test_summarize_mean_and_sample_std_in_method_order():
     runs = [record("maml", s, f) for s, f in enumerate([0.2, 0.4, 0.6])] + [record("mtl", 0, 0.5)]
     table = summarize(runs, ["mtl", "maml", "transfer"])
-    assert list(table.columns) == ["method", "macro_f1_mean", "macro_f1_std", "seeds"]
-    assert table["method"].tolist() == ["mtl", "maml"]
+    assert list(table.columns) == ["protocol", "method", "macro_f1_mean", "macro_f1_std", "seeds"]
+    assert table["method"].tolist() == ["mtl", "maml"] and table["protocol"].tolist() == ["select", "select"]
     assert table.loc[1, "macro_f1_mean"] == pytest.approx(0.4)
     assert table.loc[1, "macro_f1_std"] == pytest.approx(0.2)  # ddof=1
     assert table.loc[0, "macro_f1_std"] == 0.0 and table.loc[0, "seeds"] == 1
@@ -93,7 +93,7 @@ def test_write_outputs(tmp_path):
     runs = [record(m, s, 0.1 * (k + 1) + 0.01 * s) for k, m in enumerate(["mtl", "maml"]) for s in range(2)]
     paths = write_outputs(tmp_path, runs, {"dataset": "toy", "encoder": "e"}, "few-shot: 5", data={"train_tasks": ["x"]}, methods=["mtl", "maml"])
     csv = pd.read_csv(tmp_path / "results.csv")
-    assert list(csv.columns) == ["method", "macro_f1_mean", "macro_f1_std", "seeds"]
+    assert list(csv.columns) == ["protocol", "method", "macro_f1_mean", "macro_f1_std", "seeds"]
     assert csv["method"].tolist() == ["mtl", "maml"] and csv["seeds"].tolist() == [2, 2]
     blob = json.loads((tmp_path / "results.json").read_text())
     assert blob["config"]["dataset"] == "toy" and blob["regime"] == "few-shot: 5"

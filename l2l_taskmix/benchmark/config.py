@@ -40,7 +40,12 @@ from ..models import DEFAULT_HIDDEN
 from ..validation import check_bool, check_choice, check_scalar
 from .methods import ENGINES, METHOD_NAMES
 
-__all__ = ["BenchmarkConfig", "RESULT_FIELDS", "RENAMED_FIELDS", "field_types", "load_config_file", "setting"]
+#: Evaluation protocols: ``paper`` (meta-train on every meta-training task for a fixed number
+#: of iterations, evaluate the final weights, as the paper does) and ``select`` (hold
+#: ``val_tasks`` meta-training tasks out and keep the checkpoint that scores best on them).
+PROTOCOLS = ("paper", "select")
+
+__all__ = ["BenchmarkConfig", "PROTOCOLS", "RESULT_FIELDS", "RENAMED_FIELDS", "field_types", "load_config_file", "setting"]
 
 #: Datasets known by name (anything else is a path to a task table or a ``.pt`` feature file).
 NAMED_DATASETS = ("mtop-long", "mtop-wide", "nbest")
@@ -118,6 +123,13 @@ class BenchmarkConfig:
         METHOD_NAMES, "methods to run, comma-separated ('all': the six)", type=str, choices=METHOD_NAMES,
         default_text="all six",
     )
+    protocols: tuple[str, ...] = setting(
+        PROTOCOLS,
+        "evaluation protocols, each reported on its own: paper (every meta-training task, the weights after "
+        "a fixed number of iterations, as the paper) and/or select (model selection: val_tasks held out, the "
+        "best checked iteration kept)",
+        type=str, choices=PROTOCOLS, default_text="paper,select",
+    )
     seeds: int = setting(3, "number of seeds (0 .. seeds-1); the table reports mean +- std over them", type=int, min_val=1)
     shots: int | None = setting(
         5, "few-shot regime: support examples per class of each meta-test task, the rest is its test split",
@@ -127,13 +139,20 @@ class BenchmarkConfig:
         None, "fractional regime instead: this fraction of each class is support",
         type=float, min_val=0, max_val=1, include_boundaries="neither", group="regime", default_text="off",
     )
+    train_subset: int | None = setting(
+        None,
+        "meta-train on only this many of the meta-training tasks (after any validation tasks are held out): a "
+        "random subset per seed, the same for every method; the meta-test tasks are unchanged (the "
+        "task-diversity sweep)",
+        type=int, min_val=1, default_text="all",
+    )
     val_tasks: int = setting(
         2,
-        "meta-training tasks held out as meta-validation tasks for model selection (the checked iteration "
+        "select protocol: meta-training tasks held out as meta-validation tasks for model selection (the checked iteration "
         "with the best few-shot macro-F1 on them is kept; MAML overfits the few meta-training tasks); 0: none",
         type=int, min_val=0,
     )
-    val_repeats: int = setting(3, "support/test draws per validation task (scores averaged)", type=int, min_val=1)
+    val_repeats: int = setting(3, "select protocol: support/test draws per validation task (scores averaged)", type=int, min_val=1)
 
     # -- model -----------------------------------------------------------------------------
     hidden: tuple[int, ...] = setting(
@@ -144,16 +163,24 @@ class BenchmarkConfig:
     # -- meta-training -----------------------------------------------------------------------
     iterations: int = setting(
         400,
-        "meta-iterations (MAML variants) or multi-task steps (MTL); an upper bound when val_tasks > 0 (on the "
-        "sample MAML's meta-loss is ~0.04 by iteration 200 and validation stops improving well before 400)",
+        "meta-iterations (MAML variants) or multi-task steps (MTL): the paper protocol evaluates the weights "
+        "after this many, the select protocol keeps the best checked one up to it (on the sample MAML's "
+        "meta-loss is ~0.04 by iteration 200 and validation stops improving well before 400)",
         type=int, min_val=1,
     )
-    eval_every: int = setting(50, "check the validation tasks every this many iterations (and at the last)", type=int, min_val=1)
+    eval_every: int = setting(
+        50, "select protocol: check the validation tasks every this many iterations (and at the last); both: the "
+        "stored training-loss curve's window", type=int, min_val=1,
+    )
     meta_batch_size: int | None = setting(
         8,
         "T, the real tasks per meta-iteration: distinct meta-training tasks drawn at random each iteration "
-        "(all when there are fewer); TaskMix adds as many synthetic tasks (N = T)",
+        "(all when there are fewer)",
         type=int, min_val=1,
+    )
+    num_synthetic: int | None = setting(
+        None, "N, TaskMix's synthetic tasks per meta-iteration (0: plain MAML, exactly)", type=int, min_val=0,
+        default_text="T, as the paper",
     )
     batch_size: int = setting(32, "support and query batch size per task and iteration (same data, drawn independently)",
                               type=int, min_val=1)
@@ -191,6 +218,8 @@ class BenchmarkConfig:
             raise ValueError("methods: give at least one method")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods: duplicates in {list(self.methods)}")
+        if not self.protocols or len(set(self.protocols)) != len(self.protocols):
+            raise ValueError(f"protocols: give one or both of {', '.join(PROTOCOLS)} once each, got {list(self.protocols)}")
         if (self.shots is None) == (self.fraction is None):
             raise ValueError("give exactly one of shots (few-shot regime) and fraction (fractional regime)")
         if not self.dataset:
@@ -211,6 +240,7 @@ class BenchmarkConfig:
         out = dataclasses.asdict(self)
         out["methods"] = list(self.methods)
         out["hidden"] = list(self.hidden)
+        out["protocols"] = list(self.protocols)
         return out
 
     def kwargs_for(self, function: Callable[..., Any]) -> dict[str, Any]:
@@ -256,16 +286,17 @@ class BenchmarkConfig:
             if "shots" in layer and layer["shots"] is not None and "fraction" not in layer:
                 layer["fraction"] = None
             values.update(layer)
-        for name in ("methods", "hidden"):
+        for name in ("methods", "hidden", "protocols"):
             if isinstance(values.get(name), str):
-                values[name] = parse_list(values[name], name, str if name == "methods" else int)
+                values[name] = parse_list(values[name], name, int if name == "hidden" else str)
         return cls(**values)
 
     def run_hash(self) -> str:
         """A short hash of everything that decides one (method, seed) run's numbers.
 
-        Which methods run, how many seeds and where the cache lives do not change a single run's
-        result, so they are left out: adding a seed or a method reuses finished runs.
+        Which methods and protocols run, how many seeds and where the cache lives do not change a
+        single run's result, so they are left out: adding a seed, a method or a protocol reuses
+        finished runs.
         """
         values = self.to_dict()
         for name in RESULT_FIELDS_EXCLUDED:
@@ -280,6 +311,8 @@ def parse_list(text: str, name: str, item_type: type) -> tuple[Any, ...]:
     items = [item.strip() for item in str(text).split(",") if item.strip()]
     if name == "methods" and [i.lower() for i in items] == ["all"]:
         return METHOD_NAMES
+    if name == "protocols" and [i.lower() for i in items] == ["both"]:
+        return PROTOCOLS
     if item_type is str:
         return tuple(i.lower() for i in items)
     try:
@@ -318,7 +351,7 @@ def _check_field(f: dataclasses.Field, value: Any) -> Any:
 
 
 #: Fields that do not change any single run's numbers (left out of :meth:`BenchmarkConfig.run_hash`).
-RESULT_FIELDS_EXCLUDED = ("methods", "seeds", "cache_dir")
+RESULT_FIELDS_EXCLUDED = ("methods", "protocols", "seeds", "cache_dir")
 RESULT_FIELDS = tuple(f.name for f in fields(BenchmarkConfig) if f.name not in RESULT_FIELDS_EXCLUDED)
 
 

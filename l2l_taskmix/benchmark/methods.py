@@ -14,7 +14,7 @@ name                      iteration's tasks                                     
 ``transfer``              none: no meta-training, fine-tune from initialization    --
 ``maml``                  the T real tasks                                         MAML
 ``maml+metamix``          ``MetaMix`` of the T real tasks                          MAML
-``maml+taskmix``          ``TaskMix``: T real + N = T synthetic tasks              MAML
+``maml+taskmix``          ``TaskMix``: T real + N synthetic tasks (N = T default)  MAML
 ``maml+metamix+taskmix``  ``MetaMix(TaskMix(...))``                                MAML
 ========================  =======================================================  ==========
 
@@ -137,17 +137,25 @@ class Method:
     metamix: bool = False
 
     def sampler(
-        self, tasksets: Sequence[Any], *, eta: float, meta_batch_size: int | None, num_classes: int, generator: torch.Generator
+        self,
+        tasksets: Sequence[Any],
+        *,
+        eta: float,
+        meta_batch_size: int | None,
+        num_classes: int,
+        generator: torch.Generator,
+        num_synthetic: int | None = None,
     ):
         """The iteration sampler: ``sample_iteration() -> list[Task]``.
 
         The real tasks come from :class:`~l2l_taskmix.tasksets.RealTasks` (``meta_batch_size``
-        of the tasksets per iteration; ``None``: all); TaskMix adds N = T synthetic tasks; MetaMix
-        appends mixed query points to every task (after TaskMix when both are on).
+        of the tasksets per iteration; ``None``: all); TaskMix adds ``num_synthetic`` synthetic
+        tasks (``None``: N = T; 0: none, and no random draw, so the run is MAML's exactly);
+        MetaMix appends mixed query points to every task (after TaskMix when both are on).
         """
         sampler: Any = RealTasks(tasksets, meta_batch_size=meta_batch_size, generator=generator)
         if self.taskmix:
-            sampler = TaskMix(sampler, eta=eta, num_classes=num_classes, generator=generator)
+            sampler = TaskMix(sampler, eta=eta, num_synthetic=num_synthetic, num_classes=num_classes, generator=generator)
         if self.metamix:
             sampler = MetaMix(sampler, eta=eta, num_classes=num_classes, generator=generator)
         return sampler
@@ -186,7 +194,7 @@ class Method:
 class MultiTaskMethod(Method):
     """Multi-task learning: every task every step, each with its own head (discarded after)."""
 
-    def sampler(self, tasksets, *, eta, meta_batch_size, num_classes, generator):
+    def sampler(self, tasksets, *, eta, meta_batch_size, num_classes, generator, num_synthetic=None):
         return RealTasks(tasksets, generator=generator)
 
     def objective(self, model, task_classes, *, inner_lr, inner_steps, first_order, engine, generator):

@@ -32,12 +32,29 @@ from ..features import FeatureTask
 from ..files import atomic_write, to_jsonable
 
 __all__ = [
-    "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs", "data_section", "data_notes",
+    "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs", "data_section", "data_notes", "protocol_of",
+    "protocol_words", "PROTOCOL_TITLES",
     "paired_differences", "paired_table", "curve_frame", "plot_curves",
     "plot_results", "package_versions", "data_fingerprint",
 ]
 
-SUMMARY_COLUMNS = ["method", "macro_f1_mean", "macro_f1_std", "seeds"]
+SUMMARY_COLUMNS = ["protocol", "method", "macro_f1_mean", "macro_f1_std", "seeds"]
+
+#: How tables and figures name each protocol.
+PROTOCOL_TITLES = {"paper": "paper protocol (final weights)", "select": "model selection"}
+
+
+def protocol_of(record: dict[str, Any]) -> str:
+    """A run record's protocol (records of versions before 0.4, which had only model
+    selection, carry none: ``"select"``)."""
+    return str(record.get("protocol") or "select")
+
+
+def protocol_words(iterations: int, val_tasks: int) -> str:
+    """One sentence per protocol on what produced its numbers."""
+    return (f"Paper protocol: meta-trained on every meta-training task for {iterations} iterations, final weights evaluated. "
+            f"Model selection: {val_tasks} meta-training task(s) held out per seed, the checked iteration (up to {iterations}) "
+            "with the best few-shot macro-F1 on them kept.")
 
 
 def _safe(name: str) -> str:
@@ -45,7 +62,7 @@ def _safe(name: str) -> str:
 
 
 class RunStore:
-    """Finished (method, seed) runs of one configuration, one JSON file each.
+    """Finished (protocol, method, seed) runs of one configuration, one JSON file each.
 
     A file that cannot be read as a complete run (a crash mid-write leaves none, but a user might
     edit one) counts as not finished and is redone.
@@ -56,16 +73,18 @@ class RunStore:
         self.key = str(key)
         self.folder = self.root / "runs" / _safe(self.key)
 
-    def path(self, method: str, seed: int) -> Path:
-        return self.folder / f"{_safe(method)}__seed{int(seed)}.json"
+    def path(self, method: str, seed: int, protocol: str = "select") -> Path:
+        return self.folder / f"{_safe(protocol)}__{_safe(method)}__seed{int(seed)}.json"
 
-    def load(self, method: str, seed: int) -> dict[str, Any] | None:
-        path = self.path(method, seed)
+    def load(self, method: str, seed: int, protocol: str = "select") -> dict[str, Any] | None:
+        path = self.path(method, seed, protocol)
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         if not isinstance(record, dict) or record.get("method") != method or record.get("seed") != int(seed):
+            return None
+        if protocol_of(record) != protocol:
             return None
         if not isinstance(record.get("macro_f1"), (int, float)) or not isinstance(record.get("per_task"), dict):
             return None
@@ -75,24 +94,31 @@ class RunStore:
         for name in ("method", "seed", "macro_f1", "per_task"):
             if name not in record:
                 raise ValueError(f"a run record needs {name!r}")
-        return atomic_write(self.path(record["method"], record["seed"]), json.dumps(to_jsonable(record), indent=1, sort_keys=True))
+        return atomic_write(self.path(record["method"], record["seed"], protocol_of(record)), json.dumps(to_jsonable(record), indent=1, sort_keys=True))
 
     def load_all(self) -> list[dict[str, Any]]:
         out = []
         for path in sorted(self.folder.glob("*__seed*.json")):
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
-                method, seed = record["method"], int(record["seed"])
-            except (OSError, ValueError, KeyError, TypeError):
+                method, seed, protocol = record["method"], int(record["seed"]), protocol_of(record)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue
-            if self.path(method, seed) == path and self.load(method, seed) is not None:
+            if self.path(method, seed, protocol) == path and self.load(method, seed, protocol) is not None:
                 out.append(record)
         return out
 
 
 def _scores(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """``method, seed, macro_f1`` of each run."""
-    return pd.DataFrame([{"method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs])
+    """``protocol, method, seed, macro_f1`` of each run."""
+    return pd.DataFrame([{"protocol": protocol_of(r), "method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs],
+                        columns=["protocol", "method", "seed", "macro_f1"])
+
+
+def _protocol_order(found: Iterable[str]) -> list[str]:
+    """The protocols in ``found``: paper first, then select, then any other."""
+    found = list(dict.fromkeys(found))
+    return [p for p in PROTOCOL_TITLES if p in found] + [p for p in found if p not in PROTOCOL_TITLES]
 
 
 def _method_order(found: Iterable[str], methods: Sequence[str] | None) -> list[str]:
@@ -101,32 +127,36 @@ def _method_order(found: Iterable[str], methods: Sequence[str] | None) -> list[s
 
 
 def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per method: ``method, macro_f1_mean, macro_f1_std, seeds``.
+    """One row per protocol and method: ``protocol, method, macro_f1_mean, macro_f1_std, seeds``.
 
-    The std is the sample standard deviation over seeds (0 for a single seed). Methods are in
-    the order of ``methods`` (default: first appearance).
+    The std is the sample standard deviation over seeds (0 for a single seed). Protocols come
+    paper first; methods are in the order of ``methods`` (default: first appearance).
     """
     frame = _scores(runs)
     if frame.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     order = _method_order(frame["method"], methods)
     rows = []
-    for method in order:
-        scores = frame.loc[frame["method"] == method].sort_values("seed")["macro_f1"].to_numpy(dtype=float)
-        if len(scores) == 0:
-            continue
-        std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
-        rows.append({"method": method, "macro_f1_mean": round(float(np.mean(scores)), 6), "macro_f1_std": round(std, 6), "seeds": int(len(scores))})
+    for protocol in _protocol_order(frame["protocol"]):
+        for method in order:
+            part = frame.loc[(frame["method"] == method) & (frame["protocol"] == protocol)]
+            scores = part.sort_values("seed")["macro_f1"].to_numpy(dtype=float)
+            if len(scores) == 0:
+                continue
+            std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
+            rows.append({"protocol": protocol, "method": method, "macro_f1_mean": round(float(np.mean(scores)), 6),
+                         "macro_f1_std": round(std, 6), "seeds": int(len(scores))})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-PAIRED_COLUMNS = ["method", "reference", "seeds", "mean_diff", "ci_low", "ci_high", "resolved"]
+PAIRED_COLUMNS = ["protocol", "method", "reference", "seeds", "mean_diff", "ci_low", "ci_high", "resolved"]
 
 
 def paired_differences(
     runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, references: Sequence[str] = ("maml", "mtl"), level: float = 0.95
 ) -> pd.DataFrame:
-    """Each method's per-seed difference to each reference method, with a ``level`` t-interval.
+    """Each method's per-seed difference to each reference method, with a ``level`` t-interval,
+    within each protocol.
 
     Methods of one seed share the data split, the validation tasks and the evaluation draws, so
     the difference of their scores on the same seed removes the split's effect, which moves all
@@ -143,13 +173,20 @@ def paired_differences(
         >>> row.method, round(float(row.mean_diff), 3), round(float(row.ci_low), 3), bool(row.resolved)
         ('maml+taskmix', 0.03, 0.005, True)
     """
-    from scipy import stats
-
     frame = _scores(runs)
     if frame.empty:
         return pd.DataFrame(columns=PAIRED_COLUMNS)
-    table = frame.pivot_table(index="seed", columns="method", values="macro_f1", aggfunc="first")
     order = _method_order(frame["method"], methods)
+    rows = []
+    for protocol in _protocol_order(frame["protocol"]):
+        table = frame[frame["protocol"] == protocol].pivot_table(index="seed", columns="method", values="macro_f1", aggfunc="first")
+        rows += _paired_rows(table, order, references, level, protocol)
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence[str], level: float, protocol: str) -> list[dict]:
+    from scipy import stats
+
     rows = []
     for reference in references:
         if reference not in table.columns:
@@ -168,8 +205,9 @@ def paired_differences(
             else:
                 low = high = math.nan
             resolved = bool(n > 1 and (low > 0 or high < 0))
-            rows.append({"method": method, "reference": reference, "seeds": n, "mean_diff": mean, "ci_low": low, "ci_high": high, "resolved": resolved})
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+            rows.append({"protocol": protocol, "method": method, "reference": reference, "seeds": n, "mean_diff": mean,
+                         "ci_low": low, "ci_high": high, "resolved": resolved})
+    return rows
 
 
 def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> str:
@@ -181,11 +219,14 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
     def signed(v):
         return "n/a" if math.isnan(v) else f"{v:+.{digits}f}"
 
-    rows = [[f"{r.method} − {r.reference}", signed(r.mean_diff), f"[{signed(r.ci_low)}, {signed(r.ci_high)}]", str(r.seeds),
-             "yes" if r.resolved else "no"] for r in paired.itertuples(index=False)]
-    table = _markdown(["Difference", "Mean", f"{pct} interval", "Seeds", "Resolved"], rows, ["l", "r", "r", "r", "l"])
-    resolved = [f"{r.method} {'above' if r.mean_diff > 0 else 'below'} {r.reference} ({signed(r.mean_diff)})"
-                for r in paired.itertuples(index=False) if r.resolved]
+    several = paired["protocol"].nunique() > 1 if "protocol" in paired else False
+    rows = [([r.protocol] if several else []) + [f"{r.method} − {r.reference}", signed(r.mean_diff),
+             f"[{signed(r.ci_low)}, {signed(r.ci_high)}]", str(r.seeds), "yes" if r.resolved else "no"]
+            for r in paired.itertuples(index=False)]
+    header = (["Protocol"] if several else []) + ["Difference", "Mean", f"{pct} interval", "Seeds", "Resolved"]
+    table = _markdown(header, rows, (["l"] if several else []) + ["l", "r", "r", "r", "l"])
+    resolved = [(f"{r.protocol}: " if several else "") + f"{r.method} {'above' if r.mean_diff > 0 else 'below'} {r.reference} "
+                f"({signed(r.mean_diff)})" for r in paired.itertuples(index=False) if r.resolved]
     seeds = int(paired["seeds"].max())
     words = ("Resolved at " + pct + ": " + "; ".join(resolved) + ". The other differences are not."
              if resolved else f"No difference is resolved at {pct} with {seeds} seed(s): every interval contains 0.")
@@ -200,13 +241,22 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]], align: Seque
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
-def markdown_table(summary: pd.DataFrame, digits: int = 3) -> str:
-    """The paper-style table: method and Average Macro F1 as ``mean +- std`` (Markdown)."""
-    rows = [
-        [r.method, f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}", str(r.seeds)]
-        for r in summary.itertuples(index=False)
-    ]
-    return _markdown(["Method", "Average Macro F1", "Seeds"], rows, ["l", "r", "r"])
+def markdown_table(summary: pd.DataFrame, digits: int = 3, paper: dict[str, str] | None = None) -> str:
+    """The paper-style table: method and Average Macro F1 as ``mean ± std`` (Markdown), one
+    column per protocol (named by :data:`PROTOCOL_TITLES`); ``paper``: a first column of the
+    paper's figures by method name, where given."""
+    protocols = _protocol_order(summary["protocol"]) if "protocol" in summary and len(summary) else []
+    methods = list(dict.fromkeys(summary["method"]))
+    cell = {(r.protocol if protocols else "", r.method): f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}"
+            for r in summary.itertuples(index=False)}
+    seeds = {m: "/".join(sorted({str(r.seeds) for r in summary.itertuples(index=False) if r.method == m}, key=int)) for m in methods}
+    columns = protocols or [""]
+    titles = [f"Average Macro F1, {PROTOCOL_TITLES.get(p, p)}" if len(columns) > 1 else "Average Macro F1" for p in columns]
+    if len(columns) == 1 and protocols:
+        titles = [f"Average Macro F1 ({PROTOCOL_TITLES.get(protocols[0], protocols[0])})"]
+    head = ["Method"] + (["Paper"] if paper else []) + titles + ["Seeds"]
+    rows = [[m] + ([paper.get(m, "")] if paper else []) + [cell.get((p, m), "") for p in columns] + [seeds[m]] for m in methods]
+    return _markdown(head, rows, ["l"] + (["r"] if paper else []) + ["r"] * len(columns) + ["r"])
 
 
 def per_task_table(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, digits: int = 3) -> str:
@@ -276,21 +326,31 @@ def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "A
     """The methods' mean Average Macro F1 with error bars of ± 1 sample std over seeds (the
     paper's Fig. 1 right), as points on an axis fitted to the values so that the differences
     show; saved as PNG atomically. Uses matplotlib's Agg backend, imported here."""
-    with _png(path, 120, figsize=(1.3 * max(len(summary), 2) + 1.5, 3.6)) as (_, fig, ax):
-        x = np.arange(len(summary))
-        mean, std = summary["macro_f1_mean"].to_numpy(float), summary["macro_f1_std"].to_numpy(float)
-        ax.errorbar(x, mean, yerr=std, fmt="o", capsize=5, color="#4C72B0", markersize=6, linewidth=1.2)
-        for xi, m in zip(x, mean):
-            ax.annotate(f"{m:.3f}", (xi, m), textcoords="offset points", xytext=(8, -3), fontsize=7)
-        ax.set_xticks(x, [m.replace("+", "+\n") for m in summary["method"]], fontsize=8)
+    methods = list(dict.fromkeys(summary["method"]))
+    protocols = _protocol_order(summary["protocol"]) if "protocol" in summary and len(summary) else [None]
+    with _png(path, 120, figsize=(1.3 * max(len(methods), 2) + 1.5, 3.6)) as (_, fig, ax):
+        colors, markers = ["#4C72B0", "#DD8452", "#55A868"], ["o", "s", "^"]
+        for k, protocol in enumerate(protocols):
+            part = summary if protocol is None else summary[summary["protocol"] == protocol]
+            offset = (k - (len(protocols) - 1) / 2) * 0.18
+            x = np.array([methods.index(m) for m in part["method"]]) + offset
+            mean, std = part["macro_f1_mean"].to_numpy(float), part["macro_f1_std"].to_numpy(float)
+            label = None if protocol is None else PROTOCOL_TITLES.get(protocol, protocol)
+            ax.errorbar(x, mean, yerr=std, fmt=markers[k % 3], capsize=4, color=colors[k % 3], markersize=5, linewidth=1.1, label=label)
+            for xi, m in zip(x, mean):
+                ax.annotate(f"{m:.3f}", (xi, m), textcoords="offset points", xytext=(5, -3), fontsize=6)
+        if len(protocols) > 1:
+            ax.legend(fontsize=7, loc="best")
+        ax.set_xticks(np.arange(len(methods)), [m.replace("+", "+\n") for m in methods], fontsize=8)
         seeds = int(summary["seeds"].max()) if len(summary) else 0
         ax.set_ylabel(f"Average Macro F1\n(mean ± 1 sample std, {seeds} seeds)", fontsize=8)
         ax.set_title(title, fontsize=9)
         if len(summary):
+            mean, std = summary["macro_f1_mean"].to_numpy(float), summary["macro_f1_std"].to_numpy(float)
             low, high = float((mean - std).min()), float((mean + std).max())
             pad = max(0.01, 0.15 * (high - low))
             ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
-        ax.set_xlim(-0.6, len(summary) - 0.4)
+        ax.set_xlim(-0.6, len(methods) - 0.4)
         ax.grid(axis="y", alpha=0.3)
     return Path(path)
 
@@ -347,7 +407,10 @@ def plot_curves(curves: pd.DataFrame, path: str | os.PathLike, title: str = "") 
             ax.grid(alpha=0.3)
             if metric == "loss":
                 ax.set_yscale("log")
-        axes[0].legend(fontsize=7, loc="best")
+        if (curves["metric"] == "val").any():
+            axes[0].legend(fontsize=7, loc="best")
+        else:
+            axes[0].text(0.5, 0.5, "no meta-validation tasks\n(paper protocol)", ha="center", va="center", transform=axes[0].transAxes)
         fig.suptitle(f"{title}: lines are means over {seeds} seeds, bands ± 1 sample std over seeds\n"
                      "training loss: MAML variants' query loss after adaptation, MTL's multi-task loss", fontsize=9)
     return Path(path)
@@ -441,7 +504,8 @@ def write_outputs(
     plot: bool = True,
 ) -> dict[str, Path]:
     """Write ``results.md``, ``results.csv``, ``results.json``, ``results.png`` and, when the runs
-    hold validation curves, ``curves.png`` (:func:`plot_curves`) to ``out_dir``.
+    hold curves, ``curves.png`` (:func:`plot_curves`; the model-selection runs' where there are
+    any, as only they have validation curves) to ``out_dir``.
 
     Returns the paths by kind (``markdown``, ``csv``, ``json``, ``png``, ``curves``).
     """
@@ -450,22 +514,24 @@ def write_outputs(
     summary = summarize(runs, methods)
     paired = paired_differences(runs, methods)
     dataset = config.get("dataset", "")
-    md = "\n\n".join(
-        [
-            f"# Average Macro F1 on {dataset} ({'precomputed' if str(dataset).endswith('.pt') else config.get('encoder', '')} features)",
-            f"Regime: {regime}. Mean ± sample std over seeds.",
-            markdown_table(summary),
-            "## Paired differences (per seed, same splits and draws)",
-            paired_table(paired),
-            "## Per meta-test task (mean over seeds)",
-            per_task_table(runs, methods),
-            data_section(config, data or {}),
-        ]
-    ) + "\n"
+    protocols = _protocol_order(protocol_of(r) for r in runs)
+    sections = [
+        f"# Average Macro F1 on {dataset} ({'precomputed' if str(dataset).endswith('.pt') else config.get('encoder', '')} features)",
+        f"Regime: {regime}. Mean ± sample std over seeds.",
+        markdown_table(summary),
+    ]
+    if "iterations" in config:
+        sections.append(protocol_words(config["iterations"], config.get("val_tasks", 0)))
+    sections += ["## Paired differences (per seed, same splits and draws)", paired_table(paired)]
+    for protocol in protocols:
+        part = [r for r in runs if protocol_of(r) == protocol]
+        sections += [f"## Per meta-test task, {PROTOCOL_TITLES.get(protocol, protocol)} (mean over seeds)", per_task_table(part, methods)]
+    sections.append(data_section(config, data or {}))
     paths = {
-        "markdown": atomic_write(out / "results.md", md),
+        "markdown": atomic_write(out / "results.md", "\n\n".join(sections) + "\n"),
         "csv": atomic_write(out / "results.csv", summary.to_csv(index=False)),
     }
+    order = {m: k for k, m in enumerate(methods or [])}
     record = {
         "summary": summary.to_dict(orient="records"),
         "paired": paired.to_dict(orient="records"),
@@ -473,12 +539,14 @@ def write_outputs(
         "config": config,
         "data": data or {},
         "versions": package_versions(),
-        "runs": sorted(runs, key=lambda r: ((list(methods).index(r["method"]) if methods and r["method"] in methods else 99), r["seed"])),
+        "runs": sorted(runs, key=lambda r: (protocols.index(protocol_of(r)), order.get(r["method"], 99), r["seed"])),
     }
     paths["json"] = atomic_write(out / "results.json", json.dumps(to_jsonable(record), indent=1))
     if plot and len(summary):
         paths["png"] = plot_results(summary, out / "results.png", title=f"{dataset}: {regime.split(':')[0]}")
-    curves = curve_frame(runs, methods)
-    if plot and (curves["metric"] == "val").any():
-        paths["curves"] = plot_curves(curves, out / "curves.png", title=f"{dataset}")
+    curve_protocol = "select" if "select" in protocols else (protocols[0] if protocols else None)
+    curves = curve_frame([r for r in runs if protocol_of(r) == curve_protocol], methods)
+    if plot and len(curves):
+        title = f"{dataset}, {PROTOCOL_TITLES.get(curve_protocol, curve_protocol)}"
+        paths["curves"] = plot_curves(curves, out / "curves.png", title=title)
     return paths

@@ -1,12 +1,13 @@
-"""The benchmark's runner: every (method, seed) run of a configuration, resumable, then the outputs.
+"""The benchmark's runner: every (protocol, method, seed) run of a configuration, resumable, then the outputs.
 
-One run (:func:`run_method`) is a few steps, each its own function: split off the
-meta-validation tasks (:func:`choose_val_tasks`), standardize features with meta-training
+One run (:func:`run_method`) is a few steps, each its own function: under the model-selection
+protocol split off the meta-validation tasks (:func:`choose_val_tasks`), optionally keep a
+subset of the meta-training tasks (:func:`choose_train_subset`), standardize features with meta-training
 statistics (:func:`standardize`), build the model, make the validation scorer
 (:func:`validation_scorer`), train (:func:`~l2l_taskmix.benchmark.training.train`), evaluate
 on the meta-test tasks (:func:`~l2l_taskmix.benchmark.evaluation.evaluate`) and assemble the
-record. :func:`run_benchmark` runs every pair not yet finished, saving each at once, and
-writes the table, CSV, JSON and plot.
+record. :func:`run_grid` runs every (protocol, method, seed) not yet finished, saving each at
+once; :func:`run_benchmark` does that and writes the table, CSV, JSON and plots.
 
 Example, with precomputed features of four tiny tasks::
 
@@ -20,8 +21,8 @@ Example, with precomputed features of four tiny tasks::
     >>> cfg = BenchmarkConfig(methods=("maml", "maml+taskmix"), seeds=1, iterations=4, eval_every=2,
     ...                       batch_size=4, hidden=(16,), val_tasks=1, finetune_steps=5)
     >>> summary = run_benchmark(cfg, tempfile.mkdtemp(), data=data, progress=False, echo=False)
-    >>> list(summary["method"])
-    ['maml', 'maml+taskmix']
+    >>> summary[["protocol", "method"]].values.tolist()
+    [['paper', 'maml'], ['paper', 'maml+taskmix'], ['select', 'maml'], ['select', 'maml+taskmix']]
 """
 from __future__ import annotations
 
@@ -39,15 +40,17 @@ from .. import __version__
 from ..features import FeatureTask, Standardizer
 from ..models import make_model
 from ..files import check_writable
-from ..validation import check_scalar
-from .config import BenchmarkConfig
+from ..validation import check_choice, check_scalar
+from .config import PROTOCOLS, BenchmarkConfig
 from .datasets import BenchmarkData, load_features
 from .evaluation import evaluate, make_splits
 from .methods import Method, get_method
-from .results import RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, summarize, write_outputs
+from .results import (
+    RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, protocol_words, summarize, write_outputs,
+)
 from .training import train
 
-__all__ = ["run_benchmark", "run_method", "run_key", "choose_val_tasks", "standardize", "validation_scorer", "compress_history"]
+__all__ = ["run_benchmark", "run_grid", "run_method", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
 
 #: Free space the output folder must have before a benchmark starts: the run records, tables,
 #: JSON and the plot of a large grid take a few MB.
@@ -118,6 +121,17 @@ def compress_history(history: Sequence[dict[str, float]], every: int) -> list[di
     return out
 
 
+def choose_train_subset(num_fit: int, train_subset: int | None, seed: int) -> list[int]:
+    """Indices (sorted) of the ``train_subset`` meta-training tasks that run ``seed`` trains on,
+    out of ``num_fit`` (all when ``train_subset`` is ``None``)."""
+    if train_subset is None:
+        return list(range(num_fit))
+    if train_subset > num_fit:
+        raise ValueError(f"train_subset={train_subset} but only {num_fit} meta-training tasks are left to train on")
+    rng = np.random.default_rng([int(seed), 104729])
+    return sorted(int(i) for i in rng.choice(num_fit, size=train_subset, replace=False))
+
+
 def run_method(
     method: Method | str,
     seed: int,
@@ -125,42 +139,53 @@ def run_method(
     test_tasks: Sequence[FeatureTask],
     config: BenchmarkConfig,
     *,
+    protocol: str = "select",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """One (method, seed) run of the benchmark; a JSON-ready dict of its scores.
+    """One (method, seed) run of the benchmark under ``protocol``; a JSON-ready dict of its scores.
 
-    What depends on ``seed`` alone (which meta-training tasks validate, the support/test splits,
-    the initial weights) is the same for every method, so methods are compared on equal terms.
+    ``protocol``: ``"paper"`` meta-trains on every meta-training task for ``config.iterations``
+    iterations and evaluates the final weights; ``"select"`` holds ``config.val_tasks`` of them
+    out and keeps the checked iteration that scores best on those (model selection).
+    What depends on ``seed`` alone (which meta-training tasks validate or are used, the
+    support/test splits, the initial weights) is the same for every method, so methods are
+    compared on equal terms.
 
     Returns:
-        ``method, seed, macro_f1`` (mean over meta-test tasks), ``per_task`` scores,
+        ``method, seed, protocol, macro_f1`` (mean over meta-test tasks), ``per_task`` scores,
         ``best_iteration``, ``val_macro_f1``, ``curve`` (loss and validation curve),
         ``val_tasks``/``train_tasks`` names, ``test_split_sizes``, ``seconds``.
     """
     method = get_method(method)
     seed = check_scalar(seed, "seed", int)
+    protocol = check_choice(protocol, "protocol", PROTOCOLS)
     start = time.perf_counter()
     if not test_tasks:
         raise ValueError("no meta-test tasks")
-    val_index = set(choose_val_tasks(len(train_tasks), config.val_tasks, seed))
-    train_side, test_side = standardize(train_tasks, test_tasks, config.standardize)
-    val_side = [t for i, t in enumerate(train_side) if i in val_index]
-    fit_side = [t for i, t in enumerate(train_side) if i not in val_index]
+    val_index = choose_val_tasks(len(train_tasks), config.val_tasks, seed) if protocol == "select" else []
+    fit_index = [i for i in range(len(train_tasks)) if i not in val_index]
+    fit_index = [fit_index[k] for k in choose_train_subset(len(fit_index), config.train_subset, seed)]
+    used = [train_tasks[i] for i in sorted(val_index + fit_index)]  # the meta-training data this run sees
+    used_side, test_side = standardize(used, test_tasks, config.standardize)
+    side = dict(zip(sorted(val_index + fit_index), used_side))
+    val_side = [side[i] for i in val_index]
+    fit_side = [side[i] for i in fit_index]
 
-    num_classes = max(t.num_classes for t in train_side + test_side)
-    model = make_model(train_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed)))
+    num_classes = max(t.num_classes for t in list(train_tasks) + list(test_tasks))
+    model = make_model(used_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed)))
     score = None
     if val_side and method.trains:
         score = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer))
     trained = train(
         model, method, fit_side, seed=int(seed), num_classes=num_classes, score=score,
-        progress=progress, desc=f"{method.name} seed {seed}", **config.kwargs_for(train),
+        progress=progress, desc=f"{method.name} seed {seed} ({protocol})", **config.kwargs_for(train),
     )
     splits = make_splits(test_side, config.shots, config.fraction, seed=int(seed))
     per_task = evaluate(trained.model, method, test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
     return {
         "method": method.name,
         "seed": int(seed),
+        "protocol": protocol,
         "macro_f1": float(np.mean(list(per_task.values()))),
         "per_task": per_task,
         "best_iteration": int(trained.best_iteration) if method.trains else 0,
@@ -185,6 +210,52 @@ def _log(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
+def run_grid(
+    config: BenchmarkConfig,
+    out: str | os.PathLike,
+    data: BenchmarkData,
+    *,
+    progress: bool = True,
+    max_runs: int | None = None,
+    echo: bool = True,
+) -> tuple[list[dict[str, Any]], int, RunStore]:
+    """Every (protocol, method, seed) run of ``config`` on ``data``: loaded from ``out``'s run
+    store where finished earlier, else run and saved at once (atomically).
+
+    Returns ``(runs, new, store)``: the run records in grid order, how many were run now, and
+    the store. With ``max_runs``, stops after that many new runs (``runs`` is then incomplete:
+    compare its length with the grid's).
+    """
+    from tqdm.auto import tqdm
+
+    key = run_key(config, data)
+    store = RunStore(out, key)
+    grid = [(p, m, s) for p in config.protocols for m in config.methods for s in range(config.seeds)]
+    runs, new = [], 0
+    bar = tqdm(grid, desc="runs", disable=not progress, dynamic_ncols=True)
+    for protocol, method, seed in bar:
+        label = f"{protocol:<6} {method:<21} seed {seed}"
+        bar.set_postfix_str(f"{protocol} {method} seed {seed}", refresh=True)
+        record = store.load(method, seed, protocol)
+        if record is not None:
+            if echo:
+                _log(f"{label}: macro-F1 {record['macro_f1']:.3f}  (finished earlier, reused)")
+            runs.append(record)
+            continue
+        if max_runs is not None and new >= max_runs:
+            break
+        record = run_method(method, seed, data.train, data.test, config, protocol=protocol, progress=progress)
+        record["key"] = key
+        store.save(record)
+        new += 1
+        runs.append(record)
+        if echo:
+            best = f"best iteration {record['best_iteration']}/{config.iterations}, " if protocol == "select" and method != "transfer" else ""
+            _log(f"{label}: macro-F1 {record['macro_f1']:.3f}  ({best}{record['seconds']:.0f} s)")
+    bar.close()
+    return runs, new, store
+
+
 def run_benchmark(
     config: BenchmarkConfig,
     out: str | os.PathLike,
@@ -195,7 +266,8 @@ def run_benchmark(
     echo: bool = True,
     encoder: Any = None,
 ):
-    """Run every (method, seed) of ``config`` not yet finished in ``out``, then write the outputs.
+    """Run every (protocol, method, seed) of ``config`` not yet finished in ``out``, then write
+    the outputs.
 
     Each finished run is saved at once (atomically) under ``out/runs/<key>/``; a rerun skips it.
     ``data``: featurized tasks to use instead of loading ``config.dataset``; ``encoder``: an
@@ -203,47 +275,22 @@ def run_benchmark(
     runs (returns ``None`` then, writing no table).
 
     Returns:
-        the summary ``DataFrame`` (``method, macro_f1_mean, macro_f1_std, seeds``), or ``None``
-        when stopped early by ``max_runs``.
+        the summary ``DataFrame`` (``protocol, method, macro_f1_mean, macro_f1_std, seeds``), or
+        ``None`` when stopped early by ``max_runs``.
     """
-    from tqdm.auto import tqdm
-
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)  # before any compute is spent
     if data is None:
-        values = config.kwargs_for(load_features)
-        data = load_features(**(values if encoder is None else {**values, "encoder": encoder}))
-    key = run_key(config, data)
-    store = RunStore(out, key)
+        data = load_data(config, encoder)
     if echo:
         for note in data_notes(data.info):
             _log(f"data: {note}")
-    pairs = [(m, s) for m in config.methods for s in range(config.seeds)]
-    runs, new = [], 0
-    bar = tqdm(pairs, desc="runs", disable=not progress, dynamic_ncols=True)
-    for method, seed in bar:
-        bar.set_postfix_str(f"{method} seed {seed}", refresh=True)
-        record = store.load(method, seed)
-        if record is not None:
-            if echo:
-                _log(f"{method:<21} seed {seed}: macro-F1 {record['macro_f1']:.3f}  (finished earlier, reused)")
-            runs.append(record)
-            continue
-        if max_runs is not None and new >= max_runs:
-            bar.close()
-            if echo:
-                _log(f"stopped after {new} new run(s) (--max-runs); run the same command again to continue")
-            return None
-        record = run_method(method, seed, data.train, data.test, config, progress=progress)
-        record["key"] = key
-        store.save(record)
-        new += 1
-        runs.append(record)
+    runs, new, store = run_grid(config, out, data, progress=progress, max_runs=max_runs, echo=echo)
+    if len(runs) < len(config.protocols) * len(config.methods) * config.seeds:
         if echo:
-            best = f"best iteration {record['best_iteration']}/{config.iterations}, " if method != "transfer" else ""
-            _log(f"{method:<21} seed {seed}: macro-F1 {record['macro_f1']:.3f}  ({best}{record['seconds']:.0f} s)")
-    bar.close()
+            _log(f"stopped after {new} new run(s) (--max-runs); run the same command again to continue")
+        return None
     data_info = dict(data.info)
-    data_info["run_key"] = key
+    data_info["run_key"] = store.key
     data_info["runs_folder"] = str(store.folder)
     record = config.to_dict()
     if encoder is not None:  # an encoder object was used, not config.encoder
@@ -254,7 +301,14 @@ def run_benchmark(
         features = "precomputed features" if str(config.dataset).endswith(".pt") else f"{record['encoder']} features"
         print(f"\nAverage Macro F1 on {config.dataset} ({features}); {config.regime}\n")
         print(markdown_table(summary))
+        print(f"\n{protocol_words(config.iterations, config.val_tasks)}")
         print("\nPaired differences (per seed: same splits, validation tasks and draws):\n")
         print(paired_table(paired_differences(runs, config.methods)))
         print(f"\nWrote {written['markdown']}, " + ", ".join(p.name for kind, p in written.items() if kind != "markdown"))
     return summary
+
+
+def load_data(config: BenchmarkConfig, encoder: Any = None) -> BenchmarkData:
+    """``config.dataset`` featurized (cached) with ``encoder`` (an object) or ``config.encoder``."""
+    values = config.kwargs_for(load_features)
+    return load_features(**(values if encoder is None else {**values, "encoder": encoder}))

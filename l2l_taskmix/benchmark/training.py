@@ -76,6 +76,7 @@ def train(
     engine: str,
     eta: float,
     seed: int,
+    num_synthetic: int | None = None,
     num_classes: int | None = None,
     score: Callable[[nn.Module], float] | None = None,
     progress: bool = True,
@@ -92,6 +93,7 @@ def train(
             :class:`~l2l_taskmix.benchmark.config.BenchmarkConfig` for each).
         inner_lr, inner_steps, first_order, engine: MAML's, for the method's objective.
         eta: TaskMix's and MetaMix's Beta parameter, for the method's sampler.
+        num_synthetic: N, TaskMix's synthetic tasks per iteration (``None``: T; 0: MAML).
         seed: seeds every draw of the task sampling and the multi-task heads.
         num_classes: C, the head's outputs (default: the model's ``num_classes``).
         score: ``model -> score`` (higher is better) on held-out meta-validation data; called
@@ -122,7 +124,9 @@ def train(
         BatchTaskset(t.x, t.y, num_support=batch_size, num_query=batch_size, num_classes=num_classes, generator=generator, name=t.name)
         for t in tasks
     ]
-    sampler = method.sampler(tasksets, eta=eta, meta_batch_size=meta_batch_size, num_classes=num_classes, generator=generator)
+    sampler = method.sampler(
+        tasksets, eta=eta, meta_batch_size=meta_batch_size, num_classes=num_classes, generator=generator, num_synthetic=num_synthetic
+    )
     objective = method.objective(
         model, classes, inner_lr=inner_lr, inner_steps=inner_steps, first_order=first_order, engine=engine, generator=generator
     )
