@@ -1,4 +1,5 @@
-"""The ``l2l-taskmix`` command: ``benchmark`` (the paper's Tables 2-4) and ``stats`` (Table 1).
+"""The ``l2l-taskmix`` command: ``benchmark`` (the paper's Tables 2-4), ``sweep`` (one setting
+varied) and ``stats`` (Table 1).
 
 This module only parses arguments and hands them to :mod:`l2l_taskmix.benchmark`. The
 benchmark's flags are generated from the fields of
@@ -8,6 +9,7 @@ a ``--no-`` form), so a setting is defined in one place.
 Run on a fresh machine, with the bundled MTOP sample and the offline encoder::
 
     l2l-taskmix benchmark --dataset mtop-long --out runs/mtop-long
+    l2l-taskmix sweep --over num_synthetic --dataset mtop-long --out runs/mtop-long
     l2l-taskmix stats --dataset mtop-long
 
 Example::
@@ -101,13 +103,22 @@ def add_config_flags(parser: argparse.ArgumentParser, names: Sequence[str] | Non
         target.add_argument(_flag(f.name), **kwargs)
 
 
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a command that runs the benchmark's grid (``benchmark``, ``sweep``)."""
+    parser.add_argument("--out", default=None, help="output folder; its run store is shared by benchmark and sweep [default: runs/DATASET]")
+    parser.add_argument("--config", default=None, help="YAML or JSON file of settings (keys as the long flags, e.g. inner_lr)")
+    parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs; rerun the same command to continue")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; the models are small, so 1 is usually fastest [default: 1]")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="l2l-taskmix",
         description="TaskMix and MetaMix for meta-learning with learn2learn: the paper's benchmark on multilingual intent classification.",
     )
     parser.add_argument("--version", action="version", version=f"l2l-taskmix {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{benchmark,stats}")
+    sub = parser.add_subparsers(dest="command", metavar="{benchmark,sweep,stats}")
 
     b = sub.add_parser(
         "benchmark",
@@ -119,11 +130,25 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_config_flags(b)
-    b.add_argument("--out", default=None, help="output folder [default: runs/DATASET]")
-    b.add_argument("--config", default=None, help="YAML or JSON file of settings (keys as the long flags, e.g. inner_lr)")
-    b.add_argument("--max-runs", type=int, default=None, help="stop after this many new (method, seed) runs; rerun to continue")
-    b.add_argument("--threads", type=int, default=1, help="torch CPU threads; the models are small, so 1 is usually fastest [default: 1]")
-    b.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_run_flags(b)
+
+    w = sub.add_parser(
+        "sweep",
+        help="one setting (N, eta or the number of meta-training tasks) varied: a method against MAML and MTL",
+        description=(
+            "Run a method at each value of one setting, and MAML and MTL as references, with paired differences per "
+            "seed; writes sweep_OVER.md/.csv/.json/.png. Runs share the benchmark's run store in --out, so finished "
+            "runs are reused and a killed sweep resumes. Defaults below a config file and flags: --protocols paper, "
+            "--seeds 5."
+        ),
+    )
+    w.add_argument("--over", required=True, choices=("num_synthetic", "eta", "train_subset"), help="the setting to vary")
+    w.add_argument("--values", default=None,
+                   help="comma-separated values; num_synthetic takes multiples of T (0,T/2,T,2T,4T), train_subset 'all' "
+                        "[default: 0,T/2,T,2T,4T | 0.25,0.5,1,2,4 | 3,5,7,14,28,all]")
+    w.add_argument("--method", default="maml+taskmix", help="the method swept [default: maml+taskmix]")
+    add_config_flags(w, names=[n for n in _config_names() if n != "methods"])
+    _add_run_flags(w)
 
     s = sub.add_parser("stats", help="Table 1: tasks, classes and examples of a dataset")
     add_config_flags(s, names=("dataset", "data_root", "num_train"))
@@ -131,11 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
-    """Defaults, then the ``--config`` file, then the flags the user gave."""
+def _config_names() -> list[str]:
+    from .benchmark.config import BenchmarkConfig
+
+    return [f.name for f in dataclasses.fields(BenchmarkConfig)]
+
+
+def config_from_args(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> BenchmarkConfig:
+    """Defaults (the config's, then ``defaults``), then the ``--config`` file, then the flags
+    the user gave."""
     from .benchmark.config import BenchmarkConfig, load_config_file
 
-    names = {f.name for f in dataclasses.fields(BenchmarkConfig)}
+    names = set(_config_names())
     flags = {name: value for name, value in vars(args).items() if name in names}
     file_values = load_config_file(args.config) if getattr(args, "config", None) else {}
     if file_values:  # a bad value in the file is named with the file
@@ -143,7 +175,7 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
             BenchmarkConfig.from_sources(file_values)
         except (TypeError, ValueError) as err:
             raise type(err)(f"config file {args.config}: {err}") from None
-    return BenchmarkConfig.from_sources(file_values, flags)
+    return BenchmarkConfig.from_sources(defaults or {}, file_values, flags)
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -156,10 +188,8 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _benchmark(args: argparse.Namespace) -> int:
-    from .benchmark.runner import run_benchmark
-
-    config = config_from_args(args)
+def _prepare(args: argparse.Namespace, config: BenchmarkConfig) -> str:
+    """Check the run flags, set torch's threads; the output folder."""
     from .validation import check_scalar
 
     check_scalar(args.max_runs, "--max-runs", int, min_val=0, allow_none=True)
@@ -167,11 +197,33 @@ def _benchmark(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    start = time.perf_counter()
+    from .benchmark.config import NAMED_DATASETS
+
     dataset = str(config.dataset)
-    out = args.out or os.path.join("runs", Path(dataset).stem if os.sep in dataset else dataset)
+    return args.out or os.path.join("runs", dataset if dataset in NAMED_DATASETS else Path(dataset).stem)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from .benchmark.runner import run_benchmark
+
+    config = config_from_args(args)
+    out = _prepare(args, config)
+    start = time.perf_counter()
     summary = run_benchmark(config, out, progress=not args.no_progress, max_runs=args.max_runs)
     if summary is not None:
+        print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .benchmark.sweep import SWEEP_DEFAULTS, run_sweep
+
+    config = config_from_args(args, defaults=SWEEP_DEFAULTS)
+    out = _prepare(args, config)
+    start = time.perf_counter()
+    table = run_sweep(config, args.over, out, values=args.values, method=args.method, progress=not args.no_progress,
+                      max_runs=args.max_runs)
+    if table is not None:
         print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
 
@@ -186,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         command = args.command
-        return _stats(args) if args.command == "stats" else _benchmark(args)
+        return {"stats": _stats, "sweep": _sweep}.get(args.command, _benchmark)(args)
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; run the same command again to resume", file=sys.stderr)
         return 130

@@ -59,6 +59,8 @@ ORDER = [
     "l2l_taskmix.benchmark.results",
     "l2l_taskmix.benchmark.datasets",
     "l2l_taskmix.benchmark.runner",
+    "l2l_taskmix.benchmark.sweep",
+    "l2l_taskmix.benchmark.paper",
     "l2l_taskmix.benchmark",
     # cli
     "l2l_taskmix.cli",

@@ -5,8 +5,10 @@ layers): :mod:`~l2l_taskmix.benchmark.methods` (the six methods as strategies),
 :mod:`~l2l_taskmix.benchmark.config` (the settings), :mod:`~l2l_taskmix.benchmark.training`
 (the one loop), :mod:`~l2l_taskmix.benchmark.evaluation` (fine-tune and macro-F1),
 :mod:`~l2l_taskmix.benchmark.results` (run store, tables, plot),
-:mod:`~l2l_taskmix.benchmark.datasets` (dataset name -> features) and
-:mod:`~l2l_taskmix.benchmark.runner` (runs and outputs).
+:mod:`~l2l_taskmix.benchmark.datasets` (dataset name -> features),
+:mod:`~l2l_taskmix.benchmark.runner` (runs and outputs) and
+:mod:`~l2l_taskmix.benchmark.sweep` (one setting varied); :mod:`~l2l_taskmix.benchmark.paper`
+holds the paper's published tables.
 
 Example::
 
@@ -41,6 +43,10 @@ _EXPORTS = {
     "write_outputs": "results",
     "run_method": "runner",
     "run_benchmark": "runner",
+    "run_grid": "runner",
+    "run_sweep": "sweep",
+    "PROTOCOLS": "config",
+    "PAPER_TABLES": "paper",
 }
 
 __all__ = list(_EXPORTS)

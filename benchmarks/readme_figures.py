@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Regenerate every table and figure the README shows, timing each command.
+
+Each step is the command a user would type (run here as a subprocess of this Python); its
+outputs land under ``--root`` (default ``runs/``) and the README quotes them. Runs are reused
+from the run stores, so a rerun after a change of defaults redoes exactly what changed (the run
+key includes the package version). The timings, the date and the load average before and after
+each step go to ``benchmarks/results/readme_figures.md`` (and ``.json``), which the README quotes.
+
+    python benchmarks/readme_figures.py                    # everything (about 1.5 h on 2 cores)
+    python benchmarks/readme_figures.py --steps main,sweep-n
+
+Steps:
+
+* ``main``: the README's main command (``make benchmark``): MTOP-Long, six methods, both
+  protocols, 3 seeds -> ``runs/mtop-long/results.{md,png}``, ``curves.png``.
+* ``tables``: ``benchmarks/reproduce_tables.py``: MTOP-Long, MTOP-Wide and simulated N-best,
+  both protocols, beside the paper's Tables 2-4 -> ``runs/tables.md``.
+* ``sweep-n``, ``sweep-tasks``, ``sweep-eta``: ``l2l-taskmix sweep`` of N, of the number of
+  meta-training tasks and of eta on MTOP-Long (paper protocol, 5 seeds) ->
+  ``runs/mtop-long/sweep_*.{md,png}``.
+* ``seeds``: MTOP-Long under the paper protocol with 10 seeds, to measure how many seeds a 0.01
+  difference needs -> ``runs/mtop-long-10seeds/results.md``.
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "l2l_taskmix.cli"]
+
+
+def steps(root: str) -> dict[str, list[str]]:
+    long = f"{root}/mtop-long"
+    sweep = [*CLI, "sweep", "--dataset", "mtop-long", "--out", long, "--no-progress", "--over"]
+    return {
+        "main": [*CLI, "benchmark", "--dataset", "mtop-long", "--out", long, "--no-progress"],
+        "tables": [sys.executable, str(ROOT / "benchmarks" / "reproduce_tables.py"), "--out", root],
+        "sweep-n": [*sweep, "num_synthetic"],
+        "sweep-tasks": [*sweep, "train_subset"],
+        "sweep-eta": [*sweep, "eta"],
+        "seeds": [*CLI, "benchmark", "--dataset", "mtop-long", "--protocols", "paper", "--seeds", "10",
+                  "--out", f"{root}/mtop-long-10seeds", "--no-progress"],
+    }
+
+
+def main(argv=None) -> int:
+    all_steps = steps("runs")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", default=",".join(all_steps), help=f"comma-separated, of {', '.join(all_steps)}")
+    parser.add_argument("--root", default="runs", help="output root [default: runs]")
+    parser.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "readme_figures.json"))
+    args = parser.parse_args(argv)
+    table = steps(args.root)
+    chosen = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in table]
+    if unknown:
+        parser.error(f"unknown steps {unknown}; choose from {', '.join(table)}")
+    record_path = Path(args.record)
+    done = json.loads(record_path.read_text()) if record_path.exists() else {}
+    for name in chosen:
+        command = table[name]
+        load_before = os.getloadavg()[0]
+        started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        print(f"== {name}: {' '.join(command)}", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=ROOT)
+        seconds = time.perf_counter() - start
+        if result.returncode != 0:
+            print(f"step {name} failed with exit status {result.returncode}", file=sys.stderr)
+            return result.returncode
+        shown = ["l2l-taskmix", *command[3:]] if command[:3] == CLI else ["python", os.path.relpath(command[1], ROOT), *command[2:]]
+        done[name] = {"command": " ".join(shown), "seconds": round(seconds, 1),
+                      "started": started, "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
+                      "cpus": os.cpu_count()}
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(done, indent=1))
+        print(f"== {name}: {seconds:.0f} s", file=sys.stderr, flush=True)
+    lines = ["| Step | Command | Wall time | Started | Load (1 min) before / after |", "|---|---|---:|---|---|"]
+    for name, row in done.items():
+        lines.append(f"| {name} | `{row['command']}` | {row['seconds'] / 60:.1f} min | {row['started']} | "
+                     f"{row['load_before']} / {row['load_after']} |")
+    record_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
