@@ -16,9 +16,9 @@ Steps:
   protocols, 3 seeds -> ``runs/mtop-long/results.{md,png}``, ``curves.png``.
 * ``tables``: ``benchmarks/reproduce_tables.py``: MTOP-Long, MTOP-Wide and simulated N-best,
   both protocols, beside the paper's Tables 2-4 -> ``runs/tables.md``.
-* ``sweep-n``, ``sweep-tasks``, ``sweep-eta``: ``l2l-taskmix sweep`` of N, of the number of
-  meta-training tasks and of eta on MTOP-Long (paper protocol, 5 seeds) ->
-  ``runs/mtop-long/sweep_*.{md,png}``.
+* ``sweep-n``, ``sweep-tasks``, ``sweep-eta``, ``sweep-horizon``: ``l2l-taskmix sweep`` of N,
+  of the number of meta-training tasks, of eta and of the number of meta-iterations on
+  MTOP-Long (paper protocol, 5 seeds) -> ``runs/mtop-long/sweep_*.{md,png}``.
 * ``seeds``: MTOP-Long under the paper protocol with 10 seeds, to measure how many seeds a 0.01
   difference needs -> ``runs/mtop-long-10seeds/results.md``.
 """
@@ -44,6 +44,7 @@ def steps(root: str) -> dict[str, list[str]]:
         "sweep-n": [*sweep, "num_synthetic"],
         "sweep-tasks": [*sweep, "train_subset"],
         "sweep-eta": [*sweep, "eta"],
+        "sweep-horizon": [*sweep, "iterations"],
         "seeds": [*CLI, "benchmark", "--dataset", "mtop-long", "--protocols", "paper", "--seeds", "10",
                   "--out", f"{root}/mtop-long-10seeds", "--no-progress"],
     }
@@ -79,6 +80,8 @@ def main(argv=None) -> int:
                       "started": started, "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
                       "cpus": os.cpu_count()}
         record_path.parent.mkdir(parents=True, exist_ok=True)
+        current = json.loads(record_path.read_text()) if record_path.exists() else {}  # another run may have added steps
+        done = {**current, name: done[name]}
         record_path.write_text(json.dumps(done, indent=1))
         print(f"== {name}: {seconds:.0f} s", file=sys.stderr, flush=True)
     lines = ["| Step | Command | Wall time | Started | Load (1 min) before / after |", "|---|---|---:|---|---|"]

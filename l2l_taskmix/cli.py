@@ -142,10 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--seeds 5."
         ),
     )
-    w.add_argument("--over", required=True, choices=("num_synthetic", "eta", "train_subset"), help="the setting to vary")
+    w.add_argument("--over", required=True, choices=("num_synthetic", "eta", "train_subset", "iterations"),
+                   help="the setting to vary (iterations: one run per method and seed to the longest horizon, scored at each)")
     w.add_argument("--values", default=None,
                    help="comma-separated values; num_synthetic takes multiples of T (0,T/2,T,2T,4T), train_subset 'all' "
-                        "[default: 0,T/2,T,2T,4T | 0.25,0.5,1,2,4 | 3,5,7,14,28,all]")
+                        "[default: 0,T/2,T,2T,4T | 0.25,0.5,1,2,4 | 3,5,7,14,28,all | 100,200,400,800,1600]")
     w.add_argument("--method", default="maml+taskmix", help="the method swept [default: maml+taskmix]")
     add_config_flags(w, names=[n for n in _config_names() if n != "methods"])
     _add_run_flags(w)

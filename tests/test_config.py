@@ -117,7 +117,7 @@ def test_one_default_per_hyperparameter():
 
 def test_train_takes_explicit_values_the_config_names():
     """Every hyperparameter of train() is a config field of the same name (and no config object)."""
-    own = {"model", "method", "tasks", "seed", "num_classes", "score", "progress", "desc"}
+    own = {"model", "method", "tasks", "seed", "num_classes", "score", "checkpoints", "on_checkpoint", "progress", "desc"}
     params = set(inspect.signature(training.train).parameters)
     assert params - own <= set(FIELDS) and "config" not in params
     assert set(BenchmarkConfig().kwargs_for(training.train)) == params - own

@@ -227,3 +227,53 @@ def test_sweep_resumes_after_a_kill_with_the_same_table(tmp_path):
     straight = pd.read_csv(tmp_path / "straight" / "sweep_num_synthetic.csv")
     pd.testing.assert_frame_equal(resumed, straight)
     assert len(list(killed.glob("runs/*/*.json"))) == 10  # 3 values x 2 seeds + maml, mtl x 2 seeds
+
+
+def test_a_long_run_gives_every_shorter_horizon_bit_for_bit():
+    train, test = tasks(4), tasks(2, seed=1)
+    cfg = config(protocols=("paper",), iterations=9, eval_every=2)
+    for method in ("maml+metamix+taskmix", "mtl", "transfer"):
+        long = run_method(method, 1, train, test, cfg, protocol="paper", horizons=(4, 7), progress=False)
+        for h in (4, 7):
+            short = run_method(method, 1, train, test, cfg.replace(iterations=h), protocol="paper", progress=False)
+            got = long["horizons"][h]
+            assert got["per_task"] == short["per_task"] and got["curve"] == short["curve"], (method, h)
+        assert long["per_task"] == run_method(method, 1, train, test, cfg, protocol="paper", progress=False)["per_task"]
+    with pytest.raises(ValueError, match="paper protocol"):
+        run_method("maml", 0, train, test, cfg, protocol="select", horizons=(3,), progress=False)
+
+
+def test_iterations_sweep_stores_each_horizon_for_the_benchmark_to_reuse(tmp_path, monkeypatch):
+    from l2l_taskmix.benchmark import runner
+
+    cfg = config(protocols=("paper",), seeds=2, iterations=6)
+    data = sweep_data()
+    table = run_sweep(cfg, "iterations", tmp_path, values="3,6", data=data, progress=False, echo=False)
+    assert table["value"].tolist() == [3, 3, 3, 6, 6, 6]
+    calls = []
+    monkeypatch.setattr(runner, "run_method", lambda *a, **k: calls.append(a[:2]))
+    summary = runner.run_benchmark(cfg.replace(iterations=3, methods=("maml+taskmix", "maml", "mtl")), tmp_path, data=data,
+                                   progress=False, echo=False)
+    assert calls == []  # every run of the 3-iteration benchmark came from the sweep's 6-iteration runs
+    ours = table[table["value"] == 3].set_index("method")["macro_f1_mean"]
+    assert summary.set_index("method")["macro_f1_mean"].to_dict() == pytest.approx(ours.to_dict(), abs=0)
+    with pytest.raises(ValueError, match="--protocols paper"):
+        run_sweep(config(protocols=("select",)), "iterations", tmp_path, values="3,6", data=data, progress=False, echo=False)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--over", "eta", "--values", "1,x"], "cannot read 'x' as a value of eta"),
+    (["--over", "eta", "--protocols", "paper,select"], "one protocol"),
+    (["--over", "iterations", "--protocols", "select"], "--protocols paper"),
+    (["--over", "num_synthetic", "--method", "mtl"], "reference"),
+    (["--over", "num_synthetic", "--method", "maml+nothing"], "unknown method"),
+    (["--over", "train_subset", "--values", "99"], "no value of train_subset"),
+])
+def test_sweep_command_names_what_is_wrong(tmp_path, capsys, extra, message):
+    data = tmp_path / "tiny.pt"
+    save_feature_split(data, tasks(3), tasks(1, seed=1))
+    argv = ["sweep", "--dataset", str(data), "--iterations", "2", "--hidden", "4", "--seeds", "1", "--no-progress",
+            "--out", str(tmp_path / "out"), *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("runs/*/*.json"))  # refused before any run

@@ -140,6 +140,7 @@ def run_method(
     config: BenchmarkConfig,
     *,
     protocol: str = "select",
+    horizons: Sequence[int] = (),
     progress: bool = True,
 ) -> dict[str, Any]:
     """One (method, seed) run of the benchmark under ``protocol``; a JSON-ready dict of its scores.
@@ -150,6 +151,11 @@ def run_method(
     What depends on ``seed`` alone (which meta-training tasks validate or are used, the
     support/test splits, the initial weights) is the same for every method, so methods are
     compared on equal terms.
+
+    ``horizons`` (paper protocol): iterations short of ``config.iterations`` at which the
+    weights of that moment are evaluated too, as a run of that many iterations would be (the
+    same numbers, bit for bit: evaluation draws nothing from training's generator). They come
+    back under ``"horizons"``: ``{iteration: {macro_f1, per_task, curve}}``.
 
     Returns:
         ``method, seed, protocol, macro_f1`` (mean over meta-test tasks), ``per_task`` scores,
@@ -176,13 +182,24 @@ def run_method(
     score = None
     if val_side and method.trains:
         score = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer))
+    splits = make_splits(test_side, config.shots, config.fraction, seed=int(seed))
+    horizons = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} - {config.iterations})
+    if horizons and (protocol != "paper" or horizons[-1] > config.iterations):
+        raise ValueError(f"horizons {horizons} need the paper protocol and at most iterations={config.iterations}")
+    early: dict[int, dict[str, float]] = {}
+
+    def at_horizon(iteration: int, model: nn.Module) -> None:
+        early[iteration] = evaluate(model, method, test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
+
     trained = train(
         model, method, fit_side, seed=int(seed), num_classes=num_classes, score=score,
+        checkpoints=horizons, on_checkpoint=at_horizon if horizons else None,
         progress=progress, desc=f"{method.name} seed {seed} ({protocol})", **config.kwargs_for(train),
     )
-    splits = make_splits(test_side, config.shots, config.fraction, seed=int(seed))
     per_task = evaluate(trained.model, method, test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
-    return {
+    if not method.trains:  # nothing trains: every horizon is the untrained model
+        early = {h: per_task for h in horizons}
+    record = {
         "method": method.name,
         "seed": int(seed),
         "protocol": protocol,
@@ -196,6 +213,10 @@ def run_method(
         "test_split_sizes": {t.name: [int(len(s)), int(len(q))] for t, (s, q) in zip(test_side, splits)},
         "seconds": round(time.perf_counter() - start, 3),
     }
+    if horizons:
+        record["horizons"] = {h: {"macro_f1": float(np.mean(list(scores.values()))), "per_task": scores,
+                                  "curve": compress_history(trained.history[:h], config.eval_every)} for h, scores in early.items()}
+    return record
 
 
 def run_key(config: BenchmarkConfig, data: BenchmarkData) -> str:

@@ -43,7 +43,8 @@ from .config import BenchmarkConfig
 from .datasets import BenchmarkData
 from .methods import get_method
 from .results import PROTOCOL_TITLES, _markdown, _png, paired_differences, protocol_of, summarize
-from .runner import OUT_BYTES, _log, load_data, run_grid
+from .results import RunStore
+from .runner import OUT_BYTES, _log, load_data, run_grid, run_key, run_method
 
 __all__ = ["SWEEPS", "SWEEP_DEFAULTS", "run_sweep", "sweep_values", "num_real_tasks", "sweep_table", "plot_sweep"]
 
@@ -53,6 +54,7 @@ SWEEPS: dict[str, dict[str, Any]] = {
     "num_synthetic": {"values": "0,T/2,T,2T,4T", "references_vary": False, "label": "N, synthetic tasks per meta-iteration"},
     "eta": {"values": "0.25,0.5,1,2,4", "references_vary": False, "label": "eta (lambda ~ Beta(eta, eta))"},
     "train_subset": {"values": "3,5,7,14,28,all", "references_vary": True, "label": "meta-training tasks used"},
+    "iterations": {"values": "100,200,400,800,1600", "references_vary": True, "label": "meta-iterations trained (horizon)"},
 }
 
 #: A sweep's own defaults, below a config file and flags: the paper's protocol (every
@@ -113,6 +115,8 @@ def _parse_value(over: str, token: str, real_tasks: int, num_train: int) -> Any:
             if match:
                 factor = float(match.group(1) or 1) / float(match.group(2) or 1)
                 return int(math.floor(factor * real_tasks))
+            return int(text)
+        if over == "iterations":
             return int(text)
         if over == "train_subset":
             if text == "all":
@@ -176,6 +180,11 @@ def run_sweep(
             budget[0] -= new
         return runs if len(runs) == len(cfg.methods) * cfg.seeds else None
 
+    if over == "iterations":
+        runs = _horizon_grid(config, out, data, [method, *references], points, budget, progress, echo)
+        if runs is None:
+            return _stopped(echo)
+        return _finish(config, over, out, runs, method, references, echo)
     runs: list[dict[str, Any]] = []
     vary = SWEEPS[over]["references_vary"]
     if not vary:
@@ -192,6 +201,10 @@ def run_sweep(
         if found is None:
             return _stopped(echo)
         runs += _tag(found, value) + ([] if vary else _tag(base, value))
+    return _finish(config, over, out, runs, method, references, echo)
+
+
+def _finish(config, over, out, runs, method, references, echo) -> pd.DataFrame:
     table = sweep_table(runs, method, references)
     write_sweep(out, over, table, runs, config, method, references)
     if echo:
@@ -199,6 +212,45 @@ def run_sweep(
         print(sweep_markdown(table, over))
         print(f"\nWrote {Path(out) / f'sweep_{over}.md'}, .csv, .json, .png")
     return table
+
+
+def _horizon_grid(
+    config: BenchmarkConfig, out: Path, data: BenchmarkData, methods: Sequence[str], horizons: Sequence[int],
+    budget: list, progress: bool, echo: bool,
+) -> list[dict[str, Any]] | None:
+    """The iterations sweep: one run per (method, seed) to the longest horizon, evaluated on the
+    way at every shorter one; each horizon's record is saved in the run store under the key of
+    a run of that many iterations (it has the same numbers, bit for bit), so the benchmark with
+    ``--iterations H --protocols paper`` reuses it. ``None`` when ``budget`` ran out."""
+    if config.protocols != ("paper",):
+        raise ValueError("the iterations sweep evaluates the weights after each horizon: give --protocols paper")
+    top = max(horizons)
+    stores = {h: RunStore(out, run_key(config.replace(iterations=h), data)) for h in horizons}
+    runs = []
+    for method in methods:
+        for seed in range(config.seeds):
+            found = {h: stores[h].load(method, seed, "paper") for h in horizons}
+            if any(r is None for r in found.values()):
+                if budget[0] is not None and budget[0] <= 0:
+                    return None
+                record = run_method(method, seed, data.train, data.test, config.replace(iterations=top), protocol="paper",
+                                    horizons=horizons, progress=progress)
+                early = record.pop("horizons", {})
+                for h in horizons:
+                    derived = dict(record) if h == top else {**record, **early[h], "best_iteration": h if record["best_iteration"] else 0,
+                                                             "horizon_of": top}
+                    derived["key"] = stores[h].key
+                    stores[h].save(derived)
+                    found[h] = derived
+                if budget[0] is not None:
+                    budget[0] -= 1
+                if echo:
+                    scores = ", ".join(f"{h}: {found[h]['macro_f1']:.3f}" for h in horizons)
+                    _log(f"paper  {method:<21} seed {seed}: macro-F1 at {scores}  ({record['seconds']:.0f} s)")
+            elif echo:
+                _log(f"paper  {method:<21} seed {seed}: every horizon finished earlier, reused")
+            runs += [{**found[h], "value": h} for h in horizons]
+    return runs
 
 
 def _stopped(echo: bool) -> None:

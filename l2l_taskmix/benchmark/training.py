@@ -79,6 +79,8 @@ def train(
     num_synthetic: int | None = None,
     num_classes: int | None = None,
     score: Callable[[nn.Module], float] | None = None,
+    checkpoints: Sequence[int] = (),
+    on_checkpoint: Callable[[int, nn.Module], None] | None = None,
     progress: bool = True,
     desc: str | None = None,
 ) -> TrainResult:
@@ -100,6 +102,10 @@ def train(
             every ``eval_every`` iterations and at the end; the best of these checkpoints is kept
             (the untrained initialization is not a candidate: a method is judged by what its
             training gives). ``None``: keep the last weights.
+        checkpoints, on_checkpoint: ``on_checkpoint(iteration, model)`` is called after each
+            iteration in ``checkpoints``, with the weights of that moment; it must not change
+            ``model`` (evaluating a copy draws nothing from the loop's generator, so training
+            continues exactly as without it: one long run gives every shorter horizon).
         progress: show a tqdm bar over iterations; ``desc`` is its label.
     """
     method = get_method(method)
@@ -133,6 +139,7 @@ def train(
     optimizer = torch.optim.Adam(objective.parameters(), lr=outer_lr)
 
     best_state = None
+    marks = {int(i) for i in checkpoints}
 
     from tqdm.auto import tqdm
 
@@ -154,6 +161,8 @@ def train(
                 best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix(loss=f"{record['loss']:.3f}", val=f"{value:.3f}", refresh=False)
         result.history.append(record)
+        if on_checkpoint is not None and iteration in marks:
+            on_checkpoint(iteration, model)
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
