@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 SETUP := bash scripts/setup.sh
 
-.PHONY: setup test test-fast benchmark stats speed examples clean
+.PHONY: setup test test-fast benchmark figures stats speed examples clean
 
 setup:
 	$(SETUP)
@@ -15,6 +15,9 @@ test-fast: setup
 
 benchmark: setup
 	.venv/bin/l2l-taskmix benchmark --dataset mtop-long --out runs/mtop-long
+
+figures: setup
+	$(PY) benchmarks/readme_figures.py
 
 stats: setup
 	.venv/bin/l2l-taskmix stats --dataset mtop-long

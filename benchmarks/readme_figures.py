@@ -19,6 +19,8 @@ Steps:
 * ``sweep-n``, ``sweep-tasks``, ``sweep-eta``, ``sweep-horizon``: ``l2l-taskmix sweep`` of N,
   of the number of meta-training tasks, of eta and of the number of meta-iterations on
   MTOP-Long (paper protocol, 5 seeds) -> ``runs/mtop-long/sweep_*.{md,png}``.
+* ``sweep-tasks-wide``: the number of meta-training tasks on MTOP-Wide (3 to all 53) ->
+  ``runs/mtop-wide/sweep_train_subset.{md,png}``.
 * ``seeds``: MTOP-Long under the paper protocol with 10 seeds, to measure how many seeds a 0.01
   difference needs -> ``runs/mtop-long-10seeds/results.md``.
 """
@@ -45,6 +47,8 @@ def steps(root: str) -> dict[str, list[str]]:
         "sweep-tasks": [*sweep, "train_subset"],
         "sweep-eta": [*sweep, "eta"],
         "sweep-horizon": [*sweep, "iterations"],
+        "sweep-tasks-wide": [*CLI, "sweep", "--dataset", "mtop-wide", "--out", f"{root}/mtop-wide", "--no-progress",
+                             "--over", "train_subset"],
         "seeds": [*CLI, "benchmark", "--dataset", "mtop-long", "--protocols", "paper", "--seeds", "10",
                   "--out", f"{root}/mtop-long-10seeds", "--no-progress"],
     }
