@@ -277,3 +277,22 @@ def test_sweep_command_names_what_is_wrong(tmp_path, capsys, extra, message):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not list((tmp_path / "out").glob("runs/*/*.json"))  # refused before any run
+
+
+def test_seeds_to_resolve_a_difference():
+    from scipy import stats
+
+    from l2l_taskmix.benchmark.results import paired_table, seeds_to_resolve
+
+    # t(0.975, 8) * 0.013 / 3 = 0.00999 < 0.01, while t(0.975, 7) * 0.013 / sqrt(8) = 0.0109
+    assert seeds_to_resolve(0.013) == 9
+    assert stats.t.ppf(0.975, 7) * 0.013 / 8 ** 0.5 >= 0.01
+    assert seeds_to_resolve(0.026) > seeds_to_resolve(0.013) > seeds_to_resolve(0.005)
+    assert seeds_to_resolve(0.013, delta=0.02) < 9 and seeds_to_resolve(float("nan")) is None
+    assert seeds_to_resolve(5.0, most=50) is None
+    runs = [{"method": m, "seed": s, "macro_f1": 0.5 + (0.013 * (1 if s % 2 else -1) if m == "maml+taskmix" else 0)}
+            for m in ("maml", "maml+taskmix") for s in range(4)]
+    text = paired_table(paired_differences(runs, references=("maml",)))
+    std = np.std([-0.013, 0.013, -0.013, 0.013], ddof=1)
+    assert f"median per-seed std of the differences to MAML is {std:.3f}" in text
+    assert f"needs {seeds_to_resolve(std)} seeds" in text

@@ -34,7 +34,7 @@ from ..files import atomic_write, to_jsonable
 __all__ = [
     "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs", "data_section", "data_notes", "protocol_of",
     "protocol_words", "PROTOCOL_TITLES",
-    "paired_differences", "paired_table", "curve_frame", "plot_curves",
+    "paired_differences", "paired_table", "seeds_to_resolve", "curve_frame", "plot_curves",
     "plot_results", "package_versions", "data_fingerprint",
 ]
 
@@ -149,7 +149,27 @@ def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = No
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-PAIRED_COLUMNS = ["protocol", "method", "reference", "seeds", "mean_diff", "ci_low", "ci_high", "resolved"]
+PAIRED_COLUMNS = ["protocol", "method", "reference", "seeds", "mean_diff", "diff_std", "ci_low", "ci_high", "resolved"]
+
+
+def seeds_to_resolve(diff_std: float, delta: float = 0.01, level: float = 0.95, most: int = 10_000) -> int | None:
+    """The fewest seeds whose ``level`` t-interval of a paired difference is narrower than
+    ``delta`` on each side (so a true difference of ``delta`` is resolved on average), given the
+    per-seed std of the difference; ``None`` for an unknown std or beyond ``most``.
+
+    Example::
+
+        >>> seeds_to_resolve(0.013), seeds_to_resolve(0.004), seeds_to_resolve(0.0)
+        (9, 3, 2)
+    """
+    from scipy import stats
+
+    if diff_std is None or not math.isfinite(diff_std):
+        return None
+    for n in range(2, most + 1):
+        if stats.t.ppf(0.5 + level / 2, n - 1) * diff_std / math.sqrt(n) < delta:
+            return n
+    return None
 
 
 def paired_differences(
@@ -199,6 +219,7 @@ def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence
             if n == 0:
                 continue
             mean = float(diffs.mean())
+            std = float(diffs.std(ddof=1)) if n > 1 else math.nan
             if n > 1:
                 half = float(stats.t.ppf(0.5 + level / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
                 low, high = mean - half, mean + half
@@ -206,7 +227,7 @@ def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence
                 low = high = math.nan
             resolved = bool(n > 1 and (low > 0 or high < 0))
             rows.append({"protocol": protocol, "method": method, "reference": reference, "seeds": n, "mean_diff": mean,
-                         "ci_low": low, "ci_high": high, "resolved": resolved})
+                         "diff_std": std, "ci_low": low, "ci_high": high, "resolved": resolved})
     return rows
 
 
@@ -230,6 +251,12 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
     seeds = int(paired["seeds"].max())
     words = ("Resolved at " + pct + ": " + "; ".join(resolved) + ". The other differences are not."
              if resolved else f"No difference is resolved at {pct} with {seeds} seed(s): every interval contains 0.")
+    stds = paired.loc[paired["reference"] == "maml", "diff_std"].dropna() if "diff_std" in paired else pd.Series(dtype=float)
+    if len(stds):
+        median = float(stds.median())
+        need = seeds_to_resolve(median, 0.01, level)
+        words += (f" The median per-seed std of the differences to MAML is {median:.3f}: at that spread a 0.01 difference "
+                  f"needs {need if need is not None else 'more than 10,000'} seeds to be resolved at {pct}.")
     return table + "\n\n" + words
 
 
