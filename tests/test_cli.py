@@ -200,13 +200,15 @@ def test_cli_end_to_end_writes_every_output_and_repeats(tiny_pt, tmp_path):
     a = run_cli("benchmark", "--dataset", str(tiny_pt), "--out", str(tmp_path / "a"), *TINY)
     assert a.returncode == 0, a.stderr
     assert "Average Macro F1" in a.stdout and "maml+metamix+taskmix" in a.stdout
-    assert a.stderr.count("macro-F1") == 12  # one log line per finished run
+    assert a.stderr.count("macro-F1") == 24  # one log line per finished run: 2 protocols x 6 methods x 2 seeds
+    assert "Paper protocol: meta-trained on every meta-training task" in a.stdout
     csv = pd.read_csv(tmp_path / "a" / "results.csv")
-    assert list(csv.columns) == ["method", "macro_f1_mean", "macro_f1_std", "seeds"]
-    assert csv["method"].tolist() == ["mtl", "transfer", "maml", "maml+metamix", "maml+taskmix", "maml+metamix+taskmix"]
+    assert list(csv.columns) == ["protocol", "method", "macro_f1_mean", "macro_f1_std", "seeds"]
+    six = ["mtl", "transfer", "maml", "maml+metamix", "maml+taskmix", "maml+metamix+taskmix"]
+    assert csv["method"].tolist() == six * 2 and csv["protocol"].tolist() == ["paper"] * 6 + ["select"] * 6
     assert (csv["seeds"] == 2).all() and csv["macro_f1_mean"].between(0, 1).all()
     blob = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert len(blob["runs"]) == 12 and all(set(r["per_task"]) == {"test0", "test1"} for r in blob["runs"])
+    assert len(blob["runs"]) == 24 and all(set(r["per_task"]) == {"test0", "test1"} for r in blob["runs"])
     assert blob["config"]["iterations"] == 6 and "few-shot" in blob["regime"] and "torch" in blob["versions"]
     assert blob["data"]["train_tasks"] == ["train0", "train1", "train2", "train3"]
     assert (tmp_path / "a" / "results.png").read_bytes()[:4] == b"\x89PNG"
@@ -232,7 +234,7 @@ def test_cli_stop_and_resume_gives_the_uninterrupted_table(tiny_pt, tmp_path):
     assert len(done) == 4 and not (tmp_path / "part" / "results.csv").exists()
     rest = run_cli(*args, "--out", str(tmp_path / "part"))
     assert rest.returncode == 0, rest.stderr
-    assert rest.stderr.count("reused") == 4 and rest.stderr.count("macro-F1") == 6
+    assert rest.stderr.count("reused") == 4 and rest.stderr.count("macro-F1") == 12  # 2 protocols x 3 methods x 2 seeds
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # finished runs not redone
     cfg = cli.config_from_args(cli.build_parser().parse_args(args))
     runner.run_benchmark(cfg, tmp_path / "whole", progress=False, echo=False)  # uninterrupted
@@ -249,13 +251,13 @@ def test_cli_killed_midway_resumes(tiny_pt, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.communicate()
     finished = _run_files(tmp_path / "k")
-    assert 1 <= len(finished) < 4, "the kill should land between the first and the last run"
+    assert 1 <= len(finished) < 8, "the kill should land between the first and the last run"
     before = {p: p.read_text() for p in finished}
     rest = run_cli(*args, "--out", str(tmp_path / "k"))
     assert rest.returncode == 0, rest.stderr
     assert rest.stderr.count("reused") == len(finished)
     assert all(p.read_text() == text for p, text in before.items())
-    assert len(_run_files(tmp_path / "k")) == 4
+    assert len(_run_files(tmp_path / "k")) == 8  # 2 protocols x 2 methods x 2 seeds
     cfg = cli.config_from_args(cli.build_parser().parse_args(args))
     runner.run_benchmark(cfg, tmp_path / "w", progress=False, echo=False)
     assert (tmp_path / "k" / "results.csv").read_text() == (tmp_path / "w" / "results.csv").read_text()
