@@ -364,8 +364,10 @@ def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "A
             mean, std = part["macro_f1_mean"].to_numpy(float), part["macro_f1_std"].to_numpy(float)
             label = None if protocol is None else PROTOCOL_TITLES.get(protocol, protocol)
             ax.errorbar(x, mean, yerr=std, fmt=markers[k % 3], capsize=4, color=colors[k % 3], markersize=5, linewidth=1.1, label=label)
+            left = len(protocols) > 1 and k == 0  # the left series labels its points on the left
             for xi, m in zip(x, mean):
-                ax.annotate(f"{m:.3f}", (xi, m), textcoords="offset points", xytext=(5, -3), fontsize=6)
+                ax.annotate(f"{m:.3f}", (xi, m), textcoords="offset points", xytext=(-5 if left else 5, -3),
+                            ha="right" if left else "left", fontsize=6)
         if len(protocols) > 1:
             ax.legend(fontsize=7, loc="best")
         ax.set_xticks(np.arange(len(methods)), [m.replace("+", "+\n") for m in methods], fontsize=8)
