@@ -5,10 +5,12 @@ Each step is the command a user would type (run here as a subprocess of this Pyt
 outputs land under ``--root`` (default ``runs/``) and the README quotes them. Runs are reused
 from the run stores, so a rerun after a change of defaults redoes exactly what changed (the run
 key includes the package version). The timings, the date and the load average before and after
-each step go to ``benchmarks/results/readme_figures.md`` (and ``.json``), which the README quotes.
+each step go to ``benchmarks/results/readme_figures.md`` (and ``.json``), which the README quotes;
+the figures it embeds are then copied into ``docs/figures/``.
 
     python benchmarks/readme_figures.py                    # everything (about 1.5 h on 2 cores)
     python benchmarks/readme_figures.py --steps main,sweep-n
+    python benchmarks/readme_figures.py --steps ''  # only copy the figures into docs/figures/
 
 Steps:
 
@@ -54,12 +56,42 @@ def steps(root: str) -> dict[str, list[str]]:
     }
 
 
+#: The figures the README embeds: (produced file under --root, copy under docs/figures/).
+FIGURES = [
+    ("mtop-long/results.png", "mtop-long-results.png"),
+    ("mtop-long/curves.png", "mtop-long-curves.png"),
+    ("mtop-long/sweep_num_synthetic.png", "mtop-long-sweep-num_synthetic.png"),
+    ("mtop-long/sweep_train_subset.png", "mtop-long-sweep-train_subset.png"),
+    ("mtop-long/sweep_eta.png", "mtop-long-sweep-eta.png"),
+    ("mtop-long/sweep_iterations.png", "mtop-long-sweep-iterations.png"),
+    ("mtop-wide/sweep_train_subset.png", "mtop-wide-sweep-train_subset.png"),
+    ("mtop-wide/results.png", "mtop-wide-results.png"),
+    ("nbest/results.png", "nbest-results.png"),
+]
+
+
+def collect(root: str) -> list[str]:
+    """Copy the README's figures from ``root`` into ``docs/figures/`` (those that exist)."""
+    import shutil
+
+    target = ROOT / "docs" / "figures"
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for source, name in FIGURES:
+        path = Path(root) / source if Path(root).is_absolute() else ROOT / root / source
+        if path.exists():
+            shutil.copyfile(path, target / name)
+            copied.append(name)
+    return copied
+
+
 def main(argv=None) -> int:
     all_steps = steps("runs")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default=",".join(all_steps), help=f"comma-separated, of {', '.join(all_steps)}")
     parser.add_argument("--root", default="runs", help="output root [default: runs]")
     parser.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "readme_figures.json"))
+    parser.add_argument("--no-collect", action="store_true", help="do not copy the figures into docs/figures/")
     args = parser.parse_args(argv)
     table = steps(args.root)
     chosen = [s.strip() for s in args.steps.split(",") if s.strip()]
@@ -94,6 +126,8 @@ def main(argv=None) -> int:
                      f"{row['load_before']} / {row['load_after']} |")
     record_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if not args.no_collect:
+        print(f"copied into docs/figures/: {', '.join(collect(args.root)) or 'nothing'}")
     return 0
 
 

@@ -296,3 +296,24 @@ def test_seeds_to_resolve_a_difference():
     std = np.std([-0.013, 0.013, -0.013, 0.013], ddof=1)
     assert f"median per-seed std of the differences to MAML is {std:.3f}" in text
     assert f"needs {seeds_to_resolve(std)} seeds" in text
+
+
+def test_sweep_table_pairs_each_value_with_its_references():
+    from l2l_taskmix.benchmark.sweep import sweep_table
+
+    maml = [0.50, 0.55, 0.45, 0.52]
+    runs = []
+    for value, lift in ((1, [0.01, -0.01, 0.02, -0.02]), (2, [0.02] * 4)):
+        for s, m in enumerate(maml):
+            runs += [{"value": value, "method": "maml+taskmix", "seed": s, "macro_f1": m + lift[s], "protocol": "paper"},
+                     {"value": value, "method": "maml", "seed": s, "macro_f1": m, "protocol": "paper"},
+                     {"value": value, "method": "mtl", "seed": s, "macro_f1": m + 0.1, "protocol": "paper"}]
+    table = sweep_table(runs, "maml+taskmix")
+    swept = table[table["method"] == "maml+taskmix"].set_index("value")
+    assert swept.loc[1, "diff_maml"] == pytest.approx(0.0) and not swept.loc[1, "resolved_maml"]
+    assert swept.loc[2, "diff_maml"] == pytest.approx(0.02) and swept.loc[2, "resolved_maml"]
+    assert swept.loc[2, "diff_mtl"] == pytest.approx(-0.08) and swept.loc[2, "resolved_mtl"]
+    assert table[table["method"] == "maml"]["diff_maml"].isna().all()  # references carry no difference
+    text = sweep_markdown(table, "eta")
+    assert "Resolved against MAML at eta = 2 (above)." in text and "Resolved against MTL at eta = 1 (below), 2 (below)." in text
+    assert text.count("| maml ") == 1 and "(any)" in text  # the unchanged references are listed once

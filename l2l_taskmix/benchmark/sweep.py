@@ -311,11 +311,13 @@ def sweep_markdown(table: pd.DataFrame, over: str, digits: int = 3) -> str:
                      diff(r, "maml"), diff(r, "mtl")])
     text = _markdown([over, "Method", "Average Macro F1", "Seeds", "− MAML, 95% interval", "− MTL, 95% interval"], rows,
                      ["r", "l", "r", "r", "r", "r"])
-    resolved = [f"{_show(r.value)}: {'above' if r.diff_maml > 0 else 'below'} MAML" for r in table.itertuples(index=False)
-                if r.method == swept and r.resolved_maml]
-    words = ("* the 95% interval of the paired difference excludes 0. Resolved against MAML at " + "; ".join(resolved) + "."
-             if resolved else "* the 95% interval excludes 0: no difference to MAML is resolved at any value.")
-    return text + "\n\n" + words
+    words = ["* the 95% interval of the paired difference excludes 0."]
+    for ref, name in (("maml", "MAML"), ("mtl", "MTL")):
+        resolved = [f"{_show(r.value)} ({'above' if getattr(r, f'diff_{ref}') > 0 else 'below'})" for r in table.itertuples(index=False)
+                    if r.method == swept and getattr(r, f"resolved_{ref}")]
+        words.append(f"Resolved against {name} at {over} = " + ", ".join(resolved) + "." if resolved
+                     else f"No difference to {name} is resolved at any value.")
+    return text + "\n\n" + " ".join(words)
 
 
 def _show(value: Any) -> Any:
@@ -333,7 +335,8 @@ def write_sweep(
     protocol = protocol_of(runs[0]) if runs else config.protocols[0]
     md = "\n\n".join([
         f"# Sweep of {over} on {config.dataset}: {method} against {', '.join(references)}",
-        f"{PROTOCOL_TITLES[protocol].capitalize()}; {config.regime}; {config.iterations} iterations; mean ± sample std over "
+        f"{PROTOCOL_TITLES[protocol].capitalize()}; {config.regime}; "
+        f"{'' if over == 'iterations' else f'{config.iterations} iterations; '}mean ± sample std over "
         f"seeds; differences paired by seed (same splits, initial weights and draws).",
         sweep_markdown(table, over),
     ]) + "\n"
