@@ -317,3 +317,15 @@ def test_sweep_table_pairs_each_value_with_its_references():
     text = sweep_markdown(table, "eta")
     assert "Resolved against MAML at eta = 2 (above)." in text and "Resolved against MTL at eta = 1 (below), 2 (below)." in text
     assert text.count("| maml ") == 1 and "(any)" in text  # the unchanged references are listed once
+
+
+def test_paired_table_has_one_column_per_protocol():
+    from l2l_taskmix.benchmark.results import paired_table
+
+    text = paired_table(paired_differences(constructed_runs(), references=("maml",)))
+    header, _, row = text.splitlines()[:3]
+    assert "Paper protocol (final weights): mean [95% interval]" in header and "Model selection: mean [95% interval]" in header
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "maml+taskmix − maml" and cells[1].startswith("+0.020 [+0.020, +0.020] *")
+    assert cells[2].startswith("+0.000 [") and not cells[2].endswith("*")
+    assert "Seeds per difference: 4." in text and "Resolved at 95%: paper: maml+taskmix above maml (+0.020)" in text

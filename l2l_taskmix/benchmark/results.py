@@ -241,11 +241,20 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
         return "n/a" if math.isnan(v) else f"{v:+.{digits}f}"
 
     several = paired["protocol"].nunique() > 1 if "protocol" in paired else False
-    rows = [([r.protocol] if several else []) + [f"{r.method} − {r.reference}", signed(r.mean_diff),
-             f"[{signed(r.ci_low)}, {signed(r.ci_high)}]", str(r.seeds), "yes" if r.resolved else "no"]
-            for r in paired.itertuples(index=False)]
-    header = (["Protocol"] if several else []) + ["Difference", "Mean", f"{pct} interval", "Seeds", "Resolved"]
-    table = _markdown(header, rows, (["l"] if several else []) + ["l", "r", "r", "r", "l"])
+    if several:  # one column per protocol: mean [interval], * where resolved
+        protocols = _protocol_order(paired["protocol"])
+        cells: dict[tuple[str, str], dict[str, str]] = {}
+        for r in paired.itertuples(index=False):
+            cells.setdefault((r.method, r.reference), {})[r.protocol] = (
+                f"{signed(r.mean_diff)} [{signed(r.ci_low)}, {signed(r.ci_high)}]{' *' if r.resolved else ''}")
+        rows = [[f"{m} − {ref}", *(c.get(p, "") for p in protocols)] for (m, ref), c in cells.items()]
+        header = ["Difference", *(f"{PROTOCOL_TITLES.get(p, p).capitalize()}: mean [{pct} interval]" for p in protocols)]
+        table = _markdown(header, rows, ["l"] + ["r"] * len(protocols)) + (
+            f"\n\n\\* resolved: the {pct} interval excludes 0. Seeds per difference: {int(paired['seeds'].max())}.")
+    else:
+        rows = [[f"{r.method} − {r.reference}", signed(r.mean_diff), f"[{signed(r.ci_low)}, {signed(r.ci_high)}]", str(r.seeds),
+                 "yes" if r.resolved else "no"] for r in paired.itertuples(index=False)]
+        table = _markdown(["Difference", "Mean", f"{pct} interval", "Seeds", "Resolved"], rows, ["l", "r", "r", "r", "l"])
     resolved = [(f"{r.protocol}: " if several else "") + f"{r.method} {'above' if r.mean_diff > 0 else 'below'} {r.reference} "
                 f"({signed(r.mean_diff)})" for r in paired.itertuples(index=False) if r.resolved]
     seeds = int(paired["seeds"].max())
