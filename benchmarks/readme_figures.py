@@ -23,8 +23,9 @@ Steps:
   MTOP-Long (paper protocol, 5 seeds) -> ``runs/mtop-long/sweep_*.{md,png}``.
 * ``sweep-tasks-wide``: the number of meta-training tasks on MTOP-Wide (3 to all 53) ->
   ``runs/mtop-wide/sweep_train_subset.{md,png}``.
-* ``seeds``: MTOP-Long under the paper protocol with 10 seeds, to measure how many seeds a 0.01
-  difference needs -> ``runs/mtop-long-10seeds/results.md``.
+* ``seeds``, ``seeds-select``: MTOP-Long under the paper protocol (and under model selection)
+  with 10 seeds, to measure how many seeds a 0.01 difference needs ->
+  ``runs/mtop-long-10seeds/results.md`` (``runs/mtop-long-10seeds-select/results.md``).
 """
 import argparse
 import datetime
@@ -53,6 +54,8 @@ def steps(root: str) -> dict[str, list[str]]:
                              "--over", "train_subset"],
         "seeds": [*CLI, "benchmark", "--dataset", "mtop-long", "--protocols", "paper", "--seeds", "10",
                   "--out", f"{root}/mtop-long-10seeds", "--no-progress"],
+        "seeds-select": [*CLI, "benchmark", "--dataset", "mtop-long", "--protocols", "select", "--seeds", "10",
+                         "--out", f"{root}/mtop-long-10seeds-select", "--no-progress"],
     }
 
 
