@@ -167,7 +167,8 @@ def run_sweep(
     if data is None:
         data = load_data(config)
     real = num_real_tasks(config, len(data.train))
-    points = sweep_values(over, values, real_tasks=real, num_train=len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0))
+    num_fit = len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0)  # tasks a run can train on
+    points = sweep_values(over, values, real_tasks=real, num_train=num_fit)
     if echo:
         _log(f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
              f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)")
@@ -191,7 +192,6 @@ def run_sweep(
         base = grid(config.replace(methods=tuple(references)))
         if base is None:
             return _stopped(echo)
-    num_fit = len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0)
     for value in points:
         # the value that equals the default is run as the default, so the benchmark's runs are reused
         same = (over == "num_synthetic" and config.num_synthetic is None and value == real) or (
@@ -204,7 +204,10 @@ def run_sweep(
     return _finish(config, over, out, runs, method, references, echo)
 
 
-def _finish(config, over, out, runs, method, references, echo) -> pd.DataFrame:
+def _finish(
+    config: BenchmarkConfig, over: str, out: Path, runs: list[dict[str, Any]], method: str, references: Sequence[str], echo: bool
+) -> pd.DataFrame:
+    """The table of a completed sweep, written to ``out`` (and printed with ``echo``)."""
     table = sweep_table(runs, method, references)
     write_sweep(out, over, table, runs, config, method, references)
     if echo:
