@@ -45,7 +45,7 @@ def steps(root: str) -> dict[str, list[str]]:
     sweep = [*CLI, "sweep", "--dataset", "mtop-long", "--out", long, "--no-progress", "--over"]
     return {
         "main": [*CLI, "benchmark", "--dataset", "mtop-long", "--out", long, "--no-progress"],
-        "tables": [sys.executable, str(ROOT / "benchmarks" / "reproduce_tables.py"), "--out", root],
+        "tables": [sys.executable, str(ROOT / "benchmarks" / "reproduce_tables.py"), "--out", root, "--no-progress"],
         "sweep-n": [*sweep, "num_synthetic"],
         "sweep-tasks": [*sweep, "train_subset"],
         "sweep-eta": [*sweep, "eta"],

@@ -41,6 +41,7 @@ def main(argv=None):
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", default="runs/paper")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (small models: 1 is usually fastest)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     import torch
 
@@ -62,7 +63,7 @@ def main(argv=None):
             values.update(dataset=dataset, data_root=args.mtop)
         config = BenchmarkConfig.from_sources(values)
         print(f"\n== {TABLES[dataset]} ==", file=sys.stderr)
-        summary = run_benchmark(config, out / dataset, echo=False)
+        summary = run_benchmark(config, out / dataset, echo=False, progress=not args.no_progress)
         runs = [r for r in json_runs(out / dataset)]
         simulated = dataset == "nbest" and not args.nbest
         paper_title = PAPER_TABLES[dataset]["title"]

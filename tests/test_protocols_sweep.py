@@ -329,3 +329,5 @@ def test_paired_table_has_one_column_per_protocol():
     assert cells[0] == "maml+taskmix − maml" and cells[1].startswith("+0.020 [+0.020, +0.020] *")
     assert cells[2].startswith("+0.000 [") and not cells[2].endswith("*")
     assert "Seeds per difference: 4." in text and "Resolved at 95%: paper: maml+taskmix above maml (+0.020)" in text
+    assert "differences to MAML under the paper protocol is 0.000" in text  # +0.02 on every seed: no spread
+    assert f"differences to MAML under model selection is {np.std([-.03, .03, -.03, .03], ddof=1):.3f}" in text

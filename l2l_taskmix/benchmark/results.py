@@ -260,12 +260,16 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
     seeds = int(paired["seeds"].max())
     words = ("Resolved at " + pct + ": " + "; ".join(resolved) + ". The other differences are not."
              if resolved else f"No difference is resolved at {pct} with {seeds} seed(s): every interval contains 0.")
-    stds = paired.loc[paired["reference"] == "maml", "diff_std"].dropna() if "diff_std" in paired else pd.Series(dtype=float)
-    if len(stds):
-        median = float(stds.median())
-        need = seeds_to_resolve(median, 0.01, level)
-        words += (f" The median per-seed std of the differences to MAML is {median:.3f}: at that spread a 0.01 difference "
-                  f"needs {need if need is not None else 'more than 10,000'} seeds to be resolved at {pct}.")
+    if "diff_std" in paired:
+        for protocol in _protocol_order(paired["protocol"]):
+            stds = paired.loc[(paired["reference"] == "maml") & (paired["protocol"] == protocol), "diff_std"].dropna()
+            if not len(stds):
+                continue
+            median = float(stds.median())
+            need = seeds_to_resolve(median, 0.01, level)
+            where = (" under " + {"paper": "the paper protocol", "select": "model selection"}.get(protocol, protocol)) if several else ""
+            words += (f" The median per-seed std of the differences to MAML{where} is {median:.3f}: at that spread a 0.01 "
+                      f"difference needs {need if need is not None else 'more than 10,000'} seeds to be resolved at {pct}.")
     return table + "\n\n" + words
 
 
