@@ -221,7 +221,7 @@ def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence
             mean = float(diffs.mean())
             std = float(diffs.std(ddof=1)) if n > 1 else math.nan
             if n > 1:
-                half = float(stats.t.ppf(0.5 + level / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
+                half = float(stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n))
                 low, high = mean - half, mean + half
             else:
                 low = high = math.nan

@@ -43,8 +43,7 @@ from .config import BenchmarkConfig
 from .datasets import BenchmarkData
 from .methods import get_method
 from .results import PROTOCOL_TITLES, _markdown, _png, paired_differences, protocol_of, summarize
-from .results import RunStore
-from .runner import OUT_BYTES, _log, load_data, run_grid, run_key, run_method
+from .runner import OUT_BYTES, _log, load_data, run_grid
 
 __all__ = ["SWEEPS", "SWEEP_DEFAULTS", "run_sweep", "sweep_values", "num_real_tasks", "sweep_table", "plot_sweep"]
 
@@ -173,18 +172,19 @@ def run_sweep(
         _log(f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
              f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)")
 
-    budget = [max_runs]
+    budget = [max_runs]  # new runs left, over every grid of the sweep
 
-    def grid(cfg: BenchmarkConfig) -> list[dict[str, Any]] | None:
-        runs, new, _ = run_grid(cfg, out, data, progress=progress, echo=echo, max_runs=budget[0])
+    def grid(cfg: BenchmarkConfig, horizons: Sequence[int] = ()) -> list[dict[str, Any]] | None:
+        runs, new, _ = run_grid(cfg, out, data, horizons=horizons, progress=progress, echo=echo, max_runs=budget[0])
         if budget[0] is not None:
             budget[0] -= new
-        return runs if len(runs) == len(cfg.methods) * cfg.seeds else None
+        return runs if len(runs) == len(cfg.methods) * cfg.seeds * len(set(horizons) | {cfg.iterations}) else None
 
-    if over == "iterations":
-        runs = _horizon_grid(config, out, data, [method, *references], points, budget, progress, echo)
-        if runs is None:
+    if over == "iterations":  # one run per method and seed to the longest horizon, scored at each
+        found = grid(config.replace(iterations=max(points), methods=(method, *references)), horizons=points)
+        if found is None:
             return _stopped(echo)
+        runs = [{**r, "value": r["horizon"]} for h in points for r in found if r["horizon"] == h]
         return _finish(config, over, out, runs, method, references, echo)
     runs: list[dict[str, Any]] = []
     vary = SWEEPS[over]["references_vary"]
@@ -215,45 +215,6 @@ def _finish(
         print(sweep_markdown(table, over))
         print(f"\nWrote {Path(out) / f'sweep_{over}.md'}, .csv, .json, .png")
     return table
-
-
-def _horizon_grid(
-    config: BenchmarkConfig, out: Path, data: BenchmarkData, methods: Sequence[str], horizons: Sequence[int],
-    budget: list, progress: bool, echo: bool,
-) -> list[dict[str, Any]] | None:
-    """The iterations sweep: one run per (method, seed) to the longest horizon, evaluated on the
-    way at every shorter one; each horizon's record is saved in the run store under the key of
-    a run of that many iterations (it has the same numbers, bit for bit), so the benchmark with
-    ``--iterations H --protocols paper`` reuses it. ``None`` when ``budget`` ran out."""
-    if config.protocols != ("paper",):
-        raise ValueError("the iterations sweep evaluates the weights after each horizon: give --protocols paper")
-    top = max(horizons)
-    stores = {h: RunStore(out, run_key(config.replace(iterations=h), data)) for h in horizons}
-    runs = []
-    for method in methods:
-        for seed in range(config.seeds):
-            found = {h: stores[h].load(method, seed, "paper") for h in horizons}
-            if any(r is None for r in found.values()):
-                if budget[0] is not None and budget[0] <= 0:
-                    return None
-                record = run_method(method, seed, data.train, data.test, config.replace(iterations=top), protocol="paper",
-                                    horizons=horizons, progress=progress)
-                early = record.pop("horizons", {})
-                for h in horizons:
-                    derived = dict(record) if h == top else {**record, **early[h], "best_iteration": h if record["best_iteration"] else 0,
-                                                             "horizon_of": top}
-                    derived["key"] = stores[h].key
-                    stores[h].save(derived)
-                    found[h] = derived
-                if budget[0] is not None:
-                    budget[0] -= 1
-                if echo:
-                    scores = ", ".join(f"{h}: {found[h]['macro_f1']:.3f}" for h in horizons)
-                    _log(f"paper  {method:<21} seed {seed}: macro-F1 at {scores}  ({record['seconds']:.0f} s)")
-            elif echo:
-                _log(f"paper  {method:<21} seed {seed}: every horizon finished earlier, reused")
-            runs += [{**found[h], "value": h} for h in horizons]
-    return runs
 
 
 def _stopped(echo: bool) -> None:
