@@ -291,9 +291,10 @@ def markdown_table(summary: pd.DataFrame, digits: int = 3, paper: dict[str, str]
             for r in summary.itertuples(index=False)}
     seeds = {m: "/".join(sorted({str(r.seeds) for r in summary.itertuples(index=False) if r.method == m}, key=int)) for m in methods}
     columns = protocols or [""]
-    titles = [f"Average Macro F1, {PROTOCOL_TITLES.get(p, p)}" if len(columns) > 1 else "Average Macro F1" for p in columns]
-    if len(columns) == 1 and protocols:
-        titles = [f"Average Macro F1 ({PROTOCOL_TITLES.get(protocols[0], protocols[0])})"]
+    if len(protocols) > 1:
+        titles = [f"Average Macro F1, {PROTOCOL_TITLES.get(p, p)}" for p in protocols]
+    else:
+        titles = [f"Average Macro F1 ({PROTOCOL_TITLES.get(p, p)})" if p else "Average Macro F1" for p in columns]
     head = ["Method"] + (["Paper"] if paper else []) + titles + ["Seeds"]
     rows = [[m] + ([paper.get(m, "")] if paper else []) + [cell.get((p, m), "") for p in columns] + [seeds[m]] for m in methods]
     return _markdown(head, rows, ["l"] + (["r"] if paper else []) + ["r"] * len(columns) + ["r"])
