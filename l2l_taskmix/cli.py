@@ -108,7 +108,10 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder; its run store is shared by benchmark and sweep [default: runs/DATASET]")
     parser.add_argument("--config", default=None, help="YAML or JSON file of settings (keys as the long flags, e.g. inner_lr)")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs; rerun the same command to continue")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; the models are small, so 1 is usually fastest [default: 1]")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run; the models are small, so 1 is usually fastest [default: 1]")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="runs at once, each in its own process with --threads threads; the numbers do not depend on it "
+                             "[default: the available cores / --threads]")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -195,6 +198,7 @@ def _prepare(args: argparse.Namespace, config: BenchmarkConfig) -> str:
 
     check_scalar(args.max_runs, "--max-runs", int, min_val=0, allow_none=True)
     check_scalar(args.threads, "--threads", int, min_val=1)
+    check_scalar(args.workers, "--workers", int, min_val=1, allow_none=True)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -210,7 +214,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = _prepare(args, config)
     start = time.perf_counter()
-    summary = run_benchmark(config, out, progress=not args.no_progress, max_runs=args.max_runs)
+    summary = run_benchmark(config, out, progress=not args.no_progress, max_runs=args.max_runs, workers=args.workers)
     if summary is not None:
         print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
@@ -223,7 +227,7 @@ def _sweep(args: argparse.Namespace) -> int:
     out = _prepare(args, config)
     start = time.perf_counter()
     table = run_sweep(config, args.over, out, values=args.values, method=args.method, progress=not args.no_progress,
-                      max_runs=args.max_runs)
+                      max_runs=args.max_runs, workers=args.workers)
     if table is not None:
         print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0

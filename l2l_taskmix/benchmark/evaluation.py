@@ -19,6 +19,7 @@ Example::
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,12 +32,15 @@ from ..features import FeatureTask
 from ..validation import check_scalar
 from .methods import Method, get_method
 
-__all__ = ["finetune", "predict", "macro_f1", "make_splits", "evaluate"]
+__all__ = ["finetune", "finetune_many", "predict", "macro_f1", "make_splits", "evaluate", "evaluate_draws"]
 
 
 def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, *, finetune_steps: int, finetune_lr: float) -> nn.Module:
     """Fine-tune ``model`` in place: ``finetune_steps`` full-batch Adam steps (learning rate
-    ``finetune_lr``) of cross-entropy on the first ``num_classes`` outputs."""
+    ``finetune_lr``) of cross-entropy on the first ``num_classes`` outputs.
+
+    The sequential reference of :func:`finetune_many`, which gives the same weights (to float
+    rounding) for many models at once."""
     params = [p for p in model.parameters() if p.requires_grad]
     if finetune_steps <= 0 or not params:
         return model
@@ -49,6 +53,83 @@ def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: in
     if not torch.isfinite(loss):
         raise FloatingPointError(f"fine-tuning loss became {loss.item()}; lower finetune_lr")
     return model
+
+
+def finetune_many(
+    models: Sequence[nn.Module],
+    xs: Sequence[torch.Tensor],
+    ys: Sequence[torch.Tensor],
+    num_classes: Sequence[int],
+    *,
+    finetune_steps: int,
+    finetune_lr: float,
+) -> list[nn.Module]:
+    """:func:`finetune` of every ``models[k]`` on ``(xs[k], ys[k])``, all at once; in place.
+
+    The models (same architecture, parameters of the same shapes) are stacked into one batched
+    model (``torch.func.stack_module_state`` and ``vmap``), their support sets padded to the
+    longest; one Adam step updates all of them. Adam works element by element and each model's
+    loss depends only on its own weights, so every model gets the weights :func:`finetune`
+    gives it alone, up to float rounding: padded rows weigh nothing, outputs past a model's
+    ``num_classes`` are masked out of its softmax (their gradients are exactly zero).
+
+    Example::
+
+        >>> from l2l_taskmix import make_model
+        >>> g = torch.Generator().manual_seed(0)
+        >>> models = [make_model(8, 3, (16,), g) for _ in range(2)]
+        >>> xs, ys = [torch.randn(6, 8, generator=g), torch.randn(4, 8, generator=g)], [torch.arange(6) % 3, torch.arange(4) % 2]
+        >>> tuned = finetune_many(models, xs, ys, [3, 2], finetune_steps=5, finetune_lr=1e-2)
+        >>> len(tuned)
+        2
+    """
+    models = list(models)
+    if not (len(models) == len(xs) == len(ys) == len(num_classes)):
+        raise ValueError(f"finetune_many: {len(models)} models, {len(xs)} xs, {len(ys)} ys, {len(num_classes)} num_classes")
+    if not models or finetune_steps <= 0:
+        return models
+    from torch.func import functional_call, stack_module_state
+
+    shapes = [[tuple(p.shape) for p in m.parameters()] for m in models]
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError("finetune_many: the models' parameters differ in shape; fine-tune them one by one")
+    names = [name for name, p in models[0].named_parameters() if p.requires_grad]
+    if not names:
+        return models
+    params, buffers = stack_module_state(models)
+    params = {name: p.detach().requires_grad_(name in names) for name, p in params.items()}
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def forward(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(base, (p, b), (x,))
+
+    batched = torch.vmap(forward)
+    ref = params[names[0]]
+    rows = max(int(x.shape[0]) for x in xs)
+    X = torch.zeros(len(models), rows, int(xs[0].shape[1]), dtype=ref.dtype, device=ref.device)
+    Y = torch.zeros(len(models), rows, dtype=torch.long, device=ref.device)
+    weight = torch.zeros(len(models), rows, dtype=ref.dtype, device=ref.device)  # 1/n on a model's rows, 0 on padding
+    for k, (x, y) in enumerate(zip(xs, ys)):
+        X[k, : len(x)], Y[k, : len(y)], weight[k, : len(y)] = x, y, 1.0 / len(y)
+    width = int(batched(params, buffers, X[:, :1]).shape[-1])
+    masked = torch.arange(width, device=ref.device)[None, None, :] >= torch.as_tensor(list(num_classes), device=ref.device)[:, None, None]
+    optimizer = torch.optim.Adam([params[name] for name in names], lr=finetune_lr)
+    for _ in range(int(finetune_steps)):
+        optimizer.zero_grad()
+        logits = batched(params, buffers, X).masked_fill(masked, float("-inf"))
+        nll = -torch.log_softmax(logits, -1).gather(-1, Y[..., None]).squeeze(-1)
+        losses = (nll * weight).sum(1)  # each model's mean cross-entropy
+        losses.sum().backward()
+        optimizer.step()
+    bad = [k for k in range(len(models)) if not torch.isfinite(losses[k])]
+    if bad:
+        raise FloatingPointError(f"fine-tuning loss became {losses[bad[0]].item()} (model {bad[0]}); lower finetune_lr")
+    with torch.no_grad():
+        for k, model in enumerate(models):
+            for name, p in model.named_parameters():
+                if name in names:
+                    p.copy_(params[name][k])
+    return models
 
 
 @torch.no_grad()
@@ -92,30 +173,86 @@ def evaluate(
     finetune_lr: float,
     seed: int = 0,
     names: Sequence[str] | None = None,
+    batched: bool | None = None,
 ) -> dict[str, float]:
     """Macro-F1 per task after fine-tuning a copy of ``model`` on the task's support split.
 
     New heads (MTL, transfer) are drawn from a generator seeded by ``seed``, so calling this
-    twice gives the same scores; ``model`` itself is never changed.
+    twice gives the same scores; ``model`` itself is never changed. ``batched``: fine-tune the
+    copies of all tasks at once (:func:`finetune_many`) or one after another (:func:`finetune`);
+    the same scores up to float rounding. ``None``: batched where that is faster, on a GPU; on
+    a CPU the padded batch does more work than it saves (``benchmarks/speed.py``).
 
     Returns:
         ``{task name: macro-F1 on its test split}`` (the Average Macro F1 is the mean).
     """
+    return evaluate_draws(model, method, tasks, [(splits, seed)], finetune_steps=finetune_steps,
+                          finetune_lr=finetune_lr, names=names, batched=batched)[0]
+
+
+def evaluate_draws(
+    model: nn.Module,
+    method: Method | str,
+    tasks: Sequence[FeatureTask],
+    draws: Sequence[tuple[Sequence[tuple[np.ndarray, np.ndarray]], int]],
+    *,
+    finetune_steps: int,
+    finetune_lr: float,
+    names: Sequence[str] | None = None,
+    batched: bool | None = None,
+) -> list[dict[str, float]]:
+    """:func:`evaluate` for several ``(splits, seed)`` draws of the same tasks: one dict per
+    draw, each what ``evaluate(..., splits, seed=seed)`` returns. With ``batched``, the copies
+    of every task of every draw are fine-tuned together in one batched model (the validation
+    checks of the model-selection protocol: a few tasks times a few draws)."""
     method = get_method(method)
-    if len(tasks) != len(splits):
-        raise ValueError(f"{len(tasks)} tasks but {len(splits)} splits")
-    generator = torch.Generator().manual_seed(check_scalar(seed, "seed", int))
-    scores: dict[str, float] = {}
-    for k, (task, (support, test)) in enumerate(zip(tasks, splits)):
-        x, y = task.x, task.y
-        name = names[k] if names is not None else task.name
-        if name in scores:
-            name = f"{name}#{k}"
-        if len(support) == 0 or len(test) == 0:
-            raise ValueError(f"task {name!r}: empty support or test split")
-        c = task.num_classes
-        support_t, test_t = torch.as_tensor(support), torch.as_tensor(test)
-        tuned = method.finetune_model(model, c, generator)
-        finetune(tuned, x[support_t], y[support_t], c, finetune_steps=finetune_steps, finetune_lr=finetune_lr)
-        scores[name] = macro_f1(y[test_t].cpu().numpy(), predict(tuned, x[test_t], c))
+    jobs = []  # (draw, name, tuned copy, support x, support y, classes, test x, test y)
+    for d, (splits, seed) in enumerate(draws):
+        if len(tasks) != len(splits):
+            raise ValueError(f"{len(tasks)} tasks but {len(splits)} splits")
+        generator = torch.Generator().manual_seed(check_scalar(seed, "seed", int))
+        seen: set[str] = set()
+        for k, (task, (support, test)) in enumerate(zip(tasks, splits)):
+            name = names[k] if names is not None else task.name
+            if name in seen:
+                name = f"{name}#{k}"
+            seen.add(name)
+            if len(support) == 0 or len(test) == 0:
+                raise ValueError(f"task {name!r}: empty support or test split")
+            c = task.num_classes
+            support_t, test_t = torch.as_tensor(support), torch.as_tensor(test)
+            tuned = method.finetune_model(model, c, generator)  # draws a new head in task order
+            jobs.append((d, name, tuned, task.x[support_t], task.y[support_t], c, task.x[test_t], task.y[test_t]))
+    hp = dict(finetune_steps=finetune_steps, finetune_lr=finetune_lr)
+    if batched is None:
+        batched = next(model.parameters()).device.type == "cuda"
+    if batched and len(jobs) > 1:
+        width = max(int(job[2].head.out_features) for job in jobs) if hasattr(model, "head") else None
+        tuned = [_pad_head(job[2], width) if width else job[2] for job in jobs]
+        finetune_many(tuned, [j[3] for j in jobs], [j[4] for j in jobs], [j[5] for j in jobs], **hp)
+    else:
+        tuned = [finetune(job[2], job[3], job[4], job[5], **hp) for job in jobs]
+    scores: list[dict[str, float]] = [{} for _ in draws]
+    for job, model_k in zip(jobs, tuned):
+        d, name, _, _, _, c, x_test, y_test = job
+        scores[d][name] = macro_f1(y_test.cpu().numpy(), predict(model_k, x_test, c))
     return scores
+
+
+def _pad_head(model: nn.Module, width: int) -> nn.Module:
+    """``model`` with its head widened to ``width`` outputs by zero rows (in place), so copies
+    with new heads of different class counts stack; the extra outputs are masked out of the
+    loss and ignored by :func:`predict`, so nothing else changes."""
+    head = model.head
+    if head.out_features == width:
+        return model
+    wide = nn.Linear(head.in_features, width, bias=head.bias is not None, device="meta", dtype=head.weight.dtype)
+    wide = wide.to_empty(device=head.weight.device)
+    with torch.no_grad():
+        wide.weight.zero_()
+        wide.weight[: head.out_features] = head.weight
+        if head.bias is not None:
+            wide.bias.zero_()
+            wide.bias[: head.out_features] = head.bias
+    model.head = wide
+    return model

@@ -43,12 +43,13 @@ from ..files import check_writable
 from ..validation import check_choice, check_scalar
 from .config import PROTOCOLS, BenchmarkConfig
 from .datasets import BenchmarkData, load_features
-from .evaluation import evaluate, make_splits
+from .evaluation import evaluate, evaluate_draws, make_splits
 from .methods import Method, get_method
 from .results import (
     RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, protocol_words, summarize, write_outputs,
 )
 from .training import train
+from .workers import InProcess, make_executor
 
 __all__ = ["run_benchmark", "run_grid", "run_method", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
 
@@ -95,15 +96,11 @@ def validation_scorer(
 ) -> Callable[[nn.Module], float]:
     """``model -> mean few-shot macro-F1`` on the validation tasks over ``val_repeats`` fixed
     support/test draws (the same draws at every check and for every method of a seed)."""
-    repeats = [make_splits(val_side, shots, fraction, seed=int(seed) + 500 + r) for r in range(val_repeats)]
+    draws = [(make_splits(val_side, shots, fraction, seed=int(seed) + 500 + r), int(seed) + 500 + r) for r in range(val_repeats)]
 
     def score(model: nn.Module) -> float:
-        scores = [
-            np.mean(list(evaluate(model, method, val_side, splits, finetune_steps=finetune_steps, finetune_lr=finetune_lr,
-                                  seed=int(seed) + 500 + r).values()))
-            for r, splits in enumerate(repeats)
-        ]
-        return float(np.mean(scores))
+        scores = evaluate_draws(model, method, val_side, draws, finetune_steps=finetune_steps, finetune_lr=finetune_lr)
+        return float(np.mean([np.mean(list(per_task.values())) for per_task in scores]))
 
     return score
 
@@ -240,9 +237,15 @@ def run_grid(
     progress: bool = True,
     max_runs: int | None = None,
     echo: bool = True,
+    executor: Any = None,
 ) -> tuple[list[dict[str, Any]], int, RunStore]:
     """Every (protocol, method, seed) run of ``config`` on ``data``: loaded from ``out``'s run
-    store where finished earlier, else run and saved at once (atomically).
+    store where finished earlier, else run and saved at once (atomically) as each finishes.
+
+    ``executor`` runs the missing runs (:mod:`~l2l_taskmix.benchmark.workers`: ``None`` is
+    :class:`~l2l_taskmix.benchmark.workers.InProcess`, one after another here;
+    :class:`~l2l_taskmix.benchmark.workers.LocalWorkers` runs several at once in worker
+    processes); the records are the same whichever runs them.
 
     ``horizons`` (paper protocol only): shorter iteration counts at which each run is scored
     too, on the way to ``config.iterations`` (:func:`run_method`); each horizon's record is
@@ -254,6 +257,8 @@ def run_grid(
     the store of ``config`` itself. With ``max_runs``, stops after that many new runs (``runs``
     is then incomplete: compare its length with the grid's).
     """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
     from tqdm.auto import tqdm
 
     lengths = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} | {config.iterations})
@@ -261,34 +266,64 @@ def run_grid(
         raise ValueError("scoring shorter horizons on the way evaluates the weights after each: give --protocols paper")
     stores = {h: RunStore(out, run_key(config.replace(iterations=h), data)) for h in lengths}
     grid = [(p, m, s) for p in config.protocols for m in config.methods for s in range(config.seeds)]
-    runs, new = [], 0
-    bar = tqdm(grid, desc="runs", disable=not progress, dynamic_ncols=True)
-    for protocol, method, seed in bar:
-        label = f"{protocol:<6} {method:<21} seed {seed}"
-        bar.set_postfix_str(f"{protocol} {method} seed {seed}", refresh=True)
-        found = {h: stores[h].load(method, seed, protocol) for h in lengths}
-        if all(r is not None for r in found.values()):
+    executor = executor if executor is not None else InProcess(data, progress=progress)
+    found: dict[tuple[str, str, int], dict[int, dict[str, Any]]] = {}
+    queue = []
+    for job in grid:
+        loaded = {h: stores[h].load(job[1], job[2], job[0]) for h in lengths}
+        if all(r is not None for r in loaded.values()):
+            found[job] = loaded
             if echo:
-                _log(f"{label}: {_scores_text(found, horizons)}  (finished earlier, reused)")
-        elif max_runs is not None and new >= max_runs:
-            break
+                _log(f"{_label(*job)}: {_scores_text(loaded, horizons)}  (finished earlier, reused)")
         else:
-            record = run_method(method, seed, data.train, data.test, config, protocol=protocol, horizons=lengths[:-1], progress=progress)
-            early = record.pop("horizons", {})
-            for h in lengths:
-                if h != config.iterations:
-                    found[h] = {**record, **early[h], "best_iteration": h if record["best_iteration"] else 0, "horizon_of": config.iterations}
-            found[config.iterations] = record
-            for h in lengths:
-                found[h]["key"] = stores[h].key
-                stores[h].save(found[h])
-            new += 1
-            if echo:
-                best = f"best iteration {record['best_iteration']}/{config.iterations}, " if protocol == "select" and method != "transfer" else ""
-                _log(f"{label}: {_scores_text(found, horizons)}  ({best}{record['seconds']:.0f} s)")
-        runs += [{**found[h], "horizon": h} for h in lengths] if horizons else [found[config.iterations]]
-    bar.close()
+            queue.append(job)
+    if max_runs is not None:
+        queue = queue[: max(0, max_runs)]
+    bar = tqdm(total=len(grid), initial=len(found), desc="runs", disable=not progress, dynamic_ncols=True)
+    new, inflight = 0, {}
+    try:
+        while queue or inflight:
+            while queue and len(inflight) < executor.slots:
+                protocol, method, seed = job = queue.pop(0)
+                bar.set_postfix_str(f"{protocol} {method} seed {seed}", refresh=True)
+                inflight[executor.submit(method, seed, config, protocol, lengths[:-1])] = job
+            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            for future in done:
+                job = inflight.pop(future)
+                found[job] = _save_lengths(future.result(), stores, lengths, config.iterations)
+                new += 1
+                bar.update()
+                if echo:
+                    record = found[job][config.iterations]
+                    best = f"best iteration {record['best_iteration']}/{config.iterations}, " if job[0] == "select" and job[1] != "transfer" else ""
+                    _log(f"{_label(*job)}: {_scores_text(found[job], horizons)}  ({best}{record['seconds']:.0f} s)")
+    finally:
+        bar.close()
+    runs = []
+    for job in grid:
+        if job not in found:
+            break
+        runs += [{**found[job][h], "horizon": h} for h in lengths] if horizons else [found[job][config.iterations]]
     return runs, new, stores[config.iterations]
+
+
+def _label(protocol: str, method: str, seed: int) -> str:
+    return f"{protocol:<6} {method:<21} seed {seed}"
+
+
+def _save_lengths(record: dict[str, Any], stores: dict[int, RunStore], lengths: Sequence[int], iterations: int) -> dict[int, dict[str, Any]]:
+    """A finished run's record, and one per shorter horizon scored on the way, each saved
+    under its store's key; ``{length: record}``."""
+    early = record.pop("horizons", {})
+    found = {}
+    for h in lengths:
+        if h != iterations:
+            found[h] = {**record, **early[h], "best_iteration": h if record["best_iteration"] else 0, "horizon_of": iterations}
+    found[iterations] = record
+    for h in lengths:
+        found[h]["key"] = stores[h].key
+        stores[h].save(found[h])
+    return found
 
 
 def _scores_text(found: dict[int, dict[str, Any]], horizons: Sequence[int]) -> str:
@@ -307,6 +342,7 @@ def run_benchmark(
     max_runs: int | None = None,
     echo: bool = True,
     encoder: Any = None,
+    workers: int | None = 1,
 ):
     """Run every (protocol, method, seed) of ``config`` not yet finished in ``out``, then write
     the outputs.
@@ -314,7 +350,9 @@ def run_benchmark(
     Each finished run is saved at once (atomically) under ``out/runs/<key>/``; a rerun skips it.
     ``data``: featurized tasks to use instead of loading ``config.dataset``; ``encoder``: an
     encoder object to use instead of ``config.encoder``. ``max_runs`` stops after that many new
-    runs (returns ``None`` then, writing no table).
+    runs (returns ``None`` then, writing no table). ``workers``: runs at once, each in its own
+    process (:func:`~l2l_taskmix.benchmark.workers.make_executor`; ``None``: as many as the
+    cores allow); the numbers do not depend on it.
 
     Returns:
         the summary ``DataFrame`` (``protocol, method, macro_f1_mean, macro_f1_std, seeds``), or
@@ -326,7 +364,8 @@ def run_benchmark(
     if echo:
         for note in data_notes(data.info):
             _log(f"data: {note}")
-    runs, new, store = run_grid(config, out, data, progress=progress, max_runs=max_runs, echo=echo)
+    with make_executor(data, workers, progress=progress) as executor:
+        runs, new, store = run_grid(config, out, data, progress=progress, max_runs=max_runs, echo=echo, executor=executor)
     if len(runs) < len(config.protocols) * len(config.methods) * config.seeds:
         if echo:
             _log(f"stopped after {new} new run(s) (--max-runs); run the same command again to continue")

@@ -44,6 +44,7 @@ from .datasets import BenchmarkData
 from .methods import get_method
 from .results import PROTOCOL_TITLES, _markdown, _png, paired_differences, protocol_of, summarize
 from .runner import OUT_BYTES, _log, load_data, run_grid
+from .workers import make_executor
 
 __all__ = ["SWEEPS", "SWEEP_DEFAULTS", "run_sweep", "sweep_values", "num_real_tasks", "sweep_table", "plot_sweep"]
 
@@ -143,6 +144,7 @@ def run_sweep(
     progress: bool = True,
     max_runs: int | None = None,
     echo: bool = True,
+    workers: int | None = 1,
 ) -> pd.DataFrame | None:
     """Run ``method`` at each value of setting ``over`` and the ``references``, then write
     ``sweep_<over>.md``, ``.csv``, ``.json`` and ``.png`` to ``out``.
@@ -150,7 +152,8 @@ def run_sweep(
     ``config`` gives every other setting and exactly one protocol (``config.protocols``);
     ``values``: as :func:`sweep_values` reads them (default: :data:`SWEEPS`'). Runs are stored
     in ``out``'s run store and reused. ``max_runs`` stops after that many new runs (returns
-    ``None``, writing nothing but the runs).
+    ``None``, writing nothing but the runs). ``workers``: runs at once in worker processes, as
+    :func:`~l2l_taskmix.benchmark.runner.run_benchmark`'s.
 
     Returns:
         :func:`sweep_table`'s frame, or ``None`` when stopped early.
@@ -172,10 +175,16 @@ def run_sweep(
         _log(f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
              f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)")
 
+    with make_executor(data, workers, progress=progress) as executor:  # one pool for every grid of the sweep
+        return _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor)
+
+
+def _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor):
+    """:func:`run_sweep`'s grids, one per value (and the references'), through ``executor``."""
     budget = [max_runs]  # new runs left, over every grid of the sweep
 
     def grid(cfg: BenchmarkConfig, horizons: Sequence[int] = ()) -> list[dict[str, Any]] | None:
-        runs, new, _ = run_grid(cfg, out, data, horizons=horizons, progress=progress, echo=echo, max_runs=budget[0])
+        runs, new, _ = run_grid(cfg, out, data, horizons=horizons, progress=progress, echo=echo, max_runs=budget[0], executor=executor)
         if budget[0] is not None:
             budget[0] -= new
         return runs if len(runs) == len(cfg.methods) * cfg.seeds * len(set(horizons) | {cfg.iterations}) else None

@@ -1,0 +1,139 @@
+"""Where the runs of a grid execute: in this process, one after another, or in worker processes.
+
+:func:`~l2l_taskmix.benchmark.runner.run_grid` hands every (protocol, method, seed) run it has
+to compute to an executor's ``submit`` and saves each record as it comes back, so a grid stays
+resumable whichever executor runs it. Two executors:
+
+* :class:`InProcess`: the runs one after another in this process (progress bars per run);
+* :class:`LocalWorkers`: a pool of ``workers`` processes on this machine (``spawn``), each
+  running one run at a time with ``threads`` torch threads. The tiny models of the benchmark
+  use a core badly from two threads, so separate runs on separate cores finish sooner: on the
+  2-core machine of the README, 2 workers with 1 thread each run the grid about twice as fast
+  as one process with 1 thread (``benchmarks/speed.py --wall``).
+
+A run's numbers depend on its settings and the torch thread count only, never on the
+executor or the number of workers (tested: a grid on 2 workers gives the serial grid's records
+bit for bit).
+
+Example::
+
+    >>> from l2l_taskmix.benchmark.workers import make_executor
+    >>> executor = make_executor(data=None, workers=1)
+    >>> type(executor).__name__, executor.slots
+    ('InProcess', 1)
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+from typing import Any, Sequence
+
+from ..validation import check_scalar
+
+__all__ = ["InProcess", "LocalWorkers", "make_executor", "available_cpus"]
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class InProcess:
+    """Runs each submitted run at once, in this process; ``submit`` returns a finished future."""
+
+    slots = 1
+
+    def __init__(self, data: Any, progress: bool = True) -> None:
+        self.data, self.progress = data, progress
+
+    def submit(self, method: str, seed: int, config: Any, protocol: str, horizons: Sequence[int]) -> cf.Future:
+        from .runner import run_method
+
+        future: cf.Future = cf.Future()
+        future.set_result(run_method(method, seed, self.data.train, self.data.test, config, protocol=protocol,
+                                     horizons=horizons, progress=self.progress))
+        return future
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "InProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+_DATA: Any = None  # a worker's copy of the featurized tasks, set once by _init_worker
+
+
+def _init_worker(data: Any, threads: int, parent: int) -> None:
+    global _DATA
+    import threading
+
+    import torch
+
+    torch.set_num_threads(int(threads))
+    _DATA = data
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """End this worker once its parent is gone (killed, say): a pool's workers otherwise wait
+    for work forever, holding the terminal's pipes. Finished runs are saved by the parent, so
+    nothing is lost."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
+
+
+def _run(method: str, seed: int, config: Any, protocol: str, horizons: Sequence[int]) -> dict[str, Any]:
+    from .runner import run_method
+
+    return run_method(method, seed, _DATA.train, _DATA.test, config, protocol=protocol, horizons=horizons, progress=False)
+
+
+class LocalWorkers:
+    """A pool of ``workers`` processes on this machine, each given the data once (at start) and
+    ``threads`` torch threads; ``submit`` returns a future of the run's record."""
+
+    def __init__(self, data: Any, workers: int, threads: int = 1) -> None:
+        import multiprocessing
+
+        self.slots = check_scalar(workers, "workers", int, min_val=1)
+        threads = check_scalar(threads, "threads", int, min_val=1)
+        # spawn: a forked child of a process whose OpenMP threads are started can hang
+        self.pool = cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_init_worker, initargs=(data, threads, os.getpid()))
+
+    def submit(self, method: str, seed: int, config: Any, protocol: str, horizons: Sequence[int]) -> cf.Future:
+        return self.pool.submit(_run, method, seed, config, protocol, list(horizons))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "LocalWorkers":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def make_executor(data: Any, workers: int | None = None, threads: int | None = None, progress: bool = True) -> InProcess | LocalWorkers:
+    """:class:`InProcess` for ``workers=1``, else :class:`LocalWorkers` (``None``: as many as
+    fit the available cores at ``threads`` each). ``threads``: torch threads per worker
+    (default: this process's)."""
+    import torch
+
+    threads = check_scalar(threads if threads is not None else torch.get_num_threads(), "threads", int, min_val=1)
+    if workers is None:
+        workers = max(1, available_cpus() // threads)
+    workers = check_scalar(workers, "workers", int, min_val=1)
+    if workers == 1:
+        return InProcess(data, progress=progress)
+    return LocalWorkers(data, workers, threads)
