@@ -15,8 +15,18 @@ Prints, in one run and on the same data:
   time of a second, cached featurization;
 * ``switch`` (opt-in, ``--switch``): one MAML+TaskMix run of the benchmark with each engine,
   scores and seconds side by side;
-* ``wall`` (opt-in, ``--wall``: it takes long): wall time of the default benchmark command
-  (``l2l-taskmix benchmark`` with default settings) on the bundled sample, by stage.
+* ``wall`` (opt-in, ``--wall``: about 20 minutes on 2 cores): the default benchmark command
+  (``l2l-taskmix benchmark`` with default settings) on the bundled sample: featurization from
+  an empty cache on all cores and on one (0.4.0's way); the cached table with today's path
+  (runs on worker processes, one per core, 1 thread each) and with the sequential reference
+  (one run after another, 1 thread), wall time, run-seconds by stage (training, validation
+  checks, evaluation) and by protocol, their ratio and whether the tables are identical; and the
+  FLOPs the grid's training and fine-tuning do, against the one-thread matmul peak measured in
+  the same run (the hardware floor of the table's time).
+
+The ``paper`` part also counts the FLOPs of one meta-iteration (``torch.utils.flop_counter``:
+matrix products, forward and backward) and reports the achieved FLOP/s against a square matmul
+measured in the same run, so the distance to the hardware limit is visible.
 
 A part whose module is missing prints ``not available: <why>`` and the run goes on. Results go
 to a JSON file (``--out``) so figures can be compared across versions; the last line printed is
@@ -32,14 +42,13 @@ Usage::
 
     python benchmarks/speed.py              # a few minutes on 2 CPU cores
     python benchmarks/speed.py --quick      # a smoke run (under a minute)
-    python benchmarks/speed.py --wall       # also the default benchmark command, by stage
+    python benchmarks/speed.py --wall       # also the default benchmark command, by stage (~20 min)
     python benchmarks/speed.py --device cuda
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import platform
@@ -221,10 +230,45 @@ def part_paper(args, device, dtype) -> dict:
         "one_thread_cpu_time": single,
         "ratio_one_thread_cpu_time": single["l2l"]["median_s"] / single["fast"]["median_s"] if single else None,
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    peak = matmul_peak(device, dtype)
+    flops = {name: count_flops(variants[name]) for name in ("l2l", "fast")}
+    out["matmul_peak_flops"] = peak
+    out["flops_per_iteration"] = flops
+    out["achieved_flops"] = {name: flops[name] * res[name]["its_per_s"] for name in flops}
+    say(f"  FLOP/s against the matmul peak ({peak['flops'] / 1e9:.0f} GFLOP/s, {peak['what']}, measured now): "
+        + ", ".join(f"{name} {flops[name] / 1e9:.2f} GFLOP/iteration -> {out['achieved_flops'][name] / 1e9:.0f} GFLOP/s "
+                    f"= {100 * out['achieved_flops'][name] / peak['flops']:.0f}%" for name in flops))
     if not args.no_profile:
         out["profile_fast"] = profile(variants["fast"], device, "fast")
         out["profile_l2l"] = profile(variants["l2l"], device, "l2l")
     return out
+
+
+def count_flops(step: Callable[[], None]) -> int:
+    """Floating-point operations of one call of ``step`` (matrix products and the like, forward
+    and backward; what ``torch.utils.flop_counter`` counts: elementwise work is not in it)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def matmul_peak(device, dtype, size: int = 2048, repeats: int = 5) -> dict:
+    """The machine's matmul rate now, with this process's torch threads: the best of
+    ``repeats`` square ``size`` x ``size`` products (the ceiling the engine's FLOP/s is held to)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return {"flops": 2 * size**3 / best, "what": f"{size}x{size} {str(dtype).replace('torch.', '')} matmul, "
+            f"{torch.get_num_threads() if device.type == 'cpu' else 1} thread(s)" if device.type == "cpu" else f"{size}x{size} matmul"}
 
 
 def profile(step: Callable[[], None], device, label: str, top: int = 8) -> list[dict]:
@@ -406,62 +450,119 @@ def part_switch(args) -> dict:
 
 
 def part_wall(args) -> dict:
-    """The default benchmark command, in process, with each stage timed."""
-    import l2l_taskmix.benchmark.runner as runner
+    """The default benchmark command on the bundled sample: featurization from an empty cache,
+    then the cached six-method table with today's path and with the sequential reference, by
+    stage, and how far training is from the matmul peak of the machine."""
     from l2l_taskmix.benchmark import BenchmarkConfig
+    from l2l_taskmix.benchmark.runner import load_data, run_benchmark
+    from l2l_taskmix.benchmark.workers import available_cpus
 
     config = BenchmarkConfig()
     changes = {k: v for k, v in (("engine", args.wall_engine), ("iterations", args.wall_iterations),
                                  ("seeds", args.wall_seeds)) if v is not None}
-    if changes:  # a trial of the part (the default command has none of these)
-        config = config.replace(**changes)
-    stages = {"features": 0.0, "training": 0.0, "validation": 0.0, "evaluation": 0.0}
-    depth = {"train": 0}
-    orig_train, orig_eval, orig_load = runner.train, runner.evaluate, runner.load_features
-
-    @functools.wraps(orig_train)  # keeps the signature: the runner passes config values by parameter name
-    def timed_train(*a, **k):
-        depth["train"] += 1
+    out: dict[str, Any] = {"available": True, "changed_from_defaults": changes, "cpus": available_cpus(),
+                           "featurization_threads": torch.get_num_threads()}
+    # featurization with this process's threads (all cores), each run with 1 (--threads 1), as the command does
+    with tempfile.TemporaryDirectory() as cache, contextlib.redirect_stdout(sys.stderr):
+        config = config.replace(cache_dir=cache, **changes)  # cache_dir is not part of a run's key
+        encoder = quiet_encoder(config.encoder)
         start = time.perf_counter()
-        try:
-            return orig_train(*a, **k)
-        finally:
-            stages["training"] += time.perf_counter() - start
-            depth["train"] -= 1
-
-    @functools.wraps(orig_eval)
-    def timed_eval(*a, **k):
+        data = load_data(config, encoder)  # from an empty cache: what a first run pays
+        out["featurize_first_run_s"] = time.perf_counter() - start
+        out["utterances"] = sum(len(t.y) for t in list(data.train) + list(data.test))
         start = time.perf_counter()
-        try:
-            return orig_eval(*a, **k)
-        finally:
-            stages["validation" if depth["train"] else "evaluation"] += time.perf_counter() - start
-
-    @functools.wraps(orig_load)
-    def timed_load(*a, **k):
-        start = time.perf_counter()
-        try:
-            return orig_load(*a, **k)
-        finally:
-            stages["features"] += time.perf_counter() - start
-
-    runner.train, runner.evaluate, runner.load_features = timed_train, timed_eval, timed_load
+        load_data(config, encoder)
+        out["features_cached_s"] = time.perf_counter() - start
+        with tempfile.TemporaryDirectory() as cache_one:  # the reference: 0.4.0 featurized at --threads 1
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            start = time.perf_counter()
+            try:
+                one = load_data(config.replace(cache_dir=cache_one), encoder)
+            finally:
+                torch.set_num_threads(threads)
+            out["featurize_first_run_one_thread_s"] = time.perf_counter() - start
+            out["same_features"] = all(torch.equal(a.x, b.x) for a, b in zip([*data.train, *data.test], [*one.train, *one.test]))
+        tables = {}
+        for name, workers in (("default", None), ("sequential", 1)):
+            with tempfile.TemporaryDirectory() as folder:
+                start = time.perf_counter()
+                run_benchmark(config, folder, data=data, progress=False, echo=False, workers=workers, threads=1)
+                wall = time.perf_counter() - start
+                runs = [json.loads(p.read_text()) for p in Path(folder).glob("runs/*/*.json")]
+                tables[name] = (Path(folder) / "results.md").read_text()
+            stages = {k: sum(r["stage_seconds"][k] for r in runs) for k in ("training", "validation", "evaluation")}
+            by_protocol = {p: sum(r["seconds"] for r in runs if r["protocol"] == p) for p in config.protocols}
+            out[name] = {"workers": workers or max(1, available_cpus()), "wall_s": wall, "runs": len(runs),
+                         "run_seconds_by_stage": stages, "run_seconds_by_protocol": by_protocol}
+        out["ratio"] = out["sequential"]["wall_s"] / out["default"]["wall_s"]
+        out["same_table"] = tables["default"] == tables["sequential"]
+        out["table"] = tables["default"]
+        out["flops"] = grid_flops(config, data)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the command does by default (--threads 1)
-    start = time.perf_counter()
+    torch.set_num_threads(1)
     try:
-        with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(sys.stderr):
-            runner.run_benchmark(config, out, progress=False, echo=False, encoder=quiet_encoder(config.encoder))
+        peak = matmul_peak(torch.device("cpu"), torch.float32)  # one thread, as each run
     finally:
-        runner.train, runner.evaluate, runner.load_features = orig_train, orig_eval, orig_load
         torch.set_num_threads(threads)
-    total = time.perf_counter() - start
-    stages["training"] -= stages["validation"]  # training time without the validation checks
-    stages["other"] = total - sum(stages.values())
-    say(f"default benchmark command (engine {config.engine}, {len(config.methods)} methods x {config.seeds} seeds, "
-        f"{config.iterations} iterations): {total:.0f} s = " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
-    return {"available": True, "engine": config.engine, "changed_from_defaults": changes, "total_s": total, "stages_s": stages,
-            "config": config.to_dict() if hasattr(config, "to_dict") else None}
+    floor = out["flops"]["total"] / (peak["flops"] * out["default"]["workers"])
+    out["matmul_peak_one_thread_flops"] = peak["flops"]
+    out["floor_s"] = floor
+    out["first_make_benchmark_s"] = out["featurize_first_run_s"] + out["default"]["wall_s"]
+    for name in ("default", "sequential"):
+        r = out[name]
+        say(f"cached table, {name} path ({r['workers']} worker(s) x 1 thread): {r['wall_s']:.0f} s wall for {r['runs']} runs; "
+            "run-seconds by stage: " + ", ".join(f"{k} {v:.0f}" for k, v in r["run_seconds_by_stage"].items())
+            + "; by protocol: " + ", ".join(f"{k} {v:.0f}" for k, v in r["run_seconds_by_protocol"].items()))
+    say(f"ratio sequential/default: {out['ratio']:.2f}x (identical tables: {out['same_table']})")
+    say(f"featurization of the sample ({out['utterances']} utterances, {config.encoder}) from an empty cache: "
+        f"{out['featurize_first_run_s']:.0f} s on {out['featurization_threads']} threads, {out['featurize_first_run_one_thread_s']:.0f} s "
+        f"on 1 (the reference; identical features: {out['same_features']}); cached: {out['features_cached_s']:.1f} s; a first benchmark after set-up: "
+        f"{out['first_make_benchmark_s']:.0f} s, reference {out['featurize_first_run_one_thread_s'] + out['sequential']['wall_s']:.0f} s")
+    say(f"training and fine-tuning do {out['flops']['total'] / 1e12:.1f} TFLOP (training {out['flops']['training'] / 1e12:.1f}); "
+        f"at the one-thread matmul peak ({peak['flops'] / 1e9:.0f} GFLOP/s) on {out['default']['workers']} core(s) that is "
+        f"{floor:.0f} s, the floor; measured {out['default']['wall_s']:.0f} s = {100 * floor / out['default']['wall_s']:.0f}% of the peak")
+    return out
+
+
+def grid_flops(config, data) -> dict:
+    """FLOPs of the default grid's training and fine-tuning, counted on the real tasks: one
+    iteration per (protocol, method) times the iterations, and one evaluation per (protocol,
+    method) times the evaluations a run does (with its validation checks)."""
+    from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
+    from l2l_taskmix.benchmark.methods import get_method
+    from l2l_taskmix.benchmark.runner import choose_val_tasks, standardize, validation_scorer
+    from l2l_taskmix.models import make_model
+    from l2l_taskmix.tasksets import BatchTaskset
+
+    total = {"training": 0, "finetuning": 0}
+    num_classes = max(t.num_classes for t in list(data.train) + list(data.test))
+    for protocol in config.protocols:
+        val = choose_val_tasks(len(data.train), config.val_tasks, 0) if protocol == "select" else []
+        fit = [t for i, t in enumerate(data.train) if i not in val]
+        fit, test = standardize(fit, data.test, config.standardize)
+        checks = (config.iterations // config.eval_every + (config.iterations % config.eval_every > 0)) if val else 0
+        for name in config.methods:
+            method = get_method(name)
+            g = torch.Generator().manual_seed(0)
+            model = make_model(fit[0].dim, num_classes, config.hidden, generator=g)
+            if method.trains:
+                sets = [BatchTaskset(t.x, t.y, num_support=config.batch_size, num_query=config.batch_size,
+                                     num_classes=num_classes, generator=g) for t in fit]
+                sampler = method.sampler(sets, eta=config.eta, meta_batch_size=config.meta_batch_size,
+                                         num_classes=num_classes, generator=g, num_synthetic=config.num_synthetic)
+                objective = method.objective(model, [t.num_classes for t in fit], inner_lr=config.inner_lr,
+                                             inner_steps=config.inner_steps, first_order=config.first_order, engine=config.engine, generator=g)
+                total["training"] += count_flops(lambda: objective.loss(sampler.sample_iteration()).backward()) * config.iterations * config.seeds
+            splits = make_splits(test, config.shots, config.fraction, seed=0)
+            once = count_flops(lambda: evaluate(model, method, test, splits, seed=0, **config.kwargs_for(evaluate)))
+            total["finetuning"] += once * config.seeds
+            if checks and method.trains:
+                val_side = standardize([data.train[i] for i in val], test, config.standardize)[0]
+                score = validation_scorer(method, val_side, seed=0, **config.kwargs_for(validation_scorer))
+                total["finetuning"] += count_flops(lambda: score(model)) * checks * config.seeds
+    total["total"] = total["training"] + total["finetuning"]
+    return total
 
 
 # ---------------------------------------------------------------------------------------------

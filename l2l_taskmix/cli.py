@@ -193,15 +193,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace, config: BenchmarkConfig) -> str:
-    """Check the run flags, set torch's threads; the output folder."""
+    """Check the run flags; the output folder. (``--threads`` applies to the runs only:
+    featurization keeps every core.)"""
     from .validation import check_scalar
 
     check_scalar(args.max_runs, "--max-runs", int, min_val=0, allow_none=True)
     check_scalar(args.threads, "--threads", int, min_val=1)
     check_scalar(args.workers, "--workers", int, min_val=1, allow_none=True)
-    import torch
-
-    torch.set_num_threads(args.threads)
     from .benchmark.config import NAMED_DATASETS
 
     dataset = str(config.dataset)
@@ -214,7 +212,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = _prepare(args, config)
     start = time.perf_counter()
-    summary = run_benchmark(config, out, progress=not args.no_progress, max_runs=args.max_runs, workers=args.workers)
+    summary = run_benchmark(config, out, progress=not args.no_progress, max_runs=args.max_runs, workers=args.workers, threads=args.threads)
     if summary is not None:
         print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
@@ -227,7 +225,7 @@ def _sweep(args: argparse.Namespace) -> int:
     out = _prepare(args, config)
     start = time.perf_counter()
     table = run_sweep(config, args.over, out, values=args.values, method=args.method, progress=not args.no_progress,
-                      max_runs=args.max_runs, workers=args.workers)
+                      max_runs=args.max_runs, workers=args.workers, threads=args.threads)
     if table is not None:
         print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0

@@ -113,7 +113,7 @@ def stored(out):
     records = {}
     for path in sorted(out.glob("runs/*/*.json")):
         record = json.loads(path.read_text())
-        record.pop("seconds")
+        record.pop("seconds"), record.pop("stage_seconds")
         records[path.name] = record
     return records
 
@@ -150,3 +150,20 @@ def test_make_executor_picks_by_workers_and_checks_them():
         make_executor(None, workers=0)
     with pytest.raises(TypeError, match="workers"):
         make_executor(None, workers="2")
+
+
+def test_threads_apply_to_the_runs_only(tmp_path, monkeypatch):
+    """--threads sets each run's torch threads; the process keeps its own (featurization uses
+    every core: 0.4.0 featurized on one thread because the command had lowered them first)."""
+    from l2l_taskmix import cli
+
+    seen = []
+    real = runner.run_method
+    monkeypatch.setattr(runner, "run_method", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    torch.set_num_threads(2)
+    cfg = BenchmarkConfig(**{**GRID, "methods": ("maml",), "seeds": 1, "protocols": ("paper",)})
+    runner.run_benchmark(cfg, tmp_path, data=grid_data(), progress=False, echo=False, workers=1, threads=1)
+    assert seen == [1] and torch.get_num_threads() == 2
+    args = cli.build_parser().parse_args(["benchmark", "--threads", "1", "--out", str(tmp_path)])
+    cli._prepare(args, cli.config_from_args(args))
+    assert torch.get_num_threads() == 2  # the command leaves the process's threads to featurization

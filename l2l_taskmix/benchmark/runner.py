@@ -157,7 +157,8 @@ def run_method(
     Returns:
         ``method, seed, protocol, macro_f1`` (mean over meta-test tasks), ``per_task`` scores,
         ``best_iteration``, ``val_macro_f1``, ``curve`` (loss and validation curve),
-        ``val_tasks``/``train_tasks`` names, ``test_split_sizes``, ``seconds``.
+        ``val_tasks``/``train_tasks`` names, ``test_split_sizes``, ``seconds`` (and
+        ``stage_seconds``: of training, validation checks and evaluation).
     """
     method = get_method(method)
     seed = check_scalar(seed, "seed", int)
@@ -177,8 +178,16 @@ def run_method(
     num_classes = max(t.num_classes for t in list(train_tasks) + list(test_tasks))
     model = make_model(used_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed)))
     score = None
+    stages = {"training": 0.0, "validation": 0.0, "evaluation": 0.0}  # seconds of each, for benchmarks/speed.py
     if val_side and method.trains:
-        score = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer))
+        checks = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer))
+
+        def score(model: nn.Module) -> float:
+            begin = time.perf_counter()
+            try:
+                return checks(model)
+            finally:
+                stages["validation"] += time.perf_counter() - begin
     splits = make_splits(test_side, config.shots, config.fraction, seed=int(seed))
     horizons = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} - {config.iterations})
     if horizons and (protocol != "paper" or horizons[-1] > config.iterations):
@@ -186,14 +195,19 @@ def run_method(
     early: dict[int, dict[str, float]] = {}
 
     def at_horizon(iteration: int, model: nn.Module) -> None:
+        begin = time.perf_counter()
         early[iteration] = evaluate(model, method, test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
+        stages["evaluation"] += time.perf_counter() - begin
 
     trained = train(
         model, method, fit_side, seed=int(seed), num_classes=num_classes, score=score,
         checkpoints=horizons, on_checkpoint=at_horizon if horizons else None,
         progress=progress, desc=f"{method.name} seed {seed} ({protocol})", **config.kwargs_for(train),
     )
+    stages["training"] = trained.seconds - stages["validation"] - stages["evaluation"]
+    begin = time.perf_counter()
     per_task = evaluate(trained.model, method, test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
+    stages["evaluation"] += time.perf_counter() - begin
     if not method.trains:  # nothing trains: every horizon is the untrained model
         early = {h: per_task for h in horizons}
     record = {
@@ -209,6 +223,7 @@ def run_method(
         "val_tasks": [t.name for t in val_side],
         "test_split_sizes": {t.name: [int(len(s)), int(len(q))] for t, (s, q) in zip(test_side, splits)},
         "seconds": round(time.perf_counter() - start, 3),
+        "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
     }
     if horizons:
         record["horizons"] = {h: {"macro_f1": float(np.mean(list(scores.values()))), "per_task": scores,
@@ -343,6 +358,7 @@ def run_benchmark(
     echo: bool = True,
     encoder: Any = None,
     workers: int | None = 1,
+    threads: int | None = None,
 ):
     """Run every (protocol, method, seed) of ``config`` not yet finished in ``out``, then write
     the outputs.
@@ -352,7 +368,8 @@ def run_benchmark(
     encoder object to use instead of ``config.encoder``. ``max_runs`` stops after that many new
     runs (returns ``None`` then, writing no table). ``workers``: runs at once, each in its own
     process (:func:`~l2l_taskmix.benchmark.workers.make_executor`; ``None``: as many as the
-    cores allow); the numbers do not depend on it.
+    cores allow); the numbers do not depend on it. ``threads``: torch threads per run (default:
+    this process's count).
 
     Returns:
         the summary ``DataFrame`` (``protocol, method, macro_f1_mean, macro_f1_std, seeds``), or
@@ -364,7 +381,7 @@ def run_benchmark(
     if echo:
         for note in data_notes(data.info):
             _log(f"data: {note}")
-    with make_executor(data, workers, progress=progress) as executor:
+    with make_executor(data, workers, threads, progress=progress) as executor:
         runs, new, store = run_grid(config, out, data, progress=progress, max_runs=max_runs, echo=echo, executor=executor)
     if len(runs) < len(config.protocols) * len(config.methods) * config.seeds:
         if echo:

@@ -145,6 +145,7 @@ def run_sweep(
     max_runs: int | None = None,
     echo: bool = True,
     workers: int | None = 1,
+    threads: int | None = None,
 ) -> pd.DataFrame | None:
     """Run ``method`` at each value of setting ``over`` and the ``references``, then write
     ``sweep_<over>.md``, ``.csv``, ``.json`` and ``.png`` to ``out``.
@@ -152,7 +153,7 @@ def run_sweep(
     ``config`` gives every other setting and exactly one protocol (``config.protocols``);
     ``values``: as :func:`sweep_values` reads them (default: :data:`SWEEPS`'). Runs are stored
     in ``out``'s run store and reused. ``max_runs`` stops after that many new runs (returns
-    ``None``, writing nothing but the runs). ``workers``: runs at once in worker processes, as
+    ``None``, writing nothing but the runs). ``workers``, ``threads``: as
     :func:`~l2l_taskmix.benchmark.runner.run_benchmark`'s.
 
     Returns:
@@ -175,7 +176,7 @@ def run_sweep(
         _log(f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
              f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)")
 
-    with make_executor(data, workers, progress=progress) as executor:  # one pool for every grid of the sweep
+    with make_executor(data, workers, threads, progress=progress) as executor:  # one pool for every grid of the sweep
         return _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor)
 
 

