@@ -196,3 +196,14 @@ def test_curve_frame_averages_each_method_over_seeds(tmp_path):
     assert paths["curves"].name == "curves.png" and paths["curves"].read_bytes()[:4] == b"\x89PNG"
     # runs without validation curves (val_tasks=0, transfer only): no curves figure
     assert "curves" not in write_outputs(tmp_path / "b", [dict(r, curve=[]) for r in runs], {"dataset": "x"}, "few-shot")
+
+
+def test_per_task_table_does_not_depend_on_the_records_key_order():
+    """A fresh run lists its tasks in data order, a stored one (JSON, sorted keys) by name: 0.4.0's
+    results.md ordered the per-task rows differently on a first run and a rerun."""
+    from l2l_taskmix.benchmark.results import per_task_table
+
+    fresh = [{"method": "maml", "seed": 0, "per_task": {"weather": 0.5, "calling": 0.25}}]
+    stored = [{"method": "maml", "seed": 0, "per_task": {"calling": 0.25, "weather": 0.5}}]
+    assert per_task_table(fresh) == per_task_table(stored)
+    assert per_task_table(fresh).index("calling") < per_task_table(fresh).index("weather")

@@ -301,11 +301,13 @@ def markdown_table(summary: pd.DataFrame, digits: int = 3, paper: dict[str, str]
 
 
 def per_task_table(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, digits: int = 3) -> str:
-    """Macro-F1 per meta-test task (mean over seeds), one column per method (Markdown)."""
+    """Macro-F1 per meta-test task (mean over seeds), one column per method (Markdown); tasks in
+    name order (a fresh record lists them in data order, a stored one by name: the table must not
+    depend on which)."""
     rows = [{"method": r["method"], "task": t, "f1": s} for r in runs for t, s in r["per_task"].items()]
     if not rows:
         return ""
-    frame = pd.DataFrame(rows).groupby(["task", "method"], sort=False)["f1"].mean().unstack("method")
+    frame = pd.DataFrame(rows).groupby(["task", "method"], sort=False)["f1"].mean().unstack("method").sort_index()
     order = [m for m in (methods or list(frame.columns)) if m in frame.columns]
     frame = frame[order]
     body = [[task] + [f"{v:.{digits}f}" if not math.isnan(v) else "" for v in frame.loc[task]] for task in frame.index]
