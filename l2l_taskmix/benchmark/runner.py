@@ -177,17 +177,16 @@ def run_method(
 
     num_classes = max(t.num_classes for t in list(train_tasks) + list(test_tasks))
     model = make_model(used_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed)))
-    score = None
     stages = {"training": 0.0, "validation": 0.0, "evaluation": 0.0}  # seconds of each, for benchmarks/speed.py
-    if val_side and method.trains:
-        checks = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer))
+    checks = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer)) if val_side and method.trains else None
 
-        def score(model: nn.Module) -> float:
-            begin = time.perf_counter()
-            try:
-                return checks(model)
-            finally:
-                stages["validation"] += time.perf_counter() - begin
+    def timed_checks(model: nn.Module) -> float:
+        begin = time.perf_counter()
+        try:
+            return checks(model)
+        finally:
+            stages["validation"] += time.perf_counter() - begin
+
     splits = make_splits(test_side, config.shots, config.fraction, seed=int(seed))
     horizons = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} - {config.iterations})
     if horizons and (protocol != "paper" or horizons[-1] > config.iterations):
@@ -200,7 +199,7 @@ def run_method(
         stages["evaluation"] += time.perf_counter() - begin
 
     trained = train(
-        model, method, fit_side, seed=int(seed), num_classes=num_classes, score=score,
+        model, method, fit_side, seed=int(seed), num_classes=num_classes, score=timed_checks if checks else None,
         checkpoints=horizons, on_checkpoint=at_horizon if horizons else None,
         progress=progress, desc=f"{method.name} seed {seed} ({protocol})", **config.kwargs_for(train),
     )
