@@ -88,6 +88,13 @@ def collect(root: str) -> list[str]:
     return copied
 
 
+def _version() -> str:
+    """The l2l-taskmix version the steps ran (the times of a version are not another's)."""
+    from l2l_taskmix import __version__
+
+    return __version__
+
+
 def main(argv=None) -> int:
     all_steps = steps("runs")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -115,7 +122,7 @@ def main(argv=None) -> int:
             print(f"step {name} failed with exit status {result.returncode}", file=sys.stderr)
             return result.returncode
         shown = ["l2l-taskmix", *command[3:]] if command[:3] == CLI else ["python", os.path.relpath(command[1], ROOT), *command[2:]]
-        done[name] = {"command": " ".join(shown), "seconds": round(seconds, 1),
+        done[name] = {"command": " ".join(shown), "seconds": round(seconds, 1), "version": _version(),
                       "started": started, "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
                       "cpus": os.cpu_count()}
         record_path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,10 +130,10 @@ def main(argv=None) -> int:
         done = {**current, name: done[name]}
         record_path.write_text(json.dumps(done, indent=1))
         print(f"== {name}: {seconds:.0f} s", file=sys.stderr, flush=True)
-    lines = ["| Step | Command | Wall time | Started | Load (1 min) before / after |", "|---|---|---:|---|---|"]
+    lines = ["| Step | Command | Wall time | Started | Load (1 min) before / after | Version |", "|---|---|---:|---|---|---|"]
     for name, row in done.items():
         lines.append(f"| {name} | `{row['command']}` | {row['seconds'] / 60:.1f} min | {row['started']} | "
-                     f"{row['load_before']} / {row['load_after']} |")
+                     f"{row['load_before']} / {row['load_after']} | {row.get('version', '0.4.0')} |")
     record_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if not args.no_collect:

@@ -51,7 +51,7 @@ from .results import (
 from .training import train
 from .workers import InProcess, make_executor
 
-__all__ = ["run_benchmark", "run_grid", "run_method", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
+__all__ = ["run_benchmark", "run_grid", "run_job", "run_method", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
 
 #: Free space the output folder must have before a benchmark starts: the run records, tables,
 #: JSON and the plot of a large grid take a few MB.
@@ -300,7 +300,7 @@ def run_grid(
             while queue and len(inflight) < executor.slots:
                 protocol, method, seed = job = queue.pop(0)
                 bar.set_postfix_str(f"{protocol} {method} seed {seed}", refresh=True)
-                inflight[executor.submit(method, seed, config, protocol, lengths[:-1])] = job
+                inflight[executor.submit(run_job, method, seed, config, protocol, lengths[:-1])] = job
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in done:
                 job = inflight.pop(future)
@@ -319,6 +319,13 @@ def run_grid(
             break
         runs += [{**found[job][h], "horizon": h} for h in lengths] if horizons else [found[job][config.iterations]]
     return runs, new, stores[config.iterations]
+
+
+def run_job(data: BenchmarkData, method: str, seed: int, config: BenchmarkConfig, protocol: str, horizons: Sequence[int],
+            progress: bool = True) -> dict[str, Any]:
+    """One run of a grid on ``data``: what an executor of :mod:`~l2l_taskmix.benchmark.workers`
+    calls (:func:`run_method` with the tasks taken from ``data``)."""
+    return run_method(method, seed, data.train, data.test, config, protocol=protocol, horizons=horizons, progress=progress)
 
 
 def _label(protocol: str, method: str, seed: int) -> str:

@@ -1,8 +1,10 @@
 """Where the runs of a grid execute: in this process, one after another, or in worker processes.
 
 :func:`~l2l_taskmix.benchmark.runner.run_grid` hands every (protocol, method, seed) run it has
-to compute to an executor's ``submit`` and saves each record as it comes back, so a grid stays
-resumable whichever executor runs it. Two executors:
+to compute to an executor's ``submit(fn, *args)`` (the executor calls ``fn(data, *args,
+progress=...)`` with the data it holds) and saves each record as it comes back, so a grid stays
+resumable whichever executor runs it. This module knows nothing of runs, so it imports nothing
+of the benchmark. Two executors:
 
 * :class:`InProcess`: the runs one after another in this process (progress bars per run);
 * :class:`LocalWorkers`: a pool of ``workers`` processes on this machine (``spawn``), each
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-from typing import Any, Sequence
+from typing import Any, Callable
 
 from ..validation import check_scalar
 
@@ -42,8 +44,8 @@ def available_cpus() -> int:
 
 
 class InProcess:
-    """Runs each submitted run at once, in this process, with ``threads`` torch threads (default:
-    as many as now; the process's count is restored after each run); ``submit`` returns a
+    """Runs each submitted job at once, in this process, with ``threads`` torch threads (default:
+    as many as now; the process's count is restored after each job); ``submit`` returns a
     finished future."""
 
     slots = 1
@@ -52,17 +54,15 @@ class InProcess:
         self.data, self.progress = data, progress
         self.threads = check_scalar(threads, "threads", int, min_val=1, allow_none=True)
 
-    def submit(self, method: str, seed: int, config: Any, protocol: str, horizons: Sequence[int]) -> cf.Future:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
+        """``fn(data, *args, progress=...)``'s result as a finished future."""
         import torch
-
-        from .runner import run_method
 
         future: cf.Future = cf.Future()
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads or before)
         try:
-            future.set_result(run_method(method, seed, self.data.train, self.data.test, config, protocol=protocol,
-                                         horizons=horizons, progress=self.progress))
+            future.set_result(fn(self.data, *args, progress=self.progress))
         finally:
             torch.set_num_threads(before)
         return future
@@ -77,7 +77,7 @@ class InProcess:
         self.close()
 
 
-_DATA: Any = None  # a worker's copy of the featurized tasks, set once by _init_worker
+_DATA: Any = None  # a worker's copy of the data, set once by _init_worker
 
 
 def _init_worker(data: Any, threads: int, parent: int) -> None:
@@ -102,15 +102,14 @@ def _exit_with_parent(parent: int, every: float = 0.5) -> None:
     os._exit(1)
 
 
-def _run(method: str, seed: int, config: Any, protocol: str, horizons: Sequence[int]) -> dict[str, Any]:
-    from .runner import run_method
-
-    return run_method(method, seed, _DATA.train, _DATA.test, config, protocol=protocol, horizons=horizons, progress=False)
+def _call(fn: Callable[..., Any], args: tuple) -> Any:
+    return fn(_DATA, *args, progress=False)
 
 
 class LocalWorkers:
     """A pool of ``workers`` processes on this machine, each given the data once (at start) and
-    ``threads`` torch threads; ``submit`` returns a future of the run's record."""
+    ``threads`` torch threads; ``submit(fn, *args)`` returns a future of ``fn(data, *args,
+    progress=False)`` (``fn`` a module-level function, as ``pickle`` needs)."""
 
     def __init__(self, data: Any, workers: int, threads: int = 1) -> None:
         import multiprocessing
@@ -121,8 +120,8 @@ class LocalWorkers:
         self.pool = cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
                                            initializer=_init_worker, initargs=(data, threads, os.getpid()))
 
-    def submit(self, method: str, seed: int, config: Any, protocol: str, horizons: Sequence[int]) -> cf.Future:
-        return self.pool.submit(_run, method, seed, config, protocol, list(horizons))
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
+        return self.pool.submit(_call, fn, args)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
