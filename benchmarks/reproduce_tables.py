@@ -25,6 +25,7 @@ from pathlib import Path
 from l2l_taskmix.benchmark import BenchmarkConfig, load_config_file, markdown_table, run_benchmark
 from l2l_taskmix.benchmark.paper import PAPER_TABLES, paper_column
 from l2l_taskmix.benchmark.results import paired_differences, paired_table, protocol_words
+from l2l_taskmix.cli import add_executor_flags, check_executor_flags
 from l2l_taskmix.files import atomic_write
 
 TABLES = {"mtop-long": "MTOP-Long", "mtop-wide": "MTOP-Wide", "nbest": "N-best call-centre data"}
@@ -40,13 +41,10 @@ def main(argv=None):
     parser.add_argument("--config", default=None, help="YAML/JSON overrides of the benchmark defaults")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", default="runs/paper")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (small models: 1 is usually fastest)")
+    add_executor_flags(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
-
+    check_executor_flags(args)
     overrides = load_config_file(args.config) if args.config else {}
     out = Path(args.out)
     sections = [
@@ -63,7 +61,8 @@ def main(argv=None):
             values.update(dataset=dataset, data_root=args.mtop)
         config = BenchmarkConfig.from_sources(values)
         print(f"\n== {TABLES[dataset]} ==", file=sys.stderr)
-        summary = run_benchmark(config, out / dataset, echo=False, progress=not args.no_progress)
+        summary = run_benchmark(config, out / dataset, echo=False, progress=not args.no_progress,
+                                workers=args.workers, threads=args.threads)
         runs = [r for r in json_runs(out / dataset)]
         simulated = dataset == "nbest" and not args.nbest
         paper_title = PAPER_TABLES[dataset]["title"]

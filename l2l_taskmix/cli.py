@@ -108,11 +108,26 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder; its run store is shared by benchmark and sweep [default: runs/DATASET]")
     parser.add_argument("--config", default=None, help="YAML or JSON file of settings (keys as the long flags, e.g. inner_lr)")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs; rerun the same command to continue")
+    add_executor_flags(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_executor_flags(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--workers``: where a grid's runs execute (also used by
+    ``benchmarks/reproduce_tables.py``); check them with :func:`check_executor_flags`."""
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run; the models are small, so 1 is usually fastest [default: 1]")
     parser.add_argument("--workers", type=int, default=None,
                         help="runs at once, each in its own process with --threads threads; the numbers do not depend on it "
                              "[default: the available cores / --threads]")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def check_executor_flags(args: argparse.Namespace) -> None:
+    """Check ``--threads`` and ``--workers`` (``--threads`` applies to the runs only:
+    featurization keeps every core)."""
+    from .validation import check_scalar
+
+    check_scalar(args.threads, "--threads", int, min_val=1)
+    check_scalar(args.workers, "--workers", int, min_val=1, allow_none=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,13 +208,11 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace, config: BenchmarkConfig) -> str:
-    """Check the run flags; the output folder. (``--threads`` applies to the runs only:
-    featurization keeps every core.)"""
+    """Check the run flags; the output folder."""
     from .validation import check_scalar
 
     check_scalar(args.max_runs, "--max-runs", int, min_val=0, allow_none=True)
-    check_scalar(args.threads, "--threads", int, min_val=1)
-    check_scalar(args.workers, "--workers", int, min_val=1, allow_none=True)
+    check_executor_flags(args)
     from .benchmark.config import NAMED_DATASETS
 
     dataset = str(config.dataset)

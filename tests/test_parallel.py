@@ -167,3 +167,35 @@ def test_threads_apply_to_the_runs_only(tmp_path, monkeypatch):
     args = cli.build_parser().parse_args(["benchmark", "--threads", "1", "--out", str(tmp_path)])
     cli._prepare(args, cli.config_from_args(args))
     assert torch.get_num_threads() == 2  # the command leaves the process's threads to featurization
+
+
+def test_reproduce_tables_runs_its_grids_on_the_workers(tmp_path, monkeypatch):
+    """benchmarks/reproduce_tables.py takes the benchmark's --workers/--threads and hands them to
+    each table's grid, leaving the process's threads to featurization (it used to run every
+    table one run at a time, on one thread, featurization included)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_tables.py"
+    spec = importlib.util.spec_from_file_location("reproduce_tables", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run_benchmark(config, out, **kwargs):
+        seen.update(kwargs, threads_now=torch.get_num_threads())
+        raise Stop
+
+    monkeypatch.setattr(script, "run_benchmark", fake_run_benchmark)
+    torch.set_num_threads(2)
+    with pytest.raises(Stop):
+        script.main(["--tables", "mtop-long", "--out", str(tmp_path), "--workers", "2", "--threads", "1"])
+    assert (seen["workers"], seen["threads"], seen["threads_now"]) == (2, 1, 2)
+    with pytest.raises(Stop):
+        script.main(["--tables", "mtop-long", "--out", str(tmp_path)])
+    assert (seen["workers"], seen["threads"]) == (None, 1)  # the CLI's defaults: a run per core
+    with pytest.raises(ValueError, match="--workers"):
+        script.main(["--tables", "mtop-long", "--out", str(tmp_path), "--workers", "0"])
