@@ -8,7 +8,7 @@ key includes the package version). The timings, the date and the load average be
 each step go to ``benchmarks/results/readme_figures.md`` (and ``.json``), which the README quotes;
 the figures it embeds are then copied into ``docs/figures/``.
 
-    python benchmarks/readme_figures.py                    # everything (about 1.5 h on 2 cores)
+    python benchmarks/readme_figures.py                    # everything (70 minutes on 2 cores at 0.5.0)
     python benchmarks/readme_figures.py --steps main,sweep-n
     python benchmarks/readme_figures.py --steps ''  # only copy the figures into docs/figures/
 
