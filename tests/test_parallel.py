@@ -152,7 +152,17 @@ def test_make_executor_picks_by_workers_and_checks_them():
         make_executor(None, workers="2")
 
 
-def test_threads_apply_to_the_runs_only(tmp_path, monkeypatch):
+@pytest.fixture
+def two_process_threads():
+    """This process on 2 torch threads for the test, its own count restored after (a test
+    that changes it would change the thread count of every test after it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_threads_apply_to_the_runs_only(tmp_path, monkeypatch, two_process_threads):
     """--threads sets each run's torch threads; the process keeps its own (featurization uses
     every core: 0.4.0 featurized on one thread because the command had lowered them first)."""
     from l2l_taskmix import cli
@@ -160,7 +170,6 @@ def test_threads_apply_to_the_runs_only(tmp_path, monkeypatch):
     seen = []
     real = runner.run_method
     monkeypatch.setattr(runner, "run_method", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
-    torch.set_num_threads(2)
     cfg = BenchmarkConfig(**{**GRID, "methods": ("maml",), "seeds": 1, "protocols": ("paper",)})
     runner.run_benchmark(cfg, tmp_path, data=grid_data(), progress=False, echo=False, workers=1, threads=1)
     assert seen == [1] and torch.get_num_threads() == 2
@@ -169,7 +178,7 @@ def test_threads_apply_to_the_runs_only(tmp_path, monkeypatch):
     assert torch.get_num_threads() == 2  # the command leaves the process's threads to featurization
 
 
-def test_reproduce_tables_runs_its_grids_on_the_workers(tmp_path, monkeypatch):
+def test_reproduce_tables_runs_its_grids_on_the_workers(tmp_path, monkeypatch, two_process_threads):
     """benchmarks/reproduce_tables.py takes the benchmark's --workers/--threads and hands them to
     each table's grid, leaving the process's threads to featurization (it used to run every
     table one run at a time, on one thread, featurization included)."""
@@ -190,7 +199,6 @@ def test_reproduce_tables_runs_its_grids_on_the_workers(tmp_path, monkeypatch):
         raise Stop
 
     monkeypatch.setattr(script, "run_benchmark", fake_run_benchmark)
-    torch.set_num_threads(2)
     with pytest.raises(Stop):
         script.main(["--tables", "mtop-long", "--out", str(tmp_path), "--workers", "2", "--threads", "1"])
     assert (seen["workers"], seen["threads"], seen["threads_now"]) == (2, 1, 2)
