@@ -17,6 +17,9 @@ command after an interruption); the combined Markdown goes to ``OUT/tables.md``.
     python benchmarks/reproduce_tables.py --mtop /data/mtop --encoder xlm-roberta-base \\
         --nbest /data/calls.jsonl --out runs/paper
     python benchmarks/reproduce_tables.py --out runs/sample   # bundled sample, offline encoder
+
+On a GPU add ``--device cuda`` (the default ``auto`` takes it when present); on a Ray cluster
+add ``--ray-address ADDR`` (or ``--ray`` for a local Ray instance).
 """
 import argparse
 import sys
@@ -25,7 +28,7 @@ from pathlib import Path
 from l2l_taskmix.benchmark import BenchmarkConfig, load_config_file, markdown_table, run_benchmark
 from l2l_taskmix.benchmark.paper import PAPER_TABLES, paper_column
 from l2l_taskmix.benchmark.results import paired_differences, paired_table, protocol_words
-from l2l_taskmix.cli import add_executor_flags, check_executor_flags
+from l2l_taskmix.cli import add_config_flags, add_executor_flags, check_executor_flags
 from l2l_taskmix.files import atomic_write
 
 TABLES = {"mtop-long": "MTOP-Long", "mtop-wide": "MTOP-Wide", "nbest": "N-best call-centre data"}
@@ -41,11 +44,14 @@ def main(argv=None):
     parser.add_argument("--config", default=None, help="YAML/JSON overrides of the benchmark defaults")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", default="runs/paper")
+    add_config_flags(parser, names=("device",))
     add_executor_flags(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    check_executor_flags(args)
+    ray_address = check_executor_flags(args)
     overrides = load_config_file(args.config) if args.config else {}
+    if "device" in vars(args):
+        overrides["device"] = args.device
     out = Path(args.out)
     sections = [
         "# Average Macro F1 (mean ± std over seeds)",
@@ -62,7 +68,7 @@ def main(argv=None):
         config = BenchmarkConfig.from_sources(values)
         print(f"\n== {TABLES[dataset]} ==", file=sys.stderr)
         summary = run_benchmark(config, out / dataset, echo=False, progress=not args.no_progress,
-                                workers=args.workers, threads=args.threads)
+                                workers=args.workers, threads=args.threads, ray_address=ray_address)
         runs = [r for r in json_runs(out / dataset)]
         simulated = dataset == "nbest" and not args.nbest
         paper_title = PAPER_TABLES[dataset]["title"]

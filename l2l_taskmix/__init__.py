@@ -18,7 +18,7 @@ Example::
     6
 """
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 import importlib
 from typing import TYPE_CHECKING

@@ -113,21 +113,36 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_executor_flags(parser: argparse.ArgumentParser) -> None:
-    """``--threads`` and ``--workers``: where a grid's runs execute (also used by
-    ``benchmarks/reproduce_tables.py``); check them with :func:`check_executor_flags`."""
+    """``--threads``, ``--workers``, ``--ray`` and ``--ray-address``: where a grid's runs
+    execute (also used by ``benchmarks/reproduce_tables.py``); check them and read the Ray
+    address with :func:`check_executor_flags`."""
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run; the models are small, so 1 is usually fastest [default: 1]")
     parser.add_argument("--workers", type=int, default=None,
-                        help="runs at once, each in its own process with --threads threads; the numbers do not depend on it "
-                             "[default: the available cores / --threads]")
+                        help="runs at once, each in its own process (or Ray task) with --threads threads; the numbers do not "
+                             "depend on it [default: the available cores, or the Ray cluster's CPUs, / --threads]")
+    ray = parser.add_mutually_exclusive_group()
+    ray.add_argument("--ray", action="store_const", const="local", dest="ray_address", default=None,
+                     help="run on a new local Ray instance: featurization through encoder actors, each run a Ray task written "
+                          "into the same run store (needs: pip install 'l2l-taskmix[ray]')")
+    ray.add_argument("--ray-address", dest="ray_address", metavar="ADDR",
+                     help="run on the existing Ray cluster at ADDR (auto, host:6379 or ray://host:10001), as --ray")
 
 
-def check_executor_flags(args: argparse.Namespace) -> None:
-    """Check ``--threads`` and ``--workers`` (``--threads`` applies to the runs only:
-    featurization keeps every core)."""
+def check_executor_flags(args: argparse.Namespace) -> str | None:
+    """Check ``--threads``, ``--workers`` and the Ray flags (``--threads`` applies to the runs
+    only: featurization keeps every core); the Ray address (``"local"`` for ``--ray``), or
+    ``None`` without Ray. A missing Ray extra is reported here, before any work."""
     from .validation import check_scalar
 
     check_scalar(args.threads, "--threads", int, min_val=1)
     check_scalar(args.workers, "--workers", int, min_val=1, allow_none=True)
+    address = getattr(args, "ray_address", None)
+    if address is not None:
+        from .cluster import check_address, import_ray
+
+        check_address(address, "--ray" if address == "local" else "--ray-address")
+        import_ray()
+    return address
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,7 +227,10 @@ def _prepare(args: argparse.Namespace, config: BenchmarkConfig) -> str:
     from .validation import check_scalar
 
     check_scalar(args.max_runs, "--max-runs", int, min_val=0, allow_none=True)
-    check_executor_flags(args)
+    if check_executor_flags(args) is None:  # on Ray, auto and cuda are decided by the cluster's GPUs
+        from .validation import check_device
+
+        check_device(config.device, "--device")
     from .benchmark.config import NAMED_DATASETS
 
     dataset = str(config.dataset)
@@ -225,7 +243,8 @@ def _benchmark(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = _prepare(args, config)
     start = time.perf_counter()
-    summary = run_benchmark(config, out, progress=not args.no_progress, max_runs=args.max_runs, workers=args.workers, threads=args.threads)
+    summary = run_benchmark(config, out, progress=not args.no_progress, max_runs=args.max_runs, workers=args.workers, threads=args.threads,
+                            ray_address=args.ray_address)
     if summary is not None:
         print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
@@ -238,7 +257,7 @@ def _sweep(args: argparse.Namespace) -> int:
     out = _prepare(args, config)
     start = time.perf_counter()
     table = run_sweep(config, args.over, out, values=args.values, method=args.method, progress=not args.no_progress,
-                      max_runs=args.max_runs, workers=args.workers, threads=args.threads)
+                      max_runs=args.max_runs, workers=args.workers, threads=args.threads, ray_address=args.ray_address)
     if table is not None:
         print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
@@ -278,6 +297,10 @@ def missing_dependency_message(err: ModuleNotFoundError, command: str) -> str | 
     name = (err.name or "").split(".")[0]
     if name == "learn2learn":
         return str(err)
+    if name == "ray":
+        from .cluster import RAY_INSTALL
+
+        return f"'l2l-taskmix {command}' with --ray or --ray-address needs the optional Ray extra (missing: ray); install it with: {RAY_INSTALL}"
     if name in BENCHMARK_MODULES:
         return (
             f"'l2l-taskmix {command}' needs the optional benchmark dependencies (missing: {name}); "

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["check_scalar", "check_bool", "check_choice", "make_generator", "TRUE_TEXT", "FALSE_TEXT"]
+__all__ = ["check_scalar", "check_bool", "check_choice", "check_device", "DEVICES", "make_generator", "TRUE_TEXT", "FALSE_TEXT"]
 
 #: The only texts read as booleans (any letter case), e.g. from a config file.
 TRUE_TEXT = ("true", "yes", "1")
@@ -136,6 +136,40 @@ def check_choice(x: Any, name: str, choices: Sequence[Any]) -> Any:
     if x not in tuple(choices):
         raise ValueError(f"{name} == {x!r}, must be one of {', '.join(map(repr, choices))}.")
     return x
+
+
+#: What ``--device`` takes: ``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_device(x: Any, name: str = "device", cuda_available: bool | None = None) -> torch.device:
+    """The ``torch.device`` that ``x`` (one of :data:`DEVICES`, ``cuda:N`` or a
+    ``torch.device``) names on this machine: ``auto`` is CUDA when a GPU is present
+    (``cuda_available``, default ``torch.cuda.is_available()``), else the CPU. Asking for CUDA
+    where there is none is a ``ValueError`` naming ``name``, not a failure deep in a run.
+
+    Example::
+
+        >>> check_device("cpu")
+        device(type='cpu')
+        >>> check_device("auto", cuda_available=False)
+        device(type='cpu')
+        >>> check_device("cuda", "--device", cuda_available=False)
+        Traceback (most recent call last):
+        ...
+        ValueError: --device == 'cuda', but no CUDA GPU is available here (torch.cuda.is_available() is False); use --device cpu or auto.
+    """
+    text = str(x).strip().lower() if isinstance(x, (str, torch.device)) else None
+    kind = None if text is None else text.split(":")[0]
+    if kind not in DEVICES or (":" in text and (kind != "cuda" or not text.split(":", 1)[1].isdigit())):
+        raise ValueError(f"{name} == {x!r}, must be one of {', '.join(map(repr, DEVICES))} or 'cuda:N'.")
+    if cuda_available is None:
+        cuda_available = kind != "cpu" and torch.cuda.is_available()
+    if kind == "auto":
+        return torch.device("cuda" if cuda_available else "cpu")
+    if kind == "cuda" and not cuda_available:
+        raise ValueError(f"{name} == {x!r}, but no CUDA GPU is available here (torch.cuda.is_available() is False); use {name} cpu or auto.")
+    return torch.device(text)
 
 
 def make_generator(generator: torch.Generator | None = None, seed: int | None = None) -> torch.Generator:

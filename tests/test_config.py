@@ -24,7 +24,7 @@ OTHER = {
     "eval_every": ("3", 3), "meta_batch_size": ("4", 4), "batch_size": ("16", 16), "inner_lr": ("0.5", 0.5),
     "inner_steps": ("2", 2), "outer_lr": ("0.01", 0.01), "first_order": (None, True), "engine": ("l2l", "l2l"),
     "eta": ("2.5", 2.5), "finetune_steps": ("20", 20), "finetune_lr": ("0.02", 0.02),
-    "protocols": ("paper", ("paper",)), "train_subset": ("3", 3), "num_synthetic": ("0", 0),
+    "protocols": ("paper", ("paper",)), "train_subset": ("3", 3), "num_synthetic": ("0", 0), "device": ("CPU", "cpu"),
 }
 
 

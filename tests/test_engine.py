@@ -180,15 +180,16 @@ def test_taskmix_and_metamix_wrappers_feed_the_engine():
     compare(make_model((6,)), tasks, steps=3)
 
 
-def test_meta_training_trajectories_match():
-    """A few outer Adam steps with either engine end at the same parameters."""
+@pytest.mark.parametrize("device", DEVICES)
+def test_meta_training_trajectories_match(device):
+    """A few outer Adam steps with either engine end at the same parameters (on every device here)."""
     finals = []
     for engine in ("l2l", "fast"):
-        model = make_model((6, 5), seed=7)
+        model = make_model((6, 5), seed=7, device=device)
         maml = l2l.algorithms.MAML(model, lr=0.3, allow_nograd=True)
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         for it in range(5):
-            tasks = make_tasks("taskmix", seed=100 + it)
+            tasks = make_tasks("taskmix", seed=100 + it, device=device)
             opt.zero_grad()
             if engine == "l2l":
                 loss = l2l_outer_loss(maml, tasks, 3)
@@ -197,7 +198,7 @@ def test_meta_training_trajectories_match():
             loss.backward()
             opt.step()
         finals.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
-    start = torch.cat([p.detach().flatten() for p in make_model((6, 5), seed=7).parameters()])
+    start = torch.cat([p.detach().flatten() for p in make_model((6, 5), seed=7, device=device).parameters()])
     assert torch.allclose(finals[0], finals[1], rtol=0, atol=1e-10)
     assert not torch.allclose(finals[0], start, atol=1e-4)  # it did train
 

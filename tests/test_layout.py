@@ -2,7 +2,7 @@
 
 The layers, bottom to top (docs/design.md draws them):
 
-- base: ``validation``, ``files``, ``install_learn2learn`` (no other l2l_taskmix module)
+- base: ``validation``, ``files``, ``install_learn2learn``, ``cluster`` (no other l2l_taskmix module)
 - core, what a learn2learn user imports: ``mixing``, ``losses``, ``metrics``, ``tasksets``, ``models``,
   ``engine`` and the package root
 - data: ``l2l_taskmix.data`` (raw-text tasks; base only)
@@ -31,6 +31,7 @@ ORDER = [
     "l2l_taskmix.validation",
     "l2l_taskmix.files",
     "l2l_taskmix.install_learn2learn",
+    "l2l_taskmix.cluster",
     # core
     "l2l_taskmix.mixing",
     "l2l_taskmix.losses",
@@ -50,6 +51,7 @@ ORDER = [
     "l2l_taskmix.features.tasks",
     "l2l_taskmix.features.encoders",
     "l2l_taskmix.features.cache",
+    "l2l_taskmix.features.on_ray",
     "l2l_taskmix.features",
     # benchmark
     "l2l_taskmix.benchmark.methods",
@@ -79,7 +81,7 @@ LAYERS = {
 
 
 def layer(module: str) -> str:
-    if module in ("l2l_taskmix.validation", "l2l_taskmix.files", "l2l_taskmix.install_learn2learn"):
+    if module in ("l2l_taskmix.validation", "l2l_taskmix.files", "l2l_taskmix.install_learn2learn", "l2l_taskmix.cluster"):
         return "base"
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in ("data", "features", "benchmark", "cli"):

@@ -17,6 +17,9 @@ from l2l_taskmix.models import make_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+#: The batched path is the one taken on CUDA: these tests run there too where a GPU is present.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
 
 def tasks(classes=(3, 5, 2, 4), n=40, dim=8, seed=0):
     """Tasks of different sizes and class counts (so the batch pads rows and masks outputs)."""
@@ -34,11 +37,12 @@ def weights(model):
     return [p.detach().clone() for p in model.parameters()]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("head", ["shared", "new"])
-def test_finetune_many_gives_each_model_its_sequential_weights(head):
+def test_finetune_many_gives_each_model_its_sequential_weights(head, device):
     """Padded rows and masked outputs change nothing: every model ends where finetune() alone takes it."""
-    ts = tasks()
-    base = make_model(8, 5, (16, 16), torch.Generator().manual_seed(1))
+    ts = [t.to(device) for t in tasks()]
+    base = make_model(8, 5, (16, 16), torch.Generator().manual_seed(1)).to(device)
     method = get_method("maml" if head == "shared" else "mtl")
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     alone = [method.finetune_model(base, t.num_classes, g1) for t in ts]
@@ -61,10 +65,11 @@ def test_finetune_many_gives_each_model_its_sequential_weights(head):
         assert not torch.equal(weights(a)[0], weights(base)[0])  # it did train
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("method", ["maml", "mtl", "transfer"])
-def test_batched_evaluation_scores_equal_the_sequential_ones(method):
-    ts = tasks(seed=2)
-    model = make_model(8, 5, (16,), torch.Generator().manual_seed(0))
+def test_batched_evaluation_scores_equal_the_sequential_ones(method, device):
+    ts = [t.to(device) for t in tasks(seed=2)]
+    model = make_model(8, 5, (16,), torch.Generator().manual_seed(0)).to(device)
     splits = make_splits(ts, shots=3, seed=0)
     before = weights(model)
     seq = evaluate(model, method, ts, splits, finetune_steps=30, finetune_lr=1e-2, seed=4, batched=False)

@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping
 
 from ..mixing import DEFAULT_ETA
 from ..models import DEFAULT_HIDDEN
-from ..validation import check_bool, check_choice, check_scalar
+from ..validation import check_bool, check_choice, check_device, check_scalar
 from .methods import ENGINES, METHOD_NAMES
 
 #: Evaluation protocols: ``paper`` (meta-train on every meta-training task for a fixed number
@@ -211,6 +211,15 @@ class BenchmarkConfig:
     finetune_lr: float = setting(1e-3, "fine-tuning Adam learning rate (1e-2 scored lower on validation)",
                                  type=float, min_val=0, include_boundaries="neither")
 
+    # -- where it runs -----------------------------------------------------------------------
+    device: str = setting(
+        "auto",
+        "where meta-training, fine-tuning, evaluation and the Hugging Face encoders run: auto (CUDA when a GPU is "
+        "present, on this machine or, with Ray, in the cluster), cpu, cuda or cuda:N. CPU numbers are the same "
+        "as before this setting existed; a GPU's differ by float rounding, so its runs are stored apart",
+        type=str,
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, _check_field(f, getattr(self, f.name)))
@@ -224,6 +233,8 @@ class BenchmarkConfig:
             raise ValueError("give exactly one of shots (few-shot regime) and fraction (fractional regime)")
         if not self.dataset:
             raise ValueError(f"dataset: give {', '.join(NAMED_DATASETS)} or a path")
+        check_device(self.device, "device", cuda_available=True)  # the spelling; whether there is a GPU is asked where it runs
+        object.__setattr__(self, "device", self.device.strip().lower())
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -351,7 +362,9 @@ def _check_field(f: dataclasses.Field, value: Any) -> Any:
 
 
 #: Fields that do not change any single run's numbers (left out of :meth:`BenchmarkConfig.run_hash`).
-RESULT_FIELDS_EXCLUDED = ("methods", "protocols", "seeds", "cache_dir")
+#: ``device`` is left out too: :func:`~l2l_taskmix.benchmark.runner.run_key` adds the device a
+#: run resolves to where it is not the CPU (so CPU runs keep their keys).
+RESULT_FIELDS_EXCLUDED = ("methods", "protocols", "seeds", "cache_dir", "device")
 RESULT_FIELDS = tuple(f.name for f in fields(BenchmarkConfig) if f.name not in RESULT_FIELDS_EXCLUDED)
 
 

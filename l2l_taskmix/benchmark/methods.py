@@ -97,7 +97,8 @@ class MultiTaskObjective:
         self.model = model
         width = model.head.in_features
         self.num_classes = [int(c) for c in num_classes]
-        self.heads = nn.ModuleList([new_head(width, c, generator) for c in self.num_classes])
+        device = model.head.weight.device  # drawn on the CPU from generator, then moved: the same weights on any device
+        self.heads = nn.ModuleList([new_head(width, c, generator) for c in self.num_classes]).to(device)
 
     def parameters(self):
         return [p for p in self.model.neck.parameters() if p.requires_grad] + list(self.heads.parameters())
@@ -186,7 +187,7 @@ class Method:
         """
         tuned = copy.deepcopy(model)
         if not self.keeps_head:
-            tuned.head = new_head(tuned.head.in_features, num_classes, generator)
+            tuned.head = new_head(tuned.head.in_features, num_classes, generator).to(tuned.head.weight.device)
         return tuned
 
 

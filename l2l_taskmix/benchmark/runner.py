@@ -37,10 +37,11 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..features import FeatureTask, Standardizer
+from ..cluster import ray_session
+from ..features import FeatureTask, Standardizer, get_encoder
 from ..models import make_model
 from ..files import check_writable
-from ..validation import check_choice, check_scalar
+from ..validation import check_choice, check_device, check_scalar
 from .config import PROTOCOLS, BenchmarkConfig
 from .datasets import BenchmarkData, load_features
 from .evaluation import evaluate, evaluate_draws, make_splits
@@ -138,6 +139,7 @@ def run_method(
     *,
     protocol: str = "select",
     horizons: Sequence[int] = (),
+    device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> dict[str, Any]:
     """One (method, seed) run of the benchmark under ``protocol``; a JSON-ready dict of its scores.
@@ -154,6 +156,11 @@ def run_method(
     same numbers, bit for bit: evaluation draws nothing from training's generator). They come
     back under ``"horizons"``: ``{iteration: {macro_f1, per_task, curve}}``.
 
+    ``device``: where the model trains, fine-tunes and predicts (``"auto"``: CUDA when present).
+    Everything random is drawn on the CPU (initial weights, new heads, batches, lambdas), so a
+    GPU run starts from the same numbers; on the CPU the run is bit for bit what it was before
+    this argument existed.
+
     Returns:
         ``method, seed, protocol, macro_f1`` (mean over meta-test tasks), ``per_task`` scores,
         ``best_iteration``, ``val_macro_f1``, ``curve`` (loss and validation curve),
@@ -163,6 +170,7 @@ def run_method(
     method = get_method(method)
     seed = check_scalar(seed, "seed", int)
     protocol = check_choice(protocol, "protocol", PROTOCOLS)
+    device = check_device(device)
     start = time.perf_counter()
     if not test_tasks:
         raise ValueError("no meta-test tasks")
@@ -171,12 +179,13 @@ def run_method(
     fit_index = [fit_index[k] for k in choose_train_subset(len(fit_index), config.train_subset, seed)]
     used = sorted(val_index + fit_index)  # the meta-training tasks this run sees
     used_side, test_side = standardize([train_tasks[i] for i in used], test_tasks, config.standardize)
+    used_side, test_side = [t.to(device) for t in used_side], [t.to(device) for t in test_side]
     side = dict(zip(used, used_side))
     val_side = [side[i] for i in val_index]
     fit_side = [side[i] for i in fit_index]
 
     num_classes = max(t.num_classes for t in list(train_tasks) + list(test_tasks))
-    model = make_model(used_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed)))
+    model = make_model(used_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed))).to(device)
     stages = {"training": 0.0, "validation": 0.0, "evaluation": 0.0}  # seconds of each, for benchmarks/speed.py
     checks = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer)) if val_side and method.trains else None
 
@@ -221,6 +230,7 @@ def run_method(
         "train_tasks": [t.name for t in fit_side],
         "val_tasks": [t.name for t in val_side],
         "test_split_sizes": {t.name: [int(len(s)), int(len(q))] for t, (s, q) in zip(test_side, splits)},
+        "device": str(device),
         "seconds": round(time.perf_counter() - start, 3),
         "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
     }
@@ -230,9 +240,14 @@ def run_method(
     return record
 
 
-def run_key(config: BenchmarkConfig, data: BenchmarkData) -> str:
-    """What a stored run must match to be reused: configuration, data and package version."""
+def run_key(config: BenchmarkConfig, data: BenchmarkData, device: str | torch.device = "cpu") -> str:
+    """What a stored run must match to be reused: configuration, data, package version and,
+    where it is not the CPU, the kind of device the run computes on (a GPU's numbers differ by
+    float rounding; CPU runs keep the key they had before devices were a setting)."""
     text = f"{config.run_hash()}|{data_fingerprint(list(data.train) + list(data.test))}|{__version__}"
+    kind = torch.device(device).type
+    if kind != "cpu":
+        text += f"|{kind}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -278,9 +293,11 @@ def run_grid(
     lengths = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} | {config.iterations})
     if horizons and config.protocols != ("paper",):
         raise ValueError("scoring shorter horizons on the way evaluates the weights after each: give --protocols paper")
-    stores = {h: RunStore(out, run_key(config.replace(iterations=h), data)) for h in lengths}
-    grid = [(p, m, s) for p in config.protocols for m in config.methods for s in range(config.seeds)]
     executor = executor if executor is not None else InProcess(data, progress=progress)
+    # "auto" is decided where the runs execute: this machine, or the Ray cluster's GPUs
+    device = check_device(config.device, "device", cuda_available=getattr(executor, "cuda_available", None))
+    stores = {h: RunStore(out, run_key(config.replace(iterations=h), data, device)) for h in lengths}
+    grid = [(p, m, s) for p in config.protocols for m in config.methods for s in range(config.seeds)]
     found: dict[tuple[str, str, int], dict[int, dict[str, Any]]] = {}
     queue = []
     for job in grid:
@@ -300,11 +317,11 @@ def run_grid(
             while queue and len(inflight) < executor.slots:
                 protocol, method, seed = job = queue.pop(0)
                 bar.set_postfix_str(f"{protocol} {method} seed {seed}", refresh=True)
-                inflight[executor.submit(run_job, method, seed, config, protocol, lengths[:-1])] = job
+                inflight[executor.submit(run_job, method, seed, config, protocol, stores, str(device))] = job
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in done:
                 job = inflight.pop(future)
-                found[job] = _save_lengths(future.result(), stores, lengths, config.iterations)
+                found[job] = _stored(future.result(), stores)
                 new += 1
                 bar.update()
                 if echo:
@@ -321,11 +338,25 @@ def run_grid(
     return runs, new, stores[config.iterations]
 
 
-def run_job(data: BenchmarkData, method: str, seed: int, config: BenchmarkConfig, protocol: str, horizons: Sequence[int],
-            progress: bool = True) -> dict[str, Any]:
-    """One run of a grid on ``data``: what an executor of :mod:`~l2l_taskmix.benchmark.workers`
-    calls (:func:`run_method` with the tasks taken from ``data``)."""
-    return run_method(method, seed, data.train, data.test, config, protocol=protocol, horizons=horizons, progress=progress)
+def run_job(data: BenchmarkData, method: str, seed: int, config: BenchmarkConfig, protocol: str, stores: dict[int, RunStore],
+            device: str = "cpu", progress: bool = True) -> dict[int, dict[str, Any]]:
+    """One run of a grid on ``data``, saved into ``stores`` (``{iterations: store}``: the run's
+    length and any shorter horizon scored on the way) by whichever process runs it, so a run
+    finished on a worker is kept even if the caller dies; what an executor of
+    :mod:`~l2l_taskmix.benchmark.workers` calls. Returns ``{iterations: record}``."""
+    lengths = sorted(stores)
+    record = run_method(method, seed, data.train, data.test, config, protocol=protocol,
+                        horizons=[h for h in lengths if h != config.iterations], device=device, progress=progress)
+    return _save_lengths(record, stores, lengths, config.iterations)
+
+
+def _stored(found: dict[int, dict[str, Any]], stores: dict[int, RunStore]) -> dict[int, dict[str, Any]]:
+    """A job's records, saved here too where the worker's copy is not in ``stores`` (a cluster
+    node without this machine's file system)."""
+    for h, record in found.items():
+        if stores[h].load(record["method"], record["seed"], record["protocol"]) is None:
+            stores[h].save(record)
+    return found
 
 
 def _label(protocol: str, method: str, seed: int) -> str:
@@ -365,6 +396,7 @@ def run_benchmark(
     encoder: Any = None,
     workers: int | None = 1,
     threads: int | None = None,
+    ray_address: str | None = None,
 ):
     """Run every (protocol, method, seed) of ``config`` not yet finished in ``out``, then write
     the outputs.
@@ -375,20 +407,24 @@ def run_benchmark(
     runs (returns ``None`` then, writing no table). ``workers``: runs at once, each in its own
     process (:func:`~l2l_taskmix.benchmark.workers.make_executor`; ``None``: as many as the
     cores allow); the numbers do not depend on it. ``threads``: torch threads per run (default:
-    this process's count).
+    this process's count). ``ray_address``: run on Ray instead (``"local"``: a new local
+    instance, shut down at the end; else a cluster's address): featurization through encoder
+    actors (:class:`~l2l_taskmix.features.on_ray.RayEncoder`) and each run a Ray task
+    (:class:`~l2l_taskmix.benchmark.workers.RayWorkers`), with the same numbers.
 
     Returns:
         the summary ``DataFrame`` (``protocol, method, macro_f1_mean, macro_f1_std, seeds``), or
         ``None`` when stopped early by ``max_runs``.
     """
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)  # before any compute is spent
-    if data is None:
-        data = load_data(config, encoder)
-    if echo:
-        for note in data_notes(data.info):
-            _log(f"data: {note}")
-    with make_executor(data, workers, threads, progress=progress) as executor:
-        runs, new, store = run_grid(config, out, data, progress=progress, max_runs=max_runs, echo=echo, executor=executor)
+    with ray_session(ray_address) as on_ray:
+        if data is None:
+            data = load_data(config, encoder, on_ray=on_ray)
+        if echo:
+            for note in data_notes(data.info):
+                _log(f"data: {note}")
+        with make_executor(data, workers, threads, progress=progress, ray_address=ray_address, device=config.device) as executor:
+            runs, new, store = run_grid(config, out, data, progress=progress, max_runs=max_runs, echo=echo, executor=executor)
     if len(runs) < len(config.protocols) * len(config.methods) * config.seeds:
         if echo:
             _log(f"stopped after {new} new run(s) (--max-runs); run the same command again to continue")
@@ -412,7 +448,14 @@ def run_benchmark(
     return summary
 
 
-def load_data(config: BenchmarkConfig, encoder: Any = None) -> BenchmarkData:
-    """``config.dataset`` featurized (cached) with ``encoder`` (an object) or ``config.encoder``."""
+def load_data(config: BenchmarkConfig, encoder: Any = None, on_ray: bool = False) -> BenchmarkData:
+    """``config.dataset`` featurized (cached) with ``encoder`` (an object) or ``config.encoder``;
+    ``on_ray``: the texts not yet cached through encoder actors on the connected Ray cluster
+    (the same features)."""
     values = config.kwargs_for(load_features)
+    if on_ray:
+        from ..features.on_ray import RayEncoder
+
+        encoder = RayEncoder(get_encoder(encoder if encoder is not None else config.encoder, device=config.device)
+                             if encoder is None or isinstance(encoder, (str, os.PathLike)) else encoder)
     return load_features(**(values if encoder is None else {**values, "encoder": encoder}))

@@ -44,6 +44,7 @@ from .datasets import BenchmarkData
 from .methods import get_method
 from .results import PROTOCOL_TITLES, _markdown, _png, paired_differences, protocol_of, summarize
 from .runner import OUT_BYTES, _log, load_data, run_grid
+from ..cluster import ray_session
 from .workers import make_executor
 
 __all__ = ["SWEEPS", "SWEEP_DEFAULTS", "run_sweep", "sweep_values", "num_real_tasks", "sweep_table", "plot_sweep"]
@@ -146,6 +147,7 @@ def run_sweep(
     echo: bool = True,
     workers: int | None = 1,
     threads: int | None = None,
+    ray_address: str | None = None,
 ) -> pd.DataFrame | None:
     """Run ``method`` at each value of setting ``over`` and the ``references``, then write
     ``sweep_<over>.md``, ``.csv``, ``.json`` and ``.png`` to ``out``.
@@ -153,7 +155,7 @@ def run_sweep(
     ``config`` gives every other setting and exactly one protocol (``config.protocols``);
     ``values``: as :func:`sweep_values` reads them (default: :data:`SWEEPS`'). Runs are stored
     in ``out``'s run store and reused. ``max_runs`` stops after that many new runs (returns
-    ``None``, writing nothing but the runs). ``workers``, ``threads``: as
+    ``None``, writing nothing but the runs). ``workers``, ``threads``, ``ray_address``: as
     :func:`~l2l_taskmix.benchmark.runner.run_benchmark`'s.
 
     Returns:
@@ -167,17 +169,18 @@ def run_sweep(
     if len(config.protocols) != 1:
         raise ValueError(f"a sweep runs under one protocol; give --protocols paper or --protocols select, not {','.join(config.protocols)}")
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)
-    if data is None:
-        data = load_data(config)
-    real = num_real_tasks(config, len(data.train))
-    num_fit = len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0)  # tasks a run can train on
-    points = sweep_values(over, values, real_tasks=real, num_train=num_fit)
-    if echo:
-        _log(f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
-             f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)")
-
-    with make_executor(data, workers, threads, progress=progress) as executor:  # one pool for every grid of the sweep
-        return _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor)
+    with ray_session(ray_address) as on_ray:
+        if data is None:
+            data = load_data(config, on_ray=on_ray)
+        real = num_real_tasks(config, len(data.train))
+        num_fit = len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0)  # tasks a run can train on
+        points = sweep_values(over, values, real_tasks=real, num_train=num_fit)
+        if echo:
+            _log(f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
+                 f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)")
+        # one pool for every grid of the sweep
+        with make_executor(data, workers, threads, progress=progress, ray_address=ray_address, device=config.device) as executor:
+            return _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor)
 
 
 def _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor):

@@ -80,6 +80,14 @@ class FeatureTask:
         """The same task with features ``x`` (e.g. standardized)."""
         return replace(self, x=x, meta=dict(self.meta))
 
+    def to(self, device: torch.device | str) -> "FeatureTask":
+        """The same task with ``x`` and ``y`` on ``device`` (``groups`` stays on the CPU: it
+        only decides splits); itself where they are there already."""
+        device = torch.device(device)
+        if self.x.device == device and self.y.device == device:
+            return self
+        return replace(self, x=self.x.to(device), y=self.y.to(device), meta=dict(self.meta))
+
     def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> "FeatureTask":
         """The rows at ``index`` (same ``classes``), e.g. a support or test part."""
         idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
