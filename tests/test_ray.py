@@ -193,3 +193,28 @@ def test_without_ray_the_flag_says_how_to_install_it(tmp_path, monkeypatch, caps
     assert not list(tmp_path.iterdir())  # refused before any work
     assert cli.main(["benchmark", "--ray-address", " ", "--out", str(tmp_path)]) == 2
     assert "--ray-address" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_sweep_on_ray_gives_the_serial_sweep(tmp_path, local_ray, one_thread):
+    """Every grid of a sweep goes through the one Ray executor; the same table and runs."""
+    from l2l_taskmix.benchmark.sweep import run_sweep
+
+    cfg, data = BenchmarkConfig(**{**SMALL, "protocols": ("paper",), "seeds": 1, "methods": ("maml",)}), grid_data()
+    serial = run_sweep(cfg, "num_synthetic", tmp_path / "serial", values="0,T", data=data, progress=False, echo=False, workers=1)
+    on_ray = run_sweep(cfg, "num_synthetic", tmp_path / "ray", values="0,T", data=data, progress=False, echo=False, ray_address="local")
+    assert serial.equals(on_ray)
+    assert stored(tmp_path / "serial") == stored(tmp_path / "ray")
+    assert (tmp_path / "serial" / "sweep_num_synthetic.md").read_text() == (tmp_path / "ray" / "sweep_num_synthetic.md").read_text()
+
+
+def test_ray_workers_write_a_relative_out_folder_where_the_caller_means_it(tmp_path, local_ray, monkeypatch):
+    """The store's folder is sent as an absolute path: a Ray worker's working directory is not
+    the caller's. The caller never has to save (its save is made to fail here)."""
+    monkeypatch.chdir(tmp_path)
+    cfg, data = BenchmarkConfig(**{**SMALL, "iterations": 4, "methods": ("maml", "mtl"), "seeds": 1, "protocols": ("paper",)}), grid_data()
+    monkeypatch.setattr(RunStore, "save", lambda self, record: pytest.fail(f"the caller had to save {record['method']}"))
+    with RayWorkers(data, "local") as executor:
+        runs, new, _ = runner.run_grid(cfg, "out", data, progress=False, echo=False, executor=executor)
+    assert new == 2 and len(runs) == 2
+    assert sorted(p.name for p in (tmp_path / "out").glob("runs/*/*.json")) == ["paper__maml__seed0.json", "paper__mtl__seed0.json"]

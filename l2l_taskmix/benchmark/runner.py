@@ -297,6 +297,8 @@ def run_grid(
     # "auto" is decided where the runs execute: this machine, or the Ray cluster's GPUs
     device = check_device(config.device, "device", cuda_available=getattr(executor, "cuda_available", None))
     stores = {h: RunStore(out, run_key(config.replace(iterations=h), data, device)) for h in lengths}
+    # what a job writes into: absolute, since a worker's working directory need not be this one's (Ray)
+    job_stores = {h: RunStore(os.path.abspath(out), store.key) for h, store in stores.items()}
     grid = [(p, m, s) for p in config.protocols for m in config.methods for s in range(config.seeds)]
     found: dict[tuple[str, str, int], dict[int, dict[str, Any]]] = {}
     queue = []
@@ -317,7 +319,7 @@ def run_grid(
             while queue and len(inflight) < executor.slots:
                 protocol, method, seed = job = queue.pop(0)
                 bar.set_postfix_str(f"{protocol} {method} seed {seed}", refresh=True)
-                inflight[executor.submit(run_job, method, seed, config, protocol, stores, str(device))] = job
+                inflight[executor.submit(run_job, method, seed, config, protocol, job_stores, str(device))] = job
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in done:
                 job = inflight.pop(future)
