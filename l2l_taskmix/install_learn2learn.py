@@ -37,7 +37,7 @@ import sys
 import tarfile
 import tempfile
 
-__all__ = ["VERSION", "DROPPED_REQUIREMENTS", "drop_requirements", "is_installed", "torchvision_spec", "main"]
+__all__ = ["VERSION", "DROPPED_REQUIREMENTS", "drop_requirements", "fetch_sdist", "is_installed", "sdist_name", "torchvision_spec", "main"]
 
 #: The learn2learn release this command builds.
 VERSION = "0.2.0"
@@ -109,10 +109,41 @@ def _import_error(module: str) -> str | None:
     return None if done.returncode == 0 else done.stderr
 
 
-def install(force: bool = False, quiet: bool = False) -> None:
-    """Build and install learn2learn :data:`VERSION` into this interpreter (see the module docs)."""
+def sdist_name(version: str = VERSION) -> str:
+    """The file name of learn2learn ``version``'s source distribution."""
+    return f"learn2learn-{version}.tar.gz"
+
+
+def fetch_sdist(directory: str, quiet: bool = False) -> str:
+    """The path of learn2learn :data:`VERSION`'s sdist in ``directory``, downloaded from PyPI
+    unless a readable one is there already. The file appears whole or not at all."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, sdist_name())
+    if os.path.isfile(path) and tarfile.is_tarfile(path):
+        return path
+    say(f"downloading learn2learn {VERSION}'s source distribution")
+    with tempfile.TemporaryDirectory(prefix=".l2l-sdist-", dir=directory) as tmp:
+        q = ("-q",) if quiet else ()
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", *q, "--disable-pip-version-check", "--no-deps",
+             "--no-binary", ":all:", f"learn2learn=={VERSION}", "-d", tmp],
+            check=True,
+        )
+        (downloaded,) = glob.glob(os.path.join(tmp, sdist_name()))
+        os.replace(downloaded, path)
+    return path
+
+
+def install(force: bool = False, quiet: bool = False, keep_sdist: str | None = None) -> None:
+    """Build and install learn2learn :data:`VERSION` into this interpreter (see the module docs).
+
+    ``keep_sdist``: a folder where learn2learn's sdist is kept (and reused), also when
+    learn2learn is already installed; its ``examples/`` are what the project's contract tests run.
+    """
     if not force and is_installed():
         say(f"learn2learn {VERSION} is already installed and imports; nothing to do (--force rebuilds)")
+        if keep_sdist:
+            say(f"its sdist is at {fetch_sdist(keep_sdist, quiet=quiet)}")
         return
     try:
         torch_version = importlib.metadata.version("torch")
@@ -132,13 +163,7 @@ def install(force: bool = False, quiet: bool = False) -> None:
             spec = torchvision_spec(torch_version)
             say(f"installing {spec} to match torch {torch_version} (learn2learn imports torchvision)")
             _pip(*q, spec, constraints=constraints)
-        say(f"downloading learn2learn {VERSION}'s source distribution")
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", *q, "--disable-pip-version-check", "--no-deps",
-             "--no-binary", ":all:", f"learn2learn=={VERSION}", "-d", build],
-            check=True,
-        )
-        (sdist,) = glob.glob(os.path.join(build, f"learn2learn-{VERSION}.tar.gz"))
+        sdist = fetch_sdist(keep_sdist or build, quiet=quiet)
         with tarfile.open(sdist) as archive:
             archive.extractall(build, filter="data")
         source = os.path.join(build, f"learn2learn-{VERSION}")
@@ -166,9 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="rebuild even when a working learn2learn is installed")
     parser.add_argument("--quiet", action="store_true", help="pass -q to pip")
+    parser.add_argument("--keep-sdist", metavar="DIR", help="keep learn2learn's sdist (its examples/ included) in DIR and reuse it")
     args = parser.parse_args(argv)
     try:
-        install(force=args.force, quiet=args.quiet)
+        install(force=args.force, quiet=args.quiet, keep_sdist=args.keep_sdist)
     except subprocess.CalledProcessError as err:
         print(f"[install_learn2learn] a step failed: {' '.join(map(str, err.cmd))} (exit {err.returncode})", file=sys.stderr)
         return 1

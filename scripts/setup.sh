@@ -14,6 +14,8 @@ TORCH_SPEC="torch==2.14.1"
 TORCHVISION_SPEC="torchvision==0.29.1"
 L2L_VERSION="0.2.0"  # what l2l_taskmix.install_learn2learn builds
 STAMP="$VENV/.l2l-taskmix-setup"
+# learn2learn's sdist is kept here: its examples/ are what tests/test_learn2learn_examples.py runs.
+SDIST_DIR="${L2L_TASKMIX_SDIST_DIR:-$ROOT/.cache}"
 
 say() { echo "[setup] $*"; }
 
@@ -30,7 +32,7 @@ fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip install -q --disable-pip-version-check)
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ] \
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ] && [ -f "$SDIST_DIR/learn2learn-$L2L_VERSION.tar.gz" ] \
     && "$PY" -c "from l2l_taskmix.install_learn2learn import is_installed; assert is_installed()" >/dev/null 2>&1; then
     say "already set up ($VENV); nothing to do"
     exit 0
@@ -49,7 +51,7 @@ say "installing l2l-taskmix (editable) with its benchmark, ray and dev extras"
 "${PIP[@]}" --no-build-isolation -e "$ROOT[dev]"
 
 say "building learn2learn $L2L_VERSION (python -m l2l_taskmix.install_learn2learn; upstream issue #413)"
-"$PY" -m l2l_taskmix.install_learn2learn --quiet
+"$PY" -m l2l_taskmix.install_learn2learn --quiet --keep-sdist "$SDIST_DIR"
 
 "$PY" -m pip check
 "$PY" -c "import learn2learn, l2l_taskmix; print('[setup] ok: learn2learn', learn2learn.__version__, '| l2l_taskmix', l2l_taskmix.__version__)"
