@@ -533,7 +533,7 @@ def grid_flops(config, data) -> dict:
     from l2l_taskmix.benchmark.methods import get_method
     from l2l_taskmix.benchmark.runner import choose_val_tasks, standardize, validation_scorer
     from l2l_taskmix.models import make_model
-    from l2l_taskmix.tasksets import BatchTaskset
+    from l2l_taskmix.samplers import BatchTaskset
 
     total = {"training": 0, "finetuning": 0}
     num_classes = max(t.num_classes for t in list(data.train) + list(data.test))

@@ -1,7 +1,7 @@
 """l2l-taskmix: TaskMix and MetaMix task augmentation for meta-learning with learn2learn.
 
 The package root is the add-on a learn2learn user imports: the mixing maths, the taskset
-wrappers, a per-class task split, the paper's classifier, the soft-label loss and accuracy,
+wrappers (TaskMix, MetaMix) and their samplers, the task type and its per-class split, the paper's classifier, the soft-label loss and accuracy,
 and the vectorized MAML engine (in
 ``l2l_taskmix.engine``). The data, feature and benchmark layers live in the subpackages
 ``l2l_taskmix.data``, ``l2l_taskmix.features`` and ``l2l_taskmix.benchmark``.
@@ -18,7 +18,7 @@ Example::
     6
 """
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 import importlib
 from typing import TYPE_CHECKING
@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING
 #: import included, runs inside its Ctrl-C handling.
 _EXPORTS = {
     "mixing": None,
-    "Task": "tasksets",
+    "Task": "task",
     "TaskMix": "tasksets",
     "MetaMix": "tasksets",
-    "BatchTaskset": "tasksets",
-    "RealTasks": "tasksets",
-    "as_task": "tasksets",
-    "num_classes_of": "tasksets",
-    "partition_task": "tasksets",
-    "split_per_class": "tasksets",
+    "BatchTaskset": "samplers",
+    "RealTasks": "samplers",
+    "as_task": "task",
+    "num_classes_of": "task",
+    "partition_task": "task",
+    "split_per_class": "task",
     "soft_cross_entropy": "losses",
     "accuracy": "metrics",
     "IntentClassifier": "models",
@@ -50,7 +50,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .losses import soft_cross_entropy
     from .metrics import accuracy
     from .models import IntentClassifier, make_model
-    from .tasksets import BatchTaskset, MetaMix, RealTasks, Task, TaskMix, as_task, num_classes_of, partition_task, split_per_class
+    from .samplers import BatchTaskset, RealTasks
+    from .task import Task, as_task, num_classes_of, partition_task, split_per_class
+    from .tasksets import MetaMix, TaskMix
 
 
 def __getattr__(name: str):

@@ -239,7 +239,7 @@ def l2l_outer_loss(maml: nn.Module, tasks: Sequence[Any], inner_steps: int) -> t
     ``maml`` is a ``learn2learn.algorithms.MAML`` (its ``lr``, ``first_order`` and
     ``allow_nograd`` apply); every task is adapted on a ``maml.clone()``, one after another.
     ``tasks``: ``(xs, ys, xq, yq)`` tuples with soft labels ``ys``/``yq`` of shape ``(n, C)``, or
-    :class:`~l2l_taskmix.tasksets.Task` objects. The loss is :func:`soft_cross_entropy`.
+    :class:`~l2l_taskmix.task.Task` objects. The loss is :func:`soft_cross_entropy`.
 
     Example::
 
@@ -534,7 +534,7 @@ def fast_outer_loss(
             ``Linear``/``PReLU`` layers (a learn2learn ``MAML`` wrapper is unwrapped); anything
             else raises :class:`UnsupportedModelError` (fall back to :func:`l2l_outer_loss`).
         tasks: ``(xs, ys, xq, yq)`` tuples, ``ys``/``yq`` soft labels of shape ``(n, C)``, or
-            :class:`~l2l_taskmix.tasksets.Task` objects. Tasks of equal support/query sizes are
+            :class:`~l2l_taskmix.task.Task` objects. Tasks of equal support/query sizes are
             stacked; different sizes are processed group by group.
         inner_lr, inner_steps: the inner SGD step size and the number of steps.
         first_order: learn2learn's first-order MAML (inner gradients treated as constants).

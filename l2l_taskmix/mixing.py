@@ -22,7 +22,7 @@ import torch
 
 from .validation import check_scalar
 
-__all__ = ["DEFAULT_ETA", "check_eta", "sample_lambda", "mix", "one_hot", "sample_pairs"]
+__all__ = ["DEFAULT_ETA", "check_eta", "sample_lambda", "mix", "one_hot", "sample_pairs", "class_layout"]
 
 #: The Beta(eta, eta) parameter of TaskMix and MetaMix unless one is given: 1.0, uniform lambda.
 #: Chosen on the meta-validation tasks of the bundled sample (see the README's "Defaults").
@@ -102,3 +102,31 @@ def sample_pairs(
     j = torch.randint(0, num_available - 1, (num_pairs,), generator=generator)
     j = j + (j >= i).long()
     return torch.stack([i, j], dim=1)
+
+
+def class_layout(labels: torch.Tensor) -> torch.Tensor:
+    """Each row's class slot: the task's classes numbered ``0, 1, ...`` in order of first appearance.
+
+    Two tasks have the same layout when their rows fall into classes the same way, whatever the
+    label numbers: ``KShots`` output of equal ways and shots always does, so row ``r`` of either
+    task is in the same class slot. Labels are integers of shape ``(n,)``.
+
+    Example::
+
+        >>> import torch
+        >>> class_layout(torch.tensor([3, 3, 0, 0, 4, 4])).tolist()
+        [0, 0, 1, 1, 2, 2]
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if labels.dim() != 1:
+        raise ValueError(f"labels must have shape (n,), got {tuple(labels.shape)}")
+    labels = labels.cpu()
+    _, codes = torch.unique(labels, return_inverse=True)
+    n = labels.shape[0]
+    first = torch.full((int(codes.max()) + 1 if n else 0,), n, dtype=torch.long)
+    first = first.scatter_reduce(0, codes, torch.arange(n), reduce="amin")
+    rank = torch.empty_like(first)
+    rank[torch.argsort(first)] = torch.arange(first.shape[0])
+    return rank[codes]

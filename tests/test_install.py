@@ -8,9 +8,11 @@ to that release to avoid downloading a multi-GB CUDA build (any torch>=2.1 satis
 Also checks the learn2learn helper module's pure parts and that it is idempotent here.
 """
 import glob
+import io
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 import tomllib
 from pathlib import Path
@@ -63,7 +65,8 @@ def test_the_wheel_installs_in_a_fresh_venv_without_learn2learn(tmp_path):
         assert not any(m.split(".")[0] in ("learn2learn", "pandas", "transformers", "matplotlib") for m in sys.modules)
         tasks = [(torch.randn(10, 4), torch.arange(10) % 5) for _ in range(3)]
         out = TaskMix(seed=0)(tasks)
-        assert len(out) == 6 and out[:3] == tasks and out[3].y.shape == (10, 5)
+        assert len(out) == 6 and out[:3] == tasks and out[3].y.shape == (10,)  # slot labels for integer tasks
+        assert TaskMix(labels="soft", seed=0)(tasks)[3].y.shape == (10, 5)
         assert len(MetaMix(TaskMix(seed=0), seed=1)(tasks)) == 6
         assert float(accuracy(torch.eye(5)[torch.arange(10) % 5], out[3].y)) >= 0
         from l2l_taskmix.engine import import_learn2learn
@@ -132,3 +135,32 @@ def test_the_set_up_learn2learn_is_recognised_so_a_rerun_does_nothing():
     assert done.returncode == 0 and "already installed" in done.stdout
     check = run(sys.executable, "-m", "pip", "check")
     assert check.returncode == 0, check.stdout
+
+
+def test_the_kept_sdist_is_reused_and_a_broken_one_is_fetched_again(tmp_path, monkeypatch):
+    kept = tmp_path / install_learn2learn.sdist_name()
+    with tarfile.open(kept, "w:gz") as archive:  # a readable sdist already there: no download
+        info = tarfile.TarInfo("learn2learn-0.2.0/setup.py")
+        archive.addfile(info, io.BytesIO(b""))
+    calls = []
+    monkeypatch.setattr(install_learn2learn.subprocess, "run", lambda *a, **k: calls.append(a))
+    assert install_learn2learn.fetch_sdist(str(tmp_path)) == str(kept) and not calls
+    kept.write_bytes(b"not a tar file")  # half-written or foreign: fetched again, into a temporary name
+
+    def download(command, check):
+        calls.append(command)
+        target = command[command.index("-d") + 1]
+        (Path(target) / install_learn2learn.sdist_name()).write_bytes(b"new")
+
+    monkeypatch.setattr(install_learn2learn.subprocess, "run", download)
+    install_learn2learn.fetch_sdist(str(tmp_path))
+    assert len(calls) == 1 and "--no-deps" in calls[0] and kept.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [kept.name]  # no temporary left behind
+
+
+def test_an_installed_learn2learn_still_keeps_its_sdist(tmp_path, monkeypatch):
+    monkeypatch.setattr(install_learn2learn, "is_installed", lambda: True)
+    kept = []
+    monkeypatch.setattr(install_learn2learn, "fetch_sdist", lambda directory, quiet=False: kept.append(directory) or directory)
+    install_learn2learn.install(keep_sdist=str(tmp_path))
+    assert kept == [str(tmp_path)]

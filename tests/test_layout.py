@@ -3,7 +3,8 @@
 The layers, bottom to top (docs/design.md draws them):
 
 - base: ``validation``, ``files``, ``install_learn2learn``, ``cluster`` (no other l2l_taskmix module)
-- core, what a learn2learn user imports: ``mixing``, ``losses``, ``metrics``, ``tasksets``, ``models``,
+- core, what a learn2learn user imports: ``mixing``, ``losses``, ``metrics``, ``task``, ``samplers``, ``tasksets``,
+  ``models``,
   ``engine`` and the package root
 - data: ``l2l_taskmix.data`` (raw-text tasks; base only)
 - features: ``l2l_taskmix.features`` (encoders, cache, featurized tasks; base and data)
@@ -36,6 +37,8 @@ ORDER = [
     "l2l_taskmix.mixing",
     "l2l_taskmix.losses",
     "l2l_taskmix.metrics",
+    "l2l_taskmix.task",
+    "l2l_taskmix.samplers",
     "l2l_taskmix.tasksets",
     "l2l_taskmix.models",
     "l2l_taskmix.engine",

@@ -1,46 +1,41 @@
-"""The contract with learn2learn: TaskMix and MetaMix dropped into learn2learn's own example loop.
+"""The contract with learn2learn's data layer: what TaskMix and MetaMix do to ``Taskset`` samples.
 
-``examples/learn2learn_maml.py`` is learn2learn's MAML example loop (``fast_adapt`` with its
-even/odd ``adaptation_indices``, ``accuracy``, ``MAML``, ``clone``, ``adapt``) on a small
-synthetic ``MetaDataset`` with ``NWays``/``KShots``/``LoadData``/``RemapLabels``/
-``ConsecutiveLabels``; ``examples/learn2learn_maml_taskmix.py`` is the same script with TaskMix.
-These tests run both, as they are and instrumented, and check what a learn2learn user relies on.
+learn2learn's own example scripts are run in ``test_learn2learn_examples.py``; these tests pin
+the pieces on a small ``Taskset`` made by ``NWays``/``KShots``/``LoadData``/``RemapLabels``:
+real tasks untouched, slot-labelled synthetic tasks, the stream of ``sample()`` calls, task
+caching, MetaMix's points in the query part, ``DataLoader``, and the refusals that name a fix.
 """
-import difflib
+import collections
 import functools
-import importlib.util
-from pathlib import Path
 
 import learn2learn as l2l
 import numpy as np
 import pytest
 import torch
 
-from l2l_taskmix import MetaMix, Task, TaskMix, accuracy, partition_task, split_per_class
+from l2l_taskmix import MetaMix, Task, TaskMix, accuracy, mixing, partition_task, split_per_class
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-WAYS, SHOTS, T = 5, 1, 4
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+WAYS, SHOTS = 5, 1
 
 
-@pytest.fixture
-def plain():
-    return load("learn2learn_maml")
-
-
-@pytest.fixture
-def mixed():
-    return load("learn2learn_maml_taskmix")
+def make_taskset(ways=WAYS, shots=SHOTS, num_tasks=-1, num_classes=20, per_class=20, dim=16, seed=0, remap=True):
+    g = torch.Generator().manual_seed(seed)
+    centres = 2 * torch.randn(num_classes, dim, generator=g)
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    data = centres[labels] + torch.randn(len(labels), dim, generator=g)
+    dataset = l2l.data.MetaDataset(torch.utils.data.TensorDataset(data, labels))
+    transforms = [
+        l2l.data.transforms.NWays(dataset, ways),
+        l2l.data.transforms.KShots(dataset, 2 * shots),
+        l2l.data.transforms.LoadData(dataset),
+    ]
+    if remap:
+        transforms += [l2l.data.transforms.RemapLabels(dataset), l2l.data.transforms.ConsecutiveLabels(dataset)]
+    return l2l.data.Taskset(dataset, task_transforms=transforms, num_tasks=num_tasks)
 
 
 class Recorder:
-    """A taskset that remembers every task it returned (learn2learn's TaskDataset is a C type)."""
+    """A taskset that remembers every task it returned (learn2learn's Taskset is a C type)."""
 
     def __init__(self, taskset):
         self.taskset, self.samples = taskset, []
@@ -50,35 +45,6 @@ class Recorder:
         return self.samples[-1]
 
 
-def run_instrumented(module, monkeypatch, iterations=3, **kwargs):
-    """Run ``module.main`` and return (taskset recorder, the tasks fast_adapt got, step by step)."""
-    recorders = []
-    make_taskset = module.make_taskset
-
-    def recording_taskset(*args, **kw):
-        recorders.append(Recorder(make_taskset(*args, **kw)))
-        return recorders[-1]
-
-    steps = [[]]
-    fast_adapt = module.fast_adapt
-
-    def recording_fast_adapt(batch, *args):
-        steps[-1].append(batch)
-        return fast_adapt(batch, *args)
-
-    adam_step = torch.optim.Adam.step
-
-    def marking_step(self, *args, **kw):
-        steps.append([])
-        return adam_step(self, *args, **kw)
-
-    monkeypatch.setattr(module, "make_taskset", recording_taskset)
-    monkeypatch.setattr(module, "fast_adapt", recording_fast_adapt)
-    monkeypatch.setattr(torch.optim.Adam, "step", marking_step)
-    result = module.main(ways=WAYS, shots=SHOTS, meta_batch_size=T, num_iterations=iterations, **kwargs)
-    return recorders[0], steps[:iterations], result
-
-
 def even_odd(n):
     """learn2learn's example split: support rows at even positions among the first 2 * shots * ways."""
     support = np.zeros(n, dtype=bool)
@@ -86,115 +52,171 @@ def even_odd(n):
     return torch.from_numpy(support)
 
 
-def test_the_two_scripts_differ_in_three_lines_import_wrap_and_loop():
-    a = (EXAMPLES / "learn2learn_maml.py").read_text().splitlines()
-    b = (EXAMPLES / "learn2learn_maml_taskmix.py").read_text().splitlines()
-    diff = [line for line in difflib.ndiff(a, b) if line[:2] in ("- ", "+ ")]
-    added = [line[2:].strip() for line in diff if line.startswith("+ ")]
-    removed = [line[2:].strip() for line in diff if line.startswith("- ")]
-    assert len(added) == 3 and len(removed) == 2, diff
-    assert added[0] == "from l2l_taskmix import TaskMix, accuracy"
-    assert added[1].startswith("taskmix = TaskMix(taskset")
-    assert added[2].startswith("batches = taskmix.sample_iteration()")
-
-
-def test_the_readme_shows_that_diff():
-    readme = (EXAMPLES.parent / "README.md").read_text()
-    section = readme[readme.index("## Use it in your learn2learn script") :]
-    block = section[section.index("```diff\n") + 8 : section.index("```", section.index("```diff\n") + 8)]
-    a = (EXAMPLES / "learn2learn_maml.py").read_text().splitlines()
-    b = (EXAMPLES / "learn2learn_maml_taskmix.py").read_text().splitlines()
-    diff = [line for line in difflib.ndiff(a, b) if line[:2] in ("- ", "+ ")]
-    shown = [line for line in block.splitlines() if line[:1] in "+-"]
-    assert [line[0] + line[1:].strip() for line in shown] == [line[0] + line[2:].strip() for line in diff]
-    for line in block.splitlines():  # the context lines are the script's own
-        if line.startswith(" ") and line.strip() != "...":
-            assert line[1:] in b
-
-
-def test_the_plain_learn2learn_script_learns(plain):
-    _, history, meta_test_accuracy = plain.main(ways=WAYS, shots=SHOTS, meta_batch_size=T, num_iterations=30)
-    assert history[-1] < history[0] and meta_test_accuracy > 0.6  # chance is 0.2
-
-
-def test_a_taskmix_step_is_T_real_tasks_untouched_then_N_synthetic(mixed, monkeypatch):
-    recorder, steps, (_, history, meta_test_accuracy) = run_instrumented(mixed, monkeypatch)
-    assert len(recorder.samples) == 3 * T
-    for step, tasks in enumerate(steps):
-        assert len(tasks) == 2 * T  # T real + N = T synthetic, in one step
-        real, synthetic = tasks[:T], tasks[T:]
-        # real tasks: the very objects the taskset returned, integer labels, rows in order
-        assert all(task is sample for task, sample in zip(real, recorder.samples[step * T : (step + 1) * T]))
-        assert all(y.dtype == torch.int64 and y.dim() == 1 for _, y in real)
+def test_a_step_of_sample_calls_is_T_real_tasks_untouched_then_N_slot_labelled_ones():
+    recorder = Recorder(make_taskset())
+    taskmix = TaskMix(recorder, tasks_per_step=8, seed=0)
+    assert (len(taskmix), taskmix.meta_batch_size, taskmix.num_synthetic) == (8, 4, 4)
+    for step in range(3):
+        tasks = [taskmix.sample() for _ in range(8)]
+        real, synthetic = tasks[:4], tasks[4:]
+        assert all(t is s for t, s in zip(real, recorder.samples[4 * step :]))  # the very objects
+        assert len(recorder.samples) == 4 * (step + 1)
         for task in synthetic:
-            assert isinstance(task, Task) and task.is_synthetic
-            x, y = task  # unpacks like a learn2learn task
-            i, j, lam = task.source
-            # row r mixes row r of real task i with row r of real task j
-            assert torch.allclose(x, lam * real[i][0] + (1 - lam) * real[j][0], atol=1e-6)
-            assert y.dtype == torch.float32 and y.shape == (2 * SHOTS * WAYS, WAYS)  # soft, over the ways
-            eye = torch.eye(WAYS)
-            assert torch.allclose(y, lam * eye[real[i][1]] + (1 - lam) * eye[real[j][1]], atol=1e-6)
-            # rows come class by class: row r is in the same class block (local class slot) of both
-            for task_labels in (real[i][1], real[j][1]):
-                blocks = task_labels.reshape(WAYS, 2 * SHOTS)
-                assert (blocks == blocks[:, :1]).all()
-            # the user's even/odd split: the support part holds every class of the task
-            support = even_odd(x.shape[0])
-            assert (y[support].sum(0) > 0).tolist() == (y.sum(0) > 0).tolist() == [True] * WAYS
-    assert all(np.isfinite(history)) and meta_test_accuracy > 0.2
-
-
-def test_num_synthetic_zero_gives_the_plain_script_bitwise(plain, mixed, monkeypatch):
-    monkeypatch.setattr(mixed, "TaskMix", functools.partial(TaskMix, num_synthetic=0))
-    model_a, history_a, acc_a = plain.main(ways=WAYS, shots=SHOTS, meta_batch_size=T, num_iterations=5)
-    model_b, history_b, acc_b = mixed.main(ways=WAYS, shots=SHOTS, meta_batch_size=T, num_iterations=5)
-    assert history_a == history_b and acc_a == acc_b
-    assert all(torch.equal(p, q) for p, q in zip(model_a.parameters(), model_b.parameters()))
-
-
-def test_with_learn2learn_task_caching(mixed, monkeypatch):
-    recorder, steps, (_, history, _) = run_instrumented(mixed, monkeypatch, num_tasks=20000)
-    assert [len(tasks) for tasks in steps] == [2 * T] * 3
-    assert all(task is sample for tasks, k in zip(steps, range(3)) for task, sample in zip(tasks[:T], recorder.samples[k * T :]))
-    assert all(np.isfinite(history))
-
-
-def test_with_metamix_the_mixed_points_land_in_the_query_part(mixed, monkeypatch):
-    def taskmix_then_metamix(taskset, **kwargs):
-        return MetaMix(TaskMix(taskset, **kwargs), seed=1)
-
-    monkeypatch.setattr(mixed, "TaskMix", taskmix_then_metamix)
-    recorder, steps, (_, history, _) = run_instrumented(mixed, monkeypatch)
-    n = 2 * SHOTS * WAYS
-    for step, tasks in enumerate(steps):
-        assert len(tasks) == 2 * T
-        for k, task in enumerate(tasks):
             x, y = task
-            assert task.num_mixed == SHOTS * WAYS and x.shape[0] == n + SHOTS * WAYS and y.shape[1] == WAYS
-            assert torch.equal(x[:n], recorder.samples[step * T + k][0]) if k < T else True
-            support = even_odd(x.shape[0])
-            assert not support[n:].any()  # the MixUp points are evaluation rows for fast_adapt
-            # MetaMix mixed the query rows the user evaluates on: for a learn2learn sample the
-            # package's per-class split is learn2learn's even/odd split
-            package_support, package_query = task.split()
-            assert torch.equal(package_support, torch.nonzero(support).flatten())
-            assert torch.equal(package_query, torch.nonzero(~support).flatten())
-    assert all(np.isfinite(history))
+            i, j, lam = task.source
+            assert torch.allclose(x, lam * real[i][0] + (1 - lam) * real[j][0], atol=1e-6)
+            assert y.dtype == torch.int64 and torch.equal(y, real[i][1])
+            assert torch.equal(mixing.class_layout(real[i][1]), mixing.class_layout(real[j][1]))
+            # learn2learn's even/odd split gives every class to the support part
+            assert set(y[even_odd(x.shape[0])].tolist()) == set(y.tolist()) == set(range(WAYS))
+            assert l2l.utils.accuracy(torch.eye(WAYS)[y], y) == 1  # learn2learn's accuracy takes them
 
 
-def test_the_callable_form_on_tasks_sampled_by_the_loop(mixed):
-    taskset = mixed.make_taskset(WAYS, SHOTS, seed=0)
-    batches = [taskset.sample() for _ in range(T)]
+def test_real_tasks_are_sampled_when_served_so_num_synthetic_zero_is_the_plain_stream():
+    torch.manual_seed(0)
+    plain = make_taskset(seed=3)
+    mixed = TaskMix(make_taskset(seed=3), tasks_per_step=4, num_synthetic=0)
+    import random
+
+    random.seed(1)
+    a = [plain.sample() for _ in range(6)]
+    random.seed(1)
+    b = [mixed.sample() for _ in range(6)]
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
+    # the wrapper drew nothing from torch's global stream
+    state = torch.get_rng_state()
+    TaskMix(make_taskset(), num_synthetic=0, meta_batch_size=3).sample()
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_with_learn2learn_task_caching():
+    recorder = Recorder(make_taskset(num_tasks=20000))
+    taskmix = TaskMix(recorder, meta_batch_size=3, seed=0)
+    tasks = taskmix.sample_iteration()
+    assert len(tasks) == 6 and all(t is s for t, s in zip(tasks[:3], recorder.samples))
+
+
+def test_with_metamix_the_mixed_points_land_in_the_query_part():
+    recorder = Recorder(make_taskset())
+    combined = MetaMix(TaskMix(recorder, meta_batch_size=2, seed=0), seed=1)
+    n = 2 * SHOTS * WAYS
+    tasks = [combined.sample() for _ in range(len(combined))]
+    assert len(tasks) == 4
+    for k, task in enumerate(tasks):
+        x, y = task
+        assert task.num_mixed == SHOTS * WAYS and x.shape[0] == n + SHOTS * WAYS and y.shape == (x.shape[0], WAYS)
+        if k < 2:
+            assert torch.equal(x[:n], recorder.samples[k][0])
+        support = even_odd(x.shape[0])
+        assert not support[n:].any()  # the MixUp points are evaluation rows for fast_adapt
+        package_support, package_query = task.split()
+        assert torch.equal(package_support, torch.nonzero(support).flatten())
+        assert torch.equal(package_query, torch.nonzero(~support).flatten())
+
+
+def test_the_callable_form_on_tasks_sampled_by_the_loop():
+    taskset = make_taskset()
+    batches = [taskset.sample() for _ in range(4)]
     tasks = TaskMix(num_synthetic=2, seed=0)(batches)
-    assert len(tasks) == T + 2 and all(a is b for a, b in zip(tasks, batches))
-    assert all(t.y.shape == (2 * SHOTS * WAYS, WAYS) for t in tasks[T:])
+    assert len(tasks) == 6 and all(a is b for a, b in zip(tasks, batches))
+    assert all(t.y.dtype == torch.int64 and t.y.shape == (2 * SHOTS * WAYS,) for t in tasks[4:])
+    soft = TaskMix(num_synthetic=2, labels="soft", seed=0)(batches)
+    assert all(t.y.shape == (2 * SHOTS * WAYS, WAYS) for t in soft[4:])
     tasks = MetaMix(seed=0)(batches)
-    assert len(tasks) == T and all(t.num_mixed == SHOTS * WAYS for t in tasks)
+    assert len(tasks) == 4 and all(t.num_mixed == SHOTS * WAYS for t in tasks)
 
 
-def test_partition_task_equals_learn2learns_and_takes_soft_labels(mixed):
-    taskset = mixed.make_taskset(WAYS, 3, seed=0)
+def test_a_dataloader_over_taskmix_collates_real_and_synthetic_tasks_alike():
+    loader = torch.utils.data.DataLoader(TaskMix(make_taskset(), meta_batch_size=2, seed=0), shuffle=True)
+    batches = [next(iter(loader)) for _ in range(4)]
+    for x, y in batches:
+        assert x.shape == (1, 2 * SHOTS * WAYS, 16) and y.shape == (1, 2 * SHOTS * WAYS) and y.dtype == torch.int64
+
+
+def test_dataloader_workers_are_refused_they_would_repeat_synthetic_tasks():
+    loader = torch.utils.data.DataLoader(TaskMix(make_taskset(), meta_batch_size=2, seed=0), num_workers=1)
+    with pytest.raises(RuntimeError, match="num_workers=0"):
+        next(iter(loader))
+
+
+# -- refusals that name the fix -------------------------------------------------------------------
+
+
+def test_a_benchmark_tasksets_namedtuple_is_refused():
+    BenchmarkTasksets = collections.namedtuple("BenchmarkTasksets", ("train", "validation", "test"))
+    tasksets = BenchmarkTasksets(make_taskset(), make_taskset(seed=1), make_taskset(seed=2))
+    for wrapper in (TaskMix, MetaMix, functools.partial(TaskMix, tasks_per_step=4)):
+        with pytest.raises(TypeError, match=r"validation, test tasks into training.*tasksets._replace\(train="):
+            wrapper(tasksets)
+    with pytest.raises(TypeError, match="BenchmarkTasksets"):
+        TaskMix([tasksets.train, tasksets])
+    assert len(TaskMix(tasksets.train, meta_batch_size=2)) == 4  # what the message says works
+
+
+def test_tasksets_of_another_class_layout_are_refused_even_with_equal_row_counts():
+    three_by_ten = make_taskset(ways=3, shots=5)  # 30 rows
+    five_by_six = make_taskset(ways=5, shots=3)  # 30 rows
+    with pytest.raises(ValueError, match=r"same class slot.*3 classes x 10 rows.*5 classes x 6 rows.*same ways and shots.*labels='soft'"):
+        TaskMix([three_by_ten, five_by_six], seed=0).sample_iteration()
+    x, y = make_taskset().sample()
+    shuffled = torch.randperm(x.shape[0])
+    with pytest.raises(ValueError, match="rows not grouped by class"):
+        TaskMix(seed=0)([(x, y), (x[shuffled], y[shuffled])])
+
+
+def test_labels_that_are_not_remapped_ask_for_a_mode():
+    taskset = make_taskset(remap=False)
+    with pytest.raises(ValueError, match=r"not 0..4: without RemapLabels.*labels='soft'.*labels='slot'"):
+        TaskMix(taskset, meta_batch_size=2, seed=0).sample_iteration()
+    tasks = TaskMix(taskset, meta_batch_size=2, labels="slot", seed=0).sample_iteration()
+    assert torch.equal(tasks[2].y, tasks[tasks[2].source[0]][1])
+    tasks = TaskMix(taskset, meta_batch_size=2, num_classes=20, seed=0).sample_iteration()  # a shared space
+    assert tasks[2].y.shape == (10, 20)
+
+
+def test_raw_text_tasks_are_refused_with_the_featurize_hint():
+    texts = [(("set an alarm", "play jazz", "call mum", "weather"), torch.tensor([0, 1, 2, 0]))] * 2
+    for wrapper in (TaskMix(seed=0), MetaMix(seed=0)):
+        with pytest.raises(TypeError, match=r"task 0: its data are a tuple of str, not a tensor.*featurize first.*l2l_taskmix.features.*after your encoder"):
+            wrapper(texts)
+    tokens = [(torch.randint(0, 100, (4, 7)), torch.tensor([0, 1, 2, 0]))] * 2
+    with pytest.raises(TypeError, match=r"token ids.*featurize first"):
+        TaskMix(seed=0)(tokens)
+
+
+@pytest.mark.parametrize("kwargs", [dict(tasks_per_step=1), dict(tasks_per_step=2), dict(meta_batch_size=1)])
+def test_one_task_per_step_is_refused_with_the_option_that_works(kwargs):
+    with pytest.raises(ValueError, match="meta_batch_size=2|meta_batch_size >= 2"):
+        TaskMix(make_taskset(), **kwargs)
+    assert len(TaskMix(make_taskset(), meta_batch_size=2)) == 4
+    assert len(TaskMix(make_taskset(), tasks_per_step=1, num_synthetic=0)) == 1  # nothing to mix, nothing refused
+
+
+def test_tasks_per_step_and_meta_batch_size_are_exclusive_and_checked():
+    with pytest.raises(TypeError, match="not both"):
+        TaskMix(make_taskset(), meta_batch_size=2, tasks_per_step=4)
+    with pytest.raises(TypeError, match="single taskset"):
+        TaskMix([make_taskset(), make_taskset(seed=1)], tasks_per_step=4)
+    with pytest.raises(ValueError, match="leaves no real task"):
+        TaskMix(make_taskset(), tasks_per_step=4, num_synthetic=4)
+    assert (TaskMix(make_taskset(), tasks_per_step=5).meta_batch_size, TaskMix(make_taskset(), tasks_per_step=5).num_synthetic) == (3, 2)
+
+
+def test_sample_iteration_part_way_through_a_served_iteration_is_refused():
+    taskmix = TaskMix(make_taskset(), meta_batch_size=2, seed=0)
+    taskmix.sample()
+    with pytest.raises(RuntimeError, match="part-way through a meta-iteration"):
+        taskmix.sample_iteration()
+    for _ in range(3):
+        taskmix.sample()
+    assert len(taskmix.sample_iteration()) == 4
+
+
+# -- learn2learn's helpers, and ours beside them ----------------------------------------------------
+
+
+def test_partition_task_equals_learn2learns_and_takes_soft_labels():
+    taskset = make_taskset(WAYS, 3)
     for _ in range(5):
         x, y = taskset.sample()
         perm = torch.randperm(x.shape[0])  # any row order
@@ -202,10 +224,13 @@ def test_partition_task_equals_learn2learns_and_takes_soft_labels(mixed):
         theirs = l2l.data.partition_task(x[perm], y[perm], shots=2)
         for a, b in zip(ours, theirs):
             assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    synthetic = TaskMix(seed=0)([taskset.sample() for _ in range(2)])[2]
+    synthetic = TaskMix(labels="soft", seed=0)([taskset.sample() for _ in range(2)])[2]
     (xs, ys), (xq, yq) = partition_task(*synthetic, shots=3)
     assert ys.shape == (3 * WAYS, WAYS) and set(ys.argmax(1).tolist()) == set(range(WAYS))
     assert torch.allclose(ys.sum(1), torch.ones(3 * WAYS)) and xq.shape[0] == 3 * WAYS
+    slot = TaskMix(seed=0)([taskset.sample() for _ in range(2)])[2]  # integer labels: learn2learn's own works
+    for a, b in zip(partition_task(*slot, shots=3), l2l.data.partition_task(*slot, shots=3)):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
 def test_accuracy_equals_learn2learns_on_integer_labels_and_takes_soft_ones():
@@ -219,9 +244,34 @@ def test_accuracy_equals_learn2learns_on_integer_labels_and_takes_soft_ones():
     assert float(accuracy(torch.tensor([[0.0, 1.0], [0.0, 1.0]]), soft)) == pytest.approx(0.375)
 
 
-def test_split_per_class_is_learn2learns_even_odd_split_on_class_ordered_rows(mixed):
-    taskset = mixed.make_taskset(WAYS, 2, seed=0)
-    _, y = taskset.sample()
+def test_split_per_class_is_learn2learns_even_odd_split_on_class_ordered_rows():
+    _, y = make_taskset(WAYS, 2).sample()
     support, query = split_per_class(y)
     evens = torch.arange(0, y.shape[0], 2)
     assert torch.equal(support, evens) and torch.equal(query, evens + 1)
+    slot = TaskMix(seed=0)([make_taskset(WAYS, 2).sample() for _ in range(2)])[2]
+    assert isinstance(slot, Task) and torch.equal(slot.split()[0], evens)  # Task.split on integer labels
+
+
+# -- the README's diff is the shipped patch ---------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_readme_shows_the_maml_omniglot_patch_and_every_patch_only_adds_import_and_wrap():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Use it in your learn2learn script") :]
+    block = section[section.index("```diff\n") + 8 : section.index("```", section.index("```diff\n") + 8)]
+    patch = (ROOT / "examples" / "learn2learn" / "maml_omniglot.patch").read_text().splitlines()
+    body = [line for line in patch if not line.startswith(("---", "+++", "@@"))]
+    shown = [line for line in block.splitlines() if line != " ..."]
+    assert [line for line in shown if line[:1] in "+-"] == [line for line in body if line[:1] in "+-"]
+    assert all(line in body for line in shown)  # the context lines are the patch's own
+    for name in ("maml_omniglot", "maml_miniimagenet", "anil_fc100", "protonet_miniimagenet"):
+        lines = (ROOT / "examples" / "learn2learn" / f"{name}.patch").read_text().splitlines()
+        added = [line for line in lines if line.startswith("+") and not line.startswith("+++")]
+        removed = [line for line in lines if line.startswith("-") and not line.startswith("---")]
+        assert not removed and len(added) == 2 and added[0] == "+from l2l_taskmix import TaskMix", name
+        assert "TaskMix(" in added[1], name

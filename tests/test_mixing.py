@@ -162,3 +162,24 @@ def test_pairs_need_two_tasks_and_non_negative_count():
 def test_mix_rejects_shape_mismatch():
     with pytest.raises(ValueError, match="different shapes"):
         mixing.mix(torch.zeros(2, 3), torch.zeros(2, 4), 0.5)
+
+
+# -- class_layout ----------------------------------------------------------------------------------
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=30), st.permutations(list(range(7))))
+def test_class_layout_ignores_label_numbers_and_numbers_slots_by_first_appearance(labels, perm):
+    y = torch.tensor(labels)
+    layout = mixing.class_layout(y)
+    renamed = torch.tensor(perm)[y]  # any other numbering of the same classes
+    assert torch.equal(layout, mixing.class_layout(renamed))
+    firsts = [labels.index(v) for v in dict.fromkeys(labels)]
+    assert layout[firsts].tolist() == list(range(len(firsts)))  # slots in order of first appearance
+    assert all((layout[i] == layout[j]) == (labels[i] == labels[j]) for i in range(len(labels)) for j in range(len(labels)))
+
+
+def test_class_layout_bad_input():
+    with pytest.raises(ValueError, match="integers"):
+        mixing.class_layout(torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"shape \(n,\)"):
+        mixing.class_layout(torch.zeros(2, 2, dtype=torch.long))

@@ -66,8 +66,7 @@ def test_fixed_seed_gives_identical_iterations_and_other_seed_differs():
 def test_sample_streams_iterations_like_a_taskset():
     tm = TaskMix(make_tasksets(seed=2), seed=0)
     reference = TaskMix(make_tasksets(seed=2), seed=0).sample_iteration()
-    with pytest.warns(UserWarning, match=r"streams whole meta-iterations.*len\(taskmix\) = 8.*sample_iteration\(\)"):
-        streamed = [tm.sample() for _ in range(8)]
+    streamed = [tm.sample() for _ in range(8)]  # one task at a time, no warning: a taskset's interface
     assert all(torch.equal(s.x, r.x) for s, r in zip(streamed, reference))
     assert [s.is_synthetic for s in streamed] == [False] * 4 + [True] * 4
     X, Y = tm.sample()  # the next iteration's first task, unpacked learn2learn-style
@@ -93,8 +92,8 @@ def test_wraps_plain_xy_samplers_and_infers_classes():
     assert all(isinstance(t, tuple) for t in tasks[:2])  # real tasks: the samples themselves
     assert [t.num_support for t in tasks[2:]] == [None] * 2  # synthetic: split per class
     assert tasks[2].y.shape == (8, 4)
-    # without num_classes: the class count of this iteration's sampled tasks
-    (_, y0), (_, y1), mixed, _ = TaskMix([Sampler(0), Sampler(1)], seed=0).sample_iteration()
+    # soft labels without num_classes: the class count of this iteration's sampled tasks
+    (_, y0), (_, y1), mixed, _ = TaskMix([Sampler(0), Sampler(1)], labels="soft", seed=0).sample_iteration()
     assert mixed.y.shape[1] == max(int(y0.max()), int(y1.max())) + 1
 
 
@@ -141,11 +140,13 @@ def test_learn2learn_taskset_is_wrapped():
     transforms = [l2l.data.transforms.NWays(meta, 3), l2l.data.transforms.KShots(meta, 4),
                   l2l.data.transforms.LoadData(meta)]
     taskset = l2l.data.Taskset(meta, task_transforms=transforms, num_tasks=-1)
-    tm = TaskMix(taskset, meta_batch_size=4, seed=0)
+    with pytest.raises(ValueError, match="without RemapLabels"):  # dataset labels: which mode is not guessed
+        TaskMix(taskset, meta_batch_size=4, seed=0).sample_iteration()
+    tm = TaskMix(taskset, meta_batch_size=4, labels="soft", seed=0)
     tasks = tm.sample_iteration()
     assert len(tasks) == 8
     assert all(x.shape == (12, 4) for x, _ in tasks)
-    # labels are not remapped: the width is the largest label of the sampled tasks + 1
+    # soft labels, not remapped: the width is the largest label of the sampled tasks + 1
     width = max(int(y.max()) for _, y in tasks[:4]) + 1
     assert all(t.y.shape == (12, width) for t in tasks[4:])
 
@@ -295,6 +296,8 @@ def test_an_unknown_class_count_asks_for_num_classes():
             return torch.randn(8, 3), torch.zeros(8)
 
     with pytest.raises(ValueError, match="task 0: cannot tell its class count.*pass num_classes="):
+        TaskMix([FloatLabels(), FloatLabels()], labels="soft", seed=0).sample_iteration()
+    with pytest.raises(ValueError, match=r"task 0: labels='slot' needs one integer label per row.*got torch.float32"):
         TaskMix([FloatLabels(), FloatLabels()], seed=0).sample_iteration()
 
 
@@ -373,3 +376,30 @@ def test_partition_task_bad_input():
         partition_task(torch.zeros(4, 1), torch.tensor([0, 0, 1]))
     with pytest.raises(ValueError, match="shots == 0"):
         partition_task(torch.zeros(4, 1), torch.tensor([0, 0, 1, 1]), shots=0)
+
+
+# -- slot labels, indexing, devices ----------------------------------------------------------------
+
+
+def test_labels_mode_is_checked_and_slot_takes_no_num_classes():
+    with pytest.raises(ValueError, match="labels"):
+        TaskMix(labels="hard")
+    with pytest.raises(ValueError, match="labels='slot' keeps integer labels"):
+        TaskMix(labels="slot", num_classes=5)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_synthetic_task_indexes_like_a_learn2learn_task_on_the_real_tasks_device(device):
+    g = torch.Generator().manual_seed(0)
+    tasks = [(torch.randn(6, 3, generator=g).to(device), torch.tensor([2, 2, 0, 0, 1, 1], device=device)) for _ in range(3)]
+    for labels in ("slot", "soft"):
+        synthetic = TaskMix(labels=labels, seed=0)(tasks)[3:]
+        for task in synthetic:
+            x, y = task
+            assert task[0] is x and task[1] is y and task[-1] is y and len(task) == 2 and list(task) == [x, y]
+            assert x.device.type == y.device.type == device
+            (xs, _), (xq, _) = task.support, task.query
+            assert xs.device.type == device and xs.shape[0] == 3 == xq.shape[0]

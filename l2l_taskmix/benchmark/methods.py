@@ -40,7 +40,9 @@ from torch import nn
 from .. import engine as engines
 from ..losses import soft_cross_entropy
 from ..models import reset_parameters
-from ..tasksets import MetaMix, RealTasks, Task, TaskMix
+from ..samplers import RealTasks
+from ..task import Task
+from ..tasksets import MetaMix, TaskMix
 from ..validation import check_choice
 
 __all__ = ["Method", "METHODS", "METHOD_NAMES", "ENGINES", "get_method", "MAMLObjective", "MultiTaskObjective", "new_head"]
@@ -149,7 +151,7 @@ class Method:
     ):
         """The iteration sampler: ``sample_iteration() -> list[Task]``.
 
-        The real tasks come from :class:`~l2l_taskmix.tasksets.RealTasks` (``meta_batch_size``
+        The real tasks come from :class:`~l2l_taskmix.samplers.RealTasks` (``meta_batch_size``
         of the tasksets per iteration; ``None``: all); TaskMix adds ``num_synthetic`` synthetic
         tasks (``None``: N = T; 0: none, and no random draw, so the run is MAML's exactly);
         MetaMix appends mixed query points to every task (after TaskMix when both are on).

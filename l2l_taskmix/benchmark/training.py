@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..features import FeatureTask
-from ..tasksets import BatchTaskset
+from ..samplers import BatchTaskset
 from ..validation import check_scalar
 from .methods import Method, get_method
 
