@@ -1,8 +1,8 @@
 """l2l-taskmix: TaskMix and MetaMix task augmentation for meta-learning with learn2learn.
 
 The package root is the add-on a learn2learn user imports: the mixing maths, the taskset
-wrappers (TaskMix, MetaMix) and their samplers, the task type and its per-class split, the paper's classifier, the soft-label loss and accuracy,
-and the vectorized MAML engine (in
+wrappers (TaskMix, MetaMix) and their samplers, the task type and its per-class split, the
+paper's classifier, the soft-label loss and accuracy, and the vectorized MAML engine (in
 ``l2l_taskmix.engine``). The data, feature and benchmark layers live in the subpackages
 ``l2l_taskmix.data``, ``l2l_taskmix.features`` and ``l2l_taskmix.benchmark``.
 

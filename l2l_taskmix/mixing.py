@@ -64,17 +64,23 @@ def mix(a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor | float) -> torch.Te
     return lam * a + (1 - lam) * b
 
 
+def _check_labels(labels: torch.Tensor) -> torch.Tensor:
+    """``labels`` as a tensor of integer class labels of shape ``(n,)`` (``ValueError`` otherwise)."""
+    labels = torch.as_tensor(labels)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if labels.dim() != 1:
+        raise ValueError(f"labels must have shape (n,), got {tuple(labels.shape)}")
+    return labels
+
+
 def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Integer labels of shape ``(n,)`` to one-hot rows of shape ``(n, num_classes)``.
 
     ``num_classes`` is the common label space C (the largest task's class count), so tasks with
     fewer classes still mix with the others. A label outside ``[0, num_classes)`` is an error.
     """
-    labels = torch.as_tensor(labels)
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-    if labels.dim() != 1:
-        raise ValueError(f"labels must have shape (n,), got {tuple(labels.shape)}")
+    labels = _check_labels(labels)
     num_classes = check_scalar(num_classes, "num_classes", int, min_val=1)
     if labels.numel():
         low, high = int(labels.min()), int(labels.max())
@@ -117,12 +123,7 @@ def class_layout(labels: torch.Tensor) -> torch.Tensor:
         >>> class_layout(torch.tensor([3, 3, 0, 0, 4, 4])).tolist()
         [0, 0, 1, 1, 2, 2]
     """
-    labels = torch.as_tensor(labels)
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-    if labels.dim() != 1:
-        raise ValueError(f"labels must have shape (n,), got {tuple(labels.shape)}")
-    labels = labels.cpu()
+    labels = _check_labels(labels).cpu()
     _, codes = torch.unique(labels, return_inverse=True)
     n = labels.shape[0]
     first = torch.full((int(codes.max()) + 1 if n else 0,), n, dtype=torch.long)

@@ -54,6 +54,25 @@ def _given_generator(generator: torch.Generator | None, seed: int | None) -> tor
     return make_generator(generator, seed)
 
 
+def _is_list(tasksets: Any) -> bool:
+    """Whether ``tasksets`` is a list of tasksets (a namedtuple such as ``BenchmarkTasksets`` is not)."""
+    return isinstance(tasksets, (list, tuple)) and not hasattr(tasksets, "_fields")
+
+
+class _LazyGenerator:
+    """A ``generator`` property over ``self._generator`` (from :func:`_given_generator`): seeded
+    from torch's global RNG at the first draw when none was given."""
+
+    _generator: torch.Generator | None
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The source of this object's random draws."""
+        if self._generator is None:
+            self._generator = make_generator()
+        return self._generator
+
+
 def _check_boundary(sampler: Any) -> None:
     if not sampler.at_boundary:
         raise RuntimeError(
@@ -118,7 +137,7 @@ class BatchTaskset:
         return Task(x=self.x[index], y=self.y[index], num_support=self.num_support)
 
 
-class RealTasks:
+class RealTasks(_LazyGenerator):
     """The real tasks of each meta-iteration, the one kind of sampler TaskMix and MetaMix wrap.
 
     A list of tasksets gives one task from each per iteration (learn2learn's usual loop, the
@@ -146,7 +165,7 @@ class RealTasks:
         seed: int | None = None,
     ):
         meta_batch_size = check_scalar(meta_batch_size, "meta_batch_size", int, min_val=1, allow_none=True)
-        self.is_list = isinstance(tasksets, (list, tuple)) and not hasattr(tasksets, "_fields")
+        self.is_list = _is_list(tasksets)
         if self.is_list:
             if not tasksets:
                 raise ValueError("no tasksets given")
@@ -163,13 +182,6 @@ class RealTasks:
 
     def __len__(self) -> int:
         return self.meta_batch_size
-
-    @property
-    def generator(self) -> torch.Generator:
-        """The source of the draw of each iteration's tasksets (see :func:`_given_generator`)."""
-        if self._generator is None:
-            self._generator = make_generator()
-        return self._generator
 
     def _all(self) -> list[int]:
         return list(range(self.meta_batch_size)) if self.is_list else [0] * self.meta_batch_size

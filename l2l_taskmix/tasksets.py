@@ -59,9 +59,9 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from . import mixing
-from .samplers import RealTasks, _check_boundary, _check_source, _given_generator
+from .samplers import RealTasks, _check_boundary, _check_source, _given_generator, _is_list, _LazyGenerator
 from .task import Task, _check_features, _is_soft, _unpack, as_task, num_classes_of
-from .validation import check_choice, check_scalar, make_generator
+from .validation import check_choice, check_scalar
 
 __all__ = ["TaskMix", "MetaMix", "LABEL_MODES"]
 
@@ -77,7 +77,7 @@ def _refuse_workers(who: str) -> None:
         )
 
 
-class _Augmentation(ABC):
+class _Augmentation(_LazyGenerator, ABC):
     """The learn2learn adapter that TaskMix and MetaMix share: the wrapped sampler, the
     generator, and the taskset interface (``sample``, ``len``, indexing, iteration) over the
     stream of augmented meta-iterations. Subclasses say what one iteration is."""
@@ -97,7 +97,7 @@ class _Augmentation(ABC):
                 raise ValueError(f"meta_batch_size={meta_batch_size}, but the wrapped {type(tasksets).__name__} gives {len(tasksets)} tasks an iteration")
             self.source = tasksets
         else:
-            is_list = isinstance(tasksets, (list, tuple)) and not hasattr(tasksets, "_fields")
+            is_list = _is_list(tasksets)
             if is_list and meta_batch_size is not None and meta_batch_size != len(tasksets):
                 raise ValueError(
                     f"meta_batch_size={meta_batch_size} applies to a single taskset; a list of {len(tasksets)} "
@@ -106,13 +106,6 @@ class _Augmentation(ABC):
             for member in tasksets if is_list else [tasksets]:
                 _check_source(member, name)
             self.source = RealTasks(tasksets, meta_batch_size=meta_batch_size, generator=self._generator)
-
-    @property
-    def generator(self) -> torch.Generator:
-        """The source of every random draw of the mixing (see :func:`_given_generator`)."""
-        if self._generator is None:
-            self._generator = make_generator()
-        return self._generator
 
     # -- the algorithm -------------------------------------------------------------------------
 
@@ -135,6 +128,15 @@ class _Augmentation(ABC):
         if isinstance(self.source, _Augmentation):
             tasks = self.source(tasks)
         return self._augment(tasks)
+
+    def _tasks_in(self) -> int:
+        """How many tasks each iteration brings to this wrapper (T for a wrapped taskset)."""
+        if self.source is not None:
+            return len(self.source)
+        if self._meta_batch_size is None:
+            name = type(self).__name__
+            raise TypeError(f"a {name} that wraps no taskset has no fixed length; give meta_batch_size=")
+        return self._meta_batch_size
 
     def _num_classes(self, tasks: Sequence[Any]) -> int:
         """``num_classes`` if given, else the largest class count among ``tasks``."""
@@ -295,10 +297,8 @@ class TaskMix(_Augmentation):
         """T for a loop that takes ``tasks_per_step`` tasks a step (sets N when it was not given)."""
         if meta_batch_size is not None:
             raise TypeError("give meta_batch_size (T, the real tasks) or tasks_per_step (T + N), not both")
-        is_list = isinstance(tasksets, (list, tuple)) and not hasattr(tasksets, "_fields")
-        if tasksets is None or is_list or isinstance(tasksets, (_Augmentation, RealTasks)):
+        if tasksets is None or _is_list(tasksets) or isinstance(tasksets, (_Augmentation, RealTasks)):
             raise TypeError("tasks_per_step applies to a single taskset; a list or a wrapped sampler fixes T itself")
-        _check_source(tasksets, "TaskMix")
         asked = self.num_synthetic
         if asked is None:
             self.num_synthetic = tasks_per_step // 2
@@ -316,17 +316,14 @@ class TaskMix(_Augmentation):
 
     def __len__(self) -> int:
         """Tasks per meta-iteration: T real + N synthetic."""
-        real = len(self.source) if self.source is not None else self._meta_batch_size
-        if real is None:
-            raise TypeError("a TaskMix that wraps no taskset has no fixed length; give meta_batch_size=")
+        real = self._tasks_in()
         return real + self._n(real)
 
     def _n(self, real: int) -> int:
         return real if self.num_synthetic is None else self.num_synthetic
 
     def _next(self) -> list[Any]:
-        real_per_iteration = len(self.source)
-        if len(self._real) < real_per_iteration:
+        if len(self._real) < len(self.source):
             task = self.source.sample()
             self._real.append(task)
             return [task]
@@ -350,8 +347,6 @@ class TaskMix(_Augmentation):
 
     def _synthesize(self, tasks: Sequence[Any]) -> list[Task]:
         """The N synthetic tasks of one iteration's real ``tasks``: the paper's algorithm."""
-        if isinstance(tasks, (Task, torch.Tensor)) or not isinstance(tasks, Sequence) or not len(tasks):
-            raise TypeError(f"TaskMix is called on a non-empty list of tasks, got {type(tasks).__name__}")
         n = self._n(len(tasks))
         if n == 0:
             return []
@@ -476,10 +471,7 @@ class MetaMix(_Augmentation):
 
     def __len__(self) -> int:
         """Tasks per meta-iteration (MetaMix adds points, not tasks)."""
-        real = len(self.source) if self.source is not None else self._meta_batch_size
-        if real is None:
-            raise TypeError("a MetaMix that wraps no taskset has no fixed length; give meta_batch_size=")
-        return real
+        return self._tasks_in()
 
     def augment(self, task: Task) -> Task:
         """``task`` with MixUp points of its (original) query part appended to its query part."""
