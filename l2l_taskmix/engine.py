@@ -49,7 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import soft_cross_entropy
+from . import mixing
+from .losses import check_soft_labels, soft_cross_entropy
 from .models import IntentClassifier
 from .validation import check_choice, check_scalar
 
@@ -219,6 +220,18 @@ def _check_task(k: int, xs, ys, xq, yq, in_features: int, num_classes: int) -> N
             raise ValueError(f"task {k}: {name} features have width {x.shape[1]}, the model expects {in_features}")
         if y.shape[1] != num_classes:
             raise ValueError(f"task {k}: {name} labels have {y.shape[1]} columns, the model has {num_classes} outputs")
+        check_soft_labels(y, f"task {k}: {name}")
+
+
+def _soft(y: Any, num_classes: int, x: Any, what: str) -> Any:
+    """Integer labels ``(n,)`` as one-hot rows over the model's ``num_classes`` outputs; soft
+    labels (anything else) as they are, for :func:`_check_task` to check."""
+    if isinstance(y, torch.Tensor) and y.dim() == 1 and not y.dtype.is_floating_point and y.dtype != torch.bool:
+        try:
+            return mixing.one_hot(y, num_classes, dtype=x.dtype if isinstance(x, torch.Tensor) and x.is_floating_point() else torch.float32)
+        except ValueError as err:
+            raise ValueError(f"{what}: {err}") from None
+    return y
 
 
 def _as_list(tasks: Iterable[Any]) -> list[Any]:
@@ -533,8 +546,9 @@ def fast_outer_loss(
         model: an :class:`~l2l_taskmix.models.IntentClassifier` or an ``nn.Sequential`` of
             ``Linear``/``PReLU`` layers (a learn2learn ``MAML`` wrapper is unwrapped); anything
             else raises :class:`UnsupportedModelError` (fall back to :func:`l2l_outer_loss`).
-        tasks: ``(xs, ys, xq, yq)`` tuples, ``ys``/``yq`` soft labels of shape ``(n, C)``, or
-            :class:`~l2l_taskmix.task.Task` objects. Tasks of equal support/query sizes are
+        tasks: ``(xs, ys, xq, yq)`` tuples, ``ys``/``yq`` soft labels of shape ``(n, C)`` (rows
+            summing to one) or integer labels ``(n,)`` (taken as one-hot over the model's
+            outputs), or :class:`~l2l_taskmix.task.Task` objects. Tasks of equal support/query sizes are
             stacked; different sizes are processed group by group.
         inner_lr, inner_steps: the inner SGD step size and the number of steps.
         first_order: learn2learn's first-order MAML (inner gradients treated as constants).
@@ -561,6 +575,7 @@ def fast_outer_loss(
     groups: "OrderedDict[tuple[int, int], list[tuple[torch.Tensor, ...]]]" = OrderedDict()
     for k, task in enumerate(tasks):
         xs, ys, xq, yq = _unpack(task, k)
+        ys, yq = (_soft(y, num_classes, xs, f"task {k}: {name}") for y, name in ((ys, "ys"), (yq, "yq")))
         if check_inputs:
             _check_task(k, xs, ys, xq, yq, in_features, num_classes)
         groups.setdefault((xs.shape[0], xq.shape[0]), []).append((xs, ys, xq, yq))

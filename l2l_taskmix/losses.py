@@ -22,7 +22,38 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["soft_cross_entropy"]
+__all__ = ["soft_cross_entropy", "check_soft_labels"]
+
+
+def check_soft_labels(y: torch.Tensor, what: str = "soft labels") -> torch.Tensor:
+    """Return ``y`` if every row (last dimension) is a probability vector, else ``ValueError``.
+
+    Finite, non-negative, summing to one up to rounding in ``y``'s dtype: soft labels that sum
+    to 1.8 or hold a NaN would otherwise train and score silently wrong. ``what`` names them in
+    the message.
+
+    Example::
+
+        >>> check_soft_labels(torch.tensor([[0.5, 0.5]])).shape
+        torch.Size([1, 2])
+        >>> check_soft_labels(torch.tensor([[0.9, 0.9]]), "task 0")
+        Traceback (most recent call last):
+        ...
+        ValueError: task 0: soft label rows must sum to 1, row 0 sums to 1.8
+    """
+    if not y.dtype.is_floating_point:
+        raise ValueError(f"{what}: soft labels must be floating point, got {y.dtype}")
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError(f"{what}: soft labels contain NaN or infinite values")
+    if y.numel() and bool((y < 0).any()):
+        raise ValueError(f"{what}: soft labels must be non-negative, found {float(y.min()):.4g}")
+    sums = y.sum(-1).reshape(-1)
+    tolerance = max(1e-4, 4 * torch.finfo(y.dtype).eps * max(y.shape[-1], 1))
+    bad = torch.nonzero((sums - 1).abs() > tolerance).flatten()
+    if bad.numel():
+        row = int(bad[0])
+        raise ValueError(f"{what}: soft label rows must sum to 1, row {row} sums to {float(sums[row]):.4g}")
+    return y
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

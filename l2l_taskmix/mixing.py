@@ -56,10 +56,15 @@ def mix(a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor | float) -> torch.Te
     """MixUp: ``lam * a + (1 - lam) * b``.
 
     ``lam`` is a scalar or a tensor that broadcasts against ``a`` (for one coefficient per row,
-    give it shape ``(n, 1)``). ``lam = 1`` returns ``a`` and ``lam = 0`` returns ``b`` exactly.
+    give it shape ``(n, 1)``), within ``[0, 1]`` (NaN is an error, not a NaN result).
+    ``lam = 1`` returns ``a`` and ``lam = 0`` returns ``b`` exactly.
     """
     if a.shape != b.shape:
         raise ValueError(f"cannot mix tensors of different shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    inside = (lam >= 0) & (lam <= 1)  # NaN fails both comparisons
+    if not (bool(inside.all()) if isinstance(lam, torch.Tensor) else inside):
+        bad = lam[~inside].flatten()[0] if isinstance(lam, torch.Tensor) else lam
+        raise ValueError(f"lam == {float(bad)}, must be in [0, 1] (MixUp's coefficient)")
     lam = torch.as_tensor(lam, dtype=a.dtype, device=a.device)
     return lam * a + (1 - lam) * b
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import mixing
+from .losses import check_soft_labels
 from .validation import check_scalar
 
 __all__ = ["Task", "as_task", "num_classes_of", "partition_task", "split_per_class"]
@@ -258,16 +259,14 @@ def as_task(sample: Any, num_classes: int, what: str = "task") -> Task:
     _check_features(x, what)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"{what}: {x.shape[0]} points but {y.shape[0]} labels")
-    if isinstance(sample, Task):
-        if sample.num_support is not None and not 0 < sample.num_support < x.shape[0]:
-            raise ValueError(f"{what}: needs both a support and a query part, got {x.shape[0]} points with num_support={sample.num_support}")
-        if _is_soft(y) and y.shape[1] == num_classes:
-            return sample
+    if isinstance(sample, Task) and sample.num_support is not None and not 0 < sample.num_support < x.shape[0]:
+        raise ValueError(f"{what}: needs both a support and a query part, got {x.shape[0]} points with num_support={sample.num_support}")
     if _is_soft(y):
         if y.shape[1] > num_classes:
             raise ValueError(f"{what}: soft labels have {y.shape[1]} classes, more than num_classes={num_classes}")
-        if not torch.isfinite(y).all() or (y < 0).any() or not torch.allclose(y.sum(1), torch.ones_like(y[:, 0]), atol=1e-4):
-            raise ValueError(f"{what}: soft labels must be finite, non-negative rows that sum to 1")
+        check_soft_labels(y, what)
+        if isinstance(sample, Task) and y.shape[1] == num_classes:
+            return sample
         y = torch.nn.functional.pad(y, (0, num_classes - y.shape[1])).to(x.dtype)
     else:
         try:

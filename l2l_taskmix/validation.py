@@ -23,17 +23,39 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from typing import Any, Sequence
 
 import torch
 
-__all__ = ["check_scalar", "check_bool", "check_choice", "check_device", "DEVICES", "make_generator", "TRUE_TEXT", "FALSE_TEXT"]
+__all__ = ["check_scalar", "check_bool", "check_choice", "check_device", "DEVICES", "make_generator", "short_repr", "TRUE_TEXT", "FALSE_TEXT"]
 
 #: The only texts read as booleans (any letter case), e.g. from a config file.
 TRUE_TEXT = ("true", "yes", "1")
 FALSE_TEXT = ("false", "no", "0")
 
 _BOUNDARIES = ("left", "right", "both", "neither")
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
+
+
+def short_repr(x: Any) -> str:
+    """``repr(x)`` cut short for an error message: long texts, numbers and containers are
+    abbreviated with ``...`` and nested ones are not descended into, so quoting a hostile value
+    (a deeply nested config entry, a megabyte of text) costs no time or memory.
+
+    Example::
+
+        >>> short_repr("abc")
+        "'abc'"
+        >>> short_repr([[[[1]]]] * 100)
+        '[[[[...]]], [[[...]]], [[[...]]], [[[...]]], ...]'
+        >>> len(short_repr("x" * 10**6)) < 80
+        True
+    """
+    return _SHORT.repr(x)
 
 
 def _type_names(target_type: type | tuple[type, ...]) -> str:
@@ -121,8 +143,8 @@ def check_bool(x: Any, name: str) -> bool:
             return True
         if text in FALSE_TEXT:
             return False
-        raise ValueError(f"{name} == {x!r}, must be one of true/false/yes/no/1/0.")
-    raise TypeError(f"{name} must be a bool or one of the texts true/false/yes/no/1/0, not {type(x).__name__} {x!r}.")
+        raise ValueError(f"{name} == {short_repr(x)}, must be one of true/false/yes/no/1/0.")
+    raise TypeError(f"{name} must be a bool or one of the texts true/false/yes/no/1/0, not {type(x).__name__} {short_repr(x)}.")
 
 
 def check_choice(x: Any, name: str, choices: Sequence[Any]) -> Any:
@@ -134,7 +156,7 @@ def check_choice(x: Any, name: str, choices: Sequence[Any]) -> Any:
         'fast'
     """
     if x not in tuple(choices):
-        raise ValueError(f"{name} == {x!r}, must be one of {', '.join(map(repr, choices))}.")
+        raise ValueError(f"{name} == {short_repr(x)}, must be one of {', '.join(map(repr, choices))}.")
     return x
 
 
@@ -162,7 +184,7 @@ def check_device(x: Any, name: str = "device", cuda_available: bool | None = Non
     text = str(x).strip().lower() if isinstance(x, (str, torch.device)) else None
     kind = None if text is None else text.split(":")[0]
     if kind not in DEVICES or (":" in text and (kind != "cuda" or not text.split(":", 1)[1].isdigit())):
-        raise ValueError(f"{name} == {x!r}, must be one of {', '.join(map(repr, DEVICES))} or 'cuda:N'.")
+        raise ValueError(f"{name} == {short_repr(x)}, must be one of {', '.join(map(repr, DEVICES))} or 'cuda:N'.")
     if cuda_available is None:
         cuda_available = kind != "cpu" and torch.cuda.is_available()
     if kind == "auto":
