@@ -2,7 +2,7 @@
 
 The layers, bottom to top (docs/design.md draws them):
 
-- base: ``validation``, ``files``, ``install_learn2learn``, ``cluster`` (no other l2l_taskmix module)
+- base: ``validation``, ``files``, ``markdown``, ``install_learn2learn``, ``cluster`` (no other l2l_taskmix module)
 - core, what a learn2learn user imports: ``mixing``, ``losses``, ``metrics``, ``task``, ``samplers``, ``tasksets``,
   ``models``,
   ``engine`` and the package root
@@ -31,6 +31,7 @@ ORDER = [
     # base
     "l2l_taskmix.validation",
     "l2l_taskmix.files",
+    "l2l_taskmix.markdown",
     "l2l_taskmix.install_learn2learn",
     "l2l_taskmix.cluster",
     # core
@@ -84,7 +85,7 @@ LAYERS = {
 
 
 def layer(module: str) -> str:
-    if module in ("l2l_taskmix.validation", "l2l_taskmix.files", "l2l_taskmix.install_learn2learn", "l2l_taskmix.cluster"):
+    if module in ("l2l_taskmix.validation", "l2l_taskmix.files", "l2l_taskmix.markdown", "l2l_taskmix.install_learn2learn", "l2l_taskmix.cluster"):
         return "base"
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in ("data", "features", "benchmark", "cli"):

@@ -19,7 +19,7 @@ from .mtop import (
     mtop_tasks,
 )
 from .nbest import XLMR_SEP, join_hypotheses, load_nbest, make_nbest, read_task_table, simulate_nbest
-from .splits import split_task, support_test_split
+from .splits import check_shots, split_task, support_test_split
 from .stats import dropped_stats, format_stats, per_task_stats, task_stats
 from .tasks import IntentTask, MetaSplit, assign_tasks, filter_classes
 
@@ -42,6 +42,7 @@ __all__ = [
     "make_nbest",
     "support_test_split",
     "split_task",
+    "check_shots",
     "task_stats",
     "per_task_stats",
     "dropped_stats",

@@ -223,7 +223,9 @@ def _build(
         num_train = num_train(len(kept))
     rng = np.random.default_rng(seed)
     order = [kept[i].name for i in rng.permutation(len(kept))]
-    train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order)
+    left_out = [t for t in tasks if t.name in dropped_tasks]
+    train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order,
+                               dropped=left_out, min_class_count=min_class_count)
     n_before = sum(len(t) for t in tasks)
     n_after = sum(len(t) for t in kept)
     info = {

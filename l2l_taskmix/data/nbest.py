@@ -13,12 +13,15 @@ column        meaning
 ``order``     optional; a number or a timestamp (ISO 8601). A task's time is the earliest
               ``order`` of its rows; tasks are sorted oldest first. Without the column, tasks
               keep the order in which they first appear in the file. Given on one row, it
-              must be on every row; NaN, infinite or unreadable values are errors.
+              must be on every row, and of one kind (all numbers or all dates/timestamps);
+              NaN, infinite or unreadable values are errors.
 ``split``     optional; ``train`` or ``test``, the same on every row of a task: fixes which
               tasks meta-train and which meta-test (instead of the ``num_train`` oldest).
 ============  =================================================================================
 
-Other columns are ignored. Hypotheses are joined the N-Best-ASR-Transformer way, concatenated
+Task and intent names are one line of text: a line break, tab or other control character in
+one is an error naming the file and line. In a CSV file a quoted field may span lines; messages
+name the line on which its record starts. Other columns are ignored. Hypotheses are joined the N-Best-ASR-Transformer way, concatenated
 with the encoder tokenizer's separator (XLM-R: ``</s></s>``, its ``sep_token`` twice): pass the
 encoder (or its ``sep`` string) as ``encoder_sep``. A table with only ``text`` is the generic
 format for a user's own intent tasks.
@@ -45,6 +48,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import math
@@ -55,8 +59,15 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write
-from ..validation import check_scalar
-from .tasks import IntentTask, MetaSplit, assign_tasks, filter_classes
+from ..validation import check_scalar, short_repr
+from .tasks import (
+    IntentTask,
+    MetaSplit,
+    assign_tasks,
+    check_name,
+    filter_classes,
+    left_out_note,
+)
 
 __all__ = [
     "XLMR_SEP",
@@ -91,7 +102,7 @@ def join_hypotheses(hypotheses: Sequence[str], sep: Any = None, nbest: int | Non
     if isinstance(hypotheses, str) or not isinstance(hypotheses, (list, tuple)) or not all(
         isinstance(h, str) for h in hypotheses
     ):
-        raise ValueError(f"hypotheses must be a list of strings, got {hypotheses!r}")
+        raise ValueError(f"hypotheses must be a list of strings, got {short_repr(hypotheses)}")
     if nbest is not None:
         nbest = check_scalar(nbest, "nbest", int, min_val=1)
         hypotheses = hypotheses[:nbest]
@@ -134,13 +145,11 @@ def _records(path: Path) -> list[tuple[int, dict]]:
             out.append((lineno, obj))
         return out
     delimiter = "\t" if suffix == ".tsv" else ","
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the file is empty; a CSV task table starts with a header row such as task,intent,text") from None
-    except pd.errors.ParserError as e:
-        raise ValueError(f"{path}: not a valid {'TSV' if suffix == '.tsv' else 'CSV'} file ({e})") from None
-    columns = [str(c) for c in df.columns]
+    records = _csv_records(text.removeprefix("\ufeff"), delimiter, path)
+    if not records:
+        raise ValueError(f"{path}: the file is empty; a CSV task table starts with a header row such as task,intent,text")
+    header_line, header = records[0]
+    columns = list(header)
     missing = [c for c in ("task", "intent") if c not in columns]
     if "text" not in columns and "hypotheses" not in columns:
         missing.append("text or hypotheses")
@@ -150,26 +159,64 @@ def _records(path: Path) -> list[tuple[int, dict]]:
             other = next((d for d in (";", "\t", ",", "|") if d != delimiter and d in columns[0]), None)
             if other:
                 hint = f"; the header looks {other!r}-delimited, but {path.suffix} tables are {delimiter!r}-delimited"
-        raise ValueError(f"{path}:1: the header has no {', '.join(repr(m) for m in missing)} column (it has {columns}){hint}")
+        raise ValueError(f"{path}:{header_line}: the header has no {', '.join(repr(m) for m in missing)} column (it has {columns}){hint}")
+    twice = sorted({c for c in columns if c and columns.count(c) > 1})
+    if twice:
+        raise ValueError(f"{path}:{header_line}: the header names the column(s) {twice} more than once; keep one of each")
     out = []
-    for i, rec in enumerate(df.to_dict("records")):
-        rec = {k: v for k, v in rec.items() if v != ""}
+    for lineno, fields in records[1:]:
+        if len(fields) > len(columns):
+            raise ValueError(
+                f"{path}:{lineno}: {len(fields)} fields but the header has {len(columns)} ({', '.join(columns)}); "
+                f"quote a field that holds a {'tab' if delimiter == chr(9) else 'comma'} (\"like, this\")"
+            )
+        rec = {k: v for k, v in zip(columns, fields) if k and v != ""}
         if "hypotheses" in rec:
             try:
                 rec["hypotheses"] = json.loads(rec["hypotheses"])
             except json.JSONDecodeError:
                 raise ValueError(
-                    f"{path}:{i + 2}: hypotheses must be a JSON list of strings, got "
-                    f"{rec['hypotheses']!r}"
+                    f"{path}:{lineno}: hypotheses must be a JSON list of strings, got "
+                    f"{short_repr(rec['hypotheses'])}"
                 ) from None
-        out.append((i + 2, rec))
+        out.append((lineno, rec))
     return out
 
 
-def _parse_order(value: Any, where: str) -> float:
-    """One ``order`` value as a number: a finite number, or an ISO 8601 timestamp in seconds."""
+def _csv_records(text: str, delimiter: str, path: Path) -> list[tuple[int, list[str]]]:
+    """``(line, fields)`` of every record of a CSV/TSV text, ``line`` being the physical line on
+    which the record starts (a quoted field may hold line breaks). Blank lines, and lines of
+    only spaces (or tabs, in a CSV file), are skipped. ``ValueError`` naming the line of a record whose quoted
+    field is never closed."""
+    lines = io.StringIO(text, newline="").readlines()
+    if csv.field_size_limit() < len(text) + 1:  # one long utterance is not a reason to fail
+        csv.field_size_limit(len(text) + 1)
+    reader = csv.reader(lines, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    blank = " \r\n" if delimiter == "\t" else " \t\r\n"  # what a skipped line may hold
+    out, end = [], 0
+    try:
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if not fields or (start == end and not lines[start - 1].strip(blank)):
+                continue
+            out.append((start, fields))
+    except csv.Error as e:
+        raise ValueError(f"{path}:{end + 1}: not a valid {'TSV' if delimiter == chr(9) else 'CSV'} file ({e})") from None
+    if out:  # only a quote left open reads on to the end of the file: check the last record
+        start = out[-1][0]
+        try:
+            list(csv.reader(lines[start - 1:], delimiter=delimiter, quotechar='"', doublequote=True, strict=True))
+        except csv.Error as e:
+            if "unexpected end of data" in str(e):
+                raise ValueError(f"{path}:{start}: a quoted field in this record is never closed (a '\"' is missing)") from None
+    return out
+
+
+def _parse_order(value: Any, where: str) -> tuple[float, str]:
+    """One ``order`` value as ``(number, kind)``: a finite number (kind ``"number"``), or an ISO
+    8601 date/timestamp in seconds since 1970 (kind ``"timestamp"``)."""
     if isinstance(value, bool):
-        raise ValueError(f"{where}: order must be a number or an ISO 8601 timestamp, got {value!r}")
+        raise ValueError(f"{where}: order must be a number or an ISO 8601 timestamp, got {short_repr(value)}")
     if isinstance(value, (int, float)):
         number = float(value)
     else:
@@ -179,16 +226,16 @@ def _parse_order(value: Any, where: str) -> float:
         except ValueError:
             try:
                 stamp = pd.Timestamp(text)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 stamp = None
             if stamp is None or pd.isna(stamp):
-                raise ValueError(f"{where}: order must be a number or an ISO 8601 timestamp, got {value!r}") from None
+                raise ValueError(f"{where}: order must be a number or an ISO 8601 timestamp, got {short_repr(value)}") from None
             if stamp.tzinfo is None:
                 stamp = stamp.tz_localize("UTC")
-            return stamp.value / 1e9
+            return stamp.value / 1e9, "timestamp"
     if not math.isfinite(number):
-        raise ValueError(f"{where}: order must be a finite number or an ISO 8601 timestamp, got {value!r}")
-    return number
+        raise ValueError(f"{where}: order must be a finite number or an ISO 8601 timestamp, got {short_repr(value)}")
+    return number, "number"
 
 
 def read_task_table(path: str | Path, encoder_sep: Any = None,
@@ -207,6 +254,7 @@ def read_task_table(path: str | Path, encoder_sep: Any = None,
         raise FileNotFoundError(f"task table {path} does not exist")
     sep = _resolve_sep(encoder_sep)
     rows = []
+    first_of_kind: dict[str, tuple[int, Any]] = {}  # "number"/"timestamp" -> (line, value) of its first row
     for lineno, rec in _records(path):
         where = f"{path}:{lineno}"
         for key in ("task", "intent"):
@@ -218,7 +266,7 @@ def read_task_table(path: str | Path, encoder_sep: Any = None,
         if has_hyps:
             hyps = rec["hypotheses"]
             if not isinstance(hyps, list) or not all(isinstance(h, str) for h in hyps):
-                raise ValueError(f"{where}: hypotheses must be a list of strings, got {hyps!r}")
+                raise ValueError(f"{where}: hypotheses must be a list of strings, got {short_repr(hyps)}")
             try:
                 text = join_hypotheses(hyps, sep, nbest)
             except ValueError as e:
@@ -231,14 +279,24 @@ def read_task_table(path: str | Path, encoder_sep: Any = None,
             n = 1
         split = rec.get("split")
         if split is not None and str(split).strip().lower() not in ("train", "test"):
-            raise ValueError(f"{where}: split must be 'train' or 'test', got {split!r}")
-        rows.append({"task": str(rec["task"]).strip(), "intent": str(rec["intent"]).strip(),
-                     "text": text, "num_hypotheses": n,
-                     "order": None if rec.get("order") is None else _parse_order(rec["order"], where),
+            raise ValueError(f"{where}: split must be 'train' or 'test', got {short_repr(split)}")
+        order = None
+        if rec.get("order") is not None:
+            order, kind = _parse_order(rec["order"], where)
+            first_of_kind.setdefault(kind, (lineno, rec["order"]))
+        rows.append({"task": check_name(str(rec["task"]).strip(), "task name", where),
+                     "intent": check_name(str(rec["intent"]).strip(), "intent", where),
+                     "text": text, "num_hypotheses": n, "order": order,
                      "split": None if split is None else str(split).strip().lower(),
                      "line": lineno})
     if not rows:
         raise ValueError(f"{path}: no rows")
+    if len(first_of_kind) > 1:  # numbers would sort as seconds after 1970, before every date
+        (n_line, n_value), (t_line, t_value) = first_of_kind["number"], first_of_kind["timestamp"]
+        raise ValueError(
+            f"{path}: the 'order' column mixes numbers (line {n_line}: {short_repr(n_value)}) and dates/timestamps "
+            f"(line {t_line}: {short_repr(t_value)}); give every row a number, or every row an ISO 8601 date or timestamp"
+        )
     df = pd.DataFrame(rows)
     for column in ("order", "split"):
         present = df[column].notna()
@@ -251,7 +309,7 @@ def read_task_table(path: str | Path, encoder_sep: Any = None,
         mixed = sides[sides > 1].index.tolist()
         if mixed:
             lines = df.loc[df["task"] == mixed[0], "line"].tolist()[:5]
-            raise ValueError(f"{path}: task {mixed[0]!r} has rows with both split values (lines {lines}); a task is all train or all test")
+            raise ValueError(f"{path}: task {short_repr(mixed[0])} has rows with both split values (lines {lines}); a task is all train or all test")
     return df
 
 
@@ -306,6 +364,7 @@ def load_nbest(
                 "mean_hypotheses": float(g["num_hypotheses"].mean())}
         tasks.append(IntentTask(name, g["text"].tolist(), g["intent"].tolist(), meta))
     kept, dropped_classes, dropped_tasks = filter_classes(tasks, min_class_count)
+    left_out = [t for t in tasks if t.name in dropped_tasks]
     order = [t.name for t in kept]
     by_column = df["split"].notna().all()
     if by_column:
@@ -315,8 +374,14 @@ def load_nbest(
         train_tasks = [n for n in order if side[n] == "train"]
         test_tasks = [n for n in order if side[n] == "test"]
         if not train_tasks or not test_tasks:
-            raise ValueError(f"{path}: the split column leaves no {'train' if not train_tasks else 'test'} task (after dropping small classes)")
-    train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order)
+            note = left_out_note(left_out, min_class_count)
+            raise ValueError(f"{path}: the split column leaves no {'train' if not train_tasks else 'test'} task "
+                             f"(after dropping small classes){'; ' + note if note else ''}")
+    try:
+        train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order,
+                                   dropped=left_out, min_class_count=min_class_count)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     info = {
         "dataset": "nbest",
         "path": str(path),

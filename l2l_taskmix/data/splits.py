@@ -24,7 +24,7 @@ import numpy as np
 from ..validation import check_scalar
 from .tasks import IntentTask
 
-__all__ = ["support_test_split", "split_task"]
+__all__ = ["support_test_split", "split_task", "check_shots"]
 
 
 def support_test_split(
@@ -90,15 +90,20 @@ def support_test_split(
         shots = check_scalar(shots, "shots", int, min_val=1)
         small = [str(c) for c, n in zip(names, counts) if n < shots + 1]
         if small:
+            least = int(counts.min())
+            fix = (f"use shots of at most {least - 1}" if least >= 2 else f"a class has a single {what[:-1]}")
             raise ValueError(
-                f"shots={shots} needs at least {shots + 1} {what} per class; too few in {small}"
+                f"shots={shots} needs at least {shots + 1} {what} per class ({shots} support + 1 test); "
+                f"too few in {small[:5]}{' ...' if len(small) > 5 else ''} (the smallest class has {least}): "
+                f"{fix}, or leave the task out / add examples"
             )
         sizes = np.full(len(names), int(shots))
     else:
         fraction = check_scalar(fraction, "fraction", float, min_val=0, max_val=1, include_boundaries="neither")
         small = [str(c) for c, n in zip(names, counts) if n < 2]
         if small:
-            raise ValueError(f"a fractional split needs >= 2 {what} per class; too few in {small}")
+            raise ValueError(f"a fractional split needs >= 2 {what} per class; too few in {small[:5]}"
+                             f"{' ...' if len(small) > 5 else ''}: leave the task out or add examples")
         sizes = np.clip(np.rint(float(fraction) * counts).astype(int), 1, counts - 1)
     rng = np.random.default_rng(seed)
     chosen = []
@@ -118,3 +123,30 @@ def split_task(
     """``(support_task, test_task)`` of an :class:`IntentTask`, see :func:`support_test_split`."""
     s, t = support_test_split(task.intents, shots=shots, fraction=fraction, seed=seed)
     return task.subset(s), task.subset(t)
+
+
+def check_shots(tasks: Sequence[IntentTask], shots: int | None) -> None:
+    """Refuse, before anything is encoded, a ``shots`` that some task cannot split: the same
+    check as :func:`support_test_split` (repeated texts count once, as the benchmark splits
+    them), as a ValueError naming the task. ``shots=None`` (the fractional regime) needs two
+    distinct texts per class.
+
+    Example::
+
+        >>> task = IntentTask("alarm", ["a", "b", "c", "d"], ["SET", "SET", "STOP", "STOP"])
+        >>> check_shots([task], 1)
+        >>> check_shots([task], 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: task 'alarm': shots=2 needs at least 3 distinct texts per class (2 support + 1 test); too few in ['SET', 'STOP'] (the smallest class has 2): use shots of at most 1, or leave the task out / add examples
+    """
+    for task in tasks:
+        first: dict[str, int] = {}
+        groups = [first.setdefault(t, i) for i, t in enumerate(task.texts)]
+        try:
+            if shots is None:
+                support_test_split(task.intents, fraction=0.5, groups=groups)
+            else:
+                support_test_split(task.intents, shots=shots, groups=groups)
+        except ValueError as err:
+            raise ValueError(f"task {task.name!r}: {err}") from None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,9 +29,36 @@ from typing import Any, Iterable, Sequence
 
 
 from ..files import atomic_write, to_jsonable
-from ..validation import check_scalar
+from ..validation import check_scalar, short_repr
 
-__all__ = ["IntentTask", "MetaSplit", "filter_classes", "assign_tasks"]
+__all__ = ["IntentTask", "MetaSplit", "filter_classes", "assign_tasks", "check_name"]
+
+#: Characters a task or intent name may not hold: controls (tab, line breaks, NUL, ...) and the
+#: Unicode line and paragraph separators. A name is one line: it goes into table cells.
+_NOT_IN_NAMES = ("Cc", "Zl", "Zp")
+
+
+def check_name(name: str, what: str = "name", where: str | None = None) -> str:
+    """``name`` if it is one line of text without control characters, else a ValueError naming
+    ``what`` (``"task name"``, ``"intent"``), the character, and ``where`` (``"file:line"``).
+
+    Example::
+
+        >>> check_name("billing|fr", "task name")
+        'billing|fr'
+        >>> check_name("bill\\ning", "task name", "t.csv:3")
+        Traceback (most recent call last):
+        ...
+        ValueError: t.csv:3: task name 'bill\\ning' holds a line break (U+000A); a name is one line of text without control characters
+    """
+    bad = next((ch for ch in name if unicodedata.category(ch) in _NOT_IN_NAMES), None)
+    if bad is None:
+        return name
+    kind = "a tab" if bad == "\t" else "a line break" if bad in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" \
+        else "a control character"
+    prefix = f"{where}: " if where else ""
+    raise ValueError(f"{prefix}{what} {short_repr(name)} holds {kind} (U+{ord(bad):04X}); "
+                     "a name is one line of text without control characters")
 
 
 @dataclass
@@ -51,7 +79,8 @@ class IntentTask:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
+            raise ValueError(f"task name must be a non-empty string, got {short_repr(self.name)}")
+        check_name(self.name, "task name")
         self.texts = list(self.texts)
         self.intents = list(self.intents)
         if len(self.texts) != len(self.intents):
@@ -63,6 +92,8 @@ class IntentTask:
                 raise ValueError(f"task {self.name!r}: example {i} has an empty utterance")
             if not isinstance(y, str) or not y:
                 raise ValueError(f"task {self.name!r}: example {i} has an empty intent")
+        for y in dict.fromkeys(self.intents):  # each distinct intent once, in order
+            check_name(y, "intent", f"task {self.name!r}")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -188,20 +219,87 @@ def filter_classes(
     return kept, dropped_classes, dropped_tasks
 
 
+def _second_largest(task: IntentTask) -> int:
+    """The examples of the task's second-largest intent: the task keeps two classes exactly when
+    ``min_class_count`` is at most this (0 for a task of a single intent)."""
+    counts = sorted(task.class_counts().values(), reverse=True)
+    return counts[1] if len(counts) > 1 else 0
+
+
+def _why_left_out(task: IntentTask, min_class_count: int) -> str:
+    """Why ``filter_classes`` left ``task`` out, in its numbers."""
+    counts = task.class_counts()
+    if len(counts) == 1:
+        return f"{short_repr(task.name)} has a single intent ({short_repr(next(iter(counts)))})"
+    lo, hi = min(counts.values()), max(counts.values())
+    if hi < min_class_count:
+        sizes = f"{hi} examples each" if lo == hi else f"{lo} to {hi} examples"
+        return f"{short_repr(task.name)}: its {len(counts)} intents have {sizes}"
+    top = max(counts, key=counts.get)
+    return (f"{short_repr(task.name)}: only {short_repr(top)} has {min_class_count}+ examples, "
+            f"the next largest intent {_second_largest(task)}")
+
+
+def left_out_note(dropped: Sequence[IntentTask], min_class_count: int | None, most: int = 3) -> str:
+    """One sentence on the tasks ``filter_classes`` left out and why ("" when none), for an
+    error that a split could not be made."""
+    if not dropped or min_class_count is None:
+        return ""
+    reasons = "; ".join(_why_left_out(t, min_class_count) for t in dropped[:most])
+    more = f"; and {len(dropped) - most} more" if len(dropped) > most else ""
+    return (f"{len(dropped)} task(s) were left out for lack of two intents with at least "
+            f"min_class_count={min_class_count} examples each (in the benchmark: --shots + 1): {reasons}{more}")
+
+
+def _too_few_tasks(num_train: int, tasks: Sequence[IntentTask], dropped: Sequence[IntentTask],
+                   min_class_count: int | None) -> str:
+    """The message for ``num_train`` that leaves no task on one side: what is there, what was
+    left out and why, and what would make the split."""
+    if num_train < 1:
+        return (f"num_train={num_train} but there are {len(tasks)} tasks: at least one must meta-train "
+                "(pass num_train >= 1, or train_tasks/test_tasks)")
+    need = num_train + 1
+    words = [(f"num_train={num_train} but there are {len(tasks)} tasks: the split needs {need} "
+              f"({num_train} to meta-train, at least one to meta-test)")]
+    note = left_out_note(dropped, min_class_count)
+    if note:
+        words.append(note)
+    fixes = []
+    if len(tasks) >= 2:
+        fixes.append(f"a smaller num_train (at most {len(tasks) - 1})")
+    if dropped and min_class_count is not None:
+        keep = sorted((k for k in map(_second_largest, [*tasks, *dropped]) if k >= 2), reverse=True)
+        most = min(need, len(keep))  # tasks a lower threshold can keep, up to what the split needs
+        if most >= 2 and most > len(tasks):
+            best = keep[most - 1]
+            fixes.append(f"a min_class_count of at most {best} (--shots {best - 1} or fewer)"
+                         + ("" if most == need else f" with num_train at most {most - 1}"))
+        fixes.append("more intents and examples in the tasks left out")
+    if not fixes:
+        fixes.append("train_tasks/test_tasks")
+    return "; ".join(words) + ". Fix: " + ", or ".join(fixes)
+
+
 def assign_tasks(
     tasks: Sequence[IntentTask],
     num_train: int,
     train_tasks: Sequence[str] | None = None,
     test_tasks: Sequence[str] | None = None,
     order: Sequence[str] | None = None,
+    *,
+    dropped: Sequence[IntentTask] = (),
+    min_class_count: int | None = None,
 ) -> tuple[list[IntentTask], list[IntentTask]]:
     """Split ``tasks`` into meta-train and meta-test.
 
     With ``train_tasks``/``test_tasks`` (names) the caller decides: a name not among ``tasks``
     is a ValueError; a side left ``None`` gets the remaining tasks. Otherwise the first
     ``num_train`` names of ``order`` (a seeded permutation, or chronology) train and the rest test.
+    ``dropped`` (the tasks ``filter_classes`` left out, as they were) and its
+    ``min_class_count`` only make the errors say why a task is missing.
     """
     by_name = {t.name: t for t in tasks}
+    why = {t.name: _why_left_out(t, min_class_count) for t in dropped} if min_class_count is not None else {}
     if train_tasks is not None or test_tasks is not None:
         for side, names in (("train_tasks", train_tasks), ("test_tasks", test_tasks)):
             if names is None:
@@ -210,9 +308,12 @@ def assign_tasks(
                 raise ValueError(f"{side} must be a list of task names, not a string")
             missing = [n for n in names if n not in by_name]
             if missing:
+                gone = [why[n] for n in missing if n in why]
                 raise ValueError(
                     f"{side} names tasks that do not exist (or were dropped): {missing}; "
                     f"available: {sorted(by_name)}"
+                    + (f"; left out for lack of two intents with at least {min_class_count} examples each: "
+                       + "; ".join(gone) if gone else "")
                 )
         if train_tasks is not None and test_tasks is not None:
             both = sorted(set(train_tasks) & set(test_tasks))
@@ -227,13 +328,12 @@ def assign_tasks(
     else:
         num_train = check_scalar(num_train, "num_train", int)
         if not 1 <= num_train < len(tasks):
-            raise ValueError(
-                f"num_train={num_train} but there are {len(tasks)} tasks: need at least one "
-                "task on each side (pass a smaller num_train, or train_tasks/test_tasks)"
-            )
+            raise ValueError(_too_few_tasks(num_train, tasks, dropped, min_class_count))
         order = list(order) if order is not None else list(by_name)
         train = [by_name[n] for n in order[:num_train]]
         test = [by_name[n] for n in order[num_train:]]
     if not train or not test:
-        raise ValueError("a meta-split needs at least one meta-training and one meta-test task")
+        note = left_out_note(dropped, min_class_count)
+        raise ValueError("a meta-split needs at least one meta-training and one meta-test task"
+                         + (f"; {note}" if note else ""))
     return train, test

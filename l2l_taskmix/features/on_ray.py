@@ -114,6 +114,8 @@ class RayEncoder:
         out = torch.empty(len(texts), self.dim)
         if not texts:
             return out
+        if hasattr(self.encoder, "warn_long_texts"):  # the actors cut them as the encoder does here
+            self.encoder.warn_long_texts(texts)
         plan = _batches(self.encoder, texts, bs)
         gpus = self._gpus_per_actor()
         actors = self.actors or (max(1, int(cluster_gpus() // gpus)) if gpus else max(1, cluster_cpus() // self.threads))

@@ -23,6 +23,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..data.tasks import check_name
+
 __all__ = ["FeatureTask", "Standardizer"]
 
 
@@ -48,6 +50,8 @@ class FeatureTask:
     groups: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.name, str):
+            check_name(self.name, "task name")
         if not isinstance(self.x, torch.Tensor) or self.x.ndim != 2 \
                 or not self.x.is_floating_point():
             raise ValueError(f"task {self.name!r}: x must be a float tensor [n, d]")
@@ -56,6 +60,9 @@ class FeatureTask:
         if len(self.x) != len(self.y):
             raise ValueError(f"task {self.name!r}: {len(self.x)} rows in x, {len(self.y)} in y")
         self.classes = list(self.classes)
+        for c in self.classes:
+            if isinstance(c, str):
+                check_name(c, "intent", f"task {self.name!r}")
         if len(self.y) and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes)):
             raise ValueError(f"task {self.name!r}: y outside 0..{len(self.classes) - 1}")
         if not torch.isfinite(self.x).all():
