@@ -116,10 +116,11 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
     """``--threads``, ``--workers``, ``--ray`` and ``--ray-address``: where a grid's runs
     execute (also used by ``benchmarks/reproduce_tables.py``); check them and read the Ray
     address with :func:`check_executor_flags`."""
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run; the models are small, so 1 is usually fastest [default: 1]")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads per run; the models are small, so 1 is usually fastest (at most 1,024) [default: 1]")
     parser.add_argument("--workers", type=int, default=None,
                         help="runs at once, each in its own process (or Ray task) with --threads threads; the numbers do not "
-                             "depend on it [default: the available cores, or the Ray cluster's CPUs, / --threads]")
+                             "depend on it (at most 10,000) [default: the available cores, or the Ray cluster's CPUs, / --threads]")
     ray = parser.add_mutually_exclusive_group()
     ray.add_argument("--ray", action="store_const", const="local", dest="ray_address", default=None,
                      help="run on a new local Ray instance: featurization through encoder actors, each run a Ray task written "
@@ -131,17 +132,21 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
 def check_executor_flags(args: argparse.Namespace) -> str | None:
     """Check ``--threads``, ``--workers`` and the Ray flags (``--threads`` applies to the runs
     only: featurization keeps every core); the Ray address (``"local"`` for ``--ray``), or
-    ``None`` without Ray. A missing Ray extra is reported here, before any work."""
+    ``None`` without Ray. A missing Ray extra or Ray Client, and a cluster address that does not
+    answer, are reported here, before any work."""
+    from .benchmark.workers import MAX_THREADS, MAX_WORKERS
     from .validation import check_scalar
 
-    check_scalar(args.threads, "--threads", int, min_val=1)
-    check_scalar(args.workers, "--workers", int, min_val=1, allow_none=True)
+    check_scalar(args.threads, "--threads", int, min_val=1, max_val=MAX_THREADS)
+    check_scalar(args.workers, "--workers", int, min_val=1, max_val=MAX_WORKERS, allow_none=True)
     address = getattr(args, "ray_address", None)
     if address is not None:
-        from .cluster import check_address, import_ray
+        from .cluster import check_address, check_cluster, import_ray
 
-        check_address(address, "--ray" if address == "local" else "--ray-address")
+        name = "--ray" if address == "local" else "--ray-address"
+        check_address(address, name)
         import_ray()
+        check_cluster(address, name)  # a dead address or a missing Ray Client, in seconds
     return address
 
 
@@ -200,10 +205,14 @@ def config_from_args(args: argparse.Namespace, defaults: dict[str, Any] | None =
     """Defaults (the config's, then ``defaults``), then the ``--config`` file, then the flags
     the user gave."""
     from .benchmark.config import BenchmarkConfig, load_config_file
+    from .validation import short_repr
 
     names = set(_config_names())
     flags = {name: value for name, value in vars(args).items() if name in names}
-    file_values = load_config_file(args.config) if getattr(args, "config", None) else {}
+    config_file = getattr(args, "config", None)
+    if config_file is not None and not config_file.strip():  # else silently no file
+        raise ValueError(f"--config == {short_repr(config_file)}: give a YAML or JSON file, or leave --config out")
+    file_values = load_config_file(config_file) if config_file else {}
     if file_values:  # a bad value in the file is named with the file
         try:
             BenchmarkConfig.from_sources(file_values)
@@ -224,8 +233,10 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace, config: BenchmarkConfig) -> str:
     """Check the run flags; the output folder."""
-    from .validation import check_scalar
+    from .validation import check_scalar, short_repr
 
+    if args.out is not None and not args.out.strip():  # else silently runs/DATASET, or the current folder
+        raise ValueError(f"--out == {short_repr(args.out)}: give an output folder, or leave --out out for runs/DATASET")
     check_scalar(args.max_runs, "--max-runs", int, min_val=0, allow_none=True)
     if check_executor_flags(args) is None:  # on Ray, auto and cuda are decided by the cluster's GPUs
         from .validation import check_device
@@ -301,6 +312,10 @@ def missing_dependency_message(err: ModuleNotFoundError, command: str) -> str | 
         from .cluster import RAY_INSTALL
 
         return f"'l2l-taskmix {command}' with --ray or --ray-address needs the optional Ray extra (missing: ray); install it with: {RAY_INSTALL}"
+    if name == "grpc":
+        from .cluster import RAY_CLIENT_INSTALL
+
+        return f"'l2l-taskmix {command}' with a ray:// address needs Ray Client (missing: grpc); install it with: {RAY_CLIENT_INSTALL}"
     if name in BENCHMARK_MODULES:
         return (
             f"'l2l-taskmix {command}' needs the optional benchmark dependencies (missing: {name}); "

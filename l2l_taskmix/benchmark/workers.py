@@ -40,7 +40,11 @@ from typing import Any, Callable
 
 from ..validation import check_device, check_scalar
 
-__all__ = ["InProcess", "LocalWorkers", "RayWorkers", "make_executor", "available_cpus"]
+__all__ = ["InProcess", "LocalWorkers", "RayWorkers", "make_executor", "available_cpus", "MAX_THREADS", "MAX_WORKERS"]
+
+#: The most torch threads per run and runs at once (``--threads``, ``--workers``): far above any
+#: machine's cores or a Ray cluster's CPUs, below what the operating system and torch overflow at.
+MAX_THREADS, MAX_WORKERS = 1024, 10_000
 
 
 def available_cpus() -> int:
@@ -223,7 +227,8 @@ def make_executor(data: Any, workers: int | None = None, threads: int | None = N
     ``device``: the runs' (``--device``), for Ray's GPU requests."""
     import torch
 
-    threads = check_scalar(threads if threads is not None else torch.get_num_threads(), "threads", int, min_val=1)
+    threads = check_scalar(threads if threads is not None else torch.get_num_threads(), "threads", int, min_val=1, max_val=MAX_THREADS)
+    check_scalar(workers, "workers", int, min_val=1, max_val=MAX_WORKERS, allow_none=True)
     if ray_address is not None:
         return RayWorkers(data, ray_address, workers=workers, threads=threads, device=device)
     if workers is None:
