@@ -33,14 +33,19 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically; create missing folders.
 
     The file gets the permissions a plain ``open(path, "w")`` would give (``0o666`` less the
-    umask). On any error the temporary file is removed and ``path`` is left as it was.
+    umask). On any error the temporary file is removed and ``path`` is left as it was; an
+    ``OSError`` (a full disk, a folder that is a file) names ``path`` and keeps its type and
+    ``errno``.
     """
     if not isinstance(data, (str, bytes, bytearray, memoryview)):
         raise TypeError(f"atomic_write takes text or bytes, not {type(data).__name__}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _naming(err, path) from None
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -50,13 +55,25 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(err, OSError):
+            raise _naming(err, path) from None
         raise
     return path
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """``err`` (same type and ``errno``) as ``cannot write PATH: reason``; a folder on the way
+    that is a file is named as such."""
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    reason = f"{blocker} is a file, not a folder" if blocker is not None else (err.strerror or str(err))
+    named = type(err)(f"cannot write {path}: {reason}")
+    named.errno = err.errno  # (strerror and filename would change how it prints)
+    return named
 
 
 def check_writable(folder: str | os.PathLike, name: str, need_bytes: int = 0) -> Path:
@@ -64,7 +81,8 @@ def check_writable(folder: str | os.PathLike, name: str, need_bytes: int = 0) ->
 
     Called before any compute is spent, so that a bad output or cache location fails at once
     with a message naming it (``name``: the flag or argument), not after hours of training.
-    Raises ``NotADirectoryError``, ``PermissionError`` or ``OSError`` (no space).
+    Raises ``ValueError`` (an empty path), ``NotADirectoryError``, ``PermissionError`` or
+    ``OSError`` (no space).
 
     Example::
 
@@ -72,6 +90,8 @@ def check_writable(folder: str | os.PathLike, name: str, need_bytes: int = 0) ->
         >>> check_writable(tempfile.mkdtemp(), "--out").is_dir()
         True
     """
+    if not os.fspath(folder).strip():  # Path("") is the current folder: never what was meant
+        raise ValueError(f"{name} == {os.fspath(folder)!r}: give a folder")
     folder = Path(folder).expanduser()
     probe = folder
     while not probe.exists() and probe != probe.parent:

@@ -319,7 +319,7 @@ def test_results_md_states_the_configuration_and_what_was_left_out(tmp_path, cap
     assert "task 'may' left out: 1 class(es) left with >= 3 examples" in console
     assert "**Tasks left out** (1)" in md and "`may`: 1 class(es) left with >= 3 examples (need 2)" in md
     assert "Meta-test tasks (1), every one scored: `apr`" in md
-    assert "Classes left out (2" in md and "cancel (2)" in md
+    assert "Classes left out (2" in md and "`cancel` (2)" in md
     assert "96 rows in 4 tasks repeat a text" in md and "96 rows in 4 tasks repeat a text" in console  # rows i and i + 4
     assert "(toy-bow features)" in md and "| encoder | toy-bow |" in md  # the encoder object that was used
     assert "| shots | 2 |" in md and "| num_train | 3 |" in md and "Regime: few-shot: 2 support" in md

@@ -11,15 +11,18 @@ Example::
     >>> from pathlib import Path
     >>> from l2l_taskmix.benchmark.datasets import load_feature_split, save_feature_split
     >>> from l2l_taskmix.features import FeatureTask
-    >>> task = FeatureTask("t", torch.randn(6, 4), torch.arange(6) % 2, ["a", "b"])
-    >>> path = save_feature_split(Path(tempfile.mkdtemp()) / "f.pt", [task], [task])
+    >>> train, test = (FeatureTask(name, torch.randn(6, 4), torch.arange(6) % 2, ["a", "b"]) for name in "tu")
+    >>> path = save_feature_split(Path(tempfile.mkdtemp()) / "f.pt", [train], [test])
     >>> [t.name for t in load_feature_split(path).test]
-    ['t']
+    ['u']
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
+import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,8 @@ import torch
 
 from .. import data
 from ..features import FeatureTask, featurize_split, get_encoder
-from ..files import atomic_write
+from ..files import atomic_write, to_jsonable
+from ..validation import short_repr
 from .config import NAMED_DATASETS
 
 __all__ = ["BenchmarkData", "NAMED_DATASETS", "load_split", "load_features", "save_feature_split", "load_feature_split"]
@@ -58,35 +62,137 @@ def save_feature_split(path: str | os.PathLike, train: Sequence[FeatureTask], te
 
 
 def load_feature_split(path: str | os.PathLike) -> BenchmarkData:
-    """Read a ``.pt`` file written by :func:`save_feature_split`."""
+    """Read a ``.pt`` file written by :func:`save_feature_split`.
+
+    Only tensors and plain data are loaded (``weights_only``: nothing in the file runs). Each
+    task needs ``name`` (text), ``x`` (``[n, d]`` numbers), ``y`` (``n`` integer labels
+    indexing ``classes``), ``classes`` (a list of texts) and optionally ``groups``; a meta-test
+    task identical to a meta-training task (same features and labels) is refused. ``info``
+    holds what the loader determined (``source``, ``train_tasks``, ``test_tasks``); the file's
+    own ``info`` is kept as the file states it, under ``file_info`` (its ``encoder`` text also
+    as ``stated_encoder``, which ``results.md`` shows as such), never in place of those.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"feature file not found: {path}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a feature file written by save_feature_split: {err}") from None
+    blob = _read_torch(path)
     if not isinstance(blob, dict) or not {"train", "test"} <= set(blob):
-        raise ValueError(f"{path}: expected a dict with 'train' and 'test' task lists")
-
-    def unpack(side):
-        out = []
-        for k, t in enumerate(blob[side]):
-            try:
-                groups = t.get("groups")
-                out.append(FeatureTask(str(t["name"]), torch.as_tensor(t["x"]).float(), torch.as_tensor(t["y"]).long(), list(t["classes"]),
-                                       groups=None if groups is None else torch.as_tensor(groups).long()))
-            except (KeyError, TypeError) as err:
-                raise ValueError(f"{path}: {side} task {k} lacks name/x/y/classes ({err})") from None
-            except ValueError as err:
-                raise ValueError(f"{path}: {err}") from None
-        return out
-
-    train, test = unpack("train"), unpack("test")
+        raise ValueError(f"{path}: expected a dict with 'train' and 'test' task lists (as save_feature_split writes)")
+    train, test = (_unpack(path, side, blob[side]) for side in ("train", "test"))
     if not train or not test:
         raise ValueError(f"{path}: needs at least one meta-training and one meta-test task")
-    info = {"source": str(path), "train_tasks": [t.name for t in train], "test_tasks": [t.name for t in test], **dict(blob.get("info") or {})}
+    _check_disjoint(path, train, test)
+    stated = blob.get("info")
+    if stated is None:
+        stated = {}
+    if not isinstance(stated, dict):
+        raise ValueError(f"{path}: 'info' must be a dict, got {type(stated).__name__}")
+    try:
+        stated = json.loads(json.dumps(to_jsonable(stated)))
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: 'info' must hold plain data only (texts, numbers, lists, dicts), for results.json") from None
+    info = {"source": str(path), "train_tasks": [t.name for t in train], "test_tasks": [t.name for t in test], "file_info": stated}
+    if isinstance(stated.get("encoder"), str) and stated["encoder"].strip():
+        info["stated_encoder"] = " ".join(stated["encoder"].split())[:200]  # one line of results.md
     return BenchmarkData(train, test, info)
+
+
+#: What a task of a feature file holds.
+TASK_LAYOUT = "a dict with name (text), x (a float tensor [n, d]), y (n integer labels), classes (a list of texts), optionally groups"
+
+
+def _read_torch(path: Path) -> Any:
+    """The plain data and tensors of the torch file ``path`` (nothing in it runs)."""
+    try:
+        handle = open(path, "rb")
+    except OSError as err:
+        raise type(err)(f"cannot read feature file {path}: {err.strerror or err}") from None
+    with handle:
+        try:
+            return torch.load(handle, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - whatever torch makes of a damaged file: one message
+            if isinstance(err, pickle.UnpicklingError) and "global" in str(err).lower():  # a class or function to import
+                raise ValueError(f"{path} holds objects other than tensors and plain data (lists, dicts, texts, numbers) and "
+                                 "is refused for safety: loading it could run code; write it with save_feature_split") from None
+            detail = "" if isinstance(err, pickle.UnpicklingError) else f" ({_first_line(err)})"  # (torch's advice, not a reason)
+            raise ValueError(f"{path} is not a feature file: it is truncated, or not a torch file as save_feature_split "
+                             f"writes{detail}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    """``err``'s type and the first sentence of its message (torch's go on for lines)."""
+    text = str(err).strip().split("\n")[0].split(". ")[0].rstrip(".")
+    text = text if len(text) <= 120 else text[:117] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _unpack(path: Path, side: str, tasks: Any) -> list[FeatureTask]:
+    """The ``side`` (``train`` or ``test``) task list of a feature file as :class:`FeatureTask` s."""
+    if not isinstance(tasks, (list, tuple)):
+        raise ValueError(f"{path}: '{side}' must be a list of tasks, each {TASK_LAYOUT}; got a {type(tasks).__name__}")
+    out = []
+    for k, task in enumerate(tasks):
+        where = f"{path}: {side} task {k}"
+        if not isinstance(task, dict):
+            raise ValueError(f"{where} must be {TASK_LAYOUT}; got a {type(task).__name__}")
+        missing = [key for key in ("name", "x", "y", "classes") if key not in task]
+        if missing:
+            raise ValueError(f"{where} lacks {', '.join(missing)}: each task is {TASK_LAYOUT}")
+        name = task["name"]
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{where}: name must be a non-empty text, got {short_repr(name)}")
+        where = f"{path}: {side} task {short_repr(name)}"
+        classes = task["classes"]
+        if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"{where}: classes must be a list of texts, got {short_repr(classes)}")
+        x, y = _tensor(where, "x", task["x"]), _labels(where, "y", task["y"])
+        groups = None if task.get("groups") is None else _labels(where, "groups", task["groups"])
+        try:
+            out.append(FeatureTask(name, x.float(), y, list(classes), groups=groups))
+        except ValueError as err:
+            raise ValueError(f"{path}: {side} {err}") from None
+    return out
+
+
+def _tensor(where: str, key: str, value: Any) -> torch.Tensor:
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{where}: {key} must be a tensor of numbers, got {short_repr(value)}") from None
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise ValueError(f"{where}: {key} must hold real numbers, got {tensor.dtype}")
+    return tensor
+
+
+def _labels(where: str, key: str, value: Any) -> torch.Tensor:
+    """``value`` as a LongTensor, refusing fractional values (``.long()`` would truncate them)."""
+    tensor = _tensor(where, key, value)
+    if tensor.is_floating_point():
+        bad = ~torch.isfinite(tensor) | (tensor != torch.round(tensor))
+        if bad.any():
+            row = int(bad.flatten().nonzero()[0])
+            raise ValueError(f"{where}: {key} must hold integer labels, got {float(tensor.flatten()[row])!r} at row {row}")
+    return tensor.long()
+
+
+def _check_disjoint(path: Path, train: Sequence[FeatureTask], test: Sequence[FeatureTask]) -> None:
+    """Refuse a meta-test task identical to a meta-training task (same features and labels):
+    it would be scored on what was trained on. Shapes first, then a hash, then exactly."""
+    def digest(task: FeatureTask) -> str:
+        return hashlib.sha256(task.x.contiguous().numpy().tobytes() + task.y.contiguous().numpy().tobytes()).hexdigest()
+
+    hashes: dict[int, str] = {}  # by object: names may repeat within a side
+    for t in test:
+        for s in train:
+            if t.x.shape != s.x.shape:
+                continue
+            for task in (t, s):
+                if id(task) not in hashes:
+                    hashes[id(task)] = digest(task)
+            if hashes[id(t)] == hashes[id(s)] and torch.equal(t.x, s.x) and torch.equal(t.y, s.y):
+                raise ValueError(f"{path}: meta-test task {short_repr(t.name)} is identical to meta-training task "
+                                 f"{short_repr(s.name)} (same features and labels): it would be scored on data it was "
+                                 "trained on; remove one of them")
 
 
 def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encoder_sep: Any = None, min_class_count: int = 1, num_train: int | None = None):
@@ -140,6 +246,7 @@ def load_features(
     encoder = get_encoder(encoder, device=device) if name is not None else encoder
     min_count = shots + 1 if shots is not None else 2
     split = load_split(dataset, data_root, encoder_sep=getattr(encoder, "sep", None), min_class_count=min_count, num_train=num_train)
+    data.check_shots(split.test, shots)  # before the encoder's time is spent, not after
     train, test = featurize_split(split, encoder, cache_dir=cache_dir)  # one encoder pass
     info = split.to_dict()
     info["encoder"] = getattr(encoder, "cache_key", name)

@@ -30,6 +30,8 @@ import pandas as pd
 
 from ..features import FeatureTask
 from ..files import atomic_write, to_jsonable
+from ..markdown import markdown_cell, markdown_code
+from ..validation import short_repr
 
 __all__ = [
     "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs", "data_section", "data_notes", "protocol_of",
@@ -65,7 +67,9 @@ class RunStore:
     """Finished (protocol, method, seed) runs of one configuration, one JSON file each.
 
     A file that cannot be read as a complete run (a crash mid-write leaves none, but a user might
-    edit one) counts as not finished and is redone.
+    edit one) counts as not finished and is redone. A complete run whose own ``key`` is not the
+    store's (a file copied or moved from another configuration's folder), or that has none, is an
+    error naming the file: it is neither used nor overwritten.
     """
 
     def __init__(self, root: str | os.PathLike, key: str):
@@ -88,13 +92,57 @@ class RunStore:
             return None
         if not isinstance(record.get("macro_f1"), (int, float)) or not isinstance(record.get("per_task"), dict):
             return None
+        if "key" not in record:
+            raise ValueError(f"{path} has no run key, so nothing says it is a run of this configuration (key {self.key!r}); "
+                             "delete it to compute this run again")
+        if record["key"] != self.key:
+            raise ValueError(f"{path} is a run of another configuration (its key {short_repr(record['key'])}, this folder's "
+                             f"{self.key!r}): it was copied or moved here; delete it to compute this run again, or move it back "
+                             f"to runs/{_safe(str(record['key']))}/")
         return record
 
     def save(self, record: dict[str, Any]) -> Path:
+        """Write ``record`` (atomically) under its method, seed and protocol; its ``key`` is set
+        to the store's (a record of another store's key is refused)."""
         for name in ("method", "seed", "macro_f1", "per_task"):
             if name not in record:
                 raise ValueError(f"a run record needs {name!r}")
+        if record.get("key", self.key) != self.key:
+            raise ValueError(f"a run record of key {short_repr(record['key'])} does not belong in the store of key {self.key!r}")
+        record = {**record, "key": self.key}
         return atomic_write(self.path(record["method"], record["seed"], protocol_of(record)), json.dumps(to_jsonable(record), indent=1, sort_keys=True))
+
+    @contextlib.contextmanager
+    def lock(self, method: str, seed: int, protocol: str = "select", on_wait: Any = None):
+        """Hold the run's lock (``fcntl.flock`` on a hidden ``.lock`` file next to it) for the
+        block, so that two processes writing the same store never compute one run twice: the
+        second waits (calling ``on_wait()`` first) and then finds the run saved. The OS releases
+        the lock when its process dies (``kill -9`` included); the empty lock file stays. Where
+        there is no ``flock`` (Windows) or the lock file cannot be made, no lock is taken (runs
+        are still written atomically)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        target = self.path(method, seed, protocol)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(target.parent / f".{target.stem}.lock", "a")
+        except OSError:
+            yield
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def load_all(self) -> list[dict[str, Any]]:
         out = []
@@ -274,6 +322,8 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
 
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
+    header = [markdown_cell(h) for h in header]
+    rows = [[markdown_cell(c) for c in r] for r in rows]
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)]
     def line(cells):
         return "| " + " | ".join(str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align)) + " |"
@@ -462,7 +512,7 @@ def plot_curves(curves: pd.DataFrame, path: str | os.PathLike, title: str = "") 
 
 
 def _names(names: Sequence[str]) -> str:
-    return ", ".join(f"`{n}`" for n in names) if names else "none"
+    return ", ".join(markdown_code(n) for n in names) if names else "none"
 
 
 def _class_drop_reason(info: dict[str, Any]) -> str:
@@ -501,20 +551,22 @@ def data_section(config: dict[str, Any], data: dict[str, Any]) -> str:
     lines.append(f"- Meta-training tasks ({len(train)}): {_names(train)}")
     lines.append(f"- Meta-test tasks ({len(test)}), every one scored: {_names(test)}")
     if data.get("encoder"):
-        lines.append(f"- Encoder: `{data['encoder']}`")
+        lines.append(f"- Encoder: {markdown_code(data['encoder'])}")
+    elif data.get("stated_encoder"):  # a feature file's own word, not something this run did
+        lines.append(f"- Encoder, as stated by the feature file (not checked): {markdown_code(data['stated_encoder'])}")
     if info.get("assignment"):
         lines.append(f"- Meta-train / meta-test assignment: {info['assignment']}")
     dropped_tasks = dict(info.get("dropped_tasks") or {})
     if dropped_tasks:
         lines.append(f"- **Tasks left out** ({len(dropped_tasks)}), neither trained on nor scored:")
-        lines += [f"  - `{name}`: {reason}" for name, reason in dropped_tasks.items()]
+        lines += [f"  - {markdown_code(name)}: {reason}" for name, reason in dropped_tasks.items()]
     else:
         lines.append("- Tasks left out: none")
     dropped_classes = dict(info.get("dropped_classes") or {})
     if dropped_classes:
         total = sum(len(v) for v in dropped_classes.values())
         lines.append(f"- Classes left out ({total}, {_class_drop_reason(info)}):")
-        lines += [f"  - `{name}`: " + ", ".join(f"{c} ({n})" for c, n in classes.items()) for name, classes in dropped_classes.items()]
+        lines += [f"  - {markdown_code(name)}: " + ", ".join(f"{markdown_code(c)} ({n})" for c, n in classes.items()) for name, classes in dropped_classes.items()]
     else:
         lines.append("- Classes left out: none")
     duplicates = dict(data.get("duplicates") or {})
@@ -523,7 +575,7 @@ def data_section(config: dict[str, Any], data: dict[str, Any]) -> str:
         lines.append(f"- Repeated texts: {rows} rows in {len(duplicates)} tasks repeat a text of their task; each "
                      f"repeated text is kept on one side of every support/test split. {conflicting} text(s) carry "
                      "more than one intent:")
-        lines += [f"  - `{name}`: {d['repeated_rows']} rows, {d['repeated_texts']} texts"
+        lines += [f"  - {markdown_code(name)}: {d['repeated_rows']} rows, {d['repeated_texts']} texts"
                   + ("; conflicting: " + "; ".join(f"{t!r} ({', '.join(v)})" for t, v in list(d['conflicting'].items())[:3])
                      + (" ..." if len(d["conflicting"]) > 3 else "") if d["conflicting"] else "")
                   for name, d in duplicates.items()]
@@ -531,11 +583,14 @@ def data_section(config: dict[str, Any], data: dict[str, Any]) -> str:
         lines.append("- Repeated texts: none")
     lines += ["", "Configuration (everything that decides these numbers; `results.json` has the rest):", "",
               "| Setting | Value |", "| --- | --- |"]
+    precomputed = str(config.get("dataset", "")).endswith(".pt")
     for key, value in config.items():
         if key == "cache_dir":
             continue
         text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-        lines.append(f"| {key} | {text} |")
+        if key == "encoder" and precomputed:
+            text = "not used (precomputed features)"
+        lines.append(f"| {markdown_cell(key)} | {markdown_cell(text)} |")
     return "\n".join(lines)
 
 

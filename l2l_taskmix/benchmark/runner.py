@@ -345,11 +345,23 @@ def run_job(data: BenchmarkData, method: str, seed: int, config: BenchmarkConfig
     """One run of a grid on ``data``, saved into ``stores`` (``{iterations: store}``: the run's
     length and any shorter horizon scored on the way) by whichever process runs it, so a run
     finished on a worker is kept even if the caller dies; what an executor of
-    :mod:`~l2l_taskmix.benchmark.workers` calls. Returns ``{iterations: record}``."""
+    :mod:`~l2l_taskmix.benchmark.workers` calls. Returns ``{iterations: record}``.
+
+    The run holds its lock in the store (:meth:`~l2l_taskmix.benchmark.results.RunStore.lock`)
+    while it computes: a second process writing the same ``--out`` waits for it and then reuses
+    the saved run instead of computing it again."""
     lengths = sorted(stores)
-    record = run_method(method, seed, data.train, data.test, config, protocol=protocol,
-                        horizons=[h for h in lengths if h != config.iterations], device=device, progress=progress)
-    return _save_lengths(record, stores, lengths, config.iterations)
+
+    def waiting() -> None:
+        _log(f"{_label(protocol, method, seed)}: another process is computing this run; waiting to reuse it")
+
+    with stores[config.iterations].lock(method, seed, protocol, on_wait=waiting):
+        saved = {h: stores[h].load(method, seed, protocol) for h in lengths}
+        if all(r is not None for r in saved.values()):  # finished meanwhile by another process
+            return saved
+        record = run_method(method, seed, data.train, data.test, config, protocol=protocol,
+                            horizons=[h for h in lengths if h != config.iterations], device=device, progress=progress)
+        return _save_lengths(record, stores, lengths, config.iterations)
 
 
 def _stored(found: dict[int, dict[str, Any]], stores: dict[int, RunStore]) -> dict[int, dict[str, Any]]:

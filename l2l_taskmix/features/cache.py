@@ -10,8 +10,12 @@ them, and a run only encodes texts it has never seen, written as one new shard.
 A shard's file name is the SHA-256 of its bytes; it is written to a temporary file and renamed
 (atomic). On reading, a shard whose bytes do not hash to its name (truncated, corrupted) or that
 does not parse is reported with a warning, deleted, and its texts are encoded again: it is never
-used. Root folder: ``cache_dir`` argument, else ``$L2L_TASKMIX_CACHE``, else
-``~/.cache/l2l-taskmix``.
+used. A shard that is intact but holds the wrong features (another width than the encoder's, as
+``encoder.json`` and the other shards state it; NaN or infinite values; only zeros) was written
+so by something (another encoder under the same key, a copied file): it is an error naming the
+shard, to be deleted (or the encoder's cache folder) by hand, and nothing is encoded; such
+features are refused when cached, too. Root folder: ``cache_dir`` argument, else
+``$L2L_TASKMIX_CACHE``, else ``~/.cache/l2l-taskmix``.
 
 Encoders are lazy (see ``l2l_taskmix.features.encoders``): when every text is cached, the encoder model
 is never loaded.
@@ -107,8 +111,29 @@ class FeatureCache:
             return []
         return sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))
 
-    def _read_shard(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(keys, x)`` of a verified shard, or None (shard deleted) when it is damaged."""
+    def dim(self, cache_key: str) -> int | None:
+        """The feature width ``encoder.json`` records for ``cache_key`` (``None``: not recorded)."""
+        try:
+            dim = json.loads((self.folder(cache_key) / "encoder.json").read_text(encoding="utf-8")).get("dim")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
+
+    def _check_shard(self, path: Path, x: np.ndarray, dim: int | None) -> None:
+        """Refuse an intact shard whose features cannot be the encoder's."""
+        fix = f"delete it (or the folder {path.parent}) and run again to encode its texts anew"
+        if dim is not None and x.shape[1] != dim:
+            raise ValueError(f"feature cache shard {path} holds features of width {x.shape[1]}, not the {dim} of this "
+                             f"encoder's cache: it was written by another encoder; {fix}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"feature cache shard {path} holds NaN or infinite features; {fix}")
+        if x.size and not x.any():
+            raise ValueError(f"feature cache shard {path} holds only zeros, as no working encoder gives; {fix}")
+
+    def _read_shard(self, path: Path, dim: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(keys, x)`` of a verified shard, or None (shard deleted) when it is damaged; an
+        intact shard of wrong features (width other than ``dim``, NaN, only zeros) is a
+        ``ValueError`` naming it (:meth:`_check_shard`)."""
         try:
             data = path.read_bytes()
             if hashlib.sha256(data).hexdigest() != path.stem:
@@ -125,17 +150,24 @@ class FeatureCache:
             except OSError:
                 pass
             return None
+        self._check_shard(path, x, dim)
         return keys, x
 
-    def get(self, cache_key: str, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """``{text: features}`` for the ``texts`` found in the cache."""
+    def get(self, cache_key: str, texts: Sequence[str], dim: int | None = None) -> dict[str, torch.Tensor]:
+        """``{text: features}`` for the ``texts`` found in the cache.
+
+        Every shard read must hold features of width ``dim`` (``None``: as ``encoder.json``
+        records, else as the first shard read) and be finite and not all zeros; one that is not
+        is a ``ValueError`` naming it."""
         wanted = {_text_key(t): t for t in texts}
         found: dict[str, torch.Tensor] = {}
+        dim = self._expected_dim(cache_key, dim)
         for path in self.shards(cache_key):
-            shard = self._read_shard(path)
+            shard = self._read_shard(path, dim)
             if shard is None:
                 continue
             keys, x = shard
+            dim = x.shape[1] if dim is None else dim
             for row, k in enumerate(keys):
                 t = wanted.get(k.tobytes())
                 if t is not None and t not in found:
@@ -143,6 +175,17 @@ class FeatureCache:
             if len(found) == len(wanted):
                 break
         return found
+
+    def _expected_dim(self, cache_key: str, dim: int | None) -> int | None:
+        """``dim`` if given, else what ``encoder.json`` records; an ``encoder.json`` that
+        disagrees with the encoder's ``dim`` is an error naming it."""
+        recorded = self.dim(cache_key)
+        if dim is not None and recorded is not None and int(dim) != recorded:
+            meta = self.folder(cache_key) / "encoder.json"
+            raise ValueError(f"feature cache {meta} records features {recorded} wide for {cache_key!r}, but the encoder's "
+                             f"are {int(dim)} wide: the encoder changed without changing its cache key; delete the folder "
+                             f"{meta.parent} and run again")
+        return int(dim) if dim is not None else recorded
 
     def put(self, cache_key: str, texts: Sequence[str], x: torch.Tensor | np.ndarray,
             dim: int | None = None) -> Path | None:
@@ -154,10 +197,14 @@ class FeatureCache:
             raise ValueError(f"features of shape {arr.shape} for {len(texts)} texts")
         if not np.isfinite(arr).all():
             raise ValueError("refusing to cache NaN or infinite features")
+        if arr.size and not arr.any():
+            raise ValueError(f"refusing to cache features of {len(texts)} text(s) that are all zeros (as no working encoder gives)")
         if not texts:
             return None
+        recorded = self._expected_dim(cache_key, dim)
+        if recorded is not None and arr.shape[1] != recorded:
+            raise ValueError(f"refusing to cache features {arr.shape[1]} wide in the cache of {cache_key!r}, whose are {recorded} wide")
         folder = self.folder(cache_key)
-        folder.mkdir(parents=True, exist_ok=True)
         meta = folder / "encoder.json"
         if not meta.exists():
             atomic_write(meta, json.dumps(
@@ -171,9 +218,16 @@ class FeatureCache:
         return path
 
     def compact(self, cache_key: str) -> Path | None:
-        """Merge all shards of ``cache_key`` into one (damaged shards are dropped)."""
+        """Merge all shards of ``cache_key`` into one (damaged shards are dropped; shards of
+        wrong features are an error, as in :meth:`get`)."""
         paths = self.shards(cache_key)
-        parts = [s for s in (self._read_shard(p) for p in paths) if s is not None]
+        dim = self._expected_dim(cache_key, None)
+        parts = []
+        for p in paths:
+            shard = self._read_shard(p, dim)
+            if shard is not None:
+                parts.append(shard)
+                dim = shard[1].shape[1] if dim is None else dim
         if not parts:
             return None
         keys = np.concatenate([k for k, _ in parts])
@@ -278,15 +332,17 @@ def featurize_tasks(
             raise ValueError(f"empty utterance among the texts to featurize (#{i})")
     store = FeatureCache(cache_dir) if cache else None
     key = encoder.cache_key
-    feats = store.get(key, unique) if store else {}
+    feats = store.get(key, unique, dim=int(encoder.dim)) if store else {}
     missing = [t for t in unique if t not in feats]
     log.info("features (%s): %d cached, %d to encode", key, len(feats), len(missing))
     if missing:
         kwargs: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
         committer = None
         if store:
-            # float32 rows plus the shard keys, twice over for the temporary file of a write
+            # float32 rows plus the shard keys, twice over for the temporary file of a write; then
+            # the encoder's own folder, which may be a file where the root is fine
             check_writable(store.root, "cache_dir", need_bytes=2 * len(missing) * (4 * int(encoder.dim) + 20) + 2**20)
+            check_writable(store.folder(key), "cache_dir")
             if _takes_on_batch(encoder):
                 committer = _Committer(store, key, missing, int(encoder.dim), check_scalar(commit_every, "commit_every", int, min_val=1))
                 kwargs["on_batch"] = committer
