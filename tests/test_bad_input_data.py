@@ -136,8 +136,9 @@ names = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")) | s
 @settings(max_examples=150, deadline=None)
 @given(name=names)
 def test_an_escaped_name_is_one_cell_that_renders_as_itself(name):
-    markdown_it = pytest.importorskip("markdown_it")
     import html
+
+    import markdown_it
 
     md = markdown_it.MarkdownIt("commonmark").enable("table")
     for code in (False, True):

@@ -1,6 +1,7 @@
 """Outputs: atomic writes, the resume store, the table, CSV/JSON/PNG."""
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -207,3 +208,18 @@ def test_per_task_table_does_not_depend_on_the_records_key_order():
     stored = [{"method": "maml", "seed": 0, "per_task": {"calling": 0.25, "weather": 0.5}}]
     assert per_task_table(fresh) == per_task_table(stored)
     assert per_task_table(fresh).index("calling") < per_task_table(fresh).index("weather")
+
+
+def test_names_with_markdown_characters_stay_one_cell_in_results_md(tmp_path):
+    # a task named "billing|fr" once split its row of the per-task table into three cells
+    import markdown_it
+
+    runs = [record("maml", 0, 0.5, tasks=("billing|fr", "a`b")), record("mtl", 0, 0.25, tasks=("billing|fr", "a`b"))]
+    write_outputs(tmp_path, runs, {"dataset": "x|y.csv", "encoder": "e"}, "few-shot: 5",
+                  data={"train_tasks": ["t|1"], "test_tasks": ["billing|fr", "a`b"]}, methods=["maml", "mtl"])
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render((tmp_path / "results.md").read_text())
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
+    per_task = {r[0]: r[1:] for r in rows if r and r[0] in ("billing|fr", "a`b")}
+    assert per_task == {"billing|fr": ["0.500", "0.250"], "a`b": ["0.500", "0.250"]}
+    assert ["dataset", "x|y.csv"] in rows  # the configuration table too
+    assert "<code>t|1</code>" in html and "<code>a`b</code>" in html  # the task lists' code spans
