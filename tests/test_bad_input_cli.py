@@ -206,6 +206,16 @@ def test_the_bounds_refuse_no_real_use_and_are_in_the_help():
         make_executor(None, workers=100_000, threads=1)
 
 
+@pytest.mark.parametrize("run", [runner.run_benchmark, lambda config, out, **kw: sweep.run_sweep(config, "eta", out, values="1,2", **kw)],
+                         ids=["run_benchmark", "run_sweep"])
+@pytest.mark.parametrize("kwargs, message", [({"workers": 10**23}, "workers == 1"), ({"threads": 0}, "threads == 0, must be >= 1")])
+def test_the_python_api_checks_workers_and_threads_before_loading_data(tmp_path, monkeypatch, run, kwargs, message):
+    no_compute(monkeypatch)  # once: refused by make_executor, after featurization
+    with pytest.raises(ValueError, match=message):
+        run(BenchmarkConfig(protocols=("paper",)), tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_int_too_long_to_print_is_still_a_short_message():
     with pytest.raises(ValueError, match=r"iterations == <an int of 16610 bits>, must be <= 10"):
         check_scalar(10**5000, "iterations", int, max_val=10)

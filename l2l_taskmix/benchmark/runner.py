@@ -50,7 +50,7 @@ from .results import (
     RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, protocol_words, summarize, write_outputs,
 )
 from .training import train
-from .workers import InProcess, make_executor
+from .workers import InProcess, check_executor, make_executor
 
 __all__ = ["run_benchmark", "run_grid", "run_job", "run_method", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
 
@@ -430,6 +430,7 @@ def run_benchmark(
         the summary ``DataFrame`` (``protocol, method, macro_f1_mean, macro_f1_std, seeds``), or
         ``None`` when stopped early by ``max_runs``.
     """
+    check_executor(workers, threads)  # before the data are loaded
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)  # before any compute is spent
     with ray_session(ray_address) as on_ray:
         if data is None:

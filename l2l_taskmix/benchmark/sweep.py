@@ -46,7 +46,7 @@ from .methods import get_method
 from .results import PROTOCOL_TITLES, _markdown, _png, paired_differences, protocol_of, summarize
 from .runner import OUT_BYTES, _log, load_data, run_grid
 from ..cluster import ray_session
-from .workers import make_executor
+from .workers import check_executor, make_executor
 
 __all__ = ["SWEEPS", "SWEEP_DEFAULTS", "run_sweep", "sweep_values", "num_real_tasks", "sweep_table", "plot_sweep"]
 
@@ -181,6 +181,7 @@ def run_sweep(
         raise ValueError(f"a sweep runs under one protocol; give --protocols paper or --protocols select, not {','.join(config.protocols)}")
     # the values as far as they can be read before the data are: any T >= 1, any number of tasks
     sweep_values(over, values, real_tasks=1, num_train=sys.maxsize, config=config)
+    check_executor(workers, threads)  # before the data are loaded
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)
     with ray_session(ray_address) as on_ray:
         if data is None:

