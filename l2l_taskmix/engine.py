@@ -220,7 +220,6 @@ def _check_task(k: int, xs, ys, xq, yq, in_features: int, num_classes: int) -> N
             raise ValueError(f"task {k}: {name} features have width {x.shape[1]}, the model expects {in_features}")
         if y.shape[1] != num_classes:
             raise ValueError(f"task {k}: {name} labels have {y.shape[1]} columns, the model has {num_classes} outputs")
-        check_soft_labels(y, f"task {k}: {name}")
 
 
 def _soft(y: Any, num_classes: int, x: Any, what: str) -> Any:
@@ -232,6 +231,18 @@ def _soft(y: Any, num_classes: int, x: Any, what: str) -> Any:
         except ValueError as err:
             raise ValueError(f"{what}: {err}") from None
     return y
+
+
+def _check_labels(stacked: list[torch.Tensor], members: list[tuple[torch.Tensor, ...]], numbers: list[int]) -> None:
+    """Soft labels of a stack of tasks must be probability rows: one check for the stack, and
+    the task that fails named (:func:`~l2l_taskmix.losses.check_soft_labels`)."""
+    for i, name in ((1, "support"), (3, "query")):
+        try:
+            check_soft_labels(stacked[i])
+        except ValueError:
+            for k, member in zip(numbers, members):
+                check_soft_labels(member[i], f"task {k}: {name}")
+            raise
 
 
 def _as_list(tasks: Iterable[Any]) -> list[Any]:
@@ -573,19 +584,22 @@ def fast_outer_loss(
     ref = blocks[0].linear.weight
     in_features, num_classes = blocks[0].linear.in_features, blocks[-1].linear.out_features
     groups: "OrderedDict[tuple[int, int], list[tuple[torch.Tensor, ...]]]" = OrderedDict()
+    numbers: "dict[tuple[int, int], list[int]]" = {}
     for k, task in enumerate(tasks):
         xs, ys, xq, yq = _unpack(task, k)
         ys, yq = (_soft(y, num_classes, xs, f"task {k}: {name}") for y, name in ((ys, "ys"), (yq, "yq")))
         if check_inputs:
             _check_task(k, xs, ys, xq, yq, in_features, num_classes)
         groups.setdefault((xs.shape[0], xq.shape[0]), []).append((xs, ys, xq, yq))
+        numbers.setdefault((xs.shape[0], xq.shape[0]), []).append(k)
     total = None
-    for members in groups.values():
+    for shape, members in groups.items():
         stacked = [torch.stack([m[i] for m in members]).to(device=ref.device, dtype=ref.dtype) for i in range(4)]
         if check_inputs:
-            for name, t in zip(("xs", "ys", "xq", "yq"), stacked):
+            for name, t in zip(("xs", "xq"), stacked[::2]):
                 if not bool(torch.isfinite(t).all()):
                     raise ValueError(f"fast_outer_loss: {name} of some task contains NaN or infinite values")
+            _check_labels(stacked, members, numbers[shape])
         loss = _group_loss(blocks, *stacked, float(inner_lr), int(inner_steps), bool(first_order), strategy)
         total = loss if total is None else total + loss
     return total / len(tasks)
