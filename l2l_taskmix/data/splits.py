@@ -141,8 +141,7 @@ def check_shots(tasks: Sequence[IntentTask], shots: int | None) -> None:
         ValueError: task 'alarm': shots=2 needs at least 3 distinct texts per class (2 support + 1 test); too few in ['SET', 'STOP'] (the smallest class has 2): use shots of at most 1, or leave the task out / add examples
     """
     for task in tasks:
-        first: dict[str, int] = {}
-        groups = [first.setdefault(t, i) for i, t in enumerate(task.texts)]
+        groups = task.groups()
         try:
             if shots is None:
                 support_test_split(task.intents, fraction=0.5, groups=groups)

@@ -107,6 +107,18 @@ class IntentTask:
         """``{intent: number of examples}``, sorted by intent."""
         return dict(sorted(Counter(self.intents).items()))
 
+    def groups(self) -> list[int]:
+        """Each row's group, the first row with the same text: a support/test split keeps a
+        group on one side (``support_test_split(groups=)``).
+
+        Example::
+
+            >>> IntentTask("t", ["a", "b", "a"], ["X", "Y", "X"]).groups()
+            [0, 1, 0]
+        """
+        first: dict[str, int] = {}
+        return [first.setdefault(text, row) for row, text in enumerate(self.texts)]
+
     def duplicates(self) -> dict[str, Any]:
         """Exact repeats of a text within this task (common in call-centre logs).
 

@@ -369,8 +369,7 @@ def featurize_tasks(
         index = {c: i for i, c in enumerate(classes)}
         x = torch.stack([feats[t] for t in task.texts]).float()
         y = torch.tensor([index[c] for c in task.intents], dtype=torch.long)
-        first: dict[str, int] = {}
-        groups = torch.tensor([first.setdefault(t, row) for row, t in enumerate(task.texts)], dtype=torch.long)
+        groups = torch.tensor(task.groups(), dtype=torch.long)
         out.append(FeatureTask(task.name, x, y, classes, dict(getattr(task, "meta", {})), groups))
     return out
 
