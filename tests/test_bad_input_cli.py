@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import ray
 
 from l2l_taskmix import cluster
 from l2l_taskmix.benchmark import runner, sweep
@@ -274,9 +275,6 @@ def closed_port():
 
 
 def test_a_dead_ray_address_fails_in_seconds_naming_it(tmp_path, capsys, monkeypatch, closed_port):
-    pytest.importorskip("ray")
-    import ray
-
     no_compute(monkeypatch)
     address = f"127.0.0.1:{closed_port}"
     start = time.perf_counter()
@@ -307,8 +305,6 @@ def test_a_ray_address_that_never_answers_times_out(monkeypatch):
 
 
 def test_ray_address_auto_without_a_cluster_speaks_of_our_flag(tmp_path, capsys, monkeypatch):
-    ray = pytest.importorskip("ray")
-
     def no_cluster(address=None, **kwargs):  # what ray.init("auto") raises with no instance running
         raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by setting `--address` "
                               "flag or `RAY_ADDRESS` environment variable.")
@@ -322,7 +318,6 @@ def test_ray_address_auto_without_a_cluster_speaks_of_our_flag(tmp_path, capsys,
 
 
 def test_a_ray_client_address_without_ray_client_says_what_to_install(tmp_path, capsys, monkeypatch, closed_port):
-    pytest.importorskip("ray")
     no_compute(monkeypatch)
     monkeypatch.setitem(sys.modules, "grpc", None)  # import grpc fails, as without ray[client]
     refused(capsys, ["benchmark", "--ray-address", f"ray://127.0.0.1:{closed_port}", "--out", str(tmp_path / "out")],
