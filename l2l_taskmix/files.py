@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "check_writable", "to_jsonable"]
+__all__ = ["atomic_write", "atomic_folder", "check_writable", "to_jsonable"]
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -64,6 +64,66 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
             raise _naming(err, path) from None
         raise
     return path
+
+
+def atomic_folder(path: str | os.PathLike, files: dict[str, str | bytes], *, replace: bool = False) -> Path:
+    """Write a folder of ``files`` (``{name: text or bytes}``) so that it appears whole or not at all.
+
+    The files are written into a temporary folder beside ``path`` and flushed, then the folder
+    is renamed to ``path``. An existing ``path`` is an error (``FileExistsError``) unless
+    ``replace``; then it is renamed away first and deleted only once the new folder is in
+    place, so a failure at any point leaves the old folder or the new one, never a mixture.
+    The caller decides what may be replaced.
+
+    Example::
+
+        >>> import tempfile
+        >>> folder = atomic_folder(Path(tempfile.mkdtemp()) / "model", {"config.json": "{}"})
+        >>> sorted(p.name for p in folder.iterdir())
+        ['config.json']
+    """
+    path = Path(path)
+    for name in files:
+        if not name or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"atomic_folder: {name!r} is not a plain file name")
+    if path.exists() and not replace:
+        raise FileExistsError(f"cannot write {path}: it exists already")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as err:
+        raise _naming(err, path) from None
+    old = None
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        for name, data in files.items():
+            payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            with open(tmp / name, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.rename(path, old / path.name)
+        os.rename(tmp, path)
+    except BaseException as err:
+        if old is not None and (old / path.name).exists() and not path.exists():
+            os.rename(old / path.name, path)  # put the old folder back
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise _naming(err, path) from None
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def _naming(err: OSError, path: Path) -> OSError:

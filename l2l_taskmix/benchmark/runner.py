@@ -30,6 +30,7 @@ import hashlib
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -49,10 +50,10 @@ from .methods import Method, get_method
 from .results import (
     RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, protocol_words, summarize, write_outputs,
 )
-from .training import train
+from .training import TrainResult, train
 from .workers import InProcess, check_executor, make_executor
 
-__all__ = ["run_benchmark", "run_grid", "run_job", "run_method", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
+__all__ = ["run_benchmark", "run_grid", "run_job", "run_method", "fit_run", "FittedRun", "fit_standardizer", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
 
 #: Free space the output folder must have before a benchmark starts: the run records, tables,
 #: JSON and the plot of a large grid take a few MB.
@@ -69,18 +70,27 @@ def choose_val_tasks(num_train: int, val_tasks: int, seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(num_train, size=val_tasks, replace=False))
 
 
+def fit_standardizer(train_tasks: Sequence[FeatureTask], enabled: bool) -> Standardizer | None:
+    """The statistics of all of ``train_tasks`` (``None`` when ``enabled`` is false)."""
+    if not train_tasks:
+        raise ValueError("no meta-training tasks to standardize with")
+    return Standardizer.fit([t.x for t in train_tasks]) if enabled else None
+
+
 def standardize(
-    train_tasks: Sequence[FeatureTask], test_tasks: Sequence[FeatureTask], enabled: bool
+    train_tasks: Sequence[FeatureTask], test_tasks: Sequence[FeatureTask], standardizer: Standardizer | bool | None
 ) -> tuple[list[FeatureTask], list[FeatureTask]]:
-    """Both sides standardized with the statistics of all meta-training tasks only (as float32
-    and unchanged when ``enabled`` is false)."""
+    """Both sides standardized with ``standardizer`` (as float32 and unchanged when it is
+    ``None``); ``True``/``False`` fits one on ``train_tasks`` first (:func:`fit_standardizer`)
+    or not."""
     width = train_tasks[0].dim
     for task in list(train_tasks) + list(test_tasks):
         if task.dim != width:
             raise ValueError(f"task {task.name!r} has features of width {task.dim}, the first meta-training task {width}")
-    if not enabled:
+    if isinstance(standardizer, bool):
+        standardizer = fit_standardizer(train_tasks, standardizer)
+    if standardizer is None:
         return [t.with_x(t.x.float()) for t in train_tasks], [t.with_x(t.x.float()) for t in test_tasks]
-    standardizer = Standardizer.fit([t.x for t in train_tasks])
     return [standardizer.transform(t) for t in train_tasks], [standardizer.transform(t) for t in test_tasks]
 
 
@@ -130,6 +140,108 @@ def choose_train_subset(num_fit: int, train_subset: int | None, seed: int) -> li
     return sorted(int(i) for i in rng.choice(num_fit, size=train_subset, replace=False))
 
 
+@dataclass
+class FittedRun:
+    """What :func:`fit_run` returns: a run trained, not yet evaluated on its meta-test tasks.
+
+    Attributes:
+        trained: the loop's :class:`~l2l_taskmix.benchmark.training.TrainResult` (its ``model``
+            holds the kept weights).
+        standardizer: the statistics the run's features were standardized with (``None``
+            with ``config.standardize`` off).
+        fit_side, val_side, test_side: the run's meta-training, meta-validation and meta-test
+            tasks, standardized and on the run's device.
+        num_classes: the head's outputs.
+        stages: seconds spent training, on validation checks and on evaluations at horizons.
+        early: ``{horizon: per-task scores}`` of the weights at each horizon.
+    """
+
+    trained: TrainResult
+    standardizer: Standardizer | None
+    fit_side: list[FeatureTask]
+    val_side: list[FeatureTask]
+    test_side: list[FeatureTask]
+    num_classes: int
+    stages: dict[str, float]
+    early: dict[int, dict[str, float]]
+
+
+def fit_run(
+    method: Method | str,
+    seed: int,
+    train_tasks: Sequence[FeatureTask],
+    test_tasks: Sequence[FeatureTask],
+    config: BenchmarkConfig,
+    *,
+    protocol: str = "select",
+    horizons: Sequence[int] = (),
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    head_width: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> FittedRun:
+    """The training half of :func:`run_method` (the benchmark's and ``l2l-taskmix train``'s one
+    path): choose the meta-validation and meta-training tasks of run ``seed``, standardize, build
+    the model, train. ``test_tasks`` may be empty (nothing to evaluate: a model for later use).
+
+    ``head_width``: the head's outputs, at least the largest class count of ``train_tasks`` and
+    ``test_tasks`` (``None``: that count, the paper's head). ``splits``: the meta-test support/test
+    splits, needed to score ``horizons`` on the way.
+    """
+    method = get_method(method)
+    seed = check_scalar(seed, "seed", int)
+    protocol = check_choice(protocol, "protocol", PROTOCOLS)
+    device = check_device(device)
+    if not train_tasks:
+        raise ValueError("no meta-training tasks")
+    val_index = choose_val_tasks(len(train_tasks), config.val_tasks, seed) if protocol == "select" else []
+    fit_index = [i for i in range(len(train_tasks)) if i not in val_index]
+    fit_index = [fit_index[k] for k in choose_train_subset(len(fit_index), config.train_subset, seed)]
+    used = sorted(val_index + fit_index)  # the meta-training tasks this run sees
+    standardizer = fit_standardizer([train_tasks[i] for i in used], config.standardize)
+    used_side, test_side = standardize([train_tasks[i] for i in used], test_tasks, standardizer)
+    used_side, test_side = [t.to(device) for t in used_side], [t.to(device) for t in test_side]
+    side = dict(zip(used, used_side))
+    val_side = [side[i] for i in val_index]
+    fit_side = [side[i] for i in fit_index]
+
+    num_classes = max(t.num_classes for t in list(train_tasks) + list(test_tasks))
+    if head_width is not None:
+        head_width = check_scalar(head_width, "head_width", int, min_val=2)
+        if head_width < num_classes:
+            raise ValueError(f"head_width (--head-width) {head_width} is narrower than the largest task's {num_classes} classes; "
+                             f"give at least {num_classes}")
+        num_classes = head_width
+    model = make_model(used_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed))).to(device)
+    stages = {"training": 0.0, "validation": 0.0, "evaluation": 0.0}  # seconds of each, for benchmarks/speed.py
+    checks = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer)) if val_side and method.trains else None
+
+    def timed_checks(model: nn.Module) -> float:
+        begin = time.perf_counter()
+        try:
+            return checks(model)
+        finally:
+            stages["validation"] += time.perf_counter() - begin
+
+    horizons = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} - {config.iterations})
+    if horizons and (protocol != "paper" or horizons[-1] > config.iterations or splits is None):
+        raise ValueError(f"horizons {horizons} need the paper protocol, meta-test splits and at most iterations={config.iterations}")
+    early: dict[int, dict[str, float]] = {}
+
+    def at_horizon(iteration: int, model: nn.Module) -> None:
+        begin = time.perf_counter()
+        early[iteration] = evaluate(model, method, test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
+        stages["evaluation"] += time.perf_counter() - begin
+
+    trained = train(
+        model, method, fit_side, seed=int(seed), num_classes=num_classes, score=timed_checks if checks else None,
+        checkpoints=horizons, on_checkpoint=at_horizon if horizons else None,
+        progress=progress, desc=f"{method.name} seed {seed} ({protocol})", **config.kwargs_for(train),
+    )
+    stages["training"] = trained.seconds - stages["validation"] - stages["evaluation"]
+    return FittedRun(trained, standardizer, fit_side, val_side, test_side, num_classes, stages, early)
+
+
 def run_method(
     method: Method | str,
     seed: int,
@@ -149,7 +261,7 @@ def run_method(
     out and keeps the checked iteration that scores best on those (model selection).
     What depends on ``seed`` alone (which meta-training tasks validate or are used, the
     support/test splits, the initial weights) is the same for every method, so methods are
-    compared on equal terms.
+    compared on equal terms. Training is :func:`fit_run`.
 
     ``horizons`` (paper protocol): iterations short of ``config.iterations`` at which the
     weights of that moment are evaluated too, as a run of that many iterations would be (the
@@ -168,53 +280,16 @@ def run_method(
         ``stage_seconds``: of training, validation checks and evaluation).
     """
     method = get_method(method)
-    seed = check_scalar(seed, "seed", int)
-    protocol = check_choice(protocol, "protocol", PROTOCOLS)
-    device = check_device(device)
     start = time.perf_counter()
     if not test_tasks:
         raise ValueError("no meta-test tasks")
-    val_index = choose_val_tasks(len(train_tasks), config.val_tasks, seed) if protocol == "select" else []
-    fit_index = [i for i in range(len(train_tasks)) if i not in val_index]
-    fit_index = [fit_index[k] for k in choose_train_subset(len(fit_index), config.train_subset, seed)]
-    used = sorted(val_index + fit_index)  # the meta-training tasks this run sees
-    used_side, test_side = standardize([train_tasks[i] for i in used], test_tasks, config.standardize)
-    used_side, test_side = [t.to(device) for t in used_side], [t.to(device) for t in test_side]
-    side = dict(zip(used, used_side))
-    val_side = [side[i] for i in val_index]
-    fit_side = [side[i] for i in fit_index]
-
-    num_classes = max(t.num_classes for t in list(train_tasks) + list(test_tasks))
-    model = make_model(used_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed))).to(device)
-    stages = {"training": 0.0, "validation": 0.0, "evaluation": 0.0}  # seconds of each, for benchmarks/speed.py
-    checks = validation_scorer(method, val_side, seed=seed, **config.kwargs_for(validation_scorer)) if val_side and method.trains else None
-
-    def timed_checks(model: nn.Module) -> float:
-        begin = time.perf_counter()
-        try:
-            return checks(model)
-        finally:
-            stages["validation"] += time.perf_counter() - begin
-
-    splits = make_splits(test_side, config.shots, config.fraction, seed=int(seed))
     horizons = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} - {config.iterations})
-    if horizons and (protocol != "paper" or horizons[-1] > config.iterations):
-        raise ValueError(f"horizons {horizons} need the paper protocol and at most iterations={config.iterations}")
-    early: dict[int, dict[str, float]] = {}
-
-    def at_horizon(iteration: int, model: nn.Module) -> None:
-        begin = time.perf_counter()
-        early[iteration] = evaluate(model, method, test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
-        stages["evaluation"] += time.perf_counter() - begin
-
-    trained = train(
-        model, method, fit_side, seed=int(seed), num_classes=num_classes, score=timed_checks if checks else None,
-        checkpoints=horizons, on_checkpoint=at_horizon if horizons else None,
-        progress=progress, desc=f"{method.name} seed {seed} ({protocol})", **config.kwargs_for(train),
-    )
-    stages["training"] = trained.seconds - stages["validation"] - stages["evaluation"]
+    splits = make_splits(list(test_tasks), config.shots, config.fraction, seed=int(seed))  # rows and labels only: as after standardizing
+    run = fit_run(method, seed, train_tasks, test_tasks, config, protocol=protocol, horizons=horizons, splits=splits,
+                  device=device, progress=progress)
+    trained, stages, early = run.trained, run.stages, run.early
     begin = time.perf_counter()
-    per_task = evaluate(trained.model, method, test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
+    per_task = evaluate(trained.model, method, run.test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
     stages["evaluation"] += time.perf_counter() - begin
     if not method.trains:  # nothing trains: every horizon is the untrained model
         early = {h: per_task for h in horizons}
@@ -227,10 +302,10 @@ def run_method(
         "best_iteration": int(trained.best_iteration) if method.trains else 0,
         "val_macro_f1": trained.best_score,
         "curve": compress_history(trained.history, config.eval_every),
-        "train_tasks": [t.name for t in fit_side],
-        "val_tasks": [t.name for t in val_side],
-        "test_split_sizes": {t.name: [int(len(s)), int(len(q))] for t, (s, q) in zip(test_side, splits)},
-        "device": str(device),
+        "train_tasks": [t.name for t in run.fit_side],
+        "val_tasks": [t.name for t in run.val_side],
+        "test_split_sizes": {t.name: [int(len(s)), int(len(q))] for t, (s, q) in zip(run.test_side, splits)},
+        "device": str(check_device(device)),
         "seconds": round(time.perf_counter() - start, 3),
         "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
     }

