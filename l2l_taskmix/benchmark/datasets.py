@@ -195,16 +195,22 @@ def _check_disjoint(path: Path, train: Sequence[FeatureTask], test: Sequence[Fea
                                  "trained on; remove one of them")
 
 
-def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encoder_sep: Any = None, min_class_count: int = 1, num_train: int | None = None):
+def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encoder_sep: Any = None, min_class_count: int = 1,
+               num_train: int | str | None = None):
     """The :class:`~l2l_taskmix.data.MetaSplit` of a dataset name or a task-table path.
 
     ``nbest`` simulates N-best call-centre data from the bundled MTOP sample (or ``data_root``)
     with :func:`~l2l_taskmix.data.make_nbest` (same seed, same file). ``encoder_sep`` joins
     N-best hypotheses (an encoder or a string; ``None``: XLM-R's ``</s></s>``).
     ``min_class_count`` drops rarer classes of N-best/task-table data (the MTOP builders apply
-    the paper's thresholds themselves). ``num_train``: meta-training tasks (``None``: 7).
+    the paper's thresholds themselves). ``num_train``: meta-training tasks (``None``: 7; ``"all"``:
+    every task of a task table, as ``l2l-taskmix train`` meta-trains by default).
     """
-    extra = {} if num_train is None else {"num_train": int(num_train)}
+    every = isinstance(num_train, str) and num_train == "all"
+    if every and dataset in NAMED_DATASETS:
+        num_train = None  # a named dataset keeps its own meta-training tasks
+        every = False
+    extra = {} if num_train is None else {"num_train": "all" if every else int(num_train)}
     if dataset == "mtop-long":
         return data.build_mtop_long(root=data_root, seed=seed, **extra)
     if dataset == "mtop-wide":
@@ -228,7 +234,7 @@ def load_features(
     shots: int | None,
     data_root: str | None = None,
     cache_dir: str | None = None,
-    num_train: int | None = None,
+    num_train: int | str | None = None,
     device: str,
 ) -> BenchmarkData:
     """Featurize ``dataset`` (cached on disk) or read precomputed features (a ``.pt`` path).

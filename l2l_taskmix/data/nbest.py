@@ -73,6 +73,8 @@ __all__ = [
     "XLMR_SEP",
     "join_hypotheses",
     "read_task_table",
+    "read_utterances",
+    "UTTERANCE_COLUMNS",
     "load_nbest",
     "simulate_nbest",
     "make_nbest",
@@ -126,10 +128,12 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _records(path: Path) -> list[tuple[int, dict]]:
+def _records(path: Path, required: Sequence[str] = ("task", "intent"), kind: str = "task table",
+             allowed: Sequence[str] | None = None) -> list[tuple[int, dict]]:
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
-        raise ValueError(f"{path}: unknown task-table format {suffix!r} (use .jsonl or .csv)")
+        what = "task-table format" if kind == "task table" else f"format for a {kind}"
+        raise ValueError(f"{path}: unknown {what} {suffix!r} (use .jsonl or .csv)")
     text = _read_text(path)
     if suffix in (".jsonl", ".ndjson", ".json"):
         out = []
@@ -147,10 +151,11 @@ def _records(path: Path) -> list[tuple[int, dict]]:
     delimiter = "\t" if suffix == ".tsv" else ","
     records = _csv_records(text.removeprefix("\ufeff"), delimiter, path)
     if not records:
-        raise ValueError(f"{path}: the file is empty; a CSV task table starts with a header row such as task,intent,text")
+        example = ",".join(list(required) + ["text"])
+        raise ValueError(f"{path}: the file is empty; a CSV {kind} starts with a header row such as {example}")
     header_line, header = records[0]
     columns = list(header)
-    missing = [c for c in ("task", "intent") if c not in columns]
+    missing = [c for c in required if c not in columns]
     if "text" not in columns and "hypotheses" not in columns:
         missing.append("text or hypotheses")
     if missing:
@@ -160,6 +165,10 @@ def _records(path: Path) -> list[tuple[int, dict]]:
             if other:
                 hint = f"; the header looks {other!r}-delimited, but {path.suffix} tables are {delimiter!r}-delimited"
         raise ValueError(f"{path}:{header_line}: the header has no {', '.join(repr(m) for m in missing)} column (it has {columns}){hint}")
+    unknown = [c for c in columns if c and allowed is not None and c not in allowed]
+    if unknown:
+        raise ValueError(f"{path}:{header_line}: unknown column(s) {', '.join(repr(c) for c in unknown)} in the header; "
+                         f"a {kind} has the columns {', '.join(allowed)}")
     twice = sorted({c for c in columns if c and columns.count(c) > 1})
     if twice:
         raise ValueError(f"{path}:{header_line}: the header names the column(s) {twice} more than once; keep one of each")
@@ -236,6 +245,70 @@ def _parse_order(value: Any, where: str) -> tuple[float, str]:
     if not math.isfinite(number):
         raise ValueError(f"{where}: order must be a finite number or an ISO 8601 timestamp, got {short_repr(value)}")
     return number, "number"
+
+
+#: The columns an utterance table may have (:func:`read_utterances`).
+UTTERANCE_COLUMNS = ("id", "task", "intent", "text", "hypotheses", "order", "split")
+
+
+def read_utterances(path: str | Path, encoder_sep: Any = None, *, labelled: bool) -> pd.DataFrame:
+    """Read a table of utterances (JSONL/CSV), for adapting a model or predicting with it.
+
+    Every row has ``text`` or ``hypotheses`` (joined with ``encoder_sep``, as a task table's)
+    and, with ``labelled``, ``intent``. Optional: ``id`` (kept), ``task``, ``order`` and
+    ``split`` (the task-table columns, so a task table can be read too). Any other column is an
+    error, so a misspelt column is not silently ignored.
+
+    Returns:
+        columns ``text, intent, task, id, line`` (``None`` where a row has no such value), in
+        file order.
+
+    Example::
+
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "client.csv")
+        >>> _ = open(p, "w").write('intent,text\\nalarm,wake me up\\nweather,"rain, today?"\\n')
+        >>> read_utterances(p, labelled=True)[["intent", "text"]].values.tolist()
+        [['alarm', 'wake me up'], ['weather', 'rain, today?']]
+    """
+    path = Path(path)
+    kind = "labelled table" if labelled else "table of utterances"
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} {path} does not exist" if not path.is_dir() else f"{path} is a folder, not a {kind} (.csv or .jsonl)")
+    sep = _resolve_sep(encoder_sep)
+    rows = []
+    for lineno, rec in _records(path, ("intent",) if labelled else (), kind, UTTERANCE_COLUMNS):
+        where = f"{path}:{lineno}"
+        unknown = [k for k in rec if k not in UTTERANCE_COLUMNS]
+        if unknown:
+            raise ValueError(f"{where}: unknown column(s) {', '.join(repr(k) for k in unknown)}; a {kind} has "
+                             f"{'intent and ' if labelled else ''}text or hypotheses, and optionally {', '.join(c for c in UTTERANCE_COLUMNS if c not in ('intent', 'text', 'hypotheses'))}")
+        intent = rec.get("intent")
+        if labelled and (not isinstance(intent, (str, int)) or isinstance(intent, bool) or str(intent).strip() == ""):
+            raise ValueError(f"{where}: missing or empty 'intent'")
+        has_text, has_hyps = "text" in rec, "hypotheses" in rec
+        if has_text == has_hyps:
+            raise ValueError(f"{where}: give exactly one of 'text' or 'hypotheses'")
+        if has_hyps:
+            try:
+                text = join_hypotheses(rec["hypotheses"], sep)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+        else:
+            text = rec["text"]
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{where}: empty utterance")
+        task = rec.get("task")
+        rows.append({"text": text,
+                     "intent": check_name(str(intent).strip(), "intent", where) if labelled or intent not in (None, "") else None,
+                     "task": None if task in (None, "") else check_name(str(task).strip(), "task name", where),
+                     "id": rec.get("id"), "line": lineno})
+    if not rows:
+        raise ValueError(f"{path}: no rows: the {kind} is empty")
+    frame = pd.DataFrame(rows, columns=["text", "intent", "task", "id", "line"])
+    for column in ("intent", "task", "id"):  # None stays None (not NaN); an id keeps its type
+        frame[column] = pd.Series([r[column] for r in rows], dtype=object)
+    return frame
 
 
 def read_task_table(path: str | Path, encoder_sep: Any = None,
@@ -316,7 +389,7 @@ def read_task_table(path: str | Path, encoder_sep: Any = None,
 def load_nbest(
     path: str | Path,
     encoder_sep: Any = None,
-    num_train: int = 7,
+    num_train: int | str = 7,
     *,
     nbest: int | None = None,
     min_class_count: int = 6,
@@ -329,7 +402,9 @@ def load_nbest(
         path: ``.jsonl`` or ``.csv`` task table.
         encoder_sep: separator for N-best hypotheses: a string or an encoder (``.sep``);
             ``None`` means XLM-R's ``</s></s>``.
-        num_train: the oldest ``num_train`` tasks meta-train, the rest meta-test (paper: 7).
+        num_train: the oldest ``num_train`` tasks meta-train, the rest meta-test (paper: 7);
+            ``"all"``: every task meta-trains (a model for later use; no meta-test task),
+            unless the ``split`` column assigns them.
         nbest: use at most this many hypotheses per utterance.
         min_class_count: drop classes with fewer examples in their task; the default 6 is
             the paper's 5-shot support plus one test example (1 keeps every class). Tasks
@@ -367,19 +442,29 @@ def load_nbest(
     left_out = [t for t in tasks if t.name in dropped_tasks]
     order = [t.name for t in kept]
     by_column = df["split"].notna().all()
+    every = isinstance(num_train, str) and num_train == "all"
+    if isinstance(num_train, str) and not every:
+        raise ValueError(f"num_train must be a number of tasks or 'all', got {short_repr(num_train)}")
     if by_column:
         if train_tasks is not None or test_tasks is not None:
             raise ValueError(f"{path}: the table's split column already assigns the tasks; do not also pass train_tasks/test_tasks")
         side = df.groupby("task", sort=False)["split"].first()
         train_tasks = [n for n in order if side[n] == "train"]
         test_tasks = [n for n in order if side[n] == "test"]
-        if not train_tasks or not test_tasks:
+        if not train_tasks or (not test_tasks and not every):
             note = left_out_note(left_out, min_class_count)
             raise ValueError(f"{path}: the split column leaves no {'train' if not train_tasks else 'test'} task "
                              f"(after dropping small classes){'; ' + note if note else ''}")
     try:
-        train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order,
-                                   dropped=left_out, min_class_count=min_class_count)
+        if every and not by_column:
+            if not kept:
+                raise ValueError("no task is left to meta-train on" + (f"; {note}" if (note := left_out_note(left_out, min_class_count)) else ""))
+            train, test = list(kept), []
+        elif every and not test_tasks:
+            train, test = [t for t in kept if t.name in set(train_tasks)], []
+        else:
+            train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order,
+                                       dropped=left_out, min_class_count=min_class_count)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     info = {
@@ -394,7 +479,8 @@ def load_nbest(
         "num_test": len(test),
         "train_tasks": [t.name for t in train],
         "test_tasks": [t.name for t in test],
-        "assignment": "split column" if by_column else "given" if (train_tasks or test_tasks) else "oldest tasks train",
+        "assignment": "split column" if by_column else "given" if (train_tasks or test_tasks) else "every task trains" if every
+        else "oldest tasks train",
         "dropped_classes": dropped_classes,
         "dropped_tasks": dropped_tasks,
     }
