@@ -18,7 +18,7 @@ Example::
     6
 """
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 import importlib
 from typing import TYPE_CHECKING

@@ -67,6 +67,8 @@ ORDER = [
     "l2l_taskmix.benchmark.workers",
     "l2l_taskmix.benchmark.runner",
     "l2l_taskmix.benchmark.sweep",
+    "l2l_taskmix.benchmark.artifact",
+    "l2l_taskmix.benchmark.classifier",
     "l2l_taskmix.benchmark.paper",
     "l2l_taskmix.benchmark",
     # cli

@@ -6,9 +6,10 @@ layers): :mod:`~l2l_taskmix.benchmark.methods` (the six methods as strategies),
 (the one loop), :mod:`~l2l_taskmix.benchmark.evaluation` (fine-tune and macro-F1),
 :mod:`~l2l_taskmix.benchmark.results` (run store, tables, plot),
 :mod:`~l2l_taskmix.benchmark.datasets` (dataset name -> features),
-:mod:`~l2l_taskmix.benchmark.runner` (runs and outputs) and
-:mod:`~l2l_taskmix.benchmark.sweep` (one setting varied); :mod:`~l2l_taskmix.benchmark.paper`
-holds the paper's published tables.
+:mod:`~l2l_taskmix.benchmark.runner` (runs and outputs),
+:mod:`~l2l_taskmix.benchmark.sweep` (one setting varied), :mod:`~l2l_taskmix.benchmark.artifact`
+(the model folder) and :mod:`~l2l_taskmix.benchmark.classifier` (a meta-trained model adapted to
+a new task); :mod:`~l2l_taskmix.benchmark.paper` holds the paper's published tables.
 
 Example::
 
@@ -45,6 +46,8 @@ _EXPORTS = {
     "run_benchmark": "runner",
     "run_grid": "runner",
     "run_sweep": "sweep",
+    "FewShotIntentClassifier": "classifier",
+    "meta_train": "classifier",
     "PROTOCOLS": "config",
     "PAPER_TABLES": "paper",
 }

