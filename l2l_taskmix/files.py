@@ -26,7 +26,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "atomic_folder", "check_writable", "to_jsonable"]
+__all__ = ["atomic_write", "atomic_folder", "check_writable", "to_jsonable", "default_cache_dir", "CACHE_ENV"]
+
+#: The environment variable naming the package's cache folder (features, built wheels).
+CACHE_ENV = "L2L_TASKMIX_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """The package's cache folder: ``$L2L_TASKMIX_CACHE`` if set, else ``~/.cache/l2l-taskmix``
+    (the feature cache keeps ``features/`` there, ``install_learn2learn`` its built ``wheels/``)."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "l2l-taskmix"
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:

@@ -55,7 +55,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..files import atomic_write, check_writable
+from ..files import CACHE_ENV, atomic_write, check_writable, default_cache_dir
 from ..validation import check_scalar
 from .tasks import FeatureTask
 
@@ -69,13 +69,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-CACHE_ENV = "L2L_TASKMIX_CACHE"
-
-
-def default_cache_dir() -> Path:
-    """``$L2L_TASKMIX_CACHE`` if set, else ``~/.cache/l2l-taskmix``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "l2l-taskmix"
 
 
 def _text_key(text: str) -> bytes:
