@@ -11,14 +11,18 @@ examples l2l-taskmix supports. This command does, in the running interpreter's e
    build tools (Cython 3, setuptools, wheel), and a torchvision that matches the installed torch
    when none imports (torch itself is never changed: install it first, e.g.
    ``pip install torch==2.14.1 torchvision==0.29.1``);
-2. download learn2learn 0.2.0's sdist from PyPI, re-cythonize its ``.pyx`` files, and drop
-   ``qpth`` and ``gsutil`` from its declared requirements (so that ``pip check`` stays clean and
-   pip can resolve packages that depend on learn2learn);
-3. build and install it with ``pip install --no-deps --no-build-isolation`` and check that
-   ``import learn2learn`` works.
+2. download learn2learn 0.2.0's sdist from PyPI (only it: its build requirements come as
+   wheels), re-cythonize its ``.pyx`` files, and drop ``qpth`` and ``gsutil`` from its declared
+   requirements (so that ``pip check`` stays clean and pip can resolve packages that depend on
+   learn2learn);
+3. build a wheel of it (``pip wheel --no-deps --no-build-isolation``), keep the wheel in the
+   package's cache (``$L2L_TASKMIX_CACHE/wheels`` or ``~/.cache/l2l-taskmix/wheels``;
+   ``--wheel-dir`` elsewhere), install it and check that ``import learn2learn`` works.
 
-It is idempotent: when learn2learn 0.2.0 imports and declares neither requirement it returns at
-once (``--force`` rebuilds). The project's set-up script (``make setup``) runs it too.
+A second environment on the same machine (same Python, same platform) installs the kept wheel
+instead of building again: no download, no Cython, no compiler (``--no-wheel-cache`` builds
+anew). It is idempotent: when learn2learn 0.2.0 imports and declares neither requirement it
+returns at once (``--force`` rebuilds). The project's set-up script (``make setup``) runs it too.
 
 Example (what a user runs; nothing to import)::
 
@@ -37,7 +41,8 @@ import sys
 import tarfile
 import tempfile
 
-__all__ = ["VERSION", "DROPPED_REQUIREMENTS", "drop_requirements", "fetch_sdist", "is_installed", "sdist_name", "torchvision_spec", "main"]
+__all__ = ["VERSION", "DROPPED_REQUIREMENTS", "drop_requirements", "fetch_sdist", "is_installed", "sdist_name", "torchvision_spec",
+           "wheel_folder", "cached_wheel", "install", "main"]
 
 #: The learn2learn release this command builds.
 VERSION = "0.2.0"
@@ -114,9 +119,30 @@ def sdist_name(version: str = VERSION) -> str:
     return f"learn2learn-{version}.tar.gz"
 
 
+def wheel_folder(root: str | None = None) -> str:
+    """Where this interpreter's learn2learn wheels are kept: one folder per learn2learn version,
+    Python and platform (a wheel built here fits any environment of that interpreter: its C
+    code uses no NumPy or torch headers)."""
+    import platform
+
+    if root is None:
+        from .files import default_cache_dir
+
+        root = os.path.join(default_cache_dir(), "wheels")
+    return os.path.join(root, f"learn2learn-{VERSION}-{sys.implementation.cache_tag}-{sys.platform}-{platform.machine()}")
+
+
+def cached_wheel(folder: str) -> str | None:
+    """The learn2learn :data:`VERSION` wheel kept in ``folder``, if there is exactly one."""
+    found = sorted(glob.glob(os.path.join(folder, f"learn2learn-{VERSION}-*.whl")))
+    return found[0] if len(found) == 1 else None
+
+
 def fetch_sdist(directory: str, quiet: bool = False) -> str:
     """The path of learn2learn :data:`VERSION`'s sdist in ``directory``, downloaded from PyPI
-    unless a readable one is there already. The file appears whole or not at all."""
+    unless a readable one is there already. The file appears whole or not at all. Only
+    learn2learn comes as source: pip reads its metadata with build requirements installed from
+    wheels (``--no-binary :all:`` would build those from source too, minutes of Cython)."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, sdist_name())
     if os.path.isfile(path) and tarfile.is_tarfile(path):
@@ -126,7 +152,7 @@ def fetch_sdist(directory: str, quiet: bool = False) -> str:
         q = ("-q",) if quiet else ()
         subprocess.run(
             [sys.executable, "-m", "pip", "download", *q, "--disable-pip-version-check", "--no-deps",
-             "--no-binary", ":all:", f"learn2learn=={VERSION}", "-d", tmp],
+             "--no-binary", "learn2learn", f"learn2learn=={VERSION}", "-d", tmp],
             check=True,
         )
         (downloaded,) = glob.glob(os.path.join(tmp, sdist_name()))
@@ -134,11 +160,14 @@ def fetch_sdist(directory: str, quiet: bool = False) -> str:
     return path
 
 
-def install(force: bool = False, quiet: bool = False, keep_sdist: str | None = None) -> None:
+def install(force: bool = False, quiet: bool = False, keep_sdist: str | None = None, wheel_dir: str | None = None,
+            wheel_cache: bool = True) -> None:
     """Build and install learn2learn :data:`VERSION` into this interpreter (see the module docs).
 
     ``keep_sdist``: a folder where learn2learn's sdist is kept (and reused), also when
     learn2learn is already installed; its ``examples/`` are what the project's contract tests run.
+    ``wheel_dir``: the root of the kept wheels (default: the package cache's ``wheels/``);
+    ``wheel_cache=False`` neither reuses nor keeps one.
     """
     if not force and is_installed():
         say(f"learn2learn {VERSION} is already installed and imports; nothing to do (--force rebuilds)")
@@ -153,34 +182,74 @@ def install(force: bool = False, quiet: bool = False, keep_sdist: str | None = N
             "pip install torch==2.14.1 torchvision==0.29.1"
         ) from None
     q = ("-q",) if quiet else ()
+    kept = wheel_folder(wheel_dir) if wheel_cache else None
+    wheel = cached_wheel(kept) if kept else None
     with tempfile.TemporaryDirectory(prefix="l2l-build-") as build:
         constraints = os.path.join(build, "constraints.txt")
         with open(constraints, "w") as f:
             f.write(f"torch=={torch_version}\n")  # never change the user's torch
-        say("installing learn2learn's import-time requirements and the build tools")
-        _pip(*q, "numpy", "scipy", "gym", "requests", "tqdm", "cython>=3", "setuptools", "wheel", constraints=constraints)
+        tools = () if wheel else ("cython>=3", "setuptools", "wheel")
+        say("installing learn2learn's import-time requirements" + ("" if wheel else " and the build tools"))
+        _pip(*q, "numpy", "scipy", "gym", "requests", "tqdm", *tools, constraints=constraints)
         if _import_error("torchvision") is not None:
             spec = torchvision_spec(torch_version)
             say(f"installing {spec} to match torch {torch_version} (learn2learn imports torchvision)")
             _pip(*q, spec, constraints=constraints)
-        sdist = fetch_sdist(keep_sdist or build, quiet=quiet)
-        with tarfile.open(sdist) as archive:
-            archive.extractall(build, filter="data")
-        source = os.path.join(build, f"learn2learn-{VERSION}")
-        say("re-cythonizing learn2learn/data/*.pyx (its shipped C files do not compile on Python 3.11, upstream #413)")
-        pyx = sorted(glob.glob(os.path.join(source, "learn2learn", "data", "*.pyx")))
-        subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-q", "-f", "-3", *pyx], check=True, cwd=source)
-        setup_py = os.path.join(source, "setup.py")
-        with open(setup_py, encoding="utf8") as f:
-            text = drop_requirements(f.read())
-        with open(setup_py, "w", encoding="utf8") as f:
-            f.write(text)
-        say(f"building and installing learn2learn {VERSION} (declared {', '.join(DROPPED_REQUIREMENTS)} dropped)")
-        _pip(*q, "--no-deps", "--no-build-isolation", "--force-reinstall", source)
+        if keep_sdist:
+            fetch_sdist(keep_sdist, quiet=quiet)
+        if wheel:
+            say(f"installing the learn2learn {VERSION} wheel built before: {wheel}")
+        else:
+            wheel = _build_wheel(build, keep_sdist, q)
+            if kept:
+                wheel = _keep(wheel, kept)
+                say(f"kept the wheel for other environments of this Python: {wheel}")
+        _pip(*q, "--no-deps", "--force-reinstall", wheel)
     error = _import_error("learn2learn")
     if error is not None:
         raise SystemExit(f"[install_learn2learn] learn2learn was installed but does not import:\n{error}")
     say(f"ok: learn2learn {importlib.metadata.version('learn2learn')} imports")
+
+
+def _build_wheel(build: str, keep_sdist: str | None, q: tuple[str, ...]) -> str:
+    """A wheel of learn2learn :data:`VERSION` built in ``build``: its sdist re-cythonized, the
+    dropped requirements removed from its ``setup.py``."""
+    sdist = fetch_sdist(keep_sdist or build, quiet=bool(q))
+    with tarfile.open(sdist) as archive:
+        archive.extractall(build, filter="data")
+    source = os.path.join(build, f"learn2learn-{VERSION}")
+    say("re-cythonizing learn2learn/data/*.pyx (its shipped C files do not compile on Python 3.11, upstream #413)")
+    pyx = sorted(glob.glob(os.path.join(source, "learn2learn", "data", "*.pyx")))
+    subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-q", "-f", "-3", *pyx], check=True, cwd=source)
+    setup_py = os.path.join(source, "setup.py")
+    with open(setup_py, encoding="utf8") as f:
+        text = drop_requirements(f.read())
+    with open(setup_py, "w", encoding="utf8") as f:
+        f.write(text)
+    say(f"building learn2learn {VERSION} (declared {', '.join(DROPPED_REQUIREMENTS)} dropped)")
+    wheels = os.path.join(build, "wheels")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", *q, "--no-deps",
+                    "--no-build-isolation", source, "-w", wheels], check=True)
+    (wheel,) = glob.glob(os.path.join(wheels, f"learn2learn-{VERSION}-*.whl"))
+    return wheel
+
+
+def _keep(wheel: str, folder: str) -> str:
+    """``wheel`` copied into ``folder`` (whole or not at all: a temporary name, then a rename),
+    the copy's path; the built wheel where ``folder`` cannot be written."""
+    import shutil
+
+    target = os.path.join(folder, os.path.basename(wheel))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".learn2learn-", suffix=".tmp")
+        os.close(fd)
+        shutil.copyfile(wheel, tmp)
+        os.replace(tmp, target)
+    except OSError as err:
+        say(f"could not keep the wheel in {folder} ({err.strerror or err}); it will be built again next time")
+        return wheel
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,9 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even when a working learn2learn is installed")
     parser.add_argument("--quiet", action="store_true", help="pass -q to pip")
     parser.add_argument("--keep-sdist", metavar="DIR", help="keep learn2learn's sdist (its examples/ included) in DIR and reuse it")
+    parser.add_argument("--wheel-dir", metavar="DIR",
+                        help="where built wheels are kept and reused [default: $L2L_TASKMIX_CACHE/wheels or ~/.cache/l2l-taskmix/wheels]")
+    parser.add_argument("--no-wheel-cache", action="store_true", help="build anew, and keep no wheel")
     args = parser.parse_args(argv)
     try:
-        install(force=args.force, quiet=args.quiet, keep_sdist=args.keep_sdist)
+        install(force=args.force, quiet=args.quiet, keep_sdist=args.keep_sdist, wheel_dir=args.wheel_dir,
+                wheel_cache=not args.no_wheel_cache)
     except subprocess.CalledProcessError as err:
         print(f"[install_learn2learn] a step failed: {' '.join(map(str, err.cmd))} (exit {err.returncode})", file=sys.stderr)
         return 1

@@ -155,6 +155,8 @@ def test_the_kept_sdist_is_reused_and_a_broken_one_is_fetched_again(tmp_path, mo
     monkeypatch.setattr(install_learn2learn.subprocess, "run", download)
     install_learn2learn.fetch_sdist(str(tmp_path))
     assert len(calls) == 1 and "--no-deps" in calls[0] and kept.read_bytes() == b"new"
+    # only learn2learn as source: --no-binary :all: would build its build requirements (Cython) from source too
+    assert calls[0][calls[0].index("--no-binary") + 1] == "learn2learn"
     assert sorted(p.name for p in tmp_path.iterdir()) == [kept.name]  # no temporary left behind
 
 
@@ -164,3 +166,54 @@ def test_an_installed_learn2learn_still_keeps_its_sdist(tmp_path, monkeypatch):
     monkeypatch.setattr(install_learn2learn, "fetch_sdist", lambda directory, quiet=False: kept.append(directory) or directory)
     install_learn2learn.install(keep_sdist=str(tmp_path))
     assert kept == [str(tmp_path)]
+
+
+def test_the_wheel_folder_is_per_python_and_platform_under_the_package_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("L2L_TASKMIX_CACHE", str(tmp_path))
+    folder = install_learn2learn.wheel_folder()
+    assert folder.startswith(str(tmp_path / "wheels")) and sys.implementation.cache_tag in folder and sys.platform in folder
+    assert install_learn2learn.wheel_folder(str(tmp_path / "elsewhere")).startswith(str(tmp_path / "elsewhere"))
+    assert install_learn2learn.cached_wheel(folder) is None
+
+
+def fake_install(monkeypatch, tmp_path):
+    """install() with every subprocess recorded instead of run (pip, Cython, the import check)."""
+    pips, runs = [], []
+    monkeypatch.setattr(install_learn2learn, "is_installed", lambda: False)
+    monkeypatch.setattr(install_learn2learn, "_pip", lambda *a, constraints=None: pips.append(a))
+    monkeypatch.setattr(install_learn2learn, "_import_error", lambda module: None)
+
+    def run(command, check, cwd=None):
+        runs.append(command)
+        if "wheel" in command:  # pip wheel: make the wheel it would build
+            out = Path(command[command.index("-w") + 1])
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "learn2learn-0.2.0-cp311-cp311-linux_x86_64.whl").write_bytes(b"built")
+
+    monkeypatch.setattr(install_learn2learn.subprocess, "run", run)
+    sdist = tmp_path / "sdist"
+    sdist.mkdir()
+    with tarfile.open(sdist / install_learn2learn.sdist_name(), "w:gz") as archive:
+        data = b"install_requires=[\n    'numpy',\n    'qpth>=0.0.15',\n    'gsutil',\n]\n"
+        info = tarfile.TarInfo("learn2learn-0.2.0/setup.py")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return pips, runs, str(sdist)
+
+
+def test_a_built_wheel_is_kept_and_the_next_environment_installs_it_without_building(tmp_path, monkeypatch):
+    pips, runs, sdist = fake_install(monkeypatch, tmp_path)
+    wheels = tmp_path / "wheels"
+    install_learn2learn.install(quiet=True, keep_sdist=sdist, wheel_dir=str(wheels))
+    kept = install_learn2learn.cached_wheel(install_learn2learn.wheel_folder(str(wheels)))
+    assert kept is not None and Path(kept).read_bytes() == b"built"
+    assert any("Cython.Build.Cythonize" in c for c in runs) and any("wheel" in c for c in runs)
+    assert any("cython>=3" in p for p in pips) and pips[-1][-1] == kept  # built, kept, installed from the kept copy
+    assert not [p for p in Path(kept).parent.iterdir() if p.name.startswith(".")]  # no temporary left
+    pips.clear(), runs.clear()
+    install_learn2learn.install(quiet=True, keep_sdist=sdist, wheel_dir=str(wheels))  # a second environment
+    assert runs == []  # no Cython, no pip wheel, no download
+    assert not any("cython>=3" in p for p in pips) and pips[-1][-1] == kept
+    pips.clear(), runs.clear()
+    install_learn2learn.install(quiet=True, keep_sdist=sdist, wheel_dir=str(wheels), wheel_cache=False)
+    assert any("Cython.Build.Cythonize" in c for c in runs) and pips[-1][-1] != kept  # built anew, the kept one unused
