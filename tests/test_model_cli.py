@@ -578,3 +578,23 @@ def test_predict_no_cache_encodes_now_and_writes_no_cache(work, adapted_model):
     a, b = predict_rows(cached), predict_rows(fresh)
     assert [r["intent"] for r in a] == [r["intent"] for r in b]
     assert all(abs(x["probability"] - y["probability"]) < 1e-4 for x, y in zip(a, b))
+
+
+def test_a_model_of_precomputed_features_refuses_utterances_on_the_command_line(tmp_path, support_csv, capsys):
+    """train on a .pt feature file (no encoder): adapt reads utterances, which such a model cannot
+    encode; it says so, and writes nothing."""
+    import torch
+
+    from l2l_taskmix.benchmark.datasets import save_feature_split
+    from l2l_taskmix.features import FeatureTask
+
+    g = torch.Generator().manual_seed(0)
+    tasks = [FeatureTask(f"t{k}", torch.randn(24, 6, generator=g), torch.arange(24) % 3, ["a", "b", "c"]) for k in range(3)]
+    features = save_feature_split(tmp_path / "f.pt", tasks[:2], tasks[2:])
+    out = tmp_path / "M"
+    assert main(["train", "--dataset", str(features), "--iterations", "2", "--batch-size", "4", "--hidden", "8",
+                 "--finetune-steps", "2", "--out", str(out), "--no-progress"]) == 0
+    assert config_of(out)["encoder"] is None and config_of(out)["benchmark"]["per_task"].keys() == {"t2"}
+    refused(capsys, ["adapt", "--model", out, "--support", support_csv, "--out", tmp_path / "A"],
+            "meta-trained on precomputed features, without an encoder")
+    assert not (tmp_path / "A").exists()

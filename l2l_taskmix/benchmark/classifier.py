@@ -162,7 +162,7 @@ class FewShotIntentClassifier:
             if spec is None:
                 raise ValueError("this model was meta-trained on precomputed features, without an encoder, so it takes "
                                  "features, not utterances: in Python pass a float array (n, d) of the same encoder's features "
-                                 "(the command line needs a model trained with --encoder)")
+                                 "(the command line takes utterances: train on a dataset of texts, not a .pt feature file)")
             given = self._given_encoder
             if given is None:
                 encoder = encoder_from_spec(spec, device=str(self.device))
