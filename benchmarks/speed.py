@@ -531,7 +531,7 @@ def grid_flops(config, data) -> dict:
     method) times the evaluations a run does (with its validation checks)."""
     from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
     from l2l_taskmix.benchmark.methods import get_method
-    from l2l_taskmix.benchmark.runner import choose_val_tasks, standardize, validation_scorer
+    from l2l_taskmix.benchmark.runner import choose_val_tasks, fit_standardizer, standardize, validation_scorer
     from l2l_taskmix.models import make_model
     from l2l_taskmix.samplers import BatchTaskset
 
@@ -540,7 +540,7 @@ def grid_flops(config, data) -> dict:
     for protocol in config.protocols:
         val = choose_val_tasks(len(data.train), config.val_tasks, 0) if protocol == "select" else []
         fit = [t for i, t in enumerate(data.train) if i not in val]
-        fit, test = standardize(fit, data.test, config.standardize)
+        fit, test = standardize(fit, data.test, fit_standardizer(fit, config.standardize))
         checks = (config.iterations // config.eval_every + (config.iterations % config.eval_every > 0)) if val else 0
         for name in config.methods:
             method = get_method(name)
@@ -558,7 +558,8 @@ def grid_flops(config, data) -> dict:
             once = count_flops(lambda: evaluate(model, method, test, splits, seed=0, **config.kwargs_for(evaluate)))
             total["finetuning"] += once * config.seeds
             if checks and method.trains:
-                val_side = standardize([data.train[i] for i in val], test, config.standardize)[0]
+                val_tasks = [data.train[i] for i in val]
+                val_side = standardize(val_tasks, test, fit_standardizer(val_tasks, config.standardize))[0]
                 score = validation_scorer(method, val_side, seed=0, **config.kwargs_for(validation_scorer))
                 total["finetuning"] += count_flops(lambda: score(model)) * checks * config.seeds
     total["total"] = total["training"] + total["finetuning"]

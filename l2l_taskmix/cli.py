@@ -383,8 +383,7 @@ def _labelled(clf: Any, path: str, task: str | None) -> tuple[list[str], list[st
     from .data import read_utterances
     from .validation import short_repr
 
-    spec = clf.config.get("encoder")
-    table = read_utterances(path, spec["sep"] if spec else None, labelled=True)
+    table = read_utterances(path, clf.sep, labelled=True)
     tasks = list(dict.fromkeys(t for t in table["task"] if t is not None))
     if task is not None:
         if task not in tasks:
@@ -424,11 +423,10 @@ def _predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out!r}: give a file to write the predictions to")
     if out.exists() and out.resolve() == Path(args.input).resolve():
         raise ValueError(f"--out {out} is the --input file; write the predictions elsewhere")
-    check_writable(out.parent if str(out.parent) else ".", "--out")
+    check_writable(out.parent, "--out")
     clf = _load_model(args)
     clf.require_adapted()  # before the input is read
-    spec = clf.config.get("encoder")
-    table = read_utterances(args.input, spec["sep"] if spec else None, labelled=False)
+    table = read_utterances(args.input, clf.sep, labelled=False)
     proba = clf.predict_proba(table["text"].tolist())
     classes = clf.classes_
     lines = []

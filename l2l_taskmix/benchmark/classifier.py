@@ -45,14 +45,14 @@ from ..features import Standardizer, featurize_texts, get_encoder
 from ..features.encoders import encoder_from_spec, encoder_spec
 from ..markdown import markdown_cell, markdown_code
 from ..models import IntentClassifier
-from ..validation import check_bool, check_device, check_scalar, short_repr
+from ..validation import check_bool, check_choice, check_device, check_scalar, short_repr
 from .artifact import CONFIG_NAME, WEIGHTS_NAME, read_model_folder, resolve_model_path, write_model_folder
 from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
-from .datasets import BenchmarkData, load_features
+from .datasets import BenchmarkData
 from .evaluation import evaluate, finetune, macro_f1, make_splits
 from .methods import get_method
 from .results import data_fingerprint
-from .runner import fit_run
+from .runner import fit_run, load_data
 
 __all__ = ["FewShotIntentClassifier", "NotFittedError", "meta_train", "model_card", "PROBE_TEXTS"]
 
@@ -154,15 +154,25 @@ class FewShotIntentClassifier:
 
     # -- the encoder ---------------------------------------------------------------------------
     @property
+    def sep(self) -> str:
+        """The separator N-best hypotheses are joined with: the model's encoder's (read from the
+        folder; the encoder is not loaded)."""
+        return self._encoder_spec()["sep"]
+
+    def _encoder_spec(self) -> dict[str, Any]:
+        spec = self.config.get("encoder")
+        if spec is None:
+            raise ValueError("this model was meta-trained on precomputed features, without an encoder, so it takes "
+                             "features, not utterances: in Python pass a float array (n, d) of the same encoder's features "
+                             "(the command line takes utterances: train on a dataset of texts, not a .pt feature file)")
+        return spec
+
+    @property
     def encoder(self):
         """The encoder utterances go through (built from the folder's description, or the one
         given), checked on first use to give the model's features."""
         if self._encoder is None:
-            spec = self.config.get("encoder")
-            if spec is None:
-                raise ValueError("this model was meta-trained on precomputed features, without an encoder, so it takes "
-                                 "features, not utterances: in Python pass a float array (n, d) of the same encoder's features "
-                                 "(the command line takes utterances: train on a dataset of texts, not a .pt feature file)")
+            spec = self._encoder_spec()
             given = self._given_encoder
             if given is None:
                 encoder = encoder_from_spec(spec, device=str(self.device))
@@ -206,7 +216,6 @@ class FewShotIntentClassifier:
         items = list(X)
         if not items:
             raise ValueError("X is empty: no utterances to classify")
-        sep = None
         out = []
         for i, item in enumerate(items):
             if isinstance(item, str):
@@ -214,9 +223,8 @@ class FewShotIntentClassifier:
                     raise ValueError(f"X[{i}] is an empty utterance")
                 out.append(item)
             elif isinstance(item, (list, tuple)):
-                sep = sep if sep is not None else self.encoder.sep
                 try:
-                    out.append(join_hypotheses(list(item), sep))
+                    out.append(join_hypotheses(list(item), self.sep))
                 except ValueError as err:
                     raise ValueError(f"X[{i}]: {err}") from None
             else:
@@ -445,23 +453,18 @@ def meta_train(
     """
     method = get_method(method)
     seed = check_scalar(seed, "seed", int)
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {short_repr(protocol)}")
+    check_choice(protocol, "protocol", PROTOCOLS)  # before the data are loaded
     start = time.perf_counter()
-    used_encoder = None
-    source = str(config.dataset)
+    if encoder is None and data is None and not is_feature_file(config.dataset):
+        encoder = config.encoder
+    if isinstance(encoder, (str, os.PathLike)):  # built here: its description and probe features go into the folder
+        encoder = get_encoder(encoder, device=config.device, progress=progress)
+    used_encoder = encoder
     if data is None:
-        values = config.kwargs_for(load_features)
-        if config.num_train is None:
-            values["num_train"] = "all"  # a task table: every task meta-trains
-        if not is_feature_file(config.dataset):
-            used_encoder = get_encoder(encoder if encoder is not None else config.encoder, device=config.device, progress=progress) \
-                if encoder is None or isinstance(encoder, (str, os.PathLike)) else encoder
-            values["encoder"] = used_encoder
-        data = load_features(**values)
+        source = str(config.dataset)
+        data = load_data(config, encoder, progress=progress, num_train="all" if config.num_train is None else None)
     else:
         source = str(data.info.get("source") or data.info.get("dataset") or "tasks given to meta_train")
-        used_encoder = get_encoder(encoder, device=config.device, progress=progress) if isinstance(encoder, (str, os.PathLike)) else encoder
     splits = make_splits(data.test, config.shots, config.fraction, seed=seed) if data.test else []
     run = fit_run(method, seed, data.train, data.test, config, protocol=protocol, head_width=head_width,
                   device=config.device, progress=progress)

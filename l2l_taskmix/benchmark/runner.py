@@ -78,17 +78,14 @@ def fit_standardizer(train_tasks: Sequence[FeatureTask], enabled: bool) -> Stand
 
 
 def standardize(
-    train_tasks: Sequence[FeatureTask], test_tasks: Sequence[FeatureTask], standardizer: Standardizer | bool | None
+    train_tasks: Sequence[FeatureTask], test_tasks: Sequence[FeatureTask], standardizer: Standardizer | None
 ) -> tuple[list[FeatureTask], list[FeatureTask]]:
-    """Both sides standardized with ``standardizer`` (as float32 and unchanged when it is
-    ``None``); ``True``/``False`` fits one on ``train_tasks`` first (:func:`fit_standardizer`)
-    or not."""
+    """Both sides standardized with ``standardizer`` (:func:`fit_standardizer`'s, of the
+    meta-training tasks), as float32 and unchanged when it is ``None``."""
     width = train_tasks[0].dim
     for task in list(train_tasks) + list(test_tasks):
         if task.dim != width:
             raise ValueError(f"task {task.name!r} has features of width {task.dim}, the first meta-training task {width}")
-    if isinstance(standardizer, bool):
-        standardizer = fit_standardizer(train_tasks, standardizer)
     if standardizer is None:
         return [t.with_x(t.x.float()) for t in train_tasks], [t.with_x(t.x.float()) for t in test_tasks]
     return [standardizer.transform(t) for t in train_tasks], [standardizer.transform(t) for t in test_tasks]
@@ -280,6 +277,7 @@ def run_method(
         ``stage_seconds``: of training, validation checks and evaluation).
     """
     method = get_method(method)
+    device = check_device(device)
     start = time.perf_counter()
     if not test_tasks:
         raise ValueError("no meta-test tasks")
@@ -305,7 +303,7 @@ def run_method(
         "train_tasks": [t.name for t in run.fit_side],
         "val_tasks": [t.name for t in run.val_side],
         "test_split_sizes": {t.name: [int(len(s)), int(len(q))] for t, (s, q) in zip(run.test_side, splits)},
-        "device": str(check_device(device)),
+        "device": str(device),
         "seconds": round(time.perf_counter() - start, 3),
         "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
     }
@@ -538,11 +536,15 @@ def run_benchmark(
     return summary
 
 
-def load_data(config: BenchmarkConfig, encoder: Any = None, on_ray: bool = False, progress: bool = True) -> BenchmarkData:
+def load_data(config: BenchmarkConfig, encoder: Any = None, on_ray: bool = False, progress: bool = True,
+              num_train: int | str | None = None) -> BenchmarkData:
     """``config.dataset`` featurized (cached) with ``encoder`` (an object) or ``config.encoder``;
     ``on_ray``: the texts not yet cached through encoder actors on the connected Ray cluster
-    (the same features). ``progress``: the progress bar of an encoder built here by name."""
+    (the same features). ``progress``: the progress bar of an encoder built here by name.
+    ``num_train``: instead of ``config.num_train`` (``"all"``: every task of a task table)."""
     values = config.kwargs_for(load_features)
+    if num_train is not None:
+        values["num_train"] = num_train
     if not is_feature_file(config.dataset) and (encoder is None or isinstance(encoder, (str, os.PathLike))):
         encoder = get_encoder(encoder if encoder is not None else config.encoder, device=config.device, progress=progress)
     if on_ray and encoder is not None:
