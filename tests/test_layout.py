@@ -65,6 +65,7 @@ ORDER = [
     "l2l_taskmix.benchmark.results",
     "l2l_taskmix.benchmark.datasets",
     "l2l_taskmix.benchmark.workers",
+    "l2l_taskmix.benchmark.progress",
     "l2l_taskmix.benchmark.runner",
     "l2l_taskmix.benchmark.sweep",
     "l2l_taskmix.benchmark.artifact",

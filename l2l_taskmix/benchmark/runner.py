@@ -47,11 +47,13 @@ from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
 from .datasets import BenchmarkData, load_features
 from .evaluation import evaluate, evaluate_draws, make_splits
 from .methods import Method, get_method
+from .progress import CommandProgress
 from .results import (
-    RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, protocol_words, summarize, write_outputs,
+    PROTOCOL_TITLES, RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, protocol_words, summarize,
+    write_outputs,
 )
 from .training import TrainResult, train
-from .workers import InProcess, check_executor, make_executor
+from .workers import InProcess, available_cpus, check_executor, make_executor
 
 __all__ = ["run_benchmark", "run_grid", "run_job", "run_method", "fit_run", "FittedRun", "fit_standardizer", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
 
@@ -340,6 +342,7 @@ def run_grid(
     max_runs: int | None = None,
     echo: bool = True,
     executor: Any = None,
+    tracker: CommandProgress | None = None,
 ) -> tuple[list[dict[str, Any]], int, RunStore]:
     """Every (protocol, method, seed) run of ``config`` on ``data``: loaded from ``out``'s run
     store where finished earlier, else run and saved at once (atomically) as each finishes.
@@ -355,13 +358,19 @@ def run_grid(
     benchmark with ``--iterations H`` reuses it. The records then come once per length, shortest
     first, each with ``"horizon"`` set.
 
+    The runs of the first protocol start in grid order (the quick methods first, so the first
+    numbers come early); those of later protocols start longest first (by
+    :func:`~l2l_taskmix.benchmark.progress.run_cost`), so that no long run is left alone at the
+    end. When every run of a protocol is done and others remain, its column is logged at once.
+    ``tracker``: the command's :class:`~l2l_taskmix.benchmark.progress.CommandProgress` (its
+    bar and estimate of the time left; default: one for this grid alone). The order changes
+    no record.
+
     Returns ``(runs, new, store)``: the run records in grid order, how many were run now, and
     the store of ``config`` itself. With ``max_runs``, stops after that many new runs (``runs``
     is then incomplete: compare its length with the grid's).
     """
     from concurrent.futures import FIRST_COMPLETED, wait
-
-    from tqdm.auto import tqdm
 
     lengths = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} | {config.iterations})
     if horizons and config.protocols != ("paper",):
@@ -374,37 +383,52 @@ def run_grid(
     job_stores = {h: RunStore(os.path.abspath(out), store.key) for h, store in stores.items()}
     grid = [(p, m, s) for p in config.protocols for m in config.methods for s in range(config.seeds)]
     found: dict[tuple[str, str, int], dict[int, dict[str, Any]]] = {}
+    own_tracker = tracker is None
+    if tracker is None:
+        tracker = CommandProgress(config, slots=executor.slots, progress=progress)
+    tracker.set_slots(executor.slots)
+    if not tracker.costs:
+        tracker.plan(len(data.train), len(data.test))
     queue = []
     for job in grid:
         loaded = {h: stores[h].load(job[1], job[2], job[0]) for h in lengths}
         if all(r is not None for r in loaded.values()):
             found[job] = loaded
+            tracker.reused(job)
             if echo:
                 _log(f"{_label(*job)}: {_scores_text(loaded, horizons)}  (finished earlier, reused)")
         else:
             queue.append(job)
+    queue = _start_order(queue, config.protocols, tracker.costs)
     if max_runs is not None:
         queue = queue[: max(0, max_runs)]
-    bar = tqdm(total=len(grid), initial=len(found), desc="runs", disable=not progress, dynamic_ncols=True)
+    pending = {p: sum(job[0] == p and job not in found for job in grid) for p in config.protocols}
     new, inflight = 0, {}
     try:
         while queue or inflight:
             while queue and len(inflight) < executor.slots:
                 protocol, method, seed = job = queue.pop(0)
-                bar.set_postfix_str(f"{protocol} {method} seed {seed}", refresh=True)
+                tracker.run_started(job)
                 inflight[executor.submit(run_job, method, seed, config, protocol, job_stores, str(device))] = job
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in done:
                 job = inflight.pop(future)
                 found[job] = _stored(future.result(), stores)
                 new += 1
-                bar.update()
+                record = found[job][config.iterations]
+                tracker.run_finished(job, record["seconds"])
+                pending[job[0]] -= 1
                 if echo:
-                    record = found[job][config.iterations]
                     best = f"best iteration {record['best_iteration']}/{config.iterations}, " if job[0] == "select" and job[1] != "transfer" else ""
-                    _log(f"{_label(*job)}: {_scores_text(found[job], horizons)}  ({best}{record['seconds']:.0f} s)")
+                    left = f"; {tracker.left_text()}" if queue or inflight else ""
+                    _log(f"{_label(*job)}: {_scores_text(found[job], horizons)}  ({best}{record['seconds']:.0f} s{left})")
+                    if pending[job[0]] == 0 and (queue or inflight) and not horizons:
+                        column = [found[j][config.iterations] for j in grid if j[0] == job[0]]
+                        _log(f"\n{PROTOCOL_TITLES.get(job[0], job[0]).capitalize()}, all {len(column)} runs done "
+                             f"(the other protocol's runs go on):\n\n{markdown_table(summarize(column, config.methods))}\n")
     finally:
-        bar.close()
+        if own_tracker:
+            tracker.close()
     runs = []
     for job in grid:
         if job not in found:
@@ -444,6 +468,15 @@ def _stored(found: dict[int, dict[str, Any]], stores: dict[int, RunStore]) -> di
         if stores[h].load(record["method"], record["seed"], record["protocol"]) is None:
             stores[h].save(record)
     return found
+
+
+def _start_order(queue: list[tuple[str, str, int]], protocols: Sequence[str], costs: dict) -> list[tuple[str, str, int]]:
+    """The first protocol's runs in grid order, then each later protocol's longest first."""
+    first = [job for job in queue if job[0] == protocols[0]]
+    rest = [job for job in queue if job[0] != protocols[0]]
+    rank = {p: k for k, p in enumerate(protocols)}
+    rest.sort(key=lambda job: (rank[job[0]], -costs.get(job, 0.0)))  # stable: equal costs keep grid order
+    return first + rest
 
 
 def _label(protocol: str, method: str, seed: int) -> str:
@@ -503,16 +536,29 @@ def run_benchmark(
         the summary ``DataFrame`` (``protocol, method, macro_f1_mean, macro_f1_std, seeds``), or
         ``None`` when stopped early by ``max_runs``.
     """
-    check_executor(workers, threads)  # before the data are loaded
+    checked = check_executor(workers, threads)  # before the data are loaded
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)  # before any compute is spent
-    with ray_session(ray_address) as on_ray:
-        if data is None:
-            data = load_data(config, encoder, on_ray=on_ray, progress=progress)
-        if echo:
-            for note in data_notes(data.info):
-                _log(f"data: {note}")
-        with make_executor(data, workers, threads, progress=progress, ray_address=ray_address, device=config.device) as executor:
-            runs, new, store = run_grid(config, out, data, progress=progress, max_runs=max_runs, echo=echo, executor=executor)
+    tracker = CommandProgress(config, slots=checked[0] or max(1, available_cpus() // checked[1]), progress=progress)
+    try:
+        with ray_session(ray_address) as on_ray:
+            if data is None:
+                begin = time.perf_counter()
+                data = load_data(config, encoder, on_ray=on_ray, progress=progress, tracker=tracker)
+                if echo and tracker.texts_total:
+                    _log(f"data: features of {tracker.texts_total:,} distinct texts ready after {time.perf_counter() - begin:.0f} s")
+            if echo:
+                for note in data_notes(data.info):
+                    _log(f"data: {note}")
+            with make_executor(data, workers, threads, progress=progress, ray_address=ray_address, device=config.device) as executor:
+                tracker.set_slots(executor.slots)
+                if not tracker.costs:
+                    tracker.plan(len(data.train), len(data.test))
+                if echo:
+                    _log(f"{len(tracker.jobs)} runs, {executor.slots} at a time; {tracker.left_text()} (an estimate, updated as runs finish)")
+                runs, new, store = run_grid(config, out, data, progress=progress, max_runs=max_runs, echo=echo, executor=executor,
+                                            tracker=tracker)
+    finally:
+        tracker.close()
     if len(runs) < len(config.protocols) * len(config.methods) * config.seeds:
         if echo:
             _log(f"stopped after {new} new run(s) (--max-runs); run the same command again to continue")
@@ -523,26 +569,30 @@ def run_benchmark(
     record = config.to_dict()
     if encoder is not None:  # an encoder object was used, not config.encoder
         record["encoder"] = str(data.info.get("encoder") or type(encoder).__name__)
-    written = write_outputs(out, runs, record, config.regime, data=data_info, methods=list(config.methods))
     summary = summarize(runs, config.methods)
-    if echo:
+    if echo:  # the table first: writing the plots takes a few seconds
         features = "precomputed features" if is_feature_file(config.dataset) else f"{record['encoder']} features"
         print(f"\nAverage Macro F1 on {config.dataset} ({features}); {config.regime}\n")
         print(markdown_table(summary))
         print(f"\n{protocol_words(config.iterations, config.val_tasks)}")
         print("\nPaired differences (per seed: same splits, validation tasks and draws):\n")
-        print(paired_table(paired_differences(runs, config.methods)))
+        print(paired_table(paired_differences(runs, config.methods)), flush=True)
+    written = write_outputs(out, runs, record, config.regime, data=data_info, methods=list(config.methods))
+    if echo:
         print(f"\nWrote {written['markdown']}, " + ", ".join(p.name for kind, p in written.items() if kind != "markdown"))
     return summary
 
 
 def load_data(config: BenchmarkConfig, encoder: Any = None, on_ray: bool = False, progress: bool = True,
-              num_train: int | str | None = None) -> BenchmarkData:
+              num_train: int | str | None = None, tracker: CommandProgress | None = None) -> BenchmarkData:
     """``config.dataset`` featurized (cached) with ``encoder`` (an object) or ``config.encoder``;
     ``on_ray``: the texts not yet cached through encoder actors on the connected Ray cluster
     (the same features). ``progress``: the progress bar of an encoder built here by name.
-    ``num_train``: instead of ``config.num_train`` (``"all"``: every task of a task table)."""
+    ``num_train``: instead of ``config.num_train`` (``"all"``: every task of a task table).
+    ``tracker``: told the tasks and featurization's progress (the command's estimate)."""
     values = config.kwargs_for(load_features)
+    if tracker is not None:
+        values.update(on_tasks=tracker.plan, on_progress=tracker.encoded)
     if num_train is not None:
         values["num_train"] = num_train
     if not is_feature_file(config.dataset) and (encoder is None or isinstance(encoder, (str, os.PathLike))):

@@ -50,7 +50,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -248,6 +248,9 @@ class FeatureCache:
             shutil.rmtree(folder)
 
 
+#: ``on_progress(done, total)``: distinct texts with features so far, and in all.
+OnProgress = Callable[[int, int], None]
+
 #: How many newly encoded texts the cache commits as one shard while encoding continues.
 COMMIT_EVERY = 1024
 
@@ -278,6 +281,20 @@ class _Committer:
         self.index, self.rows = [], []
 
 
+class _Counting:
+    """An ``on_batch`` that reports ``(texts done, texts in all)`` after each batch, and hands the
+    batch on to ``inner`` (the cache's committer) where there is one."""
+
+    def __init__(self, inner: Any, done: int, total: int, on_progress: OnProgress):
+        self.inner, self.done, self.total, self.on_progress = inner, done, total, on_progress
+
+    def __call__(self, index: list, features: torch.Tensor) -> None:
+        if self.inner is not None:
+            self.inner(index, features)
+        self.done += len(index)
+        self.on_progress(self.done, self.total)
+
+
 def _takes_on_batch(encoder: Any) -> bool:
     try:
         return "on_batch" in inspect.signature(encoder.encode).parameters
@@ -293,6 +310,7 @@ def featurize_texts(
     batch_size: int | None = None,
     cache: bool = True,
     commit_every: int = COMMIT_EVERY,
+    on_progress: OnProgress | None = None,
 ) -> torch.Tensor:
     """``FloatTensor[len(texts), encoder.dim]``: the features of ``texts``, each distinct text
     encoded once and cached (arguments as :func:`featurize_tasks`, which uses it).
@@ -314,12 +332,13 @@ def featurize_texts(
     texts = list(texts)
     if not texts:
         raise ValueError("no utterances to featurize")
-    feats = _features(list(dict.fromkeys(texts)), encoder, cache_dir, batch_size=batch_size, cache=cache, commit_every=commit_every)
+    feats = _features(list(dict.fromkeys(texts)), encoder, cache_dir, batch_size=batch_size, cache=cache, commit_every=commit_every,
+                      on_progress=on_progress)
     return torch.stack([feats[t] for t in texts]).float()
 
 
 def _features(unique: list[str], encoder: Any, cache_dir: str | os.PathLike | None, *, batch_size: int | None, cache: bool,
-              commit_every: int) -> dict[str, torch.Tensor]:
+              commit_every: int, on_progress: OnProgress | None = None) -> dict[str, torch.Tensor]:
     """``{text: features}`` of distinct texts, from the cache where there, encoded (and cached) else."""
     if isinstance(encoder, (str, os.PathLike)):
         from .encoders import get_encoder
@@ -333,6 +352,8 @@ def _features(unique: list[str], encoder: Any, cache_dir: str | os.PathLike | No
     feats = store.get(key, unique, dim=int(encoder.dim)) if store else {}
     missing = [t for t in unique if t not in feats]
     log.info("features (%s): %d cached, %d to encode", key, len(feats), len(missing))
+    if on_progress is not None:
+        on_progress(len(feats), len(unique))
     if missing:
         kwargs: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
         committer = None
@@ -344,6 +365,8 @@ def _features(unique: list[str], encoder: Any, cache_dir: str | os.PathLike | No
             if _takes_on_batch(encoder):
                 committer = _Committer(store, key, missing, int(encoder.dim), check_scalar(commit_every, "commit_every", int, min_val=1))
                 kwargs["on_batch"] = committer
+        if on_progress is not None and _takes_on_batch(encoder):
+            kwargs["on_batch"] = _Counting(kwargs.get("on_batch"), len(feats), len(unique), on_progress)
         x = encoder.encode(missing, **kwargs)
         x = torch.as_tensor(x, dtype=torch.float32)
         if x.shape != (len(missing), int(encoder.dim)):
@@ -358,6 +381,8 @@ def _features(unique: list[str], encoder: Any, cache_dir: str | os.PathLike | No
         elif store:
             store.put(key, missing, x, dim=int(encoder.dim))
         feats.update(zip(missing, x))  # every row encoder.dim wide: the cache's shards are checked against it
+        if on_progress is not None:
+            on_progress(len(unique), len(unique))
     return feats
 
 
@@ -369,6 +394,7 @@ def featurize_tasks(
     batch_size: int | None = None,
     cache: bool = True,
     commit_every: int = COMMIT_EVERY,
+    on_progress: OnProgress | None = None,
 ) -> list["FeatureTask"]:
     """Features of every task's texts, computed once per text and cached.
 
@@ -383,6 +409,9 @@ def featurize_tasks(
             finished batches are committed to the cache every this many texts, so a killed run
             resumes where it stopped. Before encoding, the cache folder is checked for
             writability and free space.
+        on_progress: ``on_progress(done, total)`` with the distinct texts that have features
+            and how many there are in all: once the cache is read, after each encoded batch (an
+            encoder whose ``encode`` takes ``on_batch``) and at the end.
 
     Returns:
         One :class:`FeatureTask` per task, same order; ``y`` indexes ``task.classes``.
@@ -393,7 +422,8 @@ def featurize_tasks(
     if not tasks:
         raise ValueError("no tasks to featurize")
     unique = list(dict.fromkeys(t for task in tasks for t in task.texts))
-    feats = _features(unique, encoder, cache_dir, batch_size=batch_size, cache=cache, commit_every=commit_every)
+    feats = _features(unique, encoder, cache_dir, batch_size=batch_size, cache=cache, commit_every=commit_every,
+                      on_progress=on_progress)
     out = []
     for task in tasks:
         classes = sorted(set(task.intents))
