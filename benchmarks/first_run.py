@@ -45,6 +45,8 @@ DEFAULT_BASELINE = "891d65f"
 FIRST_NUMBER = re.compile(r"macro-F1 \d")
 TITLE = "Average Macro F1 on "  # the line above the final table
 COLUMN = re.compile(r"runs done \(the other protocol")  # the early column of the first protocol
+FEATURES = re.compile(r"features of [\d,]+ distinct texts ready after (\d+) s")
+ESTIMATE = re.compile(r"runs, \d+ at a time; (about [\d.]+ (?:s|min|h)) left")
 
 
 def say(text: str) -> None:
@@ -70,13 +72,18 @@ def timed_lines(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> di
                 marks["first_number"] = now
             if "column" not in marks and COLUMN.search(line):
                 marks["column"] = now
+            if "estimate" not in marks and (found := ESTIMATE.search(line)):
+                marks["estimate"], marks["estimated_at"] = found.group(1), now
+            if "features" not in marks and (found := FEATURES.search(line)):
+                marks["features"] = float(found.group(1))
             titled = titled or line.startswith(TITLE)
             if "table" not in marks and titled and line.startswith("| Method"):
                 marks["table"] = now
         rc = proc.wait()
     log.write_text("".join(lines))
     return {"rc": rc, "first_number_s": marks.get("first_number"), "first_column_s": marks.get("column"),
-            "table_s": marks.get("table"), "total_s": round(time.perf_counter() - start, 1), "log": str(log)}
+            "table_s": marks.get("table"), "total_s": round(time.perf_counter() - start, 1), "log": str(log),
+            "features_s": marks.get("features"), "estimate": marks.get("estimate"), "estimated_at_s": marks.get("estimated_at")}
 
 
 def final_table(log: Path) -> str:
@@ -198,6 +205,10 @@ def markdown(result: dict) -> str:
         column = f"{s['first_column_s']:.0f} s" if s.get("first_column_s") is not None else "with the table"
         lines.append(f"| {label} | {s['version']} ({commit}) | {s['first_number_s']:.0f} s | {column} | {s['table_s']:.0f} s | "
                      f"{s['total_s']:.0f} s | {s['load_before']} / {s['load_after']} |")
+    n = result["new"]
+    if n.get("estimate"):
+        lines += ["", f"Now: features ready after {n['features_s']:.0f} s; the first estimate for the whole command, printed at "
+                  f"{n['estimated_at_s']:.0f} s, said {n['estimate']} left; it took {n['total_s'] - n['estimated_at_s']:.0f} s more."]
     lines += ["", f"Same table: {'yes' if result['same_table'] else 'NO'}; same scores in all {result['runs']} run records, bit for bit: "
               f"{'yes' if result['same_records'] else 'NO'}.", "", result["table"], ""]
     return "\n".join(lines)
