@@ -175,11 +175,14 @@ class CommandProgress:
         elapsed = self.clock() - self._encode_start
         return self._encoded_here / elapsed if elapsed > 0 else None
 
+    def _text_seconds(self, count: int) -> float:
+        """Seconds to featurize ``count`` texts at the rate seen so far (else the reference's)."""
+        return max(0, count) / (self._text_rate() or TEXTS_PER_SECOND)
+
     def seconds_left(self) -> float:
         """Estimated seconds until the whole command is done."""
         now = self.clock()
-        texts_left = max(0, self.texts_total - self.texts_done)
-        text_seconds = texts_left / (self._text_rate() or TEXTS_PER_SECOND)
+        text_seconds = self._text_seconds(self.texts_total - self.texts_done)
         speed = self._speed()
         work = 0.0
         for job in self.jobs:
@@ -195,8 +198,7 @@ class CommandProgress:
         speed = self._speed()
         total_runs = sum(self.costs.values()) * speed / self.slots
         left_runs = sum(c for j, c in self.costs.items() if j not in self._finished) * speed / self.slots
-        texts_total = self.texts_total / (self._text_rate() or TEXTS_PER_SECOND)
-        texts_left = max(0, self.texts_total - self.texts_done) / (self._text_rate() or TEXTS_PER_SECOND)
+        texts_total, texts_left = self._text_seconds(self.texts_total), self._text_seconds(self.texts_total - self.texts_done)
         total = total_runs + texts_total
         return 1.0 - (left_runs + texts_left) / total if total > 0 else 0.0
 

@@ -53,7 +53,7 @@ from .results import (
     write_outputs,
 )
 from .training import TrainResult, train
-from .workers import InProcess, available_cpus, check_executor, make_executor
+from .workers import InProcess, check_executor, default_workers, make_executor
 
 __all__ = ["run_benchmark", "run_grid", "run_job", "run_method", "fit_run", "FittedRun", "fit_standardizer", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
 
@@ -538,7 +538,7 @@ def run_benchmark(
     """
     checked = check_executor(workers, threads)  # before the data are loaded
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)  # before any compute is spent
-    tracker = CommandProgress(config, slots=checked[0] or max(1, available_cpus() // checked[1]), progress=progress)
+    tracker = CommandProgress(config, slots=checked[0] or default_workers(checked[1]), progress=progress)
     try:
         with ray_session(ray_address) as on_ray:
             if data is None:

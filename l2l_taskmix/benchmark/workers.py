@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from ..validation import check_device, check_scalar
 
-__all__ = ["InProcess", "LocalWorkers", "RayWorkers", "make_executor", "check_executor", "available_cpus", "MAX_THREADS", "MAX_WORKERS"]
+__all__ = ["InProcess", "LocalWorkers", "RayWorkers", "make_executor", "check_executor", "available_cpus", "default_workers", "MAX_THREADS", "MAX_WORKERS"]
 
 #: The most torch threads per run and runs at once (``--threads``, ``--workers``): far above any
 #: machine's cores or a Ray cluster's CPUs, below what the operating system and torch overflow at.
@@ -53,6 +53,11 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def default_workers(threads: int) -> int:
+    """Runs at once on this machine when ``--workers`` is not given: the available cores / ``threads``."""
+    return max(1, available_cpus() // threads)
 
 
 class InProcess:
@@ -238,7 +243,7 @@ def make_executor(data: Any, workers: int | None = None, threads: int | None = N
     if ray_address is not None:
         return RayWorkers(data, ray_address, workers=workers, threads=threads, device=device)
     if workers is None:
-        workers = max(1, available_cpus() // threads)
+        workers = default_workers(threads)
     workers = check_scalar(workers, "workers", int, min_val=1)
     if workers == 1:
         return InProcess(data, progress=progress, threads=threads)
