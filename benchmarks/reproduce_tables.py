@@ -27,7 +27,7 @@ from pathlib import Path
 
 from l2l_taskmix.benchmark import BenchmarkConfig, load_config_file, markdown_table, run_benchmark
 from l2l_taskmix.benchmark.paper import PAPER_TABLES, paper_column
-from l2l_taskmix.benchmark.results import paired_differences, paired_table, protocol_words
+from l2l_taskmix.benchmark.results import paired_differences, paired_table, protocol_words, rounding_words
 from l2l_taskmix.cli import add_config_flags, add_executor_flags, check_executor_flags
 from l2l_taskmix.files import atomic_write
 
@@ -77,6 +77,7 @@ def main(argv=None):
             f"Regime: {config.regime}. Paper: the paper's figures (full data, XLM-R-base); the other columns are ours.",
             markdown_table(summary, paper=paper_column(dataset)),
             protocol_words(config.iterations, config.val_tasks),
+            rounding_words(),
             paired_table(paired_differences(runs, config.methods)),
         ]
     atomic_write(out / "tables.md", "\n\n".join(sections) + "\n")

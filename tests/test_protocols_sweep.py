@@ -108,7 +108,7 @@ def constructed_runs():
 
 
 def test_paired_differences_stay_within_a_protocol():
-    paired = paired_differences(constructed_runs(), references=("maml",)).set_index("protocol")
+    paired = paired_differences(constructed_runs(), references=("maml",), margin=0).set_index("protocol")
     assert paired.loc["paper", "mean_diff"] == pytest.approx(0.02)
     assert paired.loc["paper", "ci_low"] == pytest.approx(0.02) and bool(paired.loc["paper", "resolved"])
     assert paired.loc["select", "mean_diff"] == pytest.approx(0.0, abs=1e-12)
@@ -294,7 +294,7 @@ def test_seeds_to_resolve_a_difference():
     assert seeds_to_resolve(5.0, most=50) is None
     runs = [{"method": m, "seed": s, "macro_f1": 0.5 + (0.013 * (1 if s % 2 else -1) if m == "maml+taskmix" else 0)}
             for m in ("maml", "maml+taskmix") for s in range(4)]
-    text = paired_table(paired_differences(runs, references=("maml",)))
+    text = paired_table(paired_differences(runs, references=("maml",), margin=0))
     std = np.std([-0.013, 0.013, -0.013, 0.013], ddof=1)
     assert f"median per-seed std of the differences to MAML is {std:.3f}" in text
     assert f"needs {seeds_to_resolve(std)} seeds" in text
@@ -321,10 +321,26 @@ def test_sweep_table_pairs_each_value_with_its_references():
     assert text.count("| maml ") == 1 and "(any)" in text  # the unchanged references are listed once
 
 
+def test_a_sweep_resolves_only_beyond_the_rounding_margin():
+    from l2l_taskmix.benchmark.results import ROUNDING_MARGIN
+    from l2l_taskmix.benchmark.sweep import sweep_table
+
+    lift = round(ROUNDING_MARGIN * 0.75, 4)  # every seed the same lift: a zero-width interval inside the margin
+    runs = [{"value": v, "method": m, "seed": s, "macro_f1": base + (lift if m == "maml+taskmix" else 0.0) * v, "protocol": "paper"}
+            for v in (1, 2) for s, base in enumerate([0.50, 0.55, 0.45]) for m in ("maml", "maml+taskmix")]
+    table = sweep_table(runs, "maml+taskmix").set_index("value")
+    row1, row2 = table[table["method"] == "maml+taskmix"].loc[1], table[table["method"] == "maml+taskmix"].loc[2]
+    assert row1["low_maml"] == pytest.approx(lift) and not row1["resolved_maml"]  # excludes 0, but not by the margin
+    assert row2["low_maml"] == pytest.approx(2 * lift) and row2["resolved_maml"]
+    text = sweep_markdown(sweep_table(runs, "maml+taskmix"), "eta")
+    assert f"widened by {ROUNDING_MARGIN:.3f} on both sides for rounding" in text
+    assert "Resolved against MAML at eta = 2 (above)." in text
+
+
 def test_paired_table_has_one_column_per_protocol():
     from l2l_taskmix.benchmark.results import paired_table
 
-    text = paired_table(paired_differences(constructed_runs(), references=("maml",)))
+    text = paired_table(paired_differences(constructed_runs(), references=("maml",), margin=0))
     header, _, row = text.splitlines()[:3]
     assert "Paper protocol (final weights): mean [95% interval]" in header and "Model selection: mean [95% interval]" in header
     cells = [c.strip() for c in row.strip("|").split("|")]

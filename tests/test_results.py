@@ -134,7 +134,7 @@ def test_paired_differences_on_tables_with_known_answers():
     from l2l_taskmix.benchmark.results import paired_differences
 
     runs = scores({"mtl": [0.6, 0.5, 0.55], "maml": [0.50, 0.40, 0.45], "maml+taskmix": [0.51, 0.42, 0.48], "maml+metamix": [0.52, 0.42, 0.47]})
-    p = paired_differences(runs, ["mtl", "maml", "maml+taskmix", "maml+metamix"]).set_index(["method", "reference"])
+    p = paired_differences(runs, ["mtl", "maml", "maml+taskmix", "maml+metamix"], margin=0).set_index(["method", "reference"])
     # differences to maml 0.01, 0.02, 0.03: mean 0.02, sd 0.01, t(0.975, 2) = 4.302653
     row = p.loc[("maml+taskmix", "maml")]
     half = 4.302653 * 0.01 / 3 ** 0.5
@@ -155,8 +155,8 @@ def test_a_split_effect_shared_by_all_methods_cancels_in_the_pairs():
     base = {"maml": [0.50, 0.51, 0.49, 0.50], "maml+taskmix": [0.52, 0.52, 0.51, 0.53]}
     shift = [0.0, 0.08, -0.06, 0.03]  # the split of each seed moves every method
     moved = {m: [f + d for f, d in zip(fs, shift)] for m, fs in base.items()}
-    a = paired_differences(scores(base), references=("maml",))
-    b = paired_differences(scores(moved), references=("maml",))
+    a = paired_differences(scores(base), references=("maml",), margin=0)
+    b = paired_differences(scores(moved), references=("maml",), margin=0)
     assert a[["mean_diff", "ci_low", "ci_high"]].to_numpy() == pytest.approx(b[["mean_diff", "ci_low", "ci_high"]].to_numpy())
     assert bool(b.resolved.iloc[0])  # resolved, although the unpaired stds overlap
     assert summarize(scores(moved))["macro_f1_std"].iloc[0] > 0.03
@@ -166,11 +166,11 @@ def test_pairs_use_the_common_seeds_and_say_so_in_words(tmp_path):
     from l2l_taskmix.benchmark.results import paired_differences, paired_table
 
     runs = scores({"maml": [0.5, 0.4, None], "maml+taskmix": [0.6, None, 0.7]})
-    p = paired_differences(runs, references=("maml",))
+    p = paired_differences(runs, references=("maml",), margin=0)
     assert p.seeds.tolist() == [1] and np.isnan(p.ci_low.iloc[0]) and not p.resolved.iloc[0]
     text = paired_table(p)
     assert "No difference is resolved at 95% with 1 seed(s)" in text and "n/a" in text
-    resolved = paired_table(paired_differences(scores({"maml": [0.5, 0.4, 0.45], "mtl": [0.6, 0.5, 0.55]}), references=("maml",)))
+    resolved = paired_table(paired_differences(scores({"maml": [0.5, 0.4, 0.45], "mtl": [0.6, 0.5, 0.55]}), references=("maml",), margin=0))
     assert "Resolved at 95%: mtl above maml (+0.100)" in resolved
     paths = write_outputs(tmp_path, scores({"maml": [0.5, 0.4, 0.45], "maml+taskmix": [0.52, 0.41, 0.48]}), {"dataset": "x"}, "few-shot", plot=False)
     md = paths["markdown"].read_text()

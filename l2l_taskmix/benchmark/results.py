@@ -31,7 +31,7 @@ import pandas as pd
 from ..features import FeatureTask
 from ..files import atomic_write, to_jsonable
 from ..markdown import markdown_cell, markdown_code
-from ..validation import short_repr
+from ..validation import check_scalar, short_repr
 from .config import is_feature_file
 
 __all__ = [
@@ -200,29 +200,53 @@ def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = No
 
 PAIRED_COLUMNS = ["protocol", "method", "reference", "seeds", "mean_diff", "diff_std", "ci_low", "ci_high", "resolved"]
 
+#: The rounding margin: a difference is called resolved only if its interval, widened by this
+#: much on both sides, excludes 0. ``benchmarks/sensitivity.py`` reran the main table on the
+#: bundled sample at the default settings under rounding-level perturbations a user's machine
+#: brings (another thread count, features one ulp off, the other MAML engine); this is the
+#: smallest margin (in steps of 0.001, no smaller than the largest shift of a paired difference's
+#: mean) at which no difference was resolved under a perturbation and not under the reference, or
+#: the other way round (``benchmarks/results/sensitivity.json``, ``recommended_margin``).
+ROUNDING_MARGIN = 0.016
+#: The largest shift of a method's mean macro-F1 (over 3 seeds) in the same measurement, rounded up.
+ROUNDING_MEAN_SHIFT = 0.009
 
-def seeds_to_resolve(diff_std: float, delta: float = 0.01, level: float = 0.95, most: int = 10_000) -> int | None:
-    """The fewest seeds whose ``level`` t-interval of a paired difference is narrower than
-    ``delta`` on each side (so a true difference of ``delta`` is resolved on average), given the
-    per-seed std of the difference; ``None`` for an unknown std or beyond ``most``.
+
+def rounding_words() -> str:
+    """What rounding on another machine does to the table (for the outputs)."""
+    return (f"Rounding: rerun under another thread count, features one ulp off, or the other MAML engine (what another "
+            f"machine brings), a 3-seed mean above moved by up to {ROUNDING_MEAN_SHIFT:.3f} (benchmarks/sensitivity.py, the "
+            f"bundled sample at the default settings); a difference is called resolved only if its interval, widened by "
+            f"{ROUNDING_MARGIN:.3f} on both sides, excludes 0, the margin at which none of those reruns resolved a difference "
+            f"the reference did not, or the other way round.")
+
+
+def seeds_to_resolve(diff_std: float, delta: float = 0.01, level: float = 0.95, most: int = 10_000, margin: float = 0.0) -> int | None:
+    """The fewest seeds whose ``level`` t-interval of a paired difference, widened by ``margin``
+    on each side, is narrower than ``delta`` on each side (so a true difference of ``delta`` is
+    resolved on average), given the per-seed std of the difference; ``None`` for an unknown std,
+    beyond ``most``, or a ``delta`` no wider than the margin.
 
     Example::
 
         >>> seeds_to_resolve(0.013), seeds_to_resolve(0.004), seeds_to_resolve(0.0)
         (9, 3, 2)
+        >>> seeds_to_resolve(0.013, delta=0.02, margin=0.01), seeds_to_resolve(0.013, margin=0.01)
+        (9, None)
     """
     from scipy import stats
 
-    if diff_std is None or not math.isfinite(diff_std):
+    if diff_std is None or not math.isfinite(diff_std) or delta <= margin:
         return None
     for n in range(2, most + 1):
-        if stats.t.ppf(0.5 + level / 2, n - 1) * diff_std / math.sqrt(n) < delta:
+        if stats.t.ppf(0.5 + level / 2, n - 1) * diff_std / math.sqrt(n) < delta - margin:
             return n
     return None
 
 
 def paired_differences(
-    runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, references: Sequence[str] = ("maml", "mtl"), level: float = 0.95
+    runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, references: Sequence[str] = ("maml", "mtl"), level: float = 0.95,
+    margin: float | None = None,
 ) -> pd.DataFrame:
     """Each method's per-seed difference to each reference method, with a ``level`` t-interval,
     within each protocol.
@@ -231,17 +255,22 @@ def paired_differences(
     the difference of their scores on the same seed removes the split's effect, which moves all
     methods together. For the seeds both have: ``mean_diff`` is the mean of
     ``macro_f1(method) - macro_f1(reference)``, ``[ci_low, ci_high]`` its Student-t interval
-    (``n - 1`` degrees of freedom; NaN with one seed) and ``resolved`` whether the interval
-    excludes 0.
+    (``n - 1`` degrees of freedom; NaN with one seed) and ``resolved`` whether the interval,
+    widened by ``margin`` on both sides, excludes 0 (``None``: :data:`ROUNDING_MARGIN`, the margin
+    at which rounding on another machine did not change which differences are resolved; ``0``:
+    the interval alone).
 
     Example::
 
         >>> runs = [{"method": m, "seed": s, "macro_f1": f} for m, fs in
         ...         {"maml": [0.50, 0.52, 0.48], "maml+taskmix": [0.53, 0.54, 0.52]}.items() for s, f in enumerate(fs)]
-        >>> row = paired_differences(runs, references=("maml",)).iloc[0]
+        >>> row = paired_differences(runs, references=("maml",), margin=0).iloc[0]
         >>> row.method, round(float(row.mean_diff), 3), round(float(row.ci_low), 3), bool(row.resolved)
         ('maml+taskmix', 0.03, 0.005, True)
+        >>> bool(paired_differences(runs, references=("maml",), margin=0.01).iloc[0].resolved)
+        False
     """
+    margin = ROUNDING_MARGIN if margin is None else check_scalar(margin, "margin", (int, float), min_val=0)
     frame = _scores(runs)
     if frame.empty:
         return pd.DataFrame(columns=PAIRED_COLUMNS)
@@ -249,11 +278,14 @@ def paired_differences(
     rows = []
     for protocol in _protocol_order(frame["protocol"]):
         table = frame[frame["protocol"] == protocol].pivot_table(index="seed", columns="method", values="macro_f1", aggfunc="first")
-        rows += _paired_rows(table, order, references, level, protocol)
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+        rows += _paired_rows(table, order, references, level, protocol, float(margin))
+    frame = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    frame.attrs["margin"] = float(margin)
+    return frame
 
 
-def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence[str], level: float, protocol: str) -> list[dict]:
+def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence[str], level: float, protocol: str,
+                 margin: float) -> list[dict]:
     from scipy import stats
 
     rows = []
@@ -274,7 +306,7 @@ def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence
                 low, high = mean - half, mean + half
             else:
                 low = high = math.nan
-            resolved = bool(n > 1 and (low > 0 or high < 0))
+            resolved = bool(n > 1 and (low - margin > 0 or high + margin < 0))
             rows.append({"protocol": protocol, "method": method, "reference": reference, "seeds": n, "mean_diff": mean,
                          "diff_std": std, "ci_low": low, "ci_high": high, "resolved": resolved})
     return rows
@@ -285,6 +317,10 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
     if paired.empty:
         return "Paired differences: fewer than two methods of a reference (maml, mtl) ran."
     pct = f"{level:.0%}"
+    margin = float(paired.attrs.get("margin", 0.0))
+    rule = (f"the {pct} interval, widened by {margin:.3f} on both sides for rounding (the margin at which reruns under another "
+            "thread count, features one ulp off or the other MAML engine resolved the same differences, benchmarks/sensitivity.py), "
+            "excludes 0") if margin else f"the {pct} interval excludes 0"
 
     def signed(v):
         return "n/a" if math.isnan(v) else f"{v:+.{digits}f}"
@@ -298,27 +334,30 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
                 f"{signed(r.mean_diff)} [{signed(r.ci_low)}, {signed(r.ci_high)}]{' *' if r.resolved else ''}")
         rows = [[f"{m} − {ref}", *(c.get(p, "") for p in protocols)] for (m, ref), c in cells.items()]
         header = ["Difference", *(f"{PROTOCOL_TITLES.get(p, p).capitalize()}: mean [{pct} interval]" for p in protocols)]
-        table = _markdown(header, rows, ["l"] + ["r"] * len(protocols)) + (
-            f"\n\n\\* resolved: the {pct} interval excludes 0. Seeds per difference: {int(paired['seeds'].max())}.")
+        table = _markdown(header, rows, ["l"] + ["r"] * len(protocols)) + f"\n\n\\* resolved: {rule}. Seeds per difference: {int(paired['seeds'].max())}."
     else:
         rows = [[f"{r.method} − {r.reference}", signed(r.mean_diff), f"[{signed(r.ci_low)}, {signed(r.ci_high)}]", str(r.seeds),
                  "yes" if r.resolved else "no"] for r in paired.itertuples(index=False)]
         table = _markdown(["Difference", "Mean", f"{pct} interval", "Seeds", "Resolved"], rows, ["l", "r", "r", "r", "l"])
+        table += f"\n\nResolved: {rule}."
     resolved = [(f"{r.protocol}: " if several else "") + f"{r.method} {'above' if r.mean_diff > 0 else 'below'} {r.reference} "
                 f"({signed(r.mean_diff)})" for r in paired.itertuples(index=False) if r.resolved]
     seeds = int(paired["seeds"].max())
-    words = ("Resolved at " + pct + ": " + "; ".join(resolved) + ". The other differences are not."
-             if resolved else f"No difference is resolved at {pct} with {seeds} seed(s): every interval contains 0.")
+    at = f"{pct} with the rounding margin" if margin else pct
+    words = ("Resolved at " + at + ": " + "; ".join(resolved) + ". The other differences are not."
+             if resolved else f"No difference is resolved at {at} with {seeds} seed(s): every interval"
+             + (f", widened by {margin:.3f}," if margin else "") + " contains 0.")
     if "diff_std" in paired:
         for protocol in _protocol_order(paired["protocol"]):
             stds = paired.loc[(paired["reference"] == "maml") & (paired["protocol"] == protocol), "diff_std"].dropna()
             if not len(stds):
                 continue
             median = float(stds.median())
-            need = seeds_to_resolve(median, 0.01, level)
+            delta = round(0.01 + margin, 3)  # 0.01 beyond the rounding margin
+            need = seeds_to_resolve(median, delta, level, margin=margin)
             where = (" under " + {"paper": "the paper protocol", "select": "model selection"}.get(protocol, protocol)) if several else ""
-            words += (f" The median per-seed std of the differences to MAML{where} is {median:.3f}: at that spread a 0.01 "
-                      f"difference needs {need if need is not None else 'more than 10,000'} seeds to be resolved at {pct}.")
+            words += (f" The median per-seed std of the differences to MAML{where} is {median:.3f}: at that spread a {delta:g} "
+                      f"difference needs {need if need is not None else 'more than 10,000'} seeds to be resolved at {at}.")
     return table + "\n\n" + words
 
 
@@ -623,7 +662,7 @@ def write_outputs(
     ]
     if "iterations" in config:
         sections.append(protocol_words(config["iterations"], config.get("val_tasks", 0)))
-    sections += ["## Paired differences (per seed, same splits and draws)", paired_table(paired)]
+    sections += [rounding_words(), "## Paired differences (per seed, same splits and draws)", paired_table(paired)]
     for protocol in protocols:
         part = [r for r in runs if protocol_of(r) == protocol]
         sections += [f"## Per meta-test task, {PROTOCOL_TITLES.get(protocol, protocol)} (mean over seeds)", per_task_table(part, methods)]
@@ -636,6 +675,7 @@ def write_outputs(
     record = {
         "summary": summary.to_dict(orient="records"),
         "paired": paired.to_dict(orient="records"),
+        "rounding": {"margin": ROUNDING_MARGIN, "mean_shift": ROUNDING_MEAN_SHIFT, "measured_by": "benchmarks/sensitivity.py"},
         "regime": regime,
         "config": config,
         "data": data or {},

@@ -49,8 +49,8 @@ from .evaluation import evaluate, evaluate_draws, make_splits
 from .methods import Method, get_method
 from .progress import CommandProgress
 from .results import (
-    PROTOCOL_TITLES, RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, protocol_words, summarize,
-    write_outputs,
+    PROTOCOL_TITLES, RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, protocol_words, rounding_words,
+    summarize, write_outputs,
 )
 from .training import TrainResult, train
 from .workers import InProcess, check_executor, default_workers, make_executor
@@ -575,6 +575,7 @@ def run_benchmark(
         print(f"\nAverage Macro F1 on {config.dataset} ({features}); {config.regime}\n")
         print(markdown_table(summary))
         print(f"\n{protocol_words(config.iterations, config.val_tasks)}")
+        print(f"\n{rounding_words()}")
         print("\nPaired differences (per seed: same splits, validation tasks and draws):\n")
         print(paired_table(paired_differences(runs, config.methods)), flush=True)
     written = write_outputs(out, runs, record, config.regime, data=data_info, methods=list(config.methods))

@@ -43,7 +43,7 @@ from ..validation import check_choice, short_repr
 from .config import BenchmarkConfig
 from .datasets import BenchmarkData
 from .methods import get_method
-from .results import PROTOCOL_TITLES, _markdown, _png, paired_differences, protocol_of, summarize
+from .results import PROTOCOL_TITLES, ROUNDING_MARGIN, _markdown, _png, paired_differences, protocol_of, summarize
 from .runner import OUT_BYTES, _log, load_data, run_grid
 from ..cluster import ray_session
 from .workers import check_executor, make_executor
@@ -302,7 +302,8 @@ def sweep_markdown(table: pd.DataFrame, over: str, digits: int = 3) -> str:
                      diff(r, "maml"), diff(r, "mtl")])
     text = _markdown([over, "Method", "Average Macro F1", "Seeds", "− MAML, 95% interval", "− MTL, 95% interval"], rows,
                      ["r", "l", "r", "r", "r", "r"])
-    words = ["* the 95% interval of the paired difference excludes 0."]
+    words = [f"* the 95% interval of the paired difference, widened by {ROUNDING_MARGIN:.3f} on both sides for rounding "
+             "(benchmarks/sensitivity.py), excludes 0." if ROUNDING_MARGIN else "* the 95% interval of the paired difference excludes 0."]
     for ref, name in (("maml", "MAML"), ("mtl", "MTL")):
         resolved = [f"{_show(r.value)} ({'above' if getattr(r, f'diff_{ref}') > 0 else 'below'})" for r in table.itertuples(index=False)
                     if r.method == swept and getattr(r, f"resolved_{ref}")]
