@@ -6,11 +6,12 @@ outputs land under ``--root`` (default ``runs/``) and the README quotes them. Ru
 from the run stores, so a rerun after a change of defaults redoes exactly what changed (the run
 key includes the package version). The timings, the date and the load average before and after
 each step go to ``benchmarks/results/readme_figures.md`` (and ``.json``), which the README quotes;
-the figures it embeds are then copied into ``docs/figures/``.
+the figures it embeds are then copied into ``docs/figures/`` and the reports its tables quote
+into ``benchmarks/results/readme/``.
 
     python benchmarks/readme_figures.py                    # everything (70 minutes on 2 cores at 0.5.0)
     python benchmarks/readme_figures.py --steps main,sweep-n
-    python benchmarks/readme_figures.py --steps ''  # only copy the figures into docs/figures/
+    python benchmarks/readme_figures.py --steps ''  # only copy the figures and reports
 
 Steps:
 
@@ -71,6 +72,36 @@ FIGURES = [
     ("mtop-wide/results.png", "mtop-wide-results.png"),
     ("nbest/results.png", "nbest-results.png"),
 ]
+
+
+#: The reports the README's tables quote: (produced file under --root, copy under benchmarks/results/readme/).
+REPORTS = [
+    ("mtop-long/results.md", "mtop-long.md"),
+    ("tables.md", "tables.md"),
+    ("mtop-long/sweep_num_synthetic.md", "mtop-long-sweep-num_synthetic.md"),
+    ("mtop-long/sweep_train_subset.md", "mtop-long-sweep-train_subset.md"),
+    ("mtop-long/sweep_eta.md", "mtop-long-sweep-eta.md"),
+    ("mtop-long/sweep_iterations.md", "mtop-long-sweep-iterations.md"),
+    ("mtop-wide/sweep_train_subset.md", "mtop-wide-sweep-train_subset.md"),
+    ("mtop-long-10seeds/results.md", "mtop-long-10seeds.md"),
+    ("mtop-long-10seeds-select/results.md", "mtop-long-10seeds-select.md"),
+]
+
+
+def collect_reports(root: str) -> list[str]:
+    """Copy the reports the README quotes from ``root`` into ``benchmarks/results/readme/``
+    (those that exist), so every table in the README has a committed source."""
+    import shutil
+
+    target = ROOT / "benchmarks" / "results" / "readme"
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for source, name in REPORTS:
+        path = Path(root) / source if Path(root).is_absolute() else ROOT / root / source
+        if path.exists():
+            shutil.copyfile(path, target / name)
+            copied.append(name)
+    return copied
 
 
 def collect(root: str) -> list[str]:
@@ -138,6 +169,7 @@ def main(argv=None) -> int:
     print("\n".join(lines))
     if not args.no_collect:
         print(f"copied into docs/figures/: {', '.join(collect(args.root)) or 'nothing'}")
+        print(f"copied into benchmarks/results/readme/: {', '.join(collect_reports(args.root)) or 'nothing'}")
     return 0
 
 

@@ -50,6 +50,17 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 PERTURBATIONS = ("threads", "ulp", "engine")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def say(text: str) -> None:
     print(f"[sensitivity] {text}", flush=True)
 
@@ -98,7 +109,7 @@ def finish(result: dict) -> dict:
     diff_stds = [r["diff_std"] for r in result["reference"]["paired"] if not math.isnan(r["diff_std"])]
     perturbations = result["perturbations"].values()
     result["spread"] = {
-        "max_run_shift": max((v["max_run_shift"] for v in perturbations), default=0.0),
+        "max_run_shift": max((v["max_run_shift"] for v in perturbations if v["max_run_shift"] is not None), default=0.0),
         "max_mean_shift": max((v["max_mean_shift"] for v in perturbations), default=0.0),
         "max_difference_shift": max((v["max_difference_shift"] for v in perturbations), default=0.0),
         "median_seed_std": float(sorted(seed_stds)[len(seed_stds) // 2]) if seed_stds else None,
@@ -156,6 +167,35 @@ def compare(reference: list[dict], perturbed: list[dict], methods) -> dict:
             "flips": [d for d in diffs if d["resolved_reference"] != d["resolved_perturbed"]]}
 
 
+def compare_machine(result: dict, other: dict) -> dict:
+    """Shifts of another machine's benchmark (its ``results.json``: the same grid) from the
+    reference's means and paired differences; its runs' scores are compared by mean only, as the
+    reference keeps no per-run scores."""
+    theirs = {(r["protocol"], r["method"]): r for r in other["summary"]}
+    means = [{"protocol": r["protocol"], "method": r["method"], "reference": r["macro_f1_mean"],
+              "perturbed": theirs[(r["protocol"], r["method"])]["macro_f1_mean"],
+              "shift": theirs[(r["protocol"], r["method"])]["macro_f1_mean"] - r["macro_f1_mean"], "seed_std": r["macro_f1_std"]}
+             for r in result["reference"]["summary"] if (r["protocol"], r["method"]) in theirs]
+    paired = {(r["protocol"], r["method"], r["reference"]): r for r in other["paired"]}
+    diffs = []
+    for ra in result["reference"]["paired"]:
+        rb = paired.get((ra["protocol"], ra["method"], ra["reference"]))
+        if rb is None:
+            continue
+        rb_resolved = resolved(rb["ci_low"], rb["ci_high"], 0.0) if rb["seeds"] > 1 else False
+        diffs.append({"protocol": ra["protocol"], "difference": f"{ra['method']} - {ra['reference']}", "reference": ra["mean_diff"],
+                      "perturbed": rb["mean_diff"], "shift": rb["mean_diff"] - ra["mean_diff"], "diff_std": ra["diff_std"],
+                      "resolved_reference": bool(ra["resolved"]), "resolved_perturbed": rb_resolved,
+                      "ci_low": rb["ci_low"], "ci_high": rb["ci_high"], "reference_ci": [ra["ci_low"], ra["ci_high"]]})
+    if not means or len(diffs) != len(result["reference"]["paired"]):
+        raise SystemExit(f"--machine: its results.json does not hold the reference's grid ({len(means)} means and {len(diffs)} of "
+                         f"{len(result['reference']['paired'])} paired differences in common)")
+    return {"runs": [], "runs_compared": len(other.get("runs", [])), "means": means, "differences": diffs, "max_run_shift": None,
+            "max_mean_shift": max(abs(m["shift"]) for m in means),
+            "max_difference_shift": max((abs(d["shift"]) for d in diffs if not math.isnan(d["shift"])), default=0.0),
+            "flips": [d for d in diffs if d["resolved_reference"] != d["resolved_perturbed"]]}
+
+
 def main(argv=None) -> int:
     from l2l_taskmix import __version__
     from l2l_taskmix.benchmark import BenchmarkConfig
@@ -176,10 +216,21 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default="runs/sensitivity", help="run stores, one folder per perturbation (reused on a rerun)")
     p.add_argument("--out", default="benchmarks/results/sensitivity.json")
     p.add_argument("--report-only", action="store_true", help="rework the margin and rewrite the report from --out's figures")
+    p.add_argument("--machine", default=None, metavar="RESULTS_JSON",
+                   help="with --report-only: add another machine's `l2l-taskmix benchmark` results.json (the same grid) as a perturbation")
+    p.add_argument("--machine-how", default="another machine", help="how --machine's machine differs, for the report")
     args = p.parse_args(argv)
     out = Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out
+    if args.machine and not args.report_only:
+        p.error("--machine goes with --report-only")
     if args.report_only:
-        result = finish(json.loads(out.read_text()))
+        result = json.loads(out.read_text())
+        if args.machine:
+            other = json.loads(Path(args.machine).read_text())
+            shifts = compare_machine(result, other)
+            shifts.update(how=args.machine_how, seconds=0.0, version=other.get("versions", {}).get("l2l-taskmix"))
+            result["perturbations"]["machine"] = shifts
+        result = finish(result)
         out.write_text(json.dumps(result, indent=2) + "\n")
         out.with_suffix(".md").write_text(report(result))
         say(f"margin {result['spread']['recommended_margin']} (in use {ROUNDING_MARGIN}); rewrote {out} and its report")
@@ -208,7 +259,7 @@ def main(argv=None) -> int:
 
     reference, seconds = grid(config, runs_root / "reference", data, args.workers, 1)
     say(f"reference: {len(reference)} runs in {seconds:.0f} s")
-    result = {"version": __version__, "date": started, "machine": platform.machine(), "cpus": os.cpu_count(),
+    result = {"version": __version__, "date": started, "machine": platform.machine(), "cpu_model": cpu_model(), "cpus": os.cpu_count(),
               "python": platform.python_version(), "torch": torch.__version__, "load_before": round(load_start, 2),
               "config": {"dataset": config.dataset, "methods": list(config.methods), "seeds": config.seeds,
                          "protocols": list(config.protocols), "iterations": config.iterations},
@@ -260,7 +311,8 @@ def report(result: dict) -> str:
              "| Perturbation | Runs | Largest shift of a run's macro-F1 | of a mean | of a paired difference | flips at margin 0 | at the margin |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, v in result["perturbations"].items():
-        lines.append(f"| {name}: {v['how']} | {len(v['runs'])} | {v['max_run_shift']:.4f} | {v['max_mean_shift']:.4f} | "
+        runs, run_shift = (len(v["runs"]), f"{v['max_run_shift']:.4f}") if v["max_run_shift"] is not None else (v["runs_compared"], "n/a")
+        lines.append(f"| {name}: {v['how']} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | "
                      f"{v['max_difference_shift']:.4f} | {len(v['flips'])} | {v['flips_with_margin']} |")
     lines += ["", f"Against the seed-to-seed spread: median std over seeds of a mean {s['median_seed_std']:.4f}, median per-seed std "
               f"of a paired difference {s['median_diff_std']:.4f}. Largest shift of a paired difference's mean under a "

@@ -71,6 +71,41 @@ def test_readme_adapt_and_predict_figures_are_the_committed_measurement():
         assert figure in readme
 
 
+def test_readme_main_tables_are_the_committed_report():
+    """The README's main table and its paired differences are rows of the committed copy of the
+    main command's results.md (benchmarks/readme_figures.py copies it)."""
+    report = (ROOT / "benchmarks" / "results" / "readme" / "mtop-long.md").read_text().splitlines()
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### What we get on the bundled sample"):readme.index("### How far another machine")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) >= 14  # two headers, six methods, six differences
+    for line in rows:
+        assert line in report, line
+    assert any("widened by 0.016 on both sides" in line for line in report)
+
+
+def test_readme_sensitivity_figures_are_the_committed_measurement():
+    """The README's rounding-sensitivity section quotes benchmarks/results/sensitivity.json, and
+    the margin it names is the one the outputs use."""
+    import json
+
+    from l2l_taskmix.benchmark.results import ROUNDING_MARGIN
+
+    r = json.loads((ROOT / "benchmarks" / "results" / "sensitivity.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    spread = r["spread"]
+    assert f"`python benchmarks/sensitivity.py`, {r['date']}, on a 2-core CPU (load {r['load_before']} before, {r['load_after']} after" in readme
+    assert "machine" in r["perturbations"]  # the main command on another CPU, against the reference
+    for name, v in r["perturbations"].items():
+        runs, run_shift = (len(v["runs"]), f"{v['max_run_shift']:.4f}") if v["max_run_shift"] is not None else (v["runs_compared"], "n/a")
+        row = (f"| {name} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | {v['max_difference_shift']:.4f} | "
+               f"{len(v['flips'])} | {v['flips_with_margin']} |")
+        assert row in readme, row
+    assert f"widened by {spread['recommended_margin']} on both sides, excludes 0" in readme
+    assert spread["recommended_margin"] == ROUNDING_MARGIN
+    assert f"rounding margin of {ROUNDING_MARGIN:.3f}" in readme
+
+
 def test_readme_first_run_figures_are_the_committed_measurement():
     """The README's first-run figures quote benchmarks/results/first_run.json, which compared the
     two paths' tables and records."""

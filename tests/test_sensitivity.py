@@ -95,6 +95,41 @@ def test_stable_margin_is_the_smallest_without_a_flip(differences, margin):
         assert any(sensitivity.resolved(*d["reference_ci"], below) != sensitivity.resolved(d["ci_low"], d["ci_high"], below) for d in differences)
 
 
+def test_another_machines_results_are_one_more_perturbation(tmp_path):
+    from l2l_taskmix.benchmark.results import summarize
+
+    mine = runs_of({"maml": [0.50, 0.52, 0.48], "maml+taskmix": [0.53, 0.54, 0.52]})
+    theirs = runs_of({"maml": [0.51, 0.53, 0.49], "maml+taskmix": [0.525, 0.535, 0.515]})  # maml +0.01, taskmix -0.005
+
+    def record(runs):
+        return {"summary": summarize(runs, ["maml", "maml+taskmix"]).to_dict("records"),
+                "paired": paired_differences(runs, ["maml", "maml+taskmix"], references=("maml",), margin=0).to_dict("records"),
+                "runs": runs}
+
+    result = {"reference": record(mine), "perturbations": {}}
+    shifts = sensitivity.compare_machine(result, record(theirs))
+    assert shifts["max_mean_shift"] == pytest.approx(0.01) and shifts["max_run_shift"] is None and shifts["runs_compared"] == 6
+    (d,) = shifts["differences"]
+    assert d["shift"] == pytest.approx(-0.015) and d["resolved_reference"] and not d["resolved_perturbed"]  # 0.03 -> 0.015, wider
+    assert len(shifts["flips"]) == 1
+    result["perturbations"]["machine"] = shifts
+    margin = sensitivity.finish(result)["spread"]["recommended_margin"]
+    assert margin == 0.015 and shifts["flips_with_margin"] == 0
+    with pytest.raises(SystemExit, match="does not hold the reference's grid"):
+        sensitivity.compare_machine(result, record(runs_of({"mtl": [0.5, 0.6, 0.7], "transfer": [0.5, 0.5, 0.5]})))
+    # from the command line, with --report-only; the report names the machine's perturbation
+    out = tmp_path / "s.json"
+    (tmp_path / "theirs.json").write_text(json.dumps(record(theirs)))
+    base = {"version": "x", "date": "d", "machine": "x86_64", "cpus": 2, "torch": "t", "load_before": 0.1, "load_after": 0.2,
+            "seconds": 1.0, "config": {"dataset": "tiny", "methods": ["maml", "maml+taskmix"], "seeds": 3, "protocols": ["paper"]},
+            "reference": record(mine), "perturbations": {}}
+    out.write_text(json.dumps(base))
+    assert sensitivity.main(["--report-only", "--out", str(out), "--machine", str(tmp_path / "theirs.json"), "--machine-how", "a Xeon"]) == 0
+    written = json.loads(out.read_text())
+    assert written["perturbations"]["machine"]["how"] == "a Xeon" and written["spread"]["recommended_margin"] == margin
+    assert "| machine: a Xeon | 6 | n/a | 0.0100 | 0.0150 |" in out.with_suffix(".md").read_text()
+
+
 def test_nudge_moves_every_feature_by_one_ulp():
     from l2l_taskmix.benchmark import BenchmarkData
 
