@@ -322,8 +322,8 @@ def report(result: dict) -> str:
               "the margin on both sides, excludes 0). At that margin the reference resolves "
               f"{len(result['reference']['resolved_with_margin'])} of {len(result['reference']['paired'])} differences"
               + (f" ({', '.join(result['reference']['resolved_with_margin'])})." if result['reference']['resolved_with_margin'] else ".")
-              + f" The intervals come from {result['config']['seeds']} seeds' spread; a perturbation moves a run about as far as another seed does, so "
-              "more seeds, not a larger margin, is what resolves smaller differences.", ""]
+              + f" The margin is measured on {result['config']['seeds']}-seed means and applied at every seed count: more seeds "
+              "narrow an interval, but a difference no larger than the margin is never called resolved.", ""]
     for name, v in result["perturbations"].items():
         lines += [f"## {name}", "", "| Protocol | Difference | reference | perturbed | shift | resolved at 95%: reference / perturbed; "
                   "with the margin: reference / perturbed |",

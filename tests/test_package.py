@@ -84,6 +84,17 @@ def test_readme_main_tables_are_the_committed_report():
     assert any("widened by 0.016 on both sides" in line for line in report)
 
 
+def test_readme_tables_beside_the_paper_are_the_committed_report():
+    """The README's three tables beside the paper are rows of the committed tables.md."""
+    report = (ROOT / "benchmarks" / "results" / "readme" / "tables.md").read_text().splitlines()
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Beside the paper"):readme.index("### How many seeds?")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 21  # three tables: a header and six methods each
+    for line in rows:
+        assert line in report, line
+
+
 def test_readme_sensitivity_figures_are_the_committed_measurement():
     """The README's rounding-sensitivity section quotes benchmarks/results/sensitivity.json, and
     the margin it names is the one the outputs use."""
