@@ -88,35 +88,29 @@ REPORTS = [
 ]
 
 
-def collect_reports(root: str) -> list[str]:
-    """Copy the reports the README quotes from ``root`` into ``benchmarks/results/readme/``
-    (those that exist), so every table in the README has a committed source."""
+def _copy(root: str, pairs, target: Path) -> list[str]:
+    """Copy each ``(source under root, name)`` of ``pairs`` that exists into ``target``."""
     import shutil
 
-    target = ROOT / "benchmarks" / "results" / "readme"
     target.mkdir(parents=True, exist_ok=True)
     copied = []
-    for source, name in REPORTS:
+    for source, name in pairs:
         path = Path(root) / source if Path(root).is_absolute() else ROOT / root / source
         if path.exists():
             shutil.copyfile(path, target / name)
             copied.append(name)
     return copied
+
+
+def collect_reports(root: str) -> list[str]:
+    """Copy the reports the README quotes from ``root`` into ``benchmarks/results/readme/``
+    (those that exist), so every table in the README has a committed source."""
+    return _copy(root, REPORTS, ROOT / "benchmarks" / "results" / "readme")
 
 
 def collect(root: str) -> list[str]:
     """Copy the README's figures from ``root`` into ``docs/figures/`` (those that exist)."""
-    import shutil
-
-    target = ROOT / "docs" / "figures"
-    target.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for source, name in FIGURES:
-        path = Path(root) / source if Path(root).is_absolute() else ROOT / root / source
-        if path.exists():
-            shutil.copyfile(path, target / name)
-            copied.append(name)
-    return copied
+    return _copy(root, FIGURES, ROOT / "docs" / "figures")
 
 
 def _version() -> str:
