@@ -27,7 +27,8 @@ from pathlib import Path
 
 from l2l_taskmix.benchmark import BenchmarkConfig, load_config_file, markdown_table, run_benchmark
 from l2l_taskmix.benchmark.paper import PAPER_TABLES, paper_column
-from l2l_taskmix.benchmark.results import paired_differences, paired_table, protocol_words, rounding_words
+from l2l_taskmix.benchmark.report import paired_table, protocol_words, rounding_words
+from l2l_taskmix.benchmark.statistics import paired_differences
 from l2l_taskmix.cli import add_config_flags, add_executor_flags, check_executor_flags
 from l2l_taskmix.files import atomic_write
 

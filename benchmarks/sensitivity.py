@@ -15,12 +15,12 @@ what ``--methods``/``--seeds``/``--protocols`` keep of it) is run as a reference
 
 For each perturbation: per (protocol, method), the mean macro-F1's shift from the reference
 against the seed-to-seed std; per run, the shift of its macro-F1; per paired difference
-(:func:`~l2l_taskmix.benchmark.results.paired_differences`), the shift of its mean and whether
+(:func:`~l2l_taskmix.benchmark.statistics.paired_differences`), the shift of its mean and whether
 it is resolved there. The rounding margin (:func:`stable_margin`) is the smallest margin, in
 steps of 0.001, that is at least the largest shift of a paired difference's mean and at which
 no difference is resolved under one perturbation and not under the reference, or the other way
 round: the main command calls a difference resolved only if its interval, widened by that margin
-on both sides, excludes 0 (:data:`~l2l_taskmix.benchmark.results.ROUNDING_MARGIN`), so what it
+on both sides, excludes 0 (:data:`~l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`), so what it
 calls resolved is resolved under every measured perturbation too. Results go to ``--out``
 (JSON) and a Markdown report beside it; ``--report-only`` rewrites both from the JSON.
 
@@ -140,7 +140,7 @@ def grid(config, out: Path, data, workers: int, threads: int) -> tuple[list[dict
 
 def compare(reference: list[dict], perturbed: list[dict], methods) -> dict:
     """Shifts of ``perturbed`` from ``reference`` (the runs both have)."""
-    from l2l_taskmix.benchmark.results import paired_differences, summarize
+    from l2l_taskmix.benchmark.statistics import paired_differences, summarize
 
     key = {(r["protocol"], r["method"], r["seed"]): r["macro_f1"] for r in reference}
     common = [r for r in perturbed if (r["protocol"], r["method"], r["seed"]) in key]
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     from l2l_taskmix.benchmark import BenchmarkConfig
     from l2l_taskmix.benchmark.config import parse_list
     from l2l_taskmix.benchmark.methods import get_method
-    from l2l_taskmix.benchmark.results import ROUNDING_MARGIN, paired_differences, summarize
+    from l2l_taskmix.benchmark.statistics import ROUNDING_MARGIN, paired_differences, summarize
     from l2l_taskmix.benchmark.runner import load_data
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -558,8 +558,8 @@ def grid_flops(config, data) -> dict:
             once = count_flops(lambda: evaluate(model, method, test, splits, seed=0, **config.kwargs_for(evaluate)))
             total["finetuning"] += once * config.seeds
             if checks and method.trains:
-                val_tasks = [data.train[i] for i in val]
-                val_side = standardize(val_tasks, test, fit_standardizer(val_tasks, config.standardize))[0]
+                held_out = [data.train[i] for i in val]
+                val_side = standardize(held_out, test, fit_standardizer(held_out, config.standardize))[0]
                 score = validation_scorer(method, val_side, seed=0, **config.kwargs_for(validation_scorer))
                 total["finetuning"] += count_flops(lambda: score(model)) * checks * config.seeds
     total["total"] = total["training"] + total["finetuning"]

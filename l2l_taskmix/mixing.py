@@ -25,7 +25,8 @@ from .validation import check_scalar
 __all__ = ["DEFAULT_ETA", "check_eta", "sample_lambda", "mix", "one_hot", "sample_pairs", "class_layout"]
 
 #: The Beta(eta, eta) parameter of TaskMix and MetaMix unless one is given: 1.0, uniform lambda.
-#: Chosen on the meta-validation tasks of the bundled sample (see the README's "Defaults").
+#: Chosen on the meta-validation tasks of the bundled sample (see "How the defaults were chosen"
+#: in the benchmark page of the documentation, docs/benchmark.md).
 DEFAULT_ETA = 1.0
 
 

@@ -51,7 +51,6 @@ Example, learn2learn's MAML step with TaskMix::
 from __future__ import annotations
 
 import collections
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Any, Iterator, Sequence
@@ -238,8 +237,6 @@ class TaskMix(_Augmentation):
         tasks_per_step: instead of ``meta_batch_size``, the tasks your loop takes per optimizer
             step (learn2learn's examples: their ``meta_batch_size``): each step's tasks are then
             one meta-iteration, T = ``tasks_per_step - N`` real and N synthetic.
-        num_tasks: the old name of ``num_synthetic``; deprecated (learn2learn's ``num_tasks`` is
-            the number of cached task descriptions).
 
     Example::
 
@@ -266,18 +263,7 @@ class TaskMix(_Augmentation):
         *,
         labels: str | None = None,
         tasks_per_step: int | None = None,
-        num_tasks: int | None = None,
     ):
-        if num_tasks is not None:
-            if num_synthetic is not None:
-                raise TypeError("give num_synthetic or its deprecated name num_tasks, not both")
-            warnings.warn(
-                "TaskMix(num_tasks=) is deprecated; use num_synthetic= "
-                "(learn2learn's num_tasks means the number of cached task descriptions)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            num_synthetic = check_scalar(num_tasks, "num_tasks", int, min_val=0)
         self.num_synthetic = check_scalar(num_synthetic, "num_synthetic", int, min_val=0, allow_none=True)
         self.labels = None if labels is None else check_choice(labels, "labels", LABEL_MODES)
         if self.labels == "slot" and num_classes is not None:
@@ -411,12 +397,6 @@ class TaskMix(_Augmentation):
             layouts.append(layout)
             out.append(sample if isinstance(sample, Task) else Task(x=x, y=y))
         return out
-
-    @property
-    def num_tasks(self) -> int | None:
-        """Deprecated name of :attr:`num_synthetic`."""
-        warnings.warn("TaskMix.num_tasks is deprecated; use num_synthetic", DeprecationWarning, stacklevel=2)
-        return self.num_synthetic
 
 
 def _describe_layout(x: torch.Tensor, layout: torch.Tensor) -> str:

@@ -20,7 +20,7 @@ import torch
 from l2l_taskmix.benchmark import runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.datasets import load_feature_split, save_feature_split
-from l2l_taskmix.benchmark.results import RunStore
+from l2l_taskmix.benchmark.store import RunStore
 from l2l_taskmix.cli import main
 from l2l_taskmix.data import IntentTask
 from l2l_taskmix.features import FeatureCache, FeatureTask, featurize_tasks
@@ -252,7 +252,7 @@ def test_two_processes_writing_one_out_compute_each_run_once(tmp_path):
 def test_a_run_lock_is_released_when_its_process_is_killed(tmp_path):
     holder = textwrap.dedent(f"""
         import time
-        from l2l_taskmix.benchmark.results import RunStore
+        from l2l_taskmix.benchmark.store import RunStore
         with RunStore({str(tmp_path)!r}, "k").lock("maml", 0):
             print("locked", flush=True)
             time.sleep(120)

@@ -10,7 +10,7 @@ from l2l_taskmix import __version__, cli
 from l2l_taskmix.benchmark import runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.methods import MultiTaskObjective, get_method
-from l2l_taskmix.benchmark.results import data_fingerprint
+from l2l_taskmix.benchmark.store import data_fingerprint
 from l2l_taskmix.features import HFEncoder, get_encoder
 from l2l_taskmix.models import make_model
 from l2l_taskmix.validation import check_device

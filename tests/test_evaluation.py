@@ -96,7 +96,8 @@ def test_each_method_runs_on_tiny_data_and_beats_chance(method):
     assert set(out["per_task"]) == {"task4", "task5"}
     assert out["macro_f1"] == pytest.approx(np.mean(list(out["per_task"].values())))
     assert out["macro_f1"] > 0.6  # 4 classes: chance is 0.25
-    assert len(out["val_tasks"]) == 1 and len(out["train_tasks"]) == 3
+    assert len(out["validation_tasks"]) == 1 and len(out["fit_tasks"]) == 3
+    assert "val_tasks" not in out and "train_tasks" not in out  # those words mean a count and the data's tasks
     assert out["test_split_sizes"]["task4"] == [20, 28]
     if method == "transfer":
         assert out["best_iteration"] == 0 and out["curve"] == []
@@ -111,7 +112,7 @@ def test_run_is_deterministic_and_methods_share_the_seeds_split():
     c = run_method("mtl", 1, tasks[:4], tasks[4:], cfg(), progress=False)
     drop = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "stage_seconds")}
     assert drop(a) == drop(b)
-    assert a["val_tasks"] == c["val_tasks"] and a["test_split_sizes"] == c["test_split_sizes"]
+    assert a["validation_tasks"] == c["validation_tasks"] and a["test_split_sizes"] == c["test_split_sizes"]
 
 
 def test_features_are_standardized_with_meta_training_statistics_only(monkeypatch):

@@ -14,7 +14,8 @@ import torch
 from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData
 from l2l_taskmix.benchmark.datasets import save_feature_split
 from l2l_taskmix.benchmark.paper import PAPER_TABLES, paper_column
-from l2l_taskmix.benchmark.results import markdown_table, paired_differences, summarize
+from l2l_taskmix.benchmark.report import markdown_table
+from l2l_taskmix.benchmark.statistics import paired_differences, summarize
 from l2l_taskmix.benchmark.runner import choose_train_subset, run_method
 from l2l_taskmix.benchmark.sweep import num_real_tasks, run_sweep, sweep_markdown, sweep_values
 from l2l_taskmix.cli import main
@@ -47,11 +48,11 @@ def test_paper_protocol_trains_on_every_task_and_keeps_the_final_weights():
     paper = run_method("maml", 0, train, test, config(), protocol="paper", progress=False)
     select = run_method("maml", 0, train, test, config(), protocol="select", progress=False)
     assert paper["protocol"] == "paper" and select["protocol"] == "select"
-    assert paper["val_tasks"] == [] and paper["train_tasks"] == [t.name for t in train]  # nothing held out
+    assert paper["validation_tasks"] == [] and paper["fit_tasks"] == [t.name for t in train]  # nothing held out
     assert paper["best_iteration"] == 6 and paper["val_macro_f1"] is None
     assert all("val" not in point for point in paper["curve"])
-    assert len(select["val_tasks"]) == 2 and len(select["train_tasks"]) == 3
-    assert set(select["val_tasks"]).isdisjoint(select["train_tasks"])
+    assert len(select["validation_tasks"]) == 2 and len(select["fit_tasks"]) == 3
+    assert set(select["validation_tasks"]).isdisjoint(select["fit_tasks"])
     assert [p["iteration"] for p in select["curve"] if "val" in p] == [3, 6]
     # the same meta-test splits under both: only what was trained differs
     assert paper["test_split_sizes"] == select["test_split_sizes"] and paper["curve"] != select["curve"]
@@ -80,7 +81,7 @@ def test_train_subset_is_the_same_for_every_method_and_leaves_meta_test_alone():
     a = run_method("maml", 4, train, test, cfg, protocol="paper", progress=False)
     b = run_method("mtl", 4, train, test, cfg, protocol="paper", progress=False)
     full = run_method("maml", 4, train, test, config(), protocol="paper", progress=False)
-    assert len(a["train_tasks"]) == 3 and a["train_tasks"] == b["train_tasks"]
+    assert len(a["fit_tasks"]) == 3 and a["fit_tasks"] == b["fit_tasks"]
     assert a["test_split_sizes"] == full["test_split_sizes"] and list(a["per_task"]) == list(full["per_task"])
     assert choose_train_subset(6, 3, seed=4) == choose_train_subset(6, 3, seed=4)
     assert len({tuple(choose_train_subset(6, 3, seed=s)) for s in range(8)}) > 1
@@ -284,7 +285,8 @@ def test_sweep_command_names_what_is_wrong(tmp_path, capsys, extra, message):
 def test_seeds_to_resolve_a_difference():
     from scipy import stats
 
-    from l2l_taskmix.benchmark.results import paired_table, seeds_to_resolve
+    from l2l_taskmix.benchmark.report import paired_table
+    from l2l_taskmix.benchmark.statistics import seeds_to_resolve
 
     # t(0.975, 8) * 0.013 / 3 = 0.00999 < 0.01, while t(0.975, 7) * 0.013 / sqrt(8) = 0.0109
     assert seeds_to_resolve(0.013) == 9
@@ -322,7 +324,7 @@ def test_sweep_table_pairs_each_value_with_its_references():
 
 
 def test_a_sweep_resolves_only_beyond_the_rounding_margin():
-    from l2l_taskmix.benchmark.results import ROUNDING_MARGIN
+    from l2l_taskmix.benchmark.statistics import ROUNDING_MARGIN
     from l2l_taskmix.benchmark.sweep import sweep_table
 
     lift = round(ROUNDING_MARGIN * 0.75, 4)  # every seed the same lift: a zero-width interval inside the margin
@@ -338,7 +340,7 @@ def test_a_sweep_resolves_only_beyond_the_rounding_margin():
 
 
 def test_paired_table_has_one_column_per_protocol():
-    from l2l_taskmix.benchmark.results import paired_table
+    from l2l_taskmix.benchmark.report import paired_table
 
     text = paired_table(paired_differences(constructed_runs(), references=("maml",), margin=0))
     header, _, row = text.splitlines()[:3]

@@ -16,7 +16,7 @@ import torch
 from l2l_taskmix import cli, cluster
 from l2l_taskmix.benchmark import runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig
-from l2l_taskmix.benchmark.results import RunStore
+from l2l_taskmix.benchmark.store import RunStore
 from l2l_taskmix.benchmark.workers import RayWorkers, make_executor
 from l2l_taskmix.data import IntentTask
 from l2l_taskmix.features import FeatureCache, featurize_tasks, get_encoder

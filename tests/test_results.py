@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from l2l_taskmix.benchmark.results import (
-    RunStore, data_fingerprint, markdown_table, package_versions, per_task_table, summarize, write_outputs,
-)
+from l2l_taskmix.benchmark.report import markdown_table, per_task_table, write_outputs
+from l2l_taskmix.benchmark.statistics import summarize
+from l2l_taskmix.benchmark.store import RunStore, data_fingerprint, package_versions
 from l2l_taskmix.features import FeatureTask
 from l2l_taskmix.files import atomic_write
 
@@ -65,6 +65,82 @@ def test_run_store_round_trip_and_bad_files(tmp_path):
     assert [r["method"] for r in store.load_all()] == ["maml+taskmix"]
     with pytest.raises(ValueError, match="per_task"):
         store.save({"method": "mtl", "seed": 0, "macro_f1": 0.1})
+
+
+def old_style(record):
+    """``record`` as the code before the rename stored it: its names of the tasks it trained on
+    under ``train_tasks``, of its validation tasks under ``val_tasks``."""
+    names = {"fit_tasks": "train_tasks", "validation_tasks": "val_tasks"}
+    return {names.get(k, k): v for k, v in record.items()}
+
+
+def test_a_record_stored_under_the_old_field_names_is_read_under_the_new_ones(tmp_path):
+    store = RunStore(tmp_path, key="k")
+    old = {**record("maml", 0, 0.5), "protocol": "select", "key": "k", "train_tasks": ["t0", "t3"], "val_tasks": ["t2"], "seconds": 1.5}
+    store.path("maml", 0).parent.mkdir(parents=True)
+    store.path("maml", 0).write_text(json.dumps(old, indent=1, sort_keys=True))
+    loaded = store.load("maml", 0)
+    assert loaded["fit_tasks"] == ["t0", "t3"] and loaded["validation_tasks"] == ["t2"]
+    assert "train_tasks" not in loaded and "val_tasks" not in loaded
+    assert {k: v for k, v in loaded.items() if k not in ("fit_tasks", "validation_tasks")} == \
+        {k: v for k, v in old.items() if k not in ("train_tasks", "val_tasks")}  # nothing else touched
+    assert store.load_all() == [loaded]
+    # a record under today's names is read as it was saved
+    new = {**record("mtl", 0, 0.25), "protocol": "select", "fit_tasks": ["t1"], "validation_tasks": []}
+    store.save(new)
+    assert store.load("mtl", 0, "select") == {**new, "key": "k"}
+
+
+def test_runs_stored_under_the_old_field_names_are_reused_and_give_the_same_results_md(tmp_path, monkeypatch):
+    from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData, runner
+
+    g = torch.Generator().manual_seed(0)
+
+    def task(name):
+        return FeatureTask(name, torch.randn(24, 6, generator=g), torch.arange(24) % 3, ["a", "b", "c"])
+
+    data = BenchmarkData([task(f"t{k}") for k in range(4)], [task("z")], info={"train_tasks": [f"t{k}" for k in range(4)]})
+    cfg = BenchmarkConfig(methods=("mtl", "maml"), seeds=1, iterations=2, eval_every=1, batch_size=4, hidden=(8,), val_tasks=1,
+                          finetune_steps=3, shots=2)
+    runner.run_benchmark(cfg, tmp_path, data=data, progress=False, echo=False)
+    table = (tmp_path / "results.md").read_bytes()
+    files = sorted((tmp_path / "runs").glob("*/*.json"))
+    assert len(files) == 4
+    for path in files:  # as the code before the rename stored them
+        stored = json.loads(path.read_text())
+        assert stored["validation_tasks"] == ([] if path.name.startswith("paper") else stored["validation_tasks"][:1])
+        path.write_text(json.dumps(old_style(stored), indent=1, sort_keys=True))
+        assert "train_tasks" in path.read_text() and "fit_tasks" not in path.read_text()
+
+    def computed(*args, **kwargs):
+        raise AssertionError("a run was computed again instead of reused")
+
+    monkeypatch.setattr(runner, "run_method", computed)
+    (tmp_path / "results.md").unlink()
+    runner.run_benchmark(cfg, tmp_path, data=data, progress=False, echo=False)
+    assert (tmp_path / "results.md").read_bytes() == table
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert all("fit_tasks" in r and "train_tasks" not in r and "val_tasks" not in r for r in runs)
+    assert [len(r["validation_tasks"]) for r in runs] == [0, 0, 1, 1]  # paper, then select
+
+
+def test_tables_name_the_protocols_in_the_order_statistics_sorts_them():
+    from l2l_taskmix.benchmark.config import PROTOCOLS
+    from l2l_taskmix.benchmark.report import PROTOCOL_TITLES
+    from l2l_taskmix.benchmark.statistics import protocol_order
+
+    assert tuple(PROTOCOL_TITLES) == PROTOCOLS
+    assert protocol_order(["select", "x", "paper"]) == ["paper", "select", "x"]
+
+
+def test_the_statistics_need_neither_markdown_nor_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, l2l_taskmix.benchmark.statistics, l2l_taskmix.benchmark.store; "
+            "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'l2l_taskmix.markdown', 'l2l_taskmix.benchmark.report'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_summarize_mean_and_sample_std_in_method_order():
@@ -131,7 +207,7 @@ def scores(table):
 
 
 def test_paired_differences_on_tables_with_known_answers():
-    from l2l_taskmix.benchmark.results import paired_differences
+    from l2l_taskmix.benchmark.statistics import paired_differences
 
     runs = scores({"mtl": [0.6, 0.5, 0.55], "maml": [0.50, 0.40, 0.45], "maml+taskmix": [0.51, 0.42, 0.48], "maml+metamix": [0.52, 0.42, 0.47]})
     p = paired_differences(runs, ["mtl", "maml", "maml+taskmix", "maml+metamix"], margin=0).set_index(["method", "reference"])
@@ -150,7 +226,7 @@ def test_paired_differences_on_tables_with_known_answers():
 
 
 def test_a_split_effect_shared_by_all_methods_cancels_in_the_pairs():
-    from l2l_taskmix.benchmark.results import paired_differences
+    from l2l_taskmix.benchmark.statistics import paired_differences
 
     base = {"maml": [0.50, 0.51, 0.49, 0.50], "maml+taskmix": [0.52, 0.52, 0.51, 0.53]}
     shift = [0.0, 0.08, -0.06, 0.03]  # the split of each seed moves every method
@@ -163,7 +239,8 @@ def test_a_split_effect_shared_by_all_methods_cancels_in_the_pairs():
 
 
 def test_pairs_use_the_common_seeds_and_say_so_in_words(tmp_path):
-    from l2l_taskmix.benchmark.results import paired_differences, paired_table
+    from l2l_taskmix.benchmark.report import paired_table
+    from l2l_taskmix.benchmark.statistics import paired_differences
 
     runs = scores({"maml": [0.5, 0.4, None], "maml+taskmix": [0.6, None, 0.7]})
     p = paired_differences(runs, references=("maml",), margin=0)
@@ -182,7 +259,7 @@ def test_pairs_use_the_common_seeds_and_say_so_in_words(tmp_path):
 
 
 def test_curve_frame_averages_each_method_over_seeds(tmp_path):
-    from l2l_taskmix.benchmark.results import curve_frame
+    from l2l_taskmix.benchmark.report import curve_frame
 
     runs = [
         {"method": "maml", "seed": s, "macro_f1": 0.5, "per_task": {"t": 0.5},
@@ -202,7 +279,7 @@ def test_curve_frame_averages_each_method_over_seeds(tmp_path):
 def test_per_task_table_does_not_depend_on_the_records_key_order():
     """A fresh run lists its tasks in data order, a stored one (JSON, sorted keys) by name: 0.4.0's
     results.md ordered the per-task rows differently on a first run and a rerun."""
-    from l2l_taskmix.benchmark.results import per_task_table
+    from l2l_taskmix.benchmark.report import per_task_table
 
     fresh = [{"method": "maml", "seed": 0, "per_task": {"weather": 0.5, "calling": 0.25}}]
     stored = [{"method": "maml", "seed": 0, "per_task": {"calling": 0.25, "weather": 0.5}}]

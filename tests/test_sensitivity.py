@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from l2l_taskmix.benchmark import save_feature_split
-from l2l_taskmix.benchmark.results import ROUNDING_MARGIN, ROUNDING_MEAN_SHIFT, paired_differences, paired_table, seeds_to_resolve
+from l2l_taskmix.benchmark.report import paired_table
+from l2l_taskmix.benchmark.statistics import ROUNDING_MARGIN, ROUNDING_MEAN_SHIFT, paired_differences, seeds_to_resolve
 from l2l_taskmix.features import FeatureTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def test_stable_margin_is_the_smallest_without_a_flip(differences, margin):
 
 
 def test_another_machines_results_are_one_more_perturbation(tmp_path):
-    from l2l_taskmix.benchmark.results import summarize
+    from l2l_taskmix.benchmark.statistics import summarize
 
     mine = runs_of({"maml": [0.50, 0.52, 0.48], "maml+taskmix": [0.53, 0.54, 0.52]})
     theirs = runs_of({"maml": [0.51, 0.53, 0.49], "maml+taskmix": [0.525, 0.535, 0.515]})  # maml +0.01, taskmix -0.005

@@ -168,16 +168,14 @@ def test_bad_num_synthetic(n, error):
         TaskMix(make_tasksets(), num_synthetic=n)
 
 
-def test_num_tasks_still_works_with_a_deprecation_warning():
-    with pytest.warns(DeprecationWarning, match="num_tasks.*num_synthetic"):
-        tm = TaskMix(make_tasksets(), num_tasks=3, seed=0)
+def test_the_removed_num_tasks_alias_is_an_error():
+    """``num_tasks`` was TaskMix's old name of N (deprecated in 0.3, removed): learn2learn's
+    ``num_tasks`` is the number of cached task descriptions, another thing."""
+    with pytest.raises(TypeError, match="num_tasks"):
+        TaskMix(make_tasksets(), num_tasks=3, seed=0)
+    tm = TaskMix(make_tasksets(), num_synthetic=3, seed=0)
     assert tm.num_synthetic == 3 and len(tm.sample_iteration()) == 7
-    with pytest.warns(DeprecationWarning):
-        assert tm.num_tasks == 3
-    with pytest.raises(TypeError, match="not both"):
-        TaskMix(make_tasksets(), num_synthetic=1, num_tasks=1)
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="num_tasks == -1"):
-        TaskMix(make_tasksets(), num_tasks=-1)
+    assert not hasattr(tm, "num_tasks")
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

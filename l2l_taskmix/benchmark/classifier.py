@@ -51,7 +51,7 @@ from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
 from .datasets import BenchmarkData
 from .evaluation import evaluate, finetune, macro_f1, make_splits
 from .methods import get_method
-from .results import data_fingerprint
+from .store import data_fingerprint
 from .runner import fit_run, load_data
 
 __all__ = ["FewShotIntentClassifier", "NotFittedError", "meta_train", "model_card", "PROBE_TEXTS"]

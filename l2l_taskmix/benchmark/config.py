@@ -103,7 +103,8 @@ class BenchmarkConfig:
 
     Defaults were chosen on the bundled MTOP sample with the offline encoder, looking only at
     meta-training data (training loss and the meta-validation tasks held out of it), never at the
-    meta-test tasks' test splits; see the README's "Defaults" section.
+    meta-test tasks' test splits; see "How the defaults were chosen" in the benchmark page of the
+    documentation, docs/benchmark.md.
     """
 
     # -- data ----------------------------------------------------------------------------
@@ -408,8 +409,9 @@ def _check_sizes(config: BenchmarkConfig) -> None:
 
 
 #: Fields that do not change any single run's numbers (left out of :meth:`BenchmarkConfig.run_hash`).
-#: ``device`` is left out too: :func:`~l2l_taskmix.benchmark.runner.run_key` adds the device a
-#: run resolves to where it is not the CPU (so CPU runs keep their keys).
+#: ``device`` is left out too: :func:`~l2l_taskmix.benchmark.runner.run_key` adds the kind of
+#: device a run resolves to only where it is not the CPU, so a CPU run's key does not depend on
+#: the device flag (the key holds the package version as well: a new version is a new key).
 RESULT_FIELDS_EXCLUDED = ("methods", "protocols", "seeds", "cache_dir", "device")
 RESULT_FIELDS = tuple(f.name for f in fields(BenchmarkConfig) if f.name not in RESULT_FIELDS_EXCLUDED)
 

@@ -48,10 +48,9 @@ from .datasets import BenchmarkData, load_features
 from .evaluation import evaluate, evaluate_draws, make_splits
 from .methods import Method, get_method
 from .progress import CommandProgress
-from .results import (
-    PROTOCOL_TITLES, RunStore, data_fingerprint, data_notes, markdown_table, paired_differences, paired_table, protocol_words, rounding_words,
-    summarize, write_outputs,
-)
+from .report import PROTOCOL_TITLES, data_notes, markdown_table, paired_table, protocol_words, rounding_words, write_outputs
+from .statistics import paired_differences, summarize
+from .store import RunStore, data_fingerprint
 from .training import TrainResult, train
 from .workers import InProcess, check_executor, default_workers, make_executor
 
@@ -72,25 +71,27 @@ def choose_val_tasks(num_train: int, val_tasks: int, seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(num_train, size=val_tasks, replace=False))
 
 
-def fit_standardizer(train_tasks: Sequence[FeatureTask], enabled: bool) -> Standardizer | None:
-    """The statistics of all of ``train_tasks`` (``None`` when ``enabled`` is false)."""
-    if not train_tasks:
+def fit_standardizer(tasks: Sequence[FeatureTask], enabled: bool) -> Standardizer | None:
+    """The statistics of all of ``tasks`` (a run's: the meta-training tasks it sees, those it
+    holds out for validation included), ``None`` when ``enabled`` is false."""
+    if not tasks:
         raise ValueError("no meta-training tasks to standardize with")
-    return Standardizer.fit([t.x for t in train_tasks]) if enabled else None
+    return Standardizer.fit([t.x for t in tasks]) if enabled else None
 
 
 def standardize(
-    train_tasks: Sequence[FeatureTask], test_tasks: Sequence[FeatureTask], standardizer: Standardizer | None
+    tasks: Sequence[FeatureTask], test_tasks: Sequence[FeatureTask], standardizer: Standardizer | None
 ) -> tuple[list[FeatureTask], list[FeatureTask]]:
-    """Both sides standardized with ``standardizer`` (:func:`fit_standardizer`'s, of the
-    meta-training tasks), as float32 and unchanged when it is ``None``."""
-    width = train_tasks[0].dim
-    for task in list(train_tasks) + list(test_tasks):
+    """Both sides (a run's meta-training tasks, as :func:`fit_standardizer` takes them, and the
+    meta-test tasks) standardized with ``standardizer``, as float32 and unchanged when it is
+    ``None``."""
+    width = tasks[0].dim
+    for task in list(tasks) + list(test_tasks):
         if task.dim != width:
             raise ValueError(f"task {task.name!r} has features of width {task.dim}, the first meta-training task {width}")
     if standardizer is None:
-        return [t.with_x(t.x.float()) for t in train_tasks], [t.with_x(t.x.float()) for t in test_tasks]
-    return [standardizer.transform(t) for t in train_tasks], [standardizer.transform(t) for t in test_tasks]
+        return [t.with_x(t.x.float()) for t in tasks], [t.with_x(t.x.float()) for t in test_tasks]
+    return [standardizer.transform(t) for t in tasks], [standardizer.transform(t) for t in test_tasks]
 
 
 def validation_scorer(
@@ -275,7 +276,8 @@ def run_method(
     Returns:
         ``method, seed, protocol, macro_f1`` (mean over meta-test tasks), ``per_task`` scores,
         ``best_iteration``, ``val_macro_f1``, ``curve`` (loss and validation curve),
-        ``val_tasks``/``train_tasks`` names, ``test_split_sizes``, ``seconds`` (and
+        ``fit_tasks`` (the names of the meta-training tasks it trained on) and ``validation_tasks``
+        (of those it held out, ``config.val_tasks`` of them), ``test_split_sizes``, ``seconds`` (and
         ``stage_seconds``: of training, validation checks and evaluation).
     """
     method = get_method(method)
@@ -302,8 +304,8 @@ def run_method(
         "best_iteration": int(trained.best_iteration) if method.trains else 0,
         "val_macro_f1": trained.best_score,
         "curve": compress_history(trained.history, config.eval_every),
-        "train_tasks": [t.name for t in run.fit_side],
-        "val_tasks": [t.name for t in run.val_side],
+        "fit_tasks": [t.name for t in run.fit_side],
+        "validation_tasks": [t.name for t in run.val_side],
         "test_split_sizes": {t.name: [int(len(s)), int(len(q))] for t, (s, q) in zip(run.test_side, splits)},
         "device": str(device),
         "seconds": round(time.perf_counter() - start, 3),
@@ -318,7 +320,9 @@ def run_method(
 def run_key(config: BenchmarkConfig, data: BenchmarkData, device: str | torch.device = "cpu") -> str:
     """What a stored run must match to be reused: configuration, data, package version and,
     where it is not the CPU, the kind of device the run computes on (a GPU's numbers differ by
-    float rounding; CPU runs keep the key they had before devices were a setting)."""
+    float rounding). The device is added only where it is not the CPU, so a CPU run's key does
+    not depend on the device flag (``--device cpu`` and ``auto`` on a machine without CUDA give
+    one key); a new package version gives every run a new key."""
     text = f"{config.run_hash()}|{data_fingerprint(list(data.train) + list(data.test))}|{__version__}"
     kind = torch.device(device).type
     if kind != "cpu":
@@ -444,7 +448,7 @@ def run_job(data: BenchmarkData, method: str, seed: int, config: BenchmarkConfig
     finished on a worker is kept even if the caller dies; what an executor of
     :mod:`~l2l_taskmix.benchmark.workers` calls. Returns ``{iterations: record}``.
 
-    The run holds its lock in the store (:meth:`~l2l_taskmix.benchmark.results.RunStore.lock`)
+    The run holds its lock in the store (:meth:`~l2l_taskmix.benchmark.store.RunStore.lock`)
     while it computes: a second process writing the same ``--out`` waits for it and then reuses
     the saved run instead of computing it again."""
     lengths = sorted(stores)

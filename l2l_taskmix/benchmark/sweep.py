@@ -43,7 +43,8 @@ from ..validation import check_choice, short_repr
 from .config import BenchmarkConfig
 from .datasets import BenchmarkData
 from .methods import get_method
-from .results import PROTOCOL_TITLES, ROUNDING_MARGIN, _markdown, _png, paired_differences, protocol_of, summarize
+from .report import PROTOCOL_TITLES, markdown_grid, png_figure
+from .statistics import ROUNDING_MARGIN, paired_differences, protocol_of, summarize
 from .runner import OUT_BYTES, _log, load_data, run_grid
 from ..cluster import ray_session
 from .workers import check_executor, make_executor
@@ -253,7 +254,7 @@ def _stopped(echo: bool) -> None:
 def sweep_table(runs: Sequence[dict[str, Any]], method: str, references: Sequence[str] = ("maml", "mtl")) -> pd.DataFrame:
     """Per value: every method's mean ± std over seeds and the swept method's paired difference
     to each reference (95% t-interval over seeds, as
-    :func:`~l2l_taskmix.benchmark.results.paired_differences`). Columns: :data:`SWEEP_COLUMNS`
+    :func:`~l2l_taskmix.benchmark.statistics.paired_differences`). Columns: :data:`SWEEP_COLUMNS`
     (the difference columns are empty on the references' rows)."""
     rows = []
     for value in list(dict.fromkeys(r["value"] for r in runs)):
@@ -300,8 +301,8 @@ def sweep_markdown(table: pd.DataFrame, over: str, digits: int = 3) -> str:
         value = r.value if r.method == swept or varying else "(any)"
         rows.append([str(_show(value)), r.method, f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}", str(r.seeds),
                      diff(r, "maml"), diff(r, "mtl")])
-    text = _markdown([over, "Method", "Average Macro F1", "Seeds", "− MAML, 95% interval", "− MTL, 95% interval"], rows,
-                     ["r", "l", "r", "r", "r", "r"])
+    text = markdown_grid([over, "Method", "Average Macro F1", "Seeds", "− MAML, 95% interval", "− MTL, 95% interval"], rows,
+                         ["r", "l", "r", "r", "r", "r"])
     words = [f"* the 95% interval of the paired difference, widened by {ROUNDING_MARGIN:.3f} on both sides for rounding "
              "(benchmarks/sensitivity.py), excludes 0." if ROUNDING_MARGIN else "* the 95% interval of the paired difference excludes 0."]
     for ref, name in (("maml", "MAML"), ("mtl", "MTL")):
@@ -352,7 +353,7 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, over: str, title: s
     swept = methods[0]
     values = list(dict.fromkeys(table["value"]))
     x = np.arange(len(values))
-    with _png(path, 130, 1, 2, figsize=(10, 3.8)) as (plt, fig, axes):
+    with png_figure(path, 130, 1, 2, figsize=(10, 3.8)) as (plt, fig, axes):
         ax = axes[0]
         colors = {"maml": "#C44E52", "mtl": "#8172B3"}
         for ref in methods[1:]:

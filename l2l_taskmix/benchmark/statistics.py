@@ -1,0 +1,202 @@
+"""The numbers a table reports: means over seeds, paired differences and what they resolve.
+
+Pure pandas and NumPy (SciPy for the t-distribution) on run records, the dicts a run returns
+and :class:`~l2l_taskmix.benchmark.store.RunStore` keeps (``method``, ``seed``, ``macro_f1``
+and, from 0.4, ``protocol``); no Markdown and no plots (those are
+:mod:`~l2l_taskmix.benchmark.report`'s). Protocols come in :data:`~l2l_taskmix.benchmark.config.PROTOCOLS`
+order (paper first), methods in the order given (default: first appearance).
+
+Example::
+
+    >>> from l2l_taskmix.benchmark.statistics import paired_differences, summarize
+    >>> runs = [{"method": m, "seed": s, "macro_f1": f} for m, fs in
+    ...         {"maml": [0.5, 0.7], "maml+taskmix": [0.6, 0.9]}.items() for s, f in enumerate(fs)]
+    >>> summarize(runs)[["method", "macro_f1_mean", "seeds"]].values.tolist()
+    [['maml', 0.6, 2], ['maml+taskmix', 0.75, 2]]
+    >>> round(float(paired_differences(runs, references=("maml",)).mean_diff.iloc[0]), 3)
+    0.15
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..validation import check_scalar
+from .config import PROTOCOLS
+
+__all__ = [
+    "summarize", "paired_differences", "seeds_to_resolve", "protocol_of", "protocol_order", "method_order",
+    "ROUNDING_MARGIN", "ROUNDING_MEAN_SHIFT", "SUMMARY_COLUMNS", "PAIRED_COLUMNS",
+]
+
+#: The columns of :func:`summarize`'s frame.
+SUMMARY_COLUMNS = ["protocol", "method", "macro_f1_mean", "macro_f1_std", "seeds"]
+
+
+def protocol_of(record: dict[str, Any]) -> str:
+    """A run record's protocol (records of versions before 0.4, which had only model
+    selection, carry none: ``"select"``)."""
+    return str(record.get("protocol") or "select")
+
+
+def _scores(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """``protocol, method, seed, macro_f1`` of each run."""
+    return pd.DataFrame([{"protocol": protocol_of(r), "method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs],
+                        columns=["protocol", "method", "seed", "macro_f1"])
+
+
+def protocol_order(found: Iterable[str]) -> list[str]:
+    """The protocols in ``found``, each once: paper first, then select (the order of
+    :data:`~l2l_taskmix.benchmark.config.PROTOCOLS`), then any other in order of appearance.
+
+    Example::
+
+        >>> protocol_order(["select", "other", "paper", "select"])
+        ['paper', 'select', 'other']
+    """
+    found = list(dict.fromkeys(found))
+    return [p for p in PROTOCOLS if p in found] + [p for p in found if p not in PROTOCOLS]
+
+
+def method_order(found: Iterable[str], methods: Sequence[str] | None) -> list[str]:
+    """``methods`` if given, else the methods in ``found`` in order of first appearance.
+
+    Example::
+
+        >>> method_order(["mtl", "maml", "mtl"], None), method_order(["mtl"], ["maml", "mtl"])
+        (['mtl', 'maml'], ['maml', 'mtl'])
+    """
+    return list(methods) if methods is not None else list(dict.fromkeys(found))
+
+
+def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per protocol and method: ``protocol, method, macro_f1_mean, macro_f1_std, seeds``.
+
+    The std is the sample standard deviation over seeds (0 for a single seed). Protocols come
+    paper first; methods are in the order of ``methods`` (default: first appearance).
+    """
+    frame = _scores(runs)
+    if frame.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    order = method_order(frame["method"], methods)
+    rows = []
+    for protocol in protocol_order(frame["protocol"]):
+        for method in order:
+            part = frame.loc[(frame["method"] == method) & (frame["protocol"] == protocol)]
+            scores = part.sort_values("seed")["macro_f1"].to_numpy(dtype=float)
+            if len(scores) == 0:
+                continue
+            std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
+            rows.append({"protocol": protocol, "method": method, "macro_f1_mean": round(float(np.mean(scores)), 6),
+                         "macro_f1_std": round(std, 6), "seeds": int(len(scores))})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+#: The columns of :func:`paired_differences`'s frame.
+PAIRED_COLUMNS = ["protocol", "method", "reference", "seeds", "mean_diff", "diff_std", "ci_low", "ci_high", "resolved"]
+
+#: The rounding margin: a difference is called resolved only if its interval, widened by this
+#: much on both sides, excludes 0. ``benchmarks/sensitivity.py`` reran the main table on the
+#: bundled sample at the default settings under rounding-level perturbations a user's machine
+#: brings (another thread count, features one ulp off, the other MAML engine, another CPU); this is the
+#: smallest margin (in steps of 0.001, no smaller than the largest shift of a paired difference's
+#: mean) at which no difference was resolved under a perturbation and not under the reference, or
+#: the other way round (``benchmarks/results/sensitivity.json``, ``recommended_margin``).
+ROUNDING_MARGIN = 0.016
+#: The largest shift of a method's mean macro-F1 (over 3 seeds) in the same measurement (the
+#: perturbations and the main command on another 2-core x86 CPU), rounded up.
+ROUNDING_MEAN_SHIFT = 0.016
+
+
+def seeds_to_resolve(diff_std: float, delta: float = 0.01, level: float = 0.95, most: int = 10_000, margin: float = 0.0) -> int | None:
+    """The fewest seeds whose ``level`` t-interval of a paired difference, widened by ``margin``
+    on each side, is narrower than ``delta`` on each side (so a true difference of ``delta`` is
+    resolved on average), given the per-seed std of the difference; ``None`` for an unknown std,
+    beyond ``most``, or a ``delta`` no wider than the margin.
+
+    Example::
+
+        >>> seeds_to_resolve(0.013), seeds_to_resolve(0.004), seeds_to_resolve(0.0)
+        (9, 3, 2)
+        >>> seeds_to_resolve(0.013, delta=0.02, margin=0.01), seeds_to_resolve(0.013, margin=0.01)
+        (9, None)
+    """
+    from scipy import stats
+
+    if diff_std is None or not math.isfinite(diff_std) or delta <= margin:
+        return None
+    for n in range(2, most + 1):
+        if stats.t.ppf(0.5 + level / 2, n - 1) * diff_std / math.sqrt(n) < delta - margin:
+            return n
+    return None
+
+
+def paired_differences(
+    runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, references: Sequence[str] = ("maml", "mtl"), level: float = 0.95,
+    margin: float | None = None,
+) -> pd.DataFrame:
+    """Each method's per-seed difference to each reference method, with a ``level`` t-interval,
+    within each protocol.
+
+    Methods of one seed share the data split, the validation tasks and the evaluation draws, so
+    the difference of their scores on the same seed removes the split's effect, which moves all
+    methods together. For the seeds both have: ``mean_diff`` is the mean of
+    ``macro_f1(method) - macro_f1(reference)``, ``[ci_low, ci_high]`` its Student-t interval
+    (``n - 1`` degrees of freedom; NaN with one seed) and ``resolved`` whether the interval,
+    widened by ``margin`` on both sides, excludes 0 (``None``: :data:`ROUNDING_MARGIN`, the margin
+    at which rounding on another machine did not change which differences are resolved; ``0``:
+    the interval alone).
+
+    Example::
+
+        >>> runs = [{"method": m, "seed": s, "macro_f1": f} for m, fs in
+        ...         {"maml": [0.50, 0.52, 0.48], "maml+taskmix": [0.53, 0.54, 0.52]}.items() for s, f in enumerate(fs)]
+        >>> row = paired_differences(runs, references=("maml",), margin=0).iloc[0]
+        >>> row.method, round(float(row.mean_diff), 3), round(float(row.ci_low), 3), bool(row.resolved)
+        ('maml+taskmix', 0.03, 0.005, True)
+        >>> bool(paired_differences(runs, references=("maml",), margin=0.01).iloc[0].resolved)
+        False
+    """
+    margin = ROUNDING_MARGIN if margin is None else check_scalar(margin, "margin", (int, float), min_val=0)
+    frame = _scores(runs)
+    if frame.empty:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    order = method_order(frame["method"], methods)
+    rows = []
+    for protocol in protocol_order(frame["protocol"]):
+        table = frame[frame["protocol"] == protocol].pivot_table(index="seed", columns="method", values="macro_f1", aggfunc="first")
+        rows += _paired_rows(table, order, references, level, protocol, float(margin))
+    frame = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    frame.attrs["margin"] = float(margin)
+    return frame
+
+
+def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence[str], level: float, protocol: str,
+                 margin: float) -> list[dict]:
+    from scipy import stats
+
+    rows = []
+    for reference in references:
+        if reference not in table.columns:
+            continue
+        for method in order:
+            if method == reference or method not in table.columns:
+                continue
+            diffs = (table[method] - table[reference]).dropna().to_numpy(dtype=float)
+            n = len(diffs)
+            if n == 0:
+                continue
+            mean = float(diffs.mean())
+            std = float(diffs.std(ddof=1)) if n > 1 else math.nan
+            if n > 1:
+                half = float(stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n))
+                low, high = mean - half, mean + half
+            else:
+                low = high = math.nan
+            resolved = bool(n > 1 and (low - margin > 0 or high + margin < 0))
+            rows.append({"protocol": protocol, "method": method, "reference": reference, "seeds": n, "mean_diff": mean,
+                         "diff_std": std, "ci_low": low, "ci_high": high, "resolved": resolved})
+    return rows
