@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 SETUP := bash scripts/setup.sh
 
-.PHONY: setup test test-fast benchmark figures stats speed examples clean
+.PHONY: setup test test-fast docs benchmark figures stats speed examples clean
 
 setup:
 	$(SETUP)
@@ -12,6 +12,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# the documentation site, strictly: a broken link or reference fails the build (site/)
+docs: setup
+	.venv/bin/mkdocs build --strict
 
 benchmark: setup
 	.venv/bin/l2l-taskmix benchmark --dataset mtop-long --out runs/mtop-long
@@ -26,4 +30,4 @@ speed: setup
 	$(PY) benchmarks/speed.py
 
 clean:
-	rm -rf .venv .pytest_cache .hypothesis *.egg-info
+	rm -rf .venv .pytest_cache .hypothesis *.egg-info site

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for l2l-taskmix: creates .venv, installs PyTorch, installs this project
-# editable with its benchmark, ray and dev extras (tests run grids on a local Ray instance),
+# editable with its benchmark, ray, docs and dev extras (tests run grids on a local Ray instance),
 # then builds learn2learn 0.2.0 from source with
 # `python -m l2l_taskmix.install_learn2learn` (its shipped C files do not compile on Python 3.11,
 # upstream issue #413, so its .pyx files are re-cythonized first; the wheel is kept in
@@ -59,7 +59,7 @@ else
 fi
 lap "torch"
 
-say "installing l2l-taskmix (editable) with its benchmark, ray and dev extras"
+say "installing l2l-taskmix (editable) with its benchmark, ray, docs and dev extras"
 # learn2learn is not a declared dependency (pip cannot install its 0.2.0 release on Python 3.11),
 # so this resolves cleanly; it is built next, by the package's own module command.
 "${PIP[@]}" --no-build-isolation -e "$ROOT[dev]"

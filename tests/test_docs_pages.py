@@ -36,7 +36,8 @@ def nav_pages(nav) -> list[str]:
 
 @pytest.fixture(scope="module")
 def config() -> dict:
-    yaml = pytest.importorskip("yaml")
+    import yaml
+
     return yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
 
 
@@ -135,7 +136,6 @@ def test_the_learn2learn_page_shows_the_maml_omniglot_patch():
 
 
 def test_the_learn2learn_page_quickstart_runs():
-    pytest.importorskip("learn2learn")
     text = (DOCS / "learn2learn.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     snippet = next(b for b in blocks if "TaskMix(" in b and "MAML" in b)
@@ -158,8 +158,6 @@ def test_hand_written_pages_speak_of_a_2_core_cpu_not_of_the_lab(name):
 
 
 def test_mkdocs_build_strict_passes(tmp_path):
-    pytest.importorskip("mkdocs")
-    pytest.importorskip("mkdocstrings")
     out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})

