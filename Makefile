@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 SETUP := bash scripts/setup.sh
 
-.PHONY: setup test test-fast docs benchmark figures stats speed examples clean
+.PHONY: setup test test-fast lint docs benchmark figures stats speed examples clean
 
 setup:
 	$(SETUP)
@@ -12,6 +12,11 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# ruff's linter and formatter, configured in pyproject.toml
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 # the documentation site, strictly: a broken link or reference fails the build (site/)
 docs: setup

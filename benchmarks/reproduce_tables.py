@@ -21,6 +21,7 @@ command after an interruption); the combined Markdown goes to ``OUT/tables.md``.
 On a GPU add ``--device cuda`` (the default ``auto`` takes it when present); on a Ray cluster
 add ``--ray-address ADDR`` (or ``--ray`` for a local Ray instance).
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -68,8 +69,15 @@ def main(argv=None):
             values.update(dataset=dataset, data_root=args.mtop)
         config = BenchmarkConfig.from_sources(values)
         print(f"\n== {TABLES[dataset]} ==", file=sys.stderr)
-        summary = run_benchmark(config, out / dataset, echo=False, progress=not args.no_progress,
-                                workers=args.workers, threads=args.threads, ray_address=ray_address)
+        summary = run_benchmark(
+            config,
+            out / dataset,
+            echo=False,
+            progress=not args.no_progress,
+            workers=args.workers,
+            threads=args.threads,
+            ray_address=ray_address,
+        )
         runs = [r for r in json_runs(out / dataset)]
         simulated = dataset == "nbest" and not args.nbest
         paper_title = PAPER_TABLES[dataset]["title"]

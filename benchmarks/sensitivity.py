@@ -29,6 +29,7 @@ Usage::
     python benchmarks/sensitivity.py                 # over half an hour on a 2-core CPU
     python benchmarks/sensitivity.py --seeds 1 --methods mtl,maml --iterations 20   # a smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,9 @@ def nudge(data, seed: int = 0):
     def move(task):
         up = torch.rand(task.x.shape, generator=g) < 0.5
         x = task.x.float()
-        return task.with_x(torch.where(up, torch.nextafter(x, torch.full_like(x, math.inf)),
-                                       torch.nextafter(x, torch.full_like(x, -math.inf))))
+        return task.with_x(
+            torch.where(up, torch.nextafter(x, torch.full_like(x, math.inf)), torch.nextafter(x, torch.full_like(x, -math.inf)))
+        )
 
     return BenchmarkData([move(t) for t in data.train], [move(t) for t in data.test], dict(data.info))
 
@@ -123,8 +125,11 @@ def finish(result: dict) -> dict:
             d["resolved_with_margin"] = resolved(d["ci_low"], d["ci_high"], margin)
             d["reference_resolved_with_margin"] = resolved(*d["reference_ci"], margin)
         shifts["flips_with_margin"] = sum(d["resolved_with_margin"] != d["reference_resolved_with_margin"] for d in shifts["differences"])
-    result["reference"]["resolved_with_margin"] = [f"{r['protocol']}: {r['method']} - {r['reference']}" for r in result["reference"]["paired"]
-                                                   if resolved(r["ci_low"], r["ci_high"], margin)]
+    result["reference"]["resolved_with_margin"] = [
+        f"{r['protocol']}: {r['method']} - {r['reference']}"
+        for r in result["reference"]["paired"]
+        if resolved(r["ci_low"], r["ci_high"], margin)
+    ]
     return result
 
 
@@ -146,25 +151,55 @@ def compare(reference: list[dict], perturbed: list[dict], methods) -> dict:
     common = [r for r in perturbed if (r["protocol"], r["method"], r["seed"]) in key]
     mine = {(r["protocol"], r["method"], r["seed"]) for r in common}
     base = [r for r in reference if (r["protocol"], r["method"], r["seed"]) in mine]
-    runs = [{"protocol": r["protocol"], "method": r["method"], "seed": r["seed"],
-             "shift": r["macro_f1"] - key[(r["protocol"], r["method"], r["seed"])]} for r in common]
+    runs = [
+        {
+            "protocol": r["protocol"],
+            "method": r["method"],
+            "seed": r["seed"],
+            "shift": r["macro_f1"] - key[(r["protocol"], r["method"], r["seed"])],
+        }
+        for r in common
+    ]
     a, b = summarize(base, methods), summarize(common, methods)
     means = []
     for ra, rb in zip(a.itertuples(index=False), b.itertuples(index=False)):
-        means.append({"protocol": ra.protocol, "method": ra.method, "reference": ra.macro_f1_mean, "perturbed": rb.macro_f1_mean,
-                      "shift": rb.macro_f1_mean - ra.macro_f1_mean, "seed_std": ra.macro_f1_std})
+        means.append(
+            {
+                "protocol": ra.protocol,
+                "method": ra.method,
+                "reference": ra.macro_f1_mean,
+                "perturbed": rb.macro_f1_mean,
+                "shift": rb.macro_f1_mean - ra.macro_f1_mean,
+                "seed_std": ra.macro_f1_std,
+            }
+        )
     pa, pb = paired_differences(base, methods, margin=0.0), paired_differences(common, methods, margin=0.0)
     diffs = []
     for ra, rb in zip(pa.itertuples(index=False), pb.itertuples(index=False)):
-        diffs.append({"protocol": ra.protocol, "difference": f"{ra.method} - {ra.reference}", "reference": ra.mean_diff,
-                      "perturbed": rb.mean_diff, "shift": rb.mean_diff - ra.mean_diff, "diff_std": ra.diff_std,
-                      "resolved_reference": bool(ra.resolved), "resolved_perturbed": bool(rb.resolved),
-                      "ci_low": rb.ci_low, "ci_high": rb.ci_high, "reference_ci": [ra.ci_low, ra.ci_high]})
-    return {"runs": runs, "means": means, "differences": diffs,
-            "max_run_shift": max((abs(r["shift"]) for r in runs), default=0.0),
-            "max_mean_shift": max((abs(m["shift"]) for m in means), default=0.0),
-            "max_difference_shift": max((abs(d["shift"]) for d in diffs if not math.isnan(d["shift"])), default=0.0),
-            "flips": [d for d in diffs if d["resolved_reference"] != d["resolved_perturbed"]]}
+        diffs.append(
+            {
+                "protocol": ra.protocol,
+                "difference": f"{ra.method} - {ra.reference}",
+                "reference": ra.mean_diff,
+                "perturbed": rb.mean_diff,
+                "shift": rb.mean_diff - ra.mean_diff,
+                "diff_std": ra.diff_std,
+                "resolved_reference": bool(ra.resolved),
+                "resolved_perturbed": bool(rb.resolved),
+                "ci_low": rb.ci_low,
+                "ci_high": rb.ci_high,
+                "reference_ci": [ra.ci_low, ra.ci_high],
+            }
+        )
+    return {
+        "runs": runs,
+        "means": means,
+        "differences": diffs,
+        "max_run_shift": max((abs(r["shift"]) for r in runs), default=0.0),
+        "max_mean_shift": max((abs(m["shift"]) for m in means), default=0.0),
+        "max_difference_shift": max((abs(d["shift"]) for d in diffs if not math.isnan(d["shift"])), default=0.0),
+        "flips": [d for d in diffs if d["resolved_reference"] != d["resolved_perturbed"]],
+    }
 
 
 def compare_machine(result: dict, other: dict) -> dict:
@@ -172,10 +207,18 @@ def compare_machine(result: dict, other: dict) -> dict:
     reference's means and paired differences; its runs' scores are compared by mean only, as the
     reference keeps no per-run scores."""
     theirs = {(r["protocol"], r["method"]): r for r in other["summary"]}
-    means = [{"protocol": r["protocol"], "method": r["method"], "reference": r["macro_f1_mean"],
-              "perturbed": theirs[(r["protocol"], r["method"])]["macro_f1_mean"],
-              "shift": theirs[(r["protocol"], r["method"])]["macro_f1_mean"] - r["macro_f1_mean"], "seed_std": r["macro_f1_std"]}
-             for r in result["reference"]["summary"] if (r["protocol"], r["method"]) in theirs]
+    means = [
+        {
+            "protocol": r["protocol"],
+            "method": r["method"],
+            "reference": r["macro_f1_mean"],
+            "perturbed": theirs[(r["protocol"], r["method"])]["macro_f1_mean"],
+            "shift": theirs[(r["protocol"], r["method"])]["macro_f1_mean"] - r["macro_f1_mean"],
+            "seed_std": r["macro_f1_std"],
+        }
+        for r in result["reference"]["summary"]
+        if (r["protocol"], r["method"]) in theirs
+    ]
     paired = {(r["protocol"], r["method"], r["reference"]): r for r in other["paired"]}
     diffs = []
     for ra in result["reference"]["paired"]:
@@ -183,17 +226,36 @@ def compare_machine(result: dict, other: dict) -> dict:
         if rb is None:
             continue
         rb_resolved = resolved(rb["ci_low"], rb["ci_high"], 0.0) if rb["seeds"] > 1 else False
-        diffs.append({"protocol": ra["protocol"], "difference": f"{ra['method']} - {ra['reference']}", "reference": ra["mean_diff"],
-                      "perturbed": rb["mean_diff"], "shift": rb["mean_diff"] - ra["mean_diff"], "diff_std": ra["diff_std"],
-                      "resolved_reference": bool(ra["resolved"]), "resolved_perturbed": rb_resolved,
-                      "ci_low": rb["ci_low"], "ci_high": rb["ci_high"], "reference_ci": [ra["ci_low"], ra["ci_high"]]})
+        diffs.append(
+            {
+                "protocol": ra["protocol"],
+                "difference": f"{ra['method']} - {ra['reference']}",
+                "reference": ra["mean_diff"],
+                "perturbed": rb["mean_diff"],
+                "shift": rb["mean_diff"] - ra["mean_diff"],
+                "diff_std": ra["diff_std"],
+                "resolved_reference": bool(ra["resolved"]),
+                "resolved_perturbed": rb_resolved,
+                "ci_low": rb["ci_low"],
+                "ci_high": rb["ci_high"],
+                "reference_ci": [ra["ci_low"], ra["ci_high"]],
+            }
+        )
     if not means or len(diffs) != len(result["reference"]["paired"]):
-        raise SystemExit(f"--machine: its results.json does not hold the reference's grid ({len(means)} means and {len(diffs)} of "
-                         f"{len(result['reference']['paired'])} paired differences in common)")
-    return {"runs": [], "runs_compared": len(other.get("runs", [])), "means": means, "differences": diffs, "max_run_shift": None,
-            "max_mean_shift": max(abs(m["shift"]) for m in means),
-            "max_difference_shift": max((abs(d["shift"]) for d in diffs if not math.isnan(d["shift"])), default=0.0),
-            "flips": [d for d in diffs if d["resolved_reference"] != d["resolved_perturbed"]]}
+        raise SystemExit(
+            f"--machine: its results.json does not hold the reference's grid ({len(means)} means and {len(diffs)} of "
+            f"{len(result['reference']['paired'])} paired differences in common)"
+        )
+    return {
+        "runs": [],
+        "runs_compared": len(other.get("runs", [])),
+        "means": means,
+        "differences": diffs,
+        "max_run_shift": None,
+        "max_mean_shift": max(abs(m["shift"]) for m in means),
+        "max_difference_shift": max((abs(d["shift"]) for d in diffs if not math.isnan(d["shift"])), default=0.0),
+        "flips": [d for d in diffs if d["resolved_reference"] != d["resolved_perturbed"]],
+    }
 
 
 def main(argv=None) -> int:
@@ -201,8 +263,8 @@ def main(argv=None) -> int:
     from l2l_taskmix.benchmark import BenchmarkConfig
     from l2l_taskmix.benchmark.config import parse_list
     from l2l_taskmix.benchmark.methods import get_method
-    from l2l_taskmix.benchmark.statistics import ROUNDING_MARGIN, paired_differences, summarize
     from l2l_taskmix.benchmark.runner import load_data
+    from l2l_taskmix.benchmark.statistics import ROUNDING_MARGIN, paired_differences, summarize
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="mtop-long")
@@ -216,8 +278,12 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default="runs/sensitivity", help="run stores, one folder per perturbation (reused on a rerun)")
     p.add_argument("--out", default="benchmarks/results/sensitivity.json")
     p.add_argument("--report-only", action="store_true", help="rework the margin and rewrite the report from --out's figures")
-    p.add_argument("--machine", default=None, metavar="RESULTS_JSON",
-                   help="with --report-only: add another machine's `l2l-taskmix benchmark` results.json (the same grid) as a perturbation")
+    p.add_argument(
+        "--machine",
+        default=None,
+        metavar="RESULTS_JSON",
+        help="with --report-only: add another machine's `l2l-taskmix benchmark` results.json (the same grid) as a perturbation",
+    )
     p.add_argument("--machine-how", default="another machine", help="how --machine's machine differs, for the report")
     args = p.parse_args(argv)
     out = Path(args.out) if Path(args.out).is_absolute() else ROOT / args.out
@@ -254,19 +320,37 @@ def main(argv=None) -> int:
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_start = os.getloadavg()[0]
     data = load_data(config, progress=False)
-    say(f"{config.dataset}: {len(data.train)} meta-training and {len(data.test)} meta-test tasks; grid of "
-        f"{len(config.protocols) * len(config.methods) * config.seeds} runs (load {load_start:.2f})")
+    say(
+        f"{config.dataset}: {len(data.train)} meta-training and {len(data.test)} meta-test tasks; grid of "
+        f"{len(config.protocols) * len(config.methods) * config.seeds} runs (load {load_start:.2f})"
+    )
 
     reference, seconds = grid(config, runs_root / "reference", data, args.workers, 1)
     say(f"reference: {len(reference)} runs in {seconds:.0f} s")
-    result = {"version": __version__, "date": started, "machine": platform.machine(), "cpu_model": cpu_model(), "cpus": os.cpu_count(),
-              "python": platform.python_version(), "torch": torch.__version__, "load_before": round(load_start, 2),
-              "config": {"dataset": config.dataset, "methods": list(config.methods), "seeds": config.seeds,
-                         "protocols": list(config.protocols), "iterations": config.iterations},
-              "reference": {"seconds": round(seconds, 1), "how": f"{args.workers} workers x 1 thread, engine {config.engine}",
-                            "summary": summarize(reference, config.methods).to_dict("records"),
-                            "paired": paired_differences(reference, config.methods, margin=0.0).to_dict("records")},
-              "perturbations": {}}
+    result = {
+        "version": __version__,
+        "date": started,
+        "machine": platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "load_before": round(load_start, 2),
+        "config": {
+            "dataset": config.dataset,
+            "methods": list(config.methods),
+            "seeds": config.seeds,
+            "protocols": list(config.protocols),
+            "iterations": config.iterations,
+        },
+        "reference": {
+            "seconds": round(seconds, 1),
+            "how": f"{args.workers} workers x 1 thread, engine {config.engine}",
+            "summary": summarize(reference, config.methods).to_dict("records"),
+            "paired": paired_differences(reference, config.methods, margin=0.0).to_dict("records"),
+        },
+        "perturbations": {},
+    }
     for name in perturbations:
         if name == "threads":
             runs, seconds = grid(config, runs_root / "threads", data, 1, 2)
@@ -279,14 +363,20 @@ def main(argv=None) -> int:
             protocols = tuple(x for x in parse_list(args.engine_protocols, "engine_protocols", str) if x in config.protocols)
             if not maml or not protocols:
                 continue
-            runs, seconds = grid(config.replace(engine="l2l", methods=maml, protocols=protocols), runs_root / "engine", data, args.workers, 1)
-            how = f"learn2learn's MAML loop (engine l2l) instead of the vectorized engine; {', '.join(maml)}; {', '.join(protocols)} protocol"
+            runs, seconds = grid(
+                config.replace(engine="l2l", methods=maml, protocols=protocols), runs_root / "engine", data, args.workers, 1
+            )
+            how = (
+                f"learn2learn's MAML loop (engine l2l) instead of the vectorized engine; {', '.join(maml)}; {', '.join(protocols)} protocol"
+            )
         shifts = compare(reference, runs, config.methods)
         shifts.update(how=how, seconds=round(seconds, 1))
         result["perturbations"][name] = shifts
-        say(f"{name} ({how}): {len(runs)} runs in {seconds:.0f} s; largest shift of a run {shifts['max_run_shift']:.4f}, "
+        say(
+            f"{name} ({how}): {len(runs)} runs in {seconds:.0f} s; largest shift of a run {shifts['max_run_shift']:.4f}, "
             f"of a mean {shifts['max_mean_shift']:.4f}, of a paired difference {shifts['max_difference_shift']:.4f}; "
-            f"{len(shifts['flips'])} resolved/not-resolved flip(s) at margin 0")
+            f"{len(shifts['flips'])} resolved/not-resolved flip(s) at margin 0"
+        )
     finish(result)
     result["seconds"] = round(sum(v["seconds"] for v in result["perturbations"].values()) + result["reference"]["seconds"], 1)
     result["load_after"] = round(os.getloadavg()[0], 2)
@@ -294,45 +384,64 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(report(result))
     s = result["spread"]
-    say(f"largest shift of a paired difference {s['max_difference_shift']:.4f} (recommended margin {s['recommended_margin']}, "
+    say(
+        f"largest shift of a paired difference {s['max_difference_shift']:.4f} (recommended margin {s['recommended_margin']}, "
         f"in use {ROUNDING_MARGIN}); "
-        f"of a mean {s['max_mean_shift']:.4f}; median seed std {s['median_seed_std']}; wrote {out}")
+        f"of a mean {s['max_mean_shift']:.4f}; median seed std {s['median_seed_std']}; wrote {out}"
+    )
     return 0
 
 
 def report(result: dict) -> str:
     """The Markdown report (what the README and results pages quote)."""
     s = result["spread"]
-    lines = [f"# Rounding sensitivity of the main table ({result['config']['dataset']})", "",
-             f"`python benchmarks/sensitivity.py`, {result['date']}, l2l-taskmix {result['version']}, {result['cpus']} CPUs "
-             f"({result['machine']}), torch {result['torch']}; load {result['load_before']} before, {result['load_after']} after; "
-             f"{result['seconds'] / 60:.0f} min of runs. Grid: {', '.join(result['config']['methods'])} x "
-             f"{result['config']['seeds']} seeds x {', '.join(result['config']['protocols'])}.", "",
-             "| Perturbation | Runs | Largest shift of a run's macro-F1 | of a mean | of a paired difference | flips at margin 0 | at the margin |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"# Rounding sensitivity of the main table ({result['config']['dataset']})",
+        "",
+        f"`python benchmarks/sensitivity.py`, {result['date']}, l2l-taskmix {result['version']}, {result['cpus']} CPUs "
+        f"({result['machine']}), torch {result['torch']}; load {result['load_before']} before, {result['load_after']} after; "
+        f"{result['seconds'] / 60:.0f} min of runs. Grid: {', '.join(result['config']['methods'])} x "
+        f"{result['config']['seeds']} seeds x {', '.join(result['config']['protocols'])}.",
+        "",
+        "| Perturbation | Runs | Largest shift of a run's macro-F1 | of a mean | of a paired difference "
+        "| flips at margin 0 | at the margin |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, v in result["perturbations"].items():
         runs, run_shift = (len(v["runs"]), f"{v['max_run_shift']:.4f}") if v["max_run_shift"] is not None else (v["runs_compared"], "n/a")
-        lines.append(f"| {name}: {v['how']} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | "
-                     f"{v['max_difference_shift']:.4f} | {len(v['flips'])} | {v['flips_with_margin']} |")
-    lines += ["", f"Against the seed-to-seed spread: median std over seeds of a mean {s['median_seed_std']:.4f}, median per-seed std "
-              f"of a paired difference {s['median_diff_std']:.4f}. Largest shift of a paired difference's mean under a "
-              f"perturbation: {s['max_difference_shift']:.4f}. The rounding margin is {s['recommended_margin']}: the smallest "
-              "(in steps of 0.001, no smaller than that shift) at which no difference is resolved under a perturbation and "
-              "not under the reference or the other way round (a difference is resolved only if its 95% interval, widened by "
-              "the margin on both sides, excludes 0). At that margin the reference resolves "
-              f"{len(result['reference']['resolved_with_margin'])} of {len(result['reference']['paired'])} differences"
-              + (f" ({', '.join(result['reference']['resolved_with_margin'])})." if result['reference']['resolved_with_margin'] else ".")
-              + f" The margin is measured on {result['config']['seeds']}-seed means and applied at every seed count: more seeds "
-              "narrow an interval, but a difference no larger than the margin is never called resolved.", ""]
+        lines.append(
+            f"| {name}: {v['how']} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | "
+            f"{v['max_difference_shift']:.4f} | {len(v['flips'])} | {v['flips_with_margin']} |"
+        )
+    lines += [
+        "",
+        f"Against the seed-to-seed spread: median std over seeds of a mean {s['median_seed_std']:.4f}, median per-seed std "
+        f"of a paired difference {s['median_diff_std']:.4f}. Largest shift of a paired difference's mean under a "
+        f"perturbation: {s['max_difference_shift']:.4f}. The rounding margin is {s['recommended_margin']}: the smallest "
+        "(in steps of 0.001, no smaller than that shift) at which no difference is resolved under a perturbation and "
+        "not under the reference or the other way round (a difference is resolved only if its 95% interval, widened by "
+        "the margin on both sides, excludes 0). At that margin the reference resolves "
+        f"{len(result['reference']['resolved_with_margin'])} of {len(result['reference']['paired'])} differences"
+        + (f" ({', '.join(result['reference']['resolved_with_margin'])})." if result["reference"]["resolved_with_margin"] else ".")
+        + f" The margin is measured on {result['config']['seeds']}-seed means and applied at every seed count: more seeds "
+        "narrow an interval, but a difference no larger than the margin is never called resolved.",
+        "",
+    ]
     for name, v in result["perturbations"].items():
-        lines += [f"## {name}", "", "| Protocol | Difference | reference | perturbed | shift | resolved at 95%: reference / perturbed; "
-                  "with the margin: reference / perturbed |",
-                  "| --- | --- | ---: | ---: | ---: | --- |"]
+        lines += [
+            f"## {name}",
+            "",
+            "| Protocol | Difference | reference | perturbed | shift | resolved at 95%: reference / perturbed; "
+            "with the margin: reference / perturbed |",
+            "| --- | --- | ---: | ---: | ---: | --- |",
+        ]
         for d in v["differences"]:
             yn = lambda b: "yes" if b else "no"  # noqa: E731
-            lines.append(f"| {d['protocol']} | {d['difference']} | {d['reference']:+.4f} | {d['perturbed']:+.4f} | {d['shift']:+.4f} | "
-                         f"{yn(d['resolved_reference'])} / {yn(d['resolved_perturbed'])}; {yn(d['reference_resolved_with_margin'])} / "
-                         f"{yn(d['resolved_with_margin'])} |")
+            lines.append(
+                f"| {d['protocol']} | {d['difference']} | {d['reference']:+.4f} | {d['perturbed']:+.4f} | {d['shift']:+.4f} | "
+                f"{yn(d['resolved_reference'])} / {yn(d['resolved_perturbed'])}; {yn(d['reference_resolved_with_margin'])} / "
+                f"{yn(d['resolved_with_margin'])} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

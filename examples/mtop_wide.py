@@ -9,6 +9,7 @@ ones. Features come from the frozen offline encoder (cached on disk after the fi
     python examples/mtop_wide.py                 # ~2-3 minutes once features are cached
     python examples/mtop_wide.py --meta-batch-size 4 --eta 0.5
 """
+
 import argparse
 
 import learn2learn as l2l
@@ -16,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from l2l_taskmix import BatchTaskset, RealTasks, TaskMix, make_model
-from l2l_taskmix.mixing import DEFAULT_ETA
-from l2l_taskmix.data import build_mtop_wide
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
+from l2l_taskmix.data import build_mtop_wide
 from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
+from l2l_taskmix.mixing import DEFAULT_ETA
 
 
 def main():

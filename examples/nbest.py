@@ -10,6 +10,7 @@ tasks meta-train, the rest meta-test, hypotheses joined with the encoder's separ
     python examples/nbest.py                     # ~2 minutes (featurizing included)
     python examples/nbest.py --table my_calls.jsonl
 """
+
 import argparse
 import tempfile
 from pathlib import Path
@@ -19,10 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from l2l_taskmix import BatchTaskset, TaskMix, make_model
-from l2l_taskmix.mixing import DEFAULT_ETA
-from l2l_taskmix.data import load_nbest, make_nbest
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
+from l2l_taskmix.data import load_nbest, make_nbest
 from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
+from l2l_taskmix.mixing import DEFAULT_ETA
 
 
 def main():
@@ -56,7 +57,7 @@ def main():
         model = make_model(train[0].dim, num_classes, hidden=(256, 256), generator=g)
         maml = l2l.algorithms.MAML(model, lr=0.1)
         optimizer = torch.optim.Adam(maml.parameters(), lr=1e-3)
-        for iteration in range(1, args.iterations + 1):
+        for _iteration in range(1, args.iterations + 1):
             tasks = taskset.sample_iteration() if taskset else [ts.sample() for ts in tasksets]
             optimizer.zero_grad()
             loss = 0.0

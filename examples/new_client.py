@@ -16,6 +16,7 @@ time on 2 CPU cores, then cached.
     python examples/new_client.py --domain timer --out models/mtop-taskmix
     l2l-taskmix adapt / predict / evaluate               # the same steps on the command line
 """
+
 import argparse
 import tempfile
 import time
@@ -55,16 +56,20 @@ def main(argv=None):
         folder = Path(args.out or Path(scratch) / "model")
         model = meta_train(BenchmarkConfig(dataset="mtop-long"), "maml+taskmix", seed=args.seed, progress=not args.no_progress)
         model.save_pretrained(folder)
-        print(f"meta-trained on {[t['name'] for t in model.config['training']['tasks']]} "
-              f"in {model.config['training']['seconds']:.0f} s; saved to {folder}")
+        print(
+            f"meta-trained on {[t['name'] for t in model.config['training']['tasks']]} "
+            f"in {model.config['training']['seconds']:.0f} s; saved to {folder}"
+        )
 
         # 2. For the new client: load (it keeps nothing open), adapt from a few utterances per intent.
         clf = FewShotIntentClassifier.from_pretrained(folder)
     support, rest = support_test_split(client.intents, shots=args.shots, seed=args.seed, groups=client.texts)
     start = time.perf_counter()
     clf.fit([client.texts[i] for i in support], [client.intents[i] for i in support])
-    print(f"\nadapted to {client.name!r} ({len(clf.classes_)} intents: {', '.join(clf.classes_)}) "
-          f"from {len(support)} utterances in {time.perf_counter() - start:.1f} s")
+    print(
+        f"\nadapted to {client.name!r} ({len(clf.classes_)} intents: {', '.join(clf.classes_)}) "
+        f"from {len(support)} utterances in {time.perf_counter() - start:.1f} s"
+    )
 
     # 3. Classify a few of the other utterances (taking each intent in turn).
     by_intent = {c: [i for i in rest if client.intents[i] == c] for c in clf.classes_}
@@ -81,8 +86,10 @@ def main(argv=None):
     rest = [i for i in rest if i not in shown]
     f1 = clf.score([client.texts[i] for i in rest], [client.intents[i] for i in rest])
     bench = (model.config["benchmark"] or {}).get("per_task", {}).get(client.name)
-    print(f"\nmacro-F1 {f1:.3f} on the other {len(rest)} utterances of {client.name!r}"
-          + (f" (the benchmark's own split of it at meta-training: {bench:.3f})" if bench is not None else ""))
+    print(
+        f"\nmacro-F1 {f1:.3f} on the other {len(rest)} utterances of {client.name!r}"
+        + (f" (the benchmark's own split of it at meta-training: {bench:.3f})" if bench is not None else "")
+    )
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -25,6 +25,7 @@ Example::
     >>> cfg.eta, cfg.standardize, cfg.hidden
     (2.0, False, (64, 64))
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,7 @@ import sys
 import time
 import typing
 from pathlib import Path
-from typing import Any, Sequence
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
 
@@ -121,17 +120,35 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
     """``--threads``, ``--workers``, ``--ray`` and ``--ray-address``: where a grid's runs
     execute (also used by ``benchmarks/reproduce_tables.py``); check them and read the Ray
     address with :func:`check_executor_flags`."""
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads per run; the models are small, so 1 is usually fastest (at most 1,024) [default: 1]")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="runs at once, each in its own process (or Ray task) with --threads threads; the numbers do not "
-                             "depend on it (at most 10,000) [default: the available cores, or the Ray cluster's CPUs, / --threads]")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per run; the models are small, so 1 is usually fastest (at most 1,024) [default: 1]",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs at once, each in its own process (or Ray task) with --threads threads; the numbers do not "
+        "depend on it (at most 10,000) [default: the available cores, or the Ray cluster's CPUs, / --threads]",
+    )
     ray = parser.add_mutually_exclusive_group()
-    ray.add_argument("--ray", action="store_const", const="local", dest="ray_address", default=None,
-                     help="run on a new local Ray instance: featurization through encoder actors, each run a Ray task written "
-                          "into the same run store (needs: pip install 'l2l-taskmix[ray]')")
-    ray.add_argument("--ray-address", dest="ray_address", metavar="ADDR",
-                     help="run on the existing Ray cluster at ADDR (auto, host:6379 or ray://host:10001), as --ray")
+    ray.add_argument(
+        "--ray",
+        action="store_const",
+        const="local",
+        dest="ray_address",
+        default=None,
+        help="run on a new local Ray instance: featurization through encoder actors, each run a Ray task written "
+        "into the same run store (needs: pip install 'l2l-taskmix[ray]')",
+    )
+    ray.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        metavar="ADDR",
+        help="run on the existing Ray cluster at ADDR (auto, host:6379 or ray://host:10001), as --ray",
+    )
 
 
 def check_executor_flags(args: argparse.Namespace) -> str | None:
@@ -185,11 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
             "--seeds 5."
         ),
     )
-    w.add_argument("--over", required=True, choices=("num_synthetic", "eta", "train_subset", "iterations"),
-                   help="the setting to vary (iterations: one run per method and seed to the longest horizon, scored at each)")
-    w.add_argument("--values", default=None,
-                   help="comma-separated values; num_synthetic takes multiples of T (0,T/2,T,2T,4T), train_subset 'all' "
-                        "[default: 0,T/2,T,2T,4T | 0.25,0.5,1,2,4 | 3,5,7,14,28,all | 100,200,400,800,1600]")
+    w.add_argument(
+        "--over",
+        required=True,
+        choices=("num_synthetic", "eta", "train_subset", "iterations"),
+        help="the setting to vary (iterations: one run per method and seed to the longest horizon, scored at each)",
+    )
+    w.add_argument(
+        "--values",
+        default=None,
+        help="comma-separated values; num_synthetic takes multiples of T (0,T/2,T,2T,4T), train_subset 'all' "
+        "[default: 0,T/2,T,2T,4T | 0.25,0.5,1,2,4 | 3,5,7,14,28,all | 100,200,400,800,1600]",
+    )
     w.add_argument("--method", default="maml+taskmix", help="the method swept [default: maml+taskmix]")
     add_config_flags(w, names=[n for n in _config_names() if n != "methods"])
     _add_run_flags(w)
@@ -206,7 +230,8 @@ def _add_model_commands(sub: Any) -> None:
     from .benchmark.methods import METHOD_NAMES
 
     t = sub.add_parser(
-        "train", help="meta-train one method and write a model folder to adapt to new tasks",
+        "train",
+        help="meta-train one method and write a model folder to adapt to new tasks",
         description=(
             "Meta-train one method as the benchmark does (the same training path and settings) and write a model folder "
             "(config.json, model.safetensors, README.md). A task table meta-trains on every task unless --num-train or its "
@@ -216,12 +241,20 @@ def _add_model_commands(sub: Any) -> None:
     )
     t.add_argument("--method", default="maml+taskmix", choices=METHOD_NAMES, help="the method to meta-train [default: maml+taskmix]")
     t.add_argument("--seed", type=int, default=0, help="the run's seed (the benchmark's seed of the same number) [default: 0]")
-    t.add_argument("--protocol", default="paper", choices=("paper", "select"),
-                   help="paper: every meta-training task, the weights after --iterations; select: --val-tasks held out, the "
-                        "best checked iteration kept [default: paper]")
-    t.add_argument("--head-width", type=int, default=None,
-                   help="outputs of the head, to adapt the MAML variants to tasks with more intents than any task here "
-                        "[default: the largest task's intent count]")
+    t.add_argument(
+        "--protocol",
+        default="paper",
+        choices=("paper", "select"),
+        help="paper: every meta-training task, the weights after --iterations; select: --val-tasks held out, the "
+        "best checked iteration kept [default: paper]",
+    )
+    t.add_argument(
+        "--head-width",
+        type=int,
+        default=None,
+        help="outputs of the head, to adapt the MAML variants to tasks with more intents than any task here "
+        "[default: the largest task's intent count]",
+    )
     t.add_argument("--out", required=True, help="the model folder to write")
     t.add_argument("--overwrite", action="store_true", help="replace a model folder that exists at --out")
     t.add_argument("--config", default=None, help="YAML or JSON file of settings (keys as the long flags, e.g. inner_lr)")
@@ -230,16 +263,23 @@ def _add_model_commands(sub: Any) -> None:
 
     def model_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, help="a model folder (l2l-taskmix train or adapt wrote it)")
-        p.add_argument("--encoder", default=None,
-                       help="the encoder to use instead of the one the model names (a local copy of it); checked to give the same features")
+        p.add_argument(
+            "--encoder",
+            default=None,
+            help="the encoder to use instead of the one the model names (a local copy of it); checked to give the same features",
+        )
         p.add_argument("--cache-dir", default=None, help="feature cache folder [default: $L2L_TASKMIX_CACHE or ~/.cache/l2l-taskmix]")
-        p.add_argument("--no-cache", action="store_true",
-                       help="encode every utterance now, reading and adding nothing to the feature cache (the default looks each "
-                            "text up, and caches new ones, as the benchmark does)")
+        p.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="encode every utterance now, reading and adding nothing to the feature cache (the default looks each "
+            "text up, and caches new ones, as the benchmark does)",
+        )
         p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto [default: cpu]")
 
     a = sub.add_parser(
-        "adapt", help="fine-tune a meta-trained model on a new task's labelled utterances; write the adapted model",
+        "adapt",
+        help="fine-tune a meta-trained model on a new task's labelled utterances; write the adapted model",
         description=(
             "Fine-tune the model on a task's labelled utterances exactly as the benchmark fine-tunes a meta-test task's "
             "support split, and write the adapted model folder. The table (CSV or JSONL) has intent and text (or "
@@ -253,7 +293,8 @@ def _add_model_commands(sub: Any) -> None:
     a.add_argument("--overwrite", action="store_true", help="replace a model folder that exists at --out")
 
     p = sub.add_parser(
-        "predict", help="classify utterances with an adapted model; one JSON object per input row",
+        "predict",
+        help="classify utterances with an adapted model; one JSON object per input row",
         description=(
             "Classify every row of a table of utterances (CSV or JSONL: text or hypotheses, optionally id) and write one "
             "JSON object per row, in input order: id (when given), intent, probability and the top-k intents."
@@ -264,9 +305,12 @@ def _add_model_commands(sub: Any) -> None:
     p.add_argument("--out", required=True, help="the predictions file to write (JSON lines)")
     p.add_argument("--top-k", type=int, default=3, help="intents listed per row, most likely first [default: 3]")
 
-    e = sub.add_parser("evaluate", help="macro-F1 and a per-intent report of an adapted model on labelled utterances",
-                       description="Score an adapted model on labelled utterances (as adapt reads them): macro-F1, the "
-                                   "benchmark's metric, and precision, recall and F1 per intent.")
+    e = sub.add_parser(
+        "evaluate",
+        help="macro-F1 and a per-intent report of an adapted model on labelled utterances",
+        description="Score an adapted model on labelled utterances (as adapt reads them): macro-F1, the "
+        "benchmark's metric, and precision, recall and F1 per intent.",
+    )
     model_flags(e)
     e.add_argument("--test", required=True, help="the labelled utterances (.csv or .jsonl)")
     e.add_argument("--task", default=None, help="the task to use, when the table's task column has several")
@@ -331,8 +375,15 @@ def _benchmark(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = _prepare(args, config)
     start = time.perf_counter()
-    summary = run_benchmark(config, out, progress=not args.no_progress, max_runs=args.max_runs, workers=args.workers, threads=args.threads,
-                            ray_address=args.ray_address)
+    summary = run_benchmark(
+        config,
+        out,
+        progress=not args.no_progress,
+        max_runs=args.max_runs,
+        workers=args.workers,
+        threads=args.threads,
+        ray_address=args.ray_address,
+    )
     if summary is not None:
         print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
@@ -344,8 +395,18 @@ def _sweep(args: argparse.Namespace) -> int:
     config = config_from_args(args, defaults=SWEEP_DEFAULTS)
     out = _prepare(args, config)
     start = time.perf_counter()
-    table = run_sweep(config, args.over, out, values=args.values, method=args.method, progress=not args.no_progress,
-                      max_runs=args.max_runs, workers=args.workers, threads=args.threads, ray_address=args.ray_address)
+    table = run_sweep(
+        config,
+        args.over,
+        out,
+        values=args.values,
+        method=args.method,
+        progress=not args.no_progress,
+        max_runs=args.max_runs,
+        workers=args.workers,
+        threads=args.threads,
+        ray_address=args.ray_address,
+    )
     if table is not None:
         print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
@@ -360,22 +421,25 @@ def _train(args: argparse.Namespace) -> int:
     check_scalar(args.seed, "--seed", int, min_val=0)
     check_scalar(args.head_width, "--head-width", int, min_val=2, allow_none=True)
     check_model_target(args.out, "--out", overwrite=args.overwrite)  # before any compute is spent
-    clf = meta_train(config, args.method, seed=args.seed, protocol=args.protocol, head_width=args.head_width,
-                     progress=not args.no_progress)
+    clf = meta_train(config, args.method, seed=args.seed, protocol=args.protocol, head_width=args.head_width, progress=not args.no_progress)
     folder = clf.save_pretrained(args.out, overwrite=args.overwrite)
     training, bench = clf.config["training"], clf.config["benchmark"]
     print(f"Meta-trained {args.method} on {len(training['tasks'])} task(s) of {config.dataset} in {training['seconds']:.0f} s.")
     if bench:
         print(f"Benchmark macro-F1 on its {len(bench['per_task'])} meta-test task(s): {bench['macro_f1']:.3f} (seed {args.seed}).")
-    print(f"Wrote {folder} (config.json, model.safetensors, README.md); adapt it with: l2l-taskmix adapt --model {folder} --support FILE --out DIR")
+    print(
+        f"Wrote {folder} (config.json, model.safetensors, README.md); "
+        f"adapt it with: l2l-taskmix adapt --model {folder} --support FILE --out DIR"
+    )
     return 0
 
 
 def _load_model(args: argparse.Namespace):
     from .benchmark.classifier import FewShotIntentClassifier
 
-    return FewShotIntentClassifier.from_pretrained(args.model, encoder=args.encoder, cache_dir=args.cache_dir, cache=not args.no_cache,
-                                                   device=args.device)
+    return FewShotIntentClassifier.from_pretrained(
+        args.model, encoder=args.encoder, cache_dir=args.cache_dir, cache=not args.no_cache, device=args.device
+    )
 
 
 def _labelled(clf: Any, path: str, task: str | None) -> tuple[list[str], list[str]]:
@@ -387,11 +451,15 @@ def _labelled(clf: Any, path: str, task: str | None) -> tuple[list[str], list[st
     tasks = list(dict.fromkeys(t for t in table["task"] if t is not None))
     if task is not None:
         if task not in tasks:
-            raise ValueError(f"{path}: no task {short_repr(task)} in its task column (tasks: {', '.join(map(short_repr, tasks)) or 'none'})")
+            raise ValueError(
+                f"{path}: no task {short_repr(task)} in its task column (tasks: {', '.join(map(short_repr, tasks)) or 'none'})"
+            )
         table = table[table["task"] == task]
     elif len(tasks) > 1:
-        raise ValueError(f"{path} holds {len(tasks)} tasks ({', '.join(map(short_repr, tasks[:5]))}{', ...' if len(tasks) > 5 else ''}); "
-                         "choose one with --task")
+        raise ValueError(
+            f"{path} holds {len(tasks)} tasks ({', '.join(map(short_repr, tasks[:5]))}{', ...' if len(tasks) > 5 else ''}); "
+            "choose one with --task"
+        )
     return table["text"].tolist(), table["intent"].tolist()
 
 
@@ -433,8 +501,13 @@ def _predict(args: argparse.Namespace) -> int:
     for row, p in zip(table.itertuples(index=False), proba):
         order = np.argsort(-p, kind="stable")[:k]
         record = {} if row.id is None else {"id": row.id}
-        record.update({"intent": classes[order[0]], "probability": float(p[order[0]]),
-                       "top_k": [{"intent": classes[i], "probability": float(p[i])} for i in order]})
+        record.update(
+            {
+                "intent": classes[order[0]],
+                "probability": float(p[order[0]]),
+                "top_k": [{"intent": classes[i], "probability": float(p[i])} for i in order],
+            }
+        )
         lines.append(json.dumps(to_jsonable(record), ensure_ascii=False))
     atomic_write(out, "\n".join(lines) + "\n")
     print(f"Classified {len(lines)} utterance(s) into {len(classes)} intents; wrote {out}")
@@ -451,8 +524,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     predicted = clf.predict(texts)
     from .benchmark.evaluation import macro_f1
 
-    print(f"Macro-F1 {macro_f1(np.array(intents, dtype=object), predicted):.4f} on {len(texts)} utterances "
-          f"({len(set(intents))} intents; the model knows {len(clf.classes_)})\n")
+    print(
+        f"Macro-F1 {macro_f1(np.array(intents, dtype=object), predicted):.4f} on {len(texts)} utterances "
+        f"({len(set(intents))} intents; the model knows {len(clf.classes_)})\n"
+    )
     print(classification_report(intents, list(predicted), zero_division=0, digits=3))
     return 0
 
@@ -495,7 +570,10 @@ def missing_dependency_message(err: ModuleNotFoundError, command: str) -> str | 
     if name == "ray":
         from .cluster import RAY_INSTALL
 
-        return f"'l2l-taskmix {command}' with --ray or --ray-address needs the optional Ray extra (missing: ray); install it with: {RAY_INSTALL}"
+        return (
+            f"'l2l-taskmix {command}' with --ray or --ray-address needs the optional Ray extra (missing: ray); "
+            f"install it with: {RAY_INSTALL}"
+        )
     if name == "grpc":
         from .cluster import RAY_CLIENT_INSTALL
 

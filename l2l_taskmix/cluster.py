@@ -15,6 +15,7 @@ Example::
     >>> check_address(" local ")
     'local'
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +25,18 @@ from typing import Any, Iterator
 
 from .validation import short_repr
 
-__all__ = ["RAY_INSTALL", "RAY_CLIENT_INSTALL", "CONNECT_TIMEOUT_S", "import_ray", "check_address", "check_cluster", "connect",
-           "ray_session", "cluster_cpus", "cluster_gpus"]
+__all__ = [
+    "RAY_INSTALL",
+    "RAY_CLIENT_INSTALL",
+    "CONNECT_TIMEOUT_S",
+    "import_ray",
+    "check_address",
+    "check_cluster",
+    "connect",
+    "ray_session",
+    "cluster_cpus",
+    "cluster_gpus",
+]
 
 #: How to install the optional Ray extra.
 RAY_INSTALL = "pip install 'l2l-taskmix[ray]'"
@@ -49,8 +60,10 @@ def import_ray() -> Any:
 def check_address(address: Any, name: str = "--ray-address") -> str:
     """``address`` stripped, or ``ValueError`` naming ``name`` for an empty or non-string one."""
     if not isinstance(address, str) or not address.strip():
-        raise ValueError(f"{name} == {short_repr(address)}, must be 'local' (a new Ray instance here), 'auto' or a cluster address "
-                         "such as ray://host:10001.")
+        raise ValueError(
+            f"{name} == {short_repr(address)}, must be 'local' (a new Ray instance here), 'auto' or a cluster address "
+            "such as ray://host:10001."
+        )
     return address.strip()
 
 
@@ -67,8 +80,9 @@ def check_cluster(address: str, name: str = "--ray-address", timeout: float = CO
         try:
             import grpc  # noqa: F401  (what the ray[client] extra adds)
         except ImportError:
-            raise ModuleNotFoundError(f"{name} {address}: a ray:// address needs Ray Client; install it with: {RAY_CLIENT_INSTALL}",
-                                      name="grpc") from None
+            raise ModuleNotFoundError(
+                f"{name} {address}: a ray:// address needs Ray Client; install it with: {RAY_CLIENT_INSTALL}", name="grpc"
+            ) from None
     if address in ("local", "auto") or ("://" in address and not client):
         return
     try:
@@ -86,8 +100,10 @@ def check_cluster(address: str, name: str = "--ray-address", timeout: float = CO
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as err:
         reason = f"no answer within {timeout:g} s" if isinstance(err, TimeoutError) else (err.strerror or str(err))
-        raise ConnectionError(f"{name} {address}: no Ray cluster answers at {netloc} ({reason}); start one there with "
-                              "'ray start --head', or check the host and port") from None
+        raise ConnectionError(
+            f"{name} {address}: no Ray cluster answers at {netloc} ({reason}); start one there with "
+            "'ray start --head', or check the host and port"
+        ) from None
 
 
 def connect(address: str = "local", num_cpus: int | None = None, object_store_memory: int | None = None) -> bool:
@@ -113,9 +129,11 @@ def connect(address: str = "local", num_cpus: int | None = None, object_store_me
         if address != "auto":
             raise ConnectionError(f"{name} {address}: cannot connect to Ray: {err}") from None
         # Ray's own message points to its `--address` flag and RAY_ADDRESS
-        raise ConnectionError("--ray-address auto: no running Ray instance found on this machine (auto joins the one 'ray start --head' "
-                              "started here, or the cluster RAY_ADDRESS names); start one, give a cluster address (host:6379 or "
-                              "ray://host:10001), or use --ray for a new local instance") from None
+        raise ConnectionError(
+            "--ray-address auto: no running Ray instance found on this machine (auto joins the one 'ray start --head' "
+            "started here, or the cluster RAY_ADDRESS names); start one, give a cluster address (host:6379 or "
+            "ray://host:10001), or use --ray for a new local instance"
+        ) from None
     return True
 
 

@@ -39,6 +39,7 @@ Example::
     >>> bool(torch.allclose(fast, ref, rtol=1e-12))
     True
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -105,9 +106,7 @@ def _blocks(model: nn.Module) -> list[_Block]:
     """The model as a chain of ``Linear (+ PReLU)`` blocks, or :class:`UnsupportedModelError`."""
     if isinstance(model, IntentClassifier):
         if type(model).forward is not IntentClassifier.forward:
-            raise UnsupportedModelError(
-                f"fast MAML engine: {type(model).__name__} overrides forward(); cannot vectorize it"
-            )
+            raise UnsupportedModelError(f"fast MAML engine: {type(model).__name__} overrides forward(); cannot vectorize it")
         layers = _flatten(model.neck, "neck") + _flatten(model.head, "head")
     elif type(model) is nn.Sequential or type(model) is nn.Linear:
         layers = _flatten(model, "model")
@@ -131,17 +130,11 @@ def _blocks(model: nn.Module) -> list[_Block]:
             raise UnsupportedModelError("fast MAML engine: two PReLU layers in a row are not supported")
         n = layer.weight.numel()
         if n not in (1, prev.linear.out_features):
-            raise UnsupportedModelError(
-                f"fast MAML engine: PReLU with {n} parameters after a layer of width "
-                f"{prev.linear.out_features}"
-            )
+            raise UnsupportedModelError(f"fast MAML engine: PReLU with {n} parameters after a layer of width {prev.linear.out_features}")
         prev.act = layer
     for a, b in zip(blocks, blocks[1:]):
         if a.linear.out_features != b.linear.in_features:
-            raise UnsupportedModelError(
-                f"fast MAML engine: layer widths do not chain ({a.linear.out_features} -> "
-                f"{b.linear.in_features})"
-            )
+            raise UnsupportedModelError(f"fast MAML engine: layer widths do not chain ({a.linear.out_features} -> {b.linear.in_features})")
     params = [p for p in model.parameters()]
     if len({(p.dtype, p.device) for p in params}) > 1:
         raise UnsupportedModelError("fast MAML engine: parameters of mixed dtypes or devices")
@@ -490,10 +483,7 @@ def _group_loss(
     for blk, mode in zip(blocks[1:], modes[1:]):
         layers.append((_LowRankLinear if mode == "lowrank" else _DenseLinear)(blk.linear, lr))
     acts = [None if blk.act is None else _PReLU(blk.act, lr) for blk in blocks]
-    adapts = [
-        _adapts(b.linear.weight) or _adapts(b.linear.bias) or (b.act is not None and _adapts(b.act.weight))
-        for b in blocks
-    ]
+    adapts = [_adapts(b.linear.weight) or _adapts(b.linear.bias) or (b.act is not None and _adapts(b.act.weight)) for b in blocks]
     # the gradient must flow below layer l only if some earlier block adapts
     need_below = [any(adapts[:l]) for l in range(len(blocks))]
 

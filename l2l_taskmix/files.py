@@ -16,6 +16,7 @@ Example::
     >>> path.read_text()
     '{"f1": 0.5, "hidden": [8, 8]}'
 """
+
 from __future__ import annotations
 
 import os

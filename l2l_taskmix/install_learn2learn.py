@@ -29,6 +29,7 @@ Example (what a user runs; nothing to import)::
     $ pip install l2l-taskmix torch==2.14.1 torchvision==0.29.1
     $ python -m l2l_taskmix.install_learn2learn
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,19 @@ import sys
 import tarfile
 import tempfile
 
-__all__ = ["VERSION", "DROPPED_REQUIREMENTS", "drop_requirements", "fetch_sdist", "is_installed", "sdist_name", "torchvision_spec",
-           "wheel_folder", "cached_wheel", "install", "main"]
+__all__ = [
+    "VERSION",
+    "DROPPED_REQUIREMENTS",
+    "drop_requirements",
+    "fetch_sdist",
+    "is_installed",
+    "sdist_name",
+    "torchvision_spec",
+    "wheel_folder",
+    "cached_wheel",
+    "install",
+    "main",
+]
 
 #: The learn2learn release this command builds.
 VERSION = "0.2.0"
@@ -151,8 +163,20 @@ def fetch_sdist(directory: str, quiet: bool = False) -> str:
     with tempfile.TemporaryDirectory(prefix=".l2l-sdist-", dir=directory) as tmp:
         q = ("-q",) if quiet else ()
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", *q, "--disable-pip-version-check", "--no-deps",
-             "--no-binary", "learn2learn", f"learn2learn=={VERSION}", "-d", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                *q,
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--no-binary",
+                "learn2learn",
+                f"learn2learn=={VERSION}",
+                "-d",
+                tmp,
+            ],
             check=True,
         )
         (downloaded,) = glob.glob(os.path.join(tmp, sdist_name()))
@@ -160,8 +184,9 @@ def fetch_sdist(directory: str, quiet: bool = False) -> str:
     return path
 
 
-def install(force: bool = False, quiet: bool = False, keep_sdist: str | None = None, wheel_dir: str | None = None,
-            wheel_cache: bool = True) -> None:
+def install(
+    force: bool = False, quiet: bool = False, keep_sdist: str | None = None, wheel_dir: str | None = None, wheel_cache: bool = True
+) -> None:
     """Build and install learn2learn :data:`VERSION` into this interpreter (see the module docs).
 
     ``keep_sdist``: a folder where learn2learn's sdist is kept (and reused), also when
@@ -178,8 +203,7 @@ def install(force: bool = False, quiet: bool = False, keep_sdist: str | None = N
         torch_version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         raise SystemExit(
-            "[install_learn2learn] torch is not installed; install it first, e.g. "
-            "pip install torch==2.14.1 torchvision==0.29.1"
+            "[install_learn2learn] torch is not installed; install it first, e.g. pip install torch==2.14.1 torchvision==0.29.1"
         ) from None
     q = ("-q",) if quiet else ()
     kept = wheel_folder(wheel_dir) if wheel_cache else None
@@ -228,8 +252,22 @@ def _build_wheel(build: str, keep_sdist: str | None, q: tuple[str, ...]) -> str:
         f.write(text)
     say(f"building learn2learn {VERSION} (declared {', '.join(DROPPED_REQUIREMENTS)} dropped)")
     wheels = os.path.join(build, "wheels")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", *q, "--no-deps",
-                    "--no-build-isolation", source, "-w", wheels], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--disable-pip-version-check",
+            *q,
+            "--no-deps",
+            "--no-build-isolation",
+            source,
+            "-w",
+            wheels,
+        ],
+        check=True,
+    )
     (wheel,) = glob.glob(os.path.join(wheels, f"learn2learn-{VERSION}-*.whl"))
     return wheel
 
@@ -261,13 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even when a working learn2learn is installed")
     parser.add_argument("--quiet", action="store_true", help="pass -q to pip")
     parser.add_argument("--keep-sdist", metavar="DIR", help="keep learn2learn's sdist (its examples/ included) in DIR and reuse it")
-    parser.add_argument("--wheel-dir", metavar="DIR",
-                        help="where built wheels are kept and reused [default: $L2L_TASKMIX_CACHE/wheels or ~/.cache/l2l-taskmix/wheels]")
+    parser.add_argument(
+        "--wheel-dir",
+        metavar="DIR",
+        help="where built wheels are kept and reused [default: $L2L_TASKMIX_CACHE/wheels or ~/.cache/l2l-taskmix/wheels]",
+    )
     parser.add_argument("--no-wheel-cache", action="store_true", help="build anew, and keep no wheel")
     args = parser.parse_args(argv)
     try:
-        install(force=args.force, quiet=args.quiet, keep_sdist=args.keep_sdist, wheel_dir=args.wheel_dir,
-                wheel_cache=not args.no_wheel_cache)
+        install(
+            force=args.force, quiet=args.quiet, keep_sdist=args.keep_sdist, wheel_dir=args.wheel_dir, wheel_cache=not args.no_wheel_cache
+        )
     except subprocess.CalledProcessError as err:
         print(f"[install_learn2learn] a step failed: {' '.join(map(str, err.cmd))} (exit {err.returncode})", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ Example::
     >>> soft_cross_entropy(torch.zeros(3, 4, 2), torch.full((3, 4, 2), 0.5)).shape  # one per task
     torch.Size([3])
 """
+
 from __future__ import annotations
 
 import torch

@@ -13,6 +13,7 @@ Example::
     >>> markdown_code("a`b")
     '``a`b``'
 """
+
 from __future__ import annotations
 
 import re

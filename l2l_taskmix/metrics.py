@@ -15,6 +15,7 @@ Example::
     >>> float(accuracy(logits, torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.5, 0.5]])))
     0.5
 """
+
 from __future__ import annotations
 
 import torch
@@ -56,5 +57,7 @@ def accuracy(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     low, high = targets.min().item(), targets.max().item()
     if low < 0 or high >= num_classes:
         bad = low if low < 0 else high
-        raise ValueError(f"accuracy: target {bad:g} is outside the {num_classes} classes of the predictions (targets must be in [0, {num_classes}))")
+        raise ValueError(
+            f"accuracy: target {bad:g} is outside the {num_classes} classes of the predictions (targets must be in [0, {num_classes}))"
+        )
     return (predicted.long() == targets.long()).sum().float() / targets.shape[0]

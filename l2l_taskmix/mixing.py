@@ -13,6 +13,7 @@ Example::
     >>> float(y.sum())
     1.0
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -96,9 +97,7 @@ def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.f
     return torch.nn.functional.one_hot(labels.long(), int(num_classes)).to(dtype)
 
 
-def sample_pairs(
-    num_available: int, num_pairs: int, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def sample_pairs(num_available: int, num_pairs: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw ``num_pairs`` task pairs ``(i, j)``, uniformly over ordered pairs with ``i != j``.
 
     Returns a long tensor of shape ``(num_pairs, 2)``. Mixing a task with itself would give the

@@ -17,6 +17,7 @@ Example::
     >>> IntentClassifier(2, 3, hidden=(4,), encoder=Toy())(["set an alarm", "hi"]).shape
     torch.Size([2, 3])
 """
+
 from __future__ import annotations
 
 import math

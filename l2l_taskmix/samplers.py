@@ -13,6 +13,7 @@ Example::
     >>> [t.x.shape[0] for t in RealTasks(ts).sample_iteration()]
     [8, 8, 8]
 """
+
 from __future__ import annotations
 
 import collections

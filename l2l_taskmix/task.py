@@ -15,6 +15,7 @@ Example::
     >>> task.support[1].tolist(), task[1] is y
     ([0, 1], True)
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -181,7 +182,6 @@ class Task:
 
 
 collections.abc.Sequence.register(Task)
-
 
 
 def _check_features(x: torch.Tensor, what: str) -> None:

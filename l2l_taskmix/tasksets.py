@@ -48,6 +48,7 @@ Example, learn2learn's MAML step with TaskMix::
     >>> len(taskset), y.dtype
     (4, torch.int64)
 """
+
 from __future__ import annotations
 
 import collections
@@ -93,7 +94,9 @@ class _Augmentation(_LazyGenerator, ABC):
             self._meta_batch_size = meta_batch_size
         elif isinstance(tasksets, (_Augmentation, RealTasks)):
             if meta_batch_size is not None and meta_batch_size != len(tasksets):
-                raise ValueError(f"meta_batch_size={meta_batch_size}, but the wrapped {type(tasksets).__name__} gives {len(tasksets)} tasks an iteration")
+                raise ValueError(
+                    f"meta_batch_size={meta_batch_size}, but the wrapped {type(tasksets).__name__} gives {len(tasksets)} tasks an iteration"
+                )
             self.source = tasksets
         else:
             is_list = _is_list(tasksets)
@@ -158,8 +161,7 @@ class _Augmentation(_LazyGenerator, ABC):
         if self.source is None:
             name = type(self).__name__
             raise TypeError(
-                f"this {name} wraps no taskset: call it on a list of sampled tasks, {name.lower()}(tasks), "
-                f"or build it as {name}(taskset)"
+                f"this {name} wraps no taskset: call it on a list of sampled tasks, {name.lower()}(tasks), or build it as {name}(taskset)"
             )
         return self.source
 
@@ -349,16 +351,19 @@ class TaskMix(_Augmentation):
         for (i, j), lam in zip(pairs.tolist(), lams.tolist()):
             a, b = prepared[i], prepared[j]
             y = a.y.clone() if mode == "slot" else mixing.mix(a.y, b.y, lam)
-            synthetic.append(
-                Task(x=mixing.mix(a.x, b.x, lam), y=y, num_support=a.num_support, source=(i, j, lam), num_mixed=a.num_mixed)
-            )
+            synthetic.append(Task(x=mixing.mix(a.x, b.x, lam), y=y, num_support=a.num_support, source=(i, j, lam), num_mixed=a.num_mixed))
         return synthetic
 
     def _soft_tasks(self, tasks: Sequence[Any]) -> list[Task]:
         soft = self._as_tasks(tasks)
         first = soft[0]
         for k, task in enumerate(soft[1:], start=1):
-            if (task.x.shape, task.y.shape, task.num_support, task.num_mixed) != (first.x.shape, first.y.shape, first.num_support, first.num_mixed):
+            if (task.x.shape, task.y.shape, task.num_support, task.num_mixed) != (
+                first.x.shape,
+                first.y.shape,
+                first.num_support,
+                first.num_mixed,
+            ):
                 raise ValueError(
                     "TaskMix mixes tasks of equal batch shapes; "
                     f"task 0 has x {tuple(first.x.shape)} (support {first.num_support}) but task {k} has "

@@ -19,6 +19,7 @@ Example::
     ...
     TypeError: seeds must be an instance of int, not str.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,17 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["check_scalar", "check_bool", "check_choice", "check_device", "DEVICES", "make_generator", "short_repr", "TRUE_TEXT", "FALSE_TEXT"]
+__all__ = [
+    "check_scalar",
+    "check_bool",
+    "check_choice",
+    "check_device",
+    "DEVICES",
+    "make_generator",
+    "short_repr",
+    "TRUE_TEXT",
+    "FALSE_TEXT",
+]
 
 #: The only texts read as booleans (any letter case), e.g. from a config file.
 TRUE_TEXT = ("true", "yes", "1")
@@ -199,7 +210,9 @@ def check_device(x: Any, name: str = "device", cuda_available: bool | None = Non
     if kind == "auto":
         return torch.device("cuda" if cuda_available else "cpu")
     if kind == "cuda" and not cuda_available:
-        raise ValueError(f"{name} == {short_repr(x)}, but no CUDA GPU is available here (torch.cuda.is_available() is False); use {name} cpu or auto.")
+        raise ValueError(
+            f"{name} == {short_repr(x)}, but no CUDA GPU is available here (torch.cuda.is_available() is False); use {name} cpu or auto."
+        )
     return torch.device(text)
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures. Data-side fixtures are prefixed ``data_``."""
+
 import os
 import shutil
 import tempfile
@@ -74,19 +75,38 @@ def _build_tiny_xlmr(folder):
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    corpus = ["set an alarm for seven", "call mom please", "what is the weather today",
-              "play some music", "réveille-moi à sept heures", "llama a mamá"] * 10
-    tok.train_from_iterator(corpus, trainers.UnigramTrainer(
-        vocab_size=120, special_tokens=specials, unk_token="<unk>"))
+    corpus = [
+        "set an alarm for seven",
+        "call mom please",
+        "what is the weather today",
+        "play some music",
+        "réveille-moi à sept heures",
+        "llama a mamá",
+    ] * 10
+    tok.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=120, special_tokens=specials, unk_token="<unk>"))
     tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     fast = XLMRobertaTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-        cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+    )
     fast.save_pretrained(folder)
     config = XLMRobertaConfig(
-        vocab_size=len(fast), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=80, pad_token_id=1, bos_token_id=0,
-        eos_token_id=2)
+        vocab_size=len(fast),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=80,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     import torch
 
     with torch.random.fork_rng():  # deterministic weights, global RNG left as it was

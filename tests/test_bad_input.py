@@ -5,6 +5,7 @@ results.md. Output and cache locations are checked before any compute is spent.
 
 The first tables are data: (what is given, the message it must produce).
 """
+
 import json
 import shutil
 import subprocess
@@ -58,8 +59,10 @@ def test_a_bad_config_file_value_names_the_file_and_key(tmp_path, capsys, values
     assert not (tmp_path / "out").exists()  # nothing started
 
 
-@pytest.mark.parametrize("text, value", [("no", False), ("No", False), ("false", False), ("0", False),
-                                         ("yes", True), ("TRUE", True), ("1", True), (True, True), (0, False)])
+@pytest.mark.parametrize(
+    "text, value",
+    [("no", False), ("No", False), ("false", False), ("0", False), ("yes", True), ("TRUE", True), ("1", True), (True, True), (0, False)],
+)
 def test_booleans_from_text_are_exactly_true_false_yes_no_1_0(text, value):
     # once, "no" and "false" were silently taken as true
     assert BenchmarkConfig.from_sources({"first_order": text, "standardize": text}).first_order is value
@@ -69,8 +72,12 @@ def test_booleans_from_text_are_exactly_true_false_yes_no_1_0(text, value):
 
 
 def rows(tasks=("jan", "feb", "mar"), per_class=4):
-    return [{"task": t, "intent": y, "text": f"{t} {y} utterance {i}", "order": k}
-            for k, t in enumerate(tasks) for y in ("book", "cancel") for i in range(per_class)]
+    return [
+        {"task": t, "intent": y, "text": f"{t} {y} utterance {i}", "order": k}
+        for k, t in enumerate(tasks)
+        for y in ("book", "cancel")
+        for i in range(per_class)
+    ]
 
 
 def jsonl(path, records):
@@ -83,6 +90,7 @@ def bad_order(value):
         r = rows()
         r[5]["order"] = value
         return jsonl(tmp_path / "t.jsonl", r)
+
     return make
 
 
@@ -90,6 +98,7 @@ def csv_bytes(data):
     def make(tmp_path):
         (tmp_path / "t.csv").write_bytes(data)
         return tmp_path / "t.csv"
+
     return make
 
 
@@ -104,11 +113,22 @@ TABLE_CASES = [
     ("order-missing", bad_order(None), r"'order' missing on lines \[6\]"),
     ("not-utf8", csv_bytes(b"task,intent,text\njan,book,ok\njan,book,caf\xe9\n"), r"t\.csv:3: not UTF-8 \(byte 0xe9 at column 13\)"),
     ("empty-csv", csv_bytes(b""), r"t\.csv: the file is empty; a CSV task table starts with a header row"),
-    ("semicolons", csv_bytes(b"task;intent;text\njan;book;hi\n"), r"t\.csv:1: the header has no 'task', 'intent', 'text or hypotheses' column .*looks ';'-delimited"),
+    (
+        "semicolons",
+        csv_bytes(b"task;intent;text\njan;book;hi\n"),
+        r"t\.csv:1: the header has no 'task', 'intent', 'text or hypotheses' column .*looks ';'-delimited",
+    ),
     ("no-text", csv_bytes(b"task,intent\njan,book\n"), r"t\.csv:1: the header has no 'text or hypotheses' column"),
-    ("split-value", lambda p: jsonl(p / "t.jsonl", [{**r, "split": "dev"} for r in rows()]), r"t\.jsonl:1: split must be 'train' or 'test', got 'dev'"),
-    ("split-mixed", lambda p: jsonl(p / "t.jsonl", [{**r, "split": "train" if i else "test"} for i, r in enumerate(rows())]),
-     r"task 'jan' has rows with both split values"),
+    (
+        "split-value",
+        lambda p: jsonl(p / "t.jsonl", [{**r, "split": "dev"} for r in rows()]),
+        r"t\.jsonl:1: split must be 'train' or 'test', got 'dev'",
+    ),
+    (
+        "split-mixed",
+        lambda p: jsonl(p / "t.jsonl", [{**r, "split": "train" if i else "test"} for i, r in enumerate(rows())]),
+        r"task 'jan' has rows with both split values",
+    ),
 ]
 
 
@@ -186,23 +206,55 @@ def test_repeats_are_counted_and_conflicting_labels_reported():
 
 # -- arguments of the Python API -------------------------------------------------------------------
 
+
 def tiny_tasks(n=4):
     g = torch.Generator().manual_seed(0)
     return [FeatureTask(f"t{k}", torch.randn(24, 6, generator=g), torch.arange(24) % 3, ["a", "b", "c"]) for k in range(n)]
 
 
-TRAIN = dict(iterations=2, eval_every=1, batch_size=4, meta_batch_size=None, outer_lr=1e-3, inner_lr=0.1, inner_steps=1,
-             first_order=True, engine="fast", eta=1.0, progress=False)
+TRAIN = dict(
+    iterations=2,
+    eval_every=1,
+    batch_size=4,
+    meta_batch_size=None,
+    outer_lr=1e-3,
+    inner_lr=0.1,
+    inner_steps=1,
+    first_order=True,
+    engine="fast",
+    eta=1.0,
+    progress=False,
+)
 
 API_CASES = [
-    ("train-seed", lambda: train(make_model(6, 3, (8,)), "maml", tiny_tasks(), seed=1.7, **TRAIN), TypeError, "seed must be an instance of int, not float"),
+    (
+        "train-seed",
+        lambda: train(make_model(6, 3, (8,)), "maml", tiny_tasks(), seed=1.7, **TRAIN),
+        TypeError,
+        "seed must be an instance of int, not float",
+    ),
     ("splits-seed", lambda: make_splits(tiny_tasks(1), shots=2, seed=1.7), TypeError, "seed must be an instance of int"),
-    ("evaluate-seed", lambda: evaluate(make_model(6, 3, (8,)), "maml", tiny_tasks(1), make_splits(tiny_tasks(1), shots=2), finetune_steps=1, finetune_lr=1e-3, seed="0"),
-     TypeError, "seed must be an instance of int, not str"),
-    ("numpy-generator", lambda: TaskMix(generator=np.random.default_rng(0)), TypeError, "generator must be an instance of torch.Generator, not Generator"),
+    (
+        "evaluate-seed",
+        lambda: evaluate(
+            make_model(6, 3, (8,)), "maml", tiny_tasks(1), make_splits(tiny_tasks(1), shots=2), finetune_steps=1, finetune_lr=1e-3, seed="0"
+        ),
+        TypeError,
+        "seed must be an instance of int, not str",
+    ),
+    (
+        "numpy-generator",
+        lambda: TaskMix(generator=np.random.default_rng(0)),
+        TypeError,
+        "generator must be an instance of torch.Generator, not Generator",
+    ),
     ("text-generator", lambda: MetaMix(generator="0"), TypeError, "generator must be an instance of torch.Generator, not str"),
-    ("int-features", lambda: TaskMix(seed=0)([(torch.ones(4, 2, dtype=torch.long), torch.tensor([0, 1, 0, 1]))] * 2), TypeError,
-     "task 0: features must be floating point, got torch.int64"),
+    (
+        "int-features",
+        lambda: TaskMix(seed=0)([(torch.ones(4, 2, dtype=torch.long), torch.tensor([0, 1, 0, 1]))] * 2),
+        TypeError,
+        "task 0: features must be floating point, got torch.int64",
+    ),
     ("eta", lambda: TaskMix(eta=-1), ValueError, "eta == -1.0, must be > 0"),
     ("num-synthetic", lambda: TaskMix(num_synthetic=2.5), TypeError, "num_synthetic must be an instance of int"),
 ]
@@ -290,8 +342,12 @@ def test_ctrl_c_during_start_up_is_a_message_not_a_traceback(capsys, monkeypatch
     assert main(["benchmark"]) == 130
     assert "interrupted" in capsys.readouterr().err
     # the console script's own start-up (importing the package) loads no PyTorch yet
-    out = subprocess.run([sys.executable, "-c", "import sys, l2l_taskmix, l2l_taskmix.cli; print('torch' in sys.modules)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, l2l_taskmix, l2l_taskmix.cli; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -305,12 +361,26 @@ def test_results_md_states_the_configuration_and_what_was_left_out(tmp_path, cap
     for k, task in enumerate(["jan", "feb", "mar", "apr", "may"]):
         for intent, vocab in words.items():
             size = 2 if (task == "may" and intent != "book") else 8  # may keeps one class: left out
-            records += [{"task": task, "intent": intent, "text": f"{vocab[i % 4 % 3]} {vocab[(i % 4 + k) % 3]} {i % 4}", "order": k}
-                        for i in range(size)]
+            records += [
+                {"task": task, "intent": intent, "text": f"{vocab[i % 4 % 3]} {vocab[(i % 4 + k) % 3]} {i % 4}", "order": k}
+                for i in range(size)
+            ]
     table = tmp_path / "calls.jsonl"
     jsonl(table, records)
-    cfg = BenchmarkConfig(dataset=str(table), methods=("transfer",), seeds=1, iterations=2, eval_every=1, batch_size=4, hidden=(8,),
-                          val_tasks=0, finetune_steps=2, shots=2, num_train=3, cache_dir=str(tmp_path / "cache"))
+    cfg = BenchmarkConfig(
+        dataset=str(table),
+        methods=("transfer",),
+        seeds=1,
+        iterations=2,
+        eval_every=1,
+        batch_size=4,
+        hidden=(8,),
+        val_tasks=0,
+        finetune_steps=2,
+        shots=2,
+        num_train=3,
+        cache_dir=str(tmp_path / "cache"),
+    )
     with pytest.warns(UserWarning, match="may"):
         runner.run_benchmark(cfg, tmp_path / "out", progress=False, encoder=bow_encoder)
     captured = capsys.readouterr()

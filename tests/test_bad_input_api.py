@@ -4,6 +4,7 @@ Each case was once answered with a number (soft labels summing to 1.8 trained on
 NaN features from a NaN coefficient); now it is a ``ValueError`` naming what is wrong, and the good
 inputs next to them keep their answers.
 """
+
 import learn2learn as l2l
 import pytest
 import torch
@@ -110,8 +111,11 @@ def test_accuracy_of_valid_targets_is_a_share(n, classes, seed):
 # -- the mixing coefficient ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lam", [float("nan"), -0.1, 1.5, torch.tensor([[0.2], [float("nan")]]), torch.tensor([[0.2], [1.01]])],
-                         ids=["nan", "negative", "above-1", "a-nan-row", "a-row-above-1"])
+@pytest.mark.parametrize(
+    "lam",
+    [float("nan"), -0.1, 1.5, torch.tensor([[0.2], [float("nan")]]), torch.tensor([[0.2], [1.01]])],
+    ids=["nan", "negative", "above-1", "a-nan-row", "a-row-above-1"],
+)
 def test_mix_refuses_a_coefficient_outside_0_1(lam):
     a, b = torch.ones(2, 3), torch.zeros(2, 3)
     with pytest.raises(ValueError, match=r"lam == \S+, must be in \[0, 1\]"):
@@ -134,11 +138,15 @@ def model():
     return IntentClassifier(4, 2, hidden=(3,))
 
 
-@pytest.mark.parametrize("y, message", [
-    (soft(5.0), "task 0: support: soft label rows must sum to 1, row 0 sums to 10"),
-    (NAN_ROW, "task 0: support: soft labels contain NaN"),
-    (LABELS * 7, "task 0: ys: label 7 is outside num_classes=2"),
-], ids=["rows-of-10", "nan", "integer-label-7"])
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (soft(5.0), "task 0: support: soft label rows must sum to 1, row 0 sums to 10"),
+        (NAN_ROW, "task 0: support: soft labels contain NaN"),
+        (LABELS * 7, "task 0: ys: label 7 is outside num_classes=2"),
+    ],
+    ids=["rows-of-10", "nan", "integer-label-7"],
+)
 def test_fast_outer_loss_refuses_labels_that_are_not_probabilities(model, y, message):
     with pytest.raises(ValueError, match=message):
         fast_outer_loss(model, [task(y)], inner_lr=0.1, inner_steps=1)  # rows of 10 were trained on

@@ -1,6 +1,7 @@
 """Bad input, round two, at the command line and in config files: each case is refused with a
 one-line message naming the flag, key or file (and line) and what is accepted, exit code 2, no
 traceback, before any compute, and nothing written."""
+
 import json
 import socket
 import sys
@@ -8,6 +9,7 @@ import time
 
 import pytest
 import ray
+from test_bad_input import never_trains, tiny_pt  # noqa: F401  (a fixture)
 
 from l2l_taskmix import cluster
 from l2l_taskmix.benchmark import runner, sweep
@@ -15,8 +17,6 @@ from l2l_taskmix.benchmark.config import BenchmarkConfig, load_config_file
 from l2l_taskmix.benchmark.workers import make_executor
 from l2l_taskmix.cli import build_parser, main
 from l2l_taskmix.validation import check_scalar, short_repr
-
-from test_bad_input import never_trains, tiny_pt  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -55,8 +55,11 @@ def test_an_empty_out_is_refused_not_runs_dataset(tiny_pt, tmp_path, capsys, mon
 
 def test_an_empty_config_flag_is_refused_not_ignored(tiny_pt, tmp_path, capsys, monkeypatch):
     no_compute(monkeypatch)
-    refused(capsys, ["benchmark", "--dataset", str(tiny_pt), "--config", " ", "--out", str(tmp_path / "out")],
-            "--config == ' ': give a YAML or JSON file")
+    refused(
+        capsys,
+        ["benchmark", "--dataset", str(tiny_pt), "--config", " ", "--out", str(tmp_path / "out")],
+        "--config == ' ': give a YAML or JSON file",
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -65,8 +68,11 @@ def test_an_empty_path_setting_in_a_config_file_is_refused(tmp_path, capsys, mon
     no_compute(monkeypatch)
     path = tmp_path / "c.json"
     path.write_text(json.dumps({key: "  "}))
-    refused(capsys, ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")],
-            f"config file {path}: {key} == '  ', must not be empty; leave it out for the default")
+    refused(
+        capsys,
+        ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")],
+        f"config file {path}: {key} == '  ', must not be empty; leave it out for the default",
+    )
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match=f"{key} == '', must not be empty"):  # flags too
         BenchmarkConfig(**{key: ""})
@@ -88,7 +94,9 @@ def test_a_key_given_twice_names_the_file_key_and_line(tmp_path, capsys, monkeyp
     path.write_text(text)
     with pytest.raises(ValueError, match="given twice"):  # once: silently the last, iterations 7
         load_config_file(path)
-    refused(capsys, ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")], f"config file {path}, {message}; give each key once")
+    refused(
+        capsys, ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")], f"config file {path}, {message}; give each key once"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -96,8 +104,11 @@ def test_a_setting_given_under_two_spellings_is_refused(tmp_path, capsys, monkey
     no_compute(monkeypatch)
     path = tmp_path / "c.yaml"
     path.write_text("inner-lr: 0.5\ninner_lr: 0.01\n")
-    refused(capsys, ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")],
-            f"config file {path}: configuration keys 'inner-lr' and 'inner_lr' both set inner_lr; give it once")
+    refused(
+        capsys,
+        ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")],
+        f"config file {path}: configuration keys 'inner-lr' and 'inner_lr' both set inner_lr; give it once",
+    )
     with pytest.raises(ValueError, match="'meta_batch' and 'meta_batch_size' both set meta_batch_size"), pytest.warns(DeprecationWarning):
         BenchmarkConfig.from_sources({"meta_batch": 4, "meta_batch_size": 8})
 
@@ -125,8 +136,9 @@ def test_a_config_file_that_is_not_utf8_is_named(tmp_path, capsys, monkeypatch, 
     path = tmp_path / name
     text = "eta: 1.0\nencoder: café\n" if name.endswith("yaml") else '{"eta": 1.0,\n "encoder": "café"}'
     path.write_bytes(text.encode("latin-1"))
-    err = refused(capsys, ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")],
-                  f"config file {path} is not UTF-8 text (line 2, byte ")
+    err = refused(
+        capsys, ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")], f"config file {path} is not UTF-8 text (line 2, byte "
+    )
     assert "save it as UTF-8" in err and not (tmp_path / "out").exists()
 
 
@@ -139,24 +151,57 @@ def test_a_utf8_config_file_with_a_byte_order_mark_is_read(tmp_path):
 # -- 4. sweep values, before any compute --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values, message", [
-    ("0,T/0", "--values: 'T/0' divides by zero; num_synthetic takes whole numbers and multiples of T"),
-    ("T/0.0", "--values: 'T/0.0' divides by zero"),
-    ("9" * 400 + "T", "is too large a value of num_synthetic"),
-    ("1000000T", "--values: num_synthetic == 1000000, must be <= 100000"),
-    ("T/", "--values: cannot read 'T/' as a value of num_synthetic"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ("0,T/0", "--values: 'T/0' divides by zero; num_synthetic takes whole numbers and multiples of T"),
+        ("T/0.0", "--values: 'T/0.0' divides by zero"),
+        ("9" * 400 + "T", "is too large a value of num_synthetic"),
+        ("1000000T", "--values: num_synthetic == 1000000, must be <= 100000"),
+        ("T/", "--values: cannot read 'T/' as a value of num_synthetic"),
+    ],
+)
 def test_bad_sweep_values_fail_before_featurization(tiny_pt, tmp_path, capsys, monkeypatch, values, message):
     no_compute(monkeypatch)  # once: ZeroDivisionError after featurization
-    refused(capsys, ["sweep", "--over", "num_synthetic", "--values", values, "--dataset", str(tiny_pt), "--out", str(tmp_path / "out"),
-                     "--no-progress"], message)
+    refused(
+        capsys,
+        [
+            "sweep",
+            "--over",
+            "num_synthetic",
+            "--values",
+            values,
+            "--dataset",
+            str(tiny_pt),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ],
+        message,
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_sweep_values_check_against_the_users_settings(tiny_pt, tmp_path, capsys, monkeypatch):
     no_compute(monkeypatch)
-    refused(capsys, ["sweep", "--over", "num_synthetic", "--values", "0,5000T", "--batch-size", "1000", "--dataset", str(tiny_pt),
-                     "--out", str(tmp_path / "out"), "--no-progress"], "--values: batch_size == 1000 with num_synthetic == 5000")
+    refused(
+        capsys,
+        [
+            "sweep",
+            "--over",
+            "num_synthetic",
+            "--values",
+            "0,5000T",
+            "--batch-size",
+            "1000",
+            "--dataset",
+            str(tiny_pt),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ],
+        "--values: batch_size == 1000 with num_synthetic == 5000",
+    )
     with pytest.raises(ValueError, match="divides by zero"):
         sweep.sweep_values("num_synthetic", "T/0", real_tasks=7, num_train=7)
     assert sweep.sweep_values("num_synthetic", "0,T/2,T,2T,4T", real_tasks=7, num_train=7) == [0, 3, 7, 14, 28]  # unchanged
@@ -169,8 +214,10 @@ SIZES = [
     (["--hidden", "10000000"], "hidden == [10000000]: 10,240,000,000 weights after 1024-d features, must be at most 536,870,912"),
     (["--hidden", "16384,16384,16384"], "must be at most 536,870,912 (2 GiB of float32); give fewer or narrower layers"),
     (["--batch-size", "100000000"], "batch_size == 100000000, must be <= 1000000"),
-    (["--batch-size", "500000", "--num-synthetic", "100"],
-     "batch_size == 500000 with num_synthetic == 100: 101,000,000 rows per meta-iteration at least, about 578 GiB"),
+    (
+        ["--batch-size", "500000", "--num-synthetic", "100"],
+        "batch_size == 500000 with num_synthetic == 100: 101,000,000 rows per meta-iteration at least, about 578 GiB",
+    ),
     (["--iterations", str(10**23)], f"iterations == {10**23}, must be <= 10000000"),
     (["--finetune-steps", str(10**23)], "finetune_steps == 100000000000000000000000, must be <= 1000000"),
     (["--seeds", str(10**9)], "seeds == 1000000000, must be <= 10000"),
@@ -190,8 +237,11 @@ def test_a_huge_count_in_a_yaml_file_is_refused(tmp_path, capsys, monkeypatch):
     no_compute(monkeypatch)
     path = tmp_path / "c.yaml"
     path.write_text(f"iterations: {10**23}\n")
-    refused(capsys, ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")],
-            f"config file {path}: iterations == {10**23}, must be <= 10000000")
+    refused(
+        capsys,
+        ["benchmark", "--config", str(path), "--out", str(tmp_path / "out")],
+        f"config file {path}: iterations == {10**23}, must be <= 10000000",
+    )
 
 
 def test_the_bounds_refuse_no_real_use_and_are_in_the_help():
@@ -207,8 +257,11 @@ def test_the_bounds_refuse_no_real_use_and_are_in_the_help():
         make_executor(None, workers=100_000, threads=1)
 
 
-@pytest.mark.parametrize("run", [runner.run_benchmark, lambda config, out, **kw: sweep.run_sweep(config, "eta", out, values="1,2", **kw)],
-                         ids=["run_benchmark", "run_sweep"])
+@pytest.mark.parametrize(
+    "run",
+    [runner.run_benchmark, lambda config, out, **kw: sweep.run_sweep(config, "eta", out, values="1,2", **kw)],
+    ids=["run_benchmark", "run_sweep"],
+)
 @pytest.mark.parametrize("kwargs, message", [({"workers": 10**23}, "workers == 1"), ({"threads": 0}, "threads == 0, must be >= 1")])
 def test_the_python_api_checks_workers_and_threads_before_loading_data(tmp_path, monkeypatch, run, kwargs, message):
     no_compute(monkeypatch)  # once: refused by make_executor, after featurization
@@ -233,12 +286,15 @@ def nested_yaml(key, levels=9, width=10):
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("key, message", [
-    ("first_order", "first_order must be a bool or one of the texts true/false/yes/no/1/0, not list [["),
-    ("standardize", "standardize must be a bool"),
-    ("hidden", "hidden[0] must be an instance of int, not list"),
-    ("engine", "engine must be an instance of str, not list"),
-])
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("first_order", "first_order must be a bool or one of the texts true/false/yes/no/1/0, not list [["),
+        ("standardize", "standardize must be a bool"),
+        ("hidden", "hidden[0] must be an instance of int, not list"),
+        ("engine", "engine must be an instance of str, not list"),
+    ],
+)
 def test_a_nine_level_nested_value_gives_a_short_message_fast(tmp_path, capsys, monkeypatch, key, message):
     no_compute(monkeypatch)
     path = tmp_path / "nested.yaml"
@@ -278,8 +334,11 @@ def test_a_dead_ray_address_fails_in_seconds_naming_it(tmp_path, capsys, monkeyp
     no_compute(monkeypatch)
     address = f"127.0.0.1:{closed_port}"
     start = time.perf_counter()
-    refused(capsys, ["benchmark", "--ray-address", address, "--out", str(tmp_path / "out")],  # once: retried forever
-            f"--ray-address {address}: no Ray cluster answers at {address} (Connection refused); start one there with 'ray start --head'")
+    refused(
+        capsys,
+        ["benchmark", "--ray-address", address, "--out", str(tmp_path / "out")],  # once: retried forever
+        f"--ray-address {address}: no Ray cluster answers at {address} (Connection refused); start one there with 'ray start --head'",
+    )
     with pytest.raises(ConnectionError, match=f"--ray-address ray://{address}: no Ray cluster answers at {address}"):
         cluster.connect(f"ray://{address}")
     assert time.perf_counter() - start < 15
@@ -306,22 +365,30 @@ def test_a_ray_address_that_never_answers_times_out(monkeypatch):
 
 def test_ray_address_auto_without_a_cluster_speaks_of_our_flag(tmp_path, capsys, monkeypatch):
     def no_cluster(address=None, **kwargs):  # what ray.init("auto") raises with no instance running
-        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by setting `--address` "
-                              "flag or `RAY_ADDRESS` environment variable.")
+        raise ConnectionError(
+            "Could not find any running Ray instance. Please specify the one to connect to by setting `--address` "
+            "flag or `RAY_ADDRESS` environment variable."
+        )
 
     no_compute(monkeypatch)
     monkeypatch.setattr(ray, "init", no_cluster)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    err = refused(capsys, ["benchmark", "--ray-address", "auto", "--out", str(tmp_path / "out")],
-                  "--ray-address auto: no running Ray instance found on this machine")
+    err = refused(
+        capsys,
+        ["benchmark", "--ray-address", "auto", "--out", str(tmp_path / "out")],
+        "--ray-address auto: no running Ray instance found on this machine",
+    )
     assert "`--address`" not in err and "--ray for a new local instance" in err
 
 
 def test_a_ray_client_address_without_ray_client_says_what_to_install(tmp_path, capsys, monkeypatch, closed_port):
     no_compute(monkeypatch)
     monkeypatch.setitem(sys.modules, "grpc", None)  # import grpc fails, as without ray[client]
-    refused(capsys, ["benchmark", "--ray-address", f"ray://127.0.0.1:{closed_port}", "--out", str(tmp_path / "out")],
-            "with a ray:// address needs Ray Client (missing: grpc); install it with: pip install \"ray[client]\"")
+    refused(
+        capsys,
+        ["benchmark", "--ray-address", f"ray://127.0.0.1:{closed_port}", "--out", str(tmp_path / "out")],
+        'with a ray:// address needs Ray Client (missing: grpc); install it with: pip install "ray[client]"',
+    )
     assert not (tmp_path / "out").exists()
     with pytest.raises(ModuleNotFoundError, match=r'ray:// address needs Ray Client; install it with: pip install "ray\[client\]"'):
         cluster.check_cluster("ray://head:10001")

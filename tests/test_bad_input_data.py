@@ -1,5 +1,6 @@
 """Bad input, round two, data side: task tables (order kinds, names, CSV line numbers), what a
 too-large ``shots`` is told, Markdown-safe names, and bounded encoding of very long texts."""
+
 import json
 import re
 import warnings
@@ -29,8 +30,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rows(tasks=("jan", "feb", "mar"), per_class=4, intents=("book", "cancel")):
-    return [{"task": t, "intent": y, "text": f"{t} {y} utterance {i}", "order": k}
-            for k, t in enumerate(tasks) for y in intents for i in range(per_class)]
+    return [
+        {"task": t, "intent": y, "text": f"{t} {y} utterance {i}", "order": k}
+        for k, t in enumerate(tasks)
+        for y in intents
+        for i in range(per_class)
+    ]
 
 
 def jsonl(path, records):
@@ -47,9 +52,13 @@ def test_an_order_column_mixing_numbers_and_dates_is_refused(tmp_path):
     for row in r:
         row["order"] = {"jan": "2024-01-01", "feb": 5, "mar": "2024-03-01"}[row["task"]]
     path = jsonl(tmp_path / "t.jsonl", r)
-    with pytest.raises(ValueError, match=re.escape(
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
             f"{path}: the 'order' column mixes numbers (line 9: 5) and dates/timestamps (line 1: '2024-01-01'); "
-            "give every row a number, or every row an ISO 8601 date or timestamp")):
+            "give every row a number, or every row an ISO 8601 date or timestamp"
+        ),
+    ):
         load_nbest(path, num_train=2, min_class_count=1)
 
 
@@ -111,14 +120,17 @@ def test_tasks_built_in_python_refuse_control_characters_too():
         FeatureTask("a", torch.zeros(2, 3), torch.tensor([0, 1]), ["x", "y\n"])
 
 
-@pytest.mark.parametrize("text, cell", [
-    ("billing|fr", "billing\\|fr"),
-    ("two\nlines", "two<br>lines"),
-    ("a\r\nb\rc", "a<br>b<br>c"),
-    ("a\\|b", "a\\\\\\|b"),       # a backslash before the pipe stays a backslash
-    ("C:\\data", "C:\\data"),     # one before a letter escapes nothing
-    ("plain", "plain"),
-])
+@pytest.mark.parametrize(
+    "text, cell",
+    [
+        ("billing|fr", "billing\\|fr"),
+        ("two\nlines", "two<br>lines"),
+        ("a\r\nb\rc", "a<br>b<br>c"),
+        ("a\\|b", "a\\\\\\|b"),  # a backslash before the pipe stays a backslash
+        ("C:\\data", "C:\\data"),  # one before a letter escapes nothing
+        ("plain", "plain"),
+    ],
+)
 def test_markdown_cell_escapes_pipes_and_line_breaks(text, cell):
     assert markdown_cell(text) == cell
 
@@ -191,8 +203,10 @@ def test_an_unclosed_quote_names_the_line_it_opens_on(tmp_path):
 
 def test_a_csv_table_reads_as_its_jsonl_twin(tmp_path):
     # the same generated data in both formats: the same rows (pandas-free CSV reading changes no value)
-    tasks = [IntentTask(t, [f"{t}, \"{y}\" {i}\nnext" for y in "AB" for i in range(3)], [y for y in "AB" for _ in range(3)])
-             for t in ("jan", "feb")]
+    tasks = [
+        IntentTask(t, [f'{t}, "{y}" {i}\nnext' for y in "AB" for i in range(3)], [y for y in "AB" for _ in range(3)])
+        for t in ("jan", "feb")
+    ]
     a = read_task_table(make_nbest(tmp_path / "a.csv", tasks, nbest=3, seed=1))
     b = read_task_table(make_nbest(tmp_path / "a.jsonl", tasks, nbest=3, seed=1))
     cols = ["task", "intent", "text", "num_hypotheses", "order"]
@@ -265,9 +279,13 @@ def test_naming_a_dropped_task_says_why_it_was_dropped(tmp_path):
 
 def test_support_test_split_says_how_many_shots_fit():
     labels = ["a"] * 3 + ["b"] * 9
-    with pytest.raises(ValueError, match=re.escape(
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
             "shots=5 needs at least 6 examples per class (5 support + 1 test); too few in ['a'] (the smallest class has 3): "
-            "use shots of at most 2, or leave the task out / add examples")):
+            "use shots of at most 2, or leave the task out / add examples"
+        ),
+    ):
         support_test_split(labels, shots=5)
 
 
@@ -285,10 +303,10 @@ def test_check_shots_counts_distinct_texts_and_names_the_task():
 
 
 LONG = [
-    "set an alarm for seven " * 20_000,                                   # words: cut at once
-    "setanalarmforseven" * 20_000,                                          # no space at all
-    "call mom " * 3 + "x" * 50_000,                                          # one huge word after a few
-    join_hypotheses(["play some music please " * 40] * 30, "</s></s>"),     # N-best hypotheses joined
+    "set an alarm for seven " * 20_000,  # words: cut at once
+    "setanalarmforseven" * 20_000,  # no space at all
+    "call mom " * 3 + "x" * 50_000,  # one huge word after a few
+    join_hypotheses(["play some music please " * 40] * 30, "</s></s>"),  # N-best hypotheses joined
 ]
 SHORT = ["wake me up", "what is the weather today " * 3]
 

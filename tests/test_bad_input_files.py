@@ -3,6 +3,7 @@
 Each case asserts the message (or the now-correct answer) and that nothing was written or the
 existing files are unchanged.
 """
+
 import errno
 import hashlib
 import io
@@ -36,8 +37,12 @@ def tiny_tasks(n=4, rows=24, width=6):
 
 def raw_task(name="t", y=None, classes=("a", "b", "c"), x=None):
     g = torch.Generator().manual_seed(sum(map(ord, name)))
-    return {"name": name, "x": torch.randn(6, 4, generator=g) if x is None else x,
-            "y": torch.tensor([0, 1, 2, 0, 1, 2]) if y is None else y, "classes": list(classes) if isinstance(classes, tuple) else classes}
+    return {
+        "name": name,
+        "x": torch.randn(6, 4, generator=g) if x is None else x,
+        "y": torch.tensor([0, 1, 2, 0, 1, 2]) if y is None else y,
+        "classes": list(classes) if isinstance(classes, tuple) else classes,
+    }
 
 
 def write_pt(path, train, test, **extra):
@@ -45,18 +50,26 @@ def write_pt(path, train, test, **extra):
     return path
 
 
-TINY_RUN = dict(methods=("transfer",), seeds=1, iterations=2, eval_every=1, batch_size=4, hidden=(8,), val_tasks=0,
-                finetune_steps=2, shots=2)
+TINY_RUN = dict(
+    methods=("transfer",), seeds=1, iterations=2, eval_every=1, batch_size=4, hidden=(8,), val_tasks=0, finetune_steps=2, shots=2
+)
 
 
 # -- .pt feature files ---------------------------------------------------------------------------------
 
 PT_CASES = [
     # fractional labels were truncated by .long(): 0.5 became class 0
-    ("fractional-labels", lambda: ([raw_task("t", y=torch.tensor([0.0, 0.5, 1.0, 2.0, 1.0, 0.0]))], [raw_task("u")]),
-     "train task 't': y must hold integer labels, got 0.5 at row 1"),
+    (
+        "fractional-labels",
+        lambda: ([raw_task("t", y=torch.tensor([0.0, 0.5, 1.0, 2.0, 1.0, 0.0]))], [raw_task("u")]),
+        "train task 't': y must hold integer labels, got 0.5 at row 1",
+    ),
     # "abc" was read as the classes ['a', 'b', 'c']
-    ("classes-text", lambda: ([raw_task("t", classes="abc")], [raw_task("u")]), "train task 't': classes must be a list of texts, got 'abc'"),
+    (
+        "classes-text",
+        lambda: ([raw_task("t", classes="abc")], [raw_task("u")]),
+        "train task 't': classes must be a list of texts, got 'abc'",
+    ),
     ("classes-numbers", lambda: ([raw_task("t")], [raw_task("u", classes=[0, 1, 2])]), "test task 'u': classes must be a list of texts"),
     # a dict as the task list gave AttributeError: 'str' object has no attribute 'get'
     ("train-dict", lambda: ({"t": raw_task("t")}, [raw_task("u")]), "'train' must be a list of tasks, each a dict with name (text), x"),
@@ -92,8 +105,13 @@ def test_a_meta_test_task_identical_to_a_meta_training_task_is_refused(tmp_path)
 
 
 #: What a feature file's ``info`` may claim: task names, an encoder, left-out tasks, repeats.
-STATED = {"train_tasks": ["ghost-train"], "test_tasks": ["ghost-test"], "encoder": "xlm-roberta-large",
-          "info": {"dropped_tasks": {"ghost-dropped": "made up"}}, "duplicates": {"t0": {"repeated_rows": 99}}}
+STATED = {
+    "train_tasks": ["ghost-train"],
+    "test_tasks": ["ghost-test"],
+    "encoder": "xlm-roberta-large",
+    "info": {"dropped_tasks": {"ghost-dropped": "made up"}},
+    "duplicates": {"t0": {"repeated_rows": 99}},
+}
 
 
 def test_a_feature_files_info_never_replaces_what_the_loader_found(tmp_path):
@@ -122,8 +140,13 @@ def test_a_feature_files_info_must_be_plain_data(tmp_path):
 def good_pt_bytes():
     tasks = tiny_tasks(2)
     buffer = io.BytesIO()
-    torch.save({"train": [{"name": "t0", "x": tasks[0].x, "y": tasks[0].y, "classes": tasks[0].classes}],
-                "test": [{"name": "t1", "x": tasks[1].x, "y": tasks[1].y, "classes": tasks[1].classes}]}, buffer)
+    torch.save(
+        {
+            "train": [{"name": "t0", "x": tasks[0].x, "y": tasks[0].y, "classes": tasks[0].classes}],
+            "test": [{"name": "t1", "x": tasks[1].x, "y": tasks[1].y, "classes": tasks[1].classes}],
+        },
+        buffer,
+    )
     return buffer.getvalue()
 
 
@@ -239,12 +262,13 @@ def test_two_processes_writing_one_out_compute_each_run_once(tmp_path):
     pt = save_feature_split(tmp_path / "f.pt", tiny_tasks(3)[:2], tiny_tasks(3)[2:])
     script, marks, out = tmp_path / "writer.py", tmp_path / "marks.txt", tmp_path / "out"
     script.write_text(TWO_WRITERS)
-    procs = [subprocess.Popen([sys.executable, str(script), str(pt), str(out), str(marks), me], stderr=subprocess.PIPE, text=True)
-             for me in "01"]
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(pt), str(out), str(marks), me], stderr=subprocess.PIPE, text=True) for me in "01"
+    ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     lines = marks.read_text().split()
-    computed = [tuple(lines[k:k + 3]) for k in range(0, len(lines), 4)]
+    computed = [tuple(lines[k : k + 3]) for k in range(0, len(lines), 4)]
     assert sorted(computed) == sorted({(p, m, s) for p in ["paper"] for m in ["transfer", "mtl"] for s in "01"})  # each once
     assert len(list((out / "runs").glob("*/*.json"))) == 4
 
@@ -406,8 +430,26 @@ def test_a_full_disk_names_the_run_file_and_the_cache_shard(tmp_path, monkeypatc
 def test_a_main_cli_error_for_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
     pt = save_feature_split(tmp_path / "f.pt", tiny_tasks(3)[:2], tiny_tasks(3)[2:])
     disk_full(monkeypatch)
-    code = main(["benchmark", "--dataset", str(pt), "--out", str(tmp_path / "out"), "--methods", "transfer", "--seeds", "1",
-                 "--iterations", "2", "--finetune-steps", "2", "--val-tasks", "0", "--no-progress"])
+    code = main(
+        [
+            "benchmark",
+            "--dataset",
+            str(pt),
+            "--out",
+            str(tmp_path / "out"),
+            "--methods",
+            "transfer",
+            "--seeds",
+            "1",
+            "--iterations",
+            "2",
+            "--finetune-steps",
+            "2",
+            "--val-tasks",
+            "0",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "cannot write" in err and str(tmp_path / "out") in err and "No space left on device" in err
     assert "Traceback" not in err
@@ -418,4 +460,3 @@ def test_a_folder_on_the_way_that_is_a_file_is_named(tmp_path):
     with pytest.raises(NotADirectoryError, match=f"cannot write {tmp_path}/blocker/sub/x.json: {tmp_path}/blocker is a file, not a folder"):
         atomic_write(tmp_path / "blocker" / "sub" / "x.json", "new")
     assert (tmp_path / "blocker").read_text() == "x"
-

@@ -5,6 +5,7 @@ meta-test tasks of 3 and 4 intents. What is checked: the benchmark's scores are 
 exactly; a model folder round-trips bit for bit and holds no pickle; utterances, N-best lists
 and features go in; an encoder is recognized or refused; every bad input is refused by name.
 """
+
 import json
 import os
 import pickle
@@ -155,8 +156,10 @@ def test_folder_holds_json_safetensors_and_a_card(tmp_path, data, tasks):
     (xs, ys), _ = support_of(tasks)
     clf = train_model(data)
     names = set(IntentClassifier(8, 4, hidden=(16,)).state_dict())
-    for folder, expected in [(clf.save_pretrained(tmp_path / "meta"), names),
-                             (clf.fit(xs, ys).save_pretrained(tmp_path / "adapted"), names | {f"meta.{n}" for n in names})]:
+    for folder, expected in [
+        (clf.save_pretrained(tmp_path / "meta"), names),
+        (clf.fit(xs, ys).save_pretrained(tmp_path / "adapted"), names | {f"meta.{n}" for n in names}),
+    ]:
         assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         assert config["model_type"] == "l2l-taskmix" and config["format_version"] == artifact.FORMAT_VERSION
@@ -284,18 +287,21 @@ def test_encoder_of_another_width_is_refused(tmp_path, bow_model):
 
 
 # -- 6. refusals ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("X, y, match", [
-    (torch.zeros(4, 8), ["alarm"] * 4, "one intent"),
-    (torch.zeros(10, 8), INTENTS + ["x"] * 6, "head-width 5"),
-    (torch.zeros(6, 8), ["alarm", "music"] * 2 + ["timer"], "X has 6 utterances but y has 5 intents"),
-    (torch.zeros(0, 8), [], "y is empty"),
-    ([], ["alarm", "music"], "X is empty"),
-    (torch.zeros(0, 8), ["alarm", "music"], "X is empty"),
-    ("set an alarm", ["alarm", "music"], "not a single string"),
-    (["set an alarm", "  "], ["alarm", "music"], r"X\[1\] is an empty utterance"),
-    (torch.zeros(2, 7), ["alarm", "music"], "width 7; this model takes 8"),
-    (torch.tensor([[0.0] * 8, [float("nan")] * 8]), ["alarm", "music"], r"NaN or infinite features \(row 1\)"),
-])
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (torch.zeros(4, 8), ["alarm"] * 4, "one intent"),
+        (torch.zeros(10, 8), INTENTS + ["x"] * 6, "head-width 5"),
+        (torch.zeros(6, 8), ["alarm", "music"] * 2 + ["timer"], "X has 6 utterances but y has 5 intents"),
+        (torch.zeros(0, 8), [], "y is empty"),
+        ([], ["alarm", "music"], "X is empty"),
+        (torch.zeros(0, 8), ["alarm", "music"], "X is empty"),
+        ("set an alarm", ["alarm", "music"], "not a single string"),
+        (["set an alarm", "  "], ["alarm", "music"], r"X\[1\] is an empty utterance"),
+        (torch.zeros(2, 7), ["alarm", "music"], "width 7; this model takes 8"),
+        (torch.tensor([[0.0] * 8, [float("nan")] * 8]), ["alarm", "music"], r"NaN or infinite features \(row 1\)"),
+    ],
+)
 def test_fit_refuses(model, X, y, match):
     with pytest.raises(ValueError, match=match):
         model.fit(X, y)
@@ -311,8 +317,11 @@ def test_mtl_takes_more_intents_than_its_head(data):
 
 
 def test_predict_and_score_before_fit(model):
-    for call in (lambda: model.predict(torch.zeros(2, 8)), lambda: model.predict_proba(torch.zeros(2, 8)),
-                 lambda: model.score(torch.zeros(2, 8), ["alarm", "music"])):
+    for call in (
+        lambda: model.predict(torch.zeros(2, 8)),
+        lambda: model.predict_proba(torch.zeros(2, 8)),
+        lambda: model.score(torch.zeros(2, 8), ["alarm", "music"]),
+    ):
         with pytest.raises(classifier.NotFittedError, match="call fit"):
             call()
     assert issubclass(classifier.NotFittedError, ValueError)
@@ -335,23 +344,44 @@ BROKEN = {
     "an empty folder": (lambda f: shutil.rmtree(f) or f.mkdir(), ValueError, "has no config.json"),
     "another model": (lambda f: (f / "config.json").write_text('{"model_type": "bert"}'), ValueError, "'bert' model"),
     "config not JSON": (lambda f: (f / "config.json").write_text("{model_type: "), ValueError, "not valid JSON"),
-    "a newer format": (lambda f: edit_config(f, format_version=artifact.FORMAT_VERSION + 1), ValueError,
-                       r"format 2.*pip install -U l2l-taskmix"),
+    "a newer format": (
+        lambda f: edit_config(f, format_version=artifact.FORMAT_VERSION + 1),
+        ValueError,
+        r"format 2.*pip install -U l2l-taskmix",
+    ),
     "no weights": (lambda f: (f / "model.safetensors").unlink(), ValueError, "has no model.safetensors"),
-    "truncated weights": (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:100]),
-                          ValueError, "damaged or not a safetensors file"),
-    "a wrong shape": (lambda f: replace_tensor(f, "head.weight", lambda t: torch.zeros(5, 16)), ValueError,
-                      r"do not fit the architecture.*head\.weight is \(5, 16\)"),
-    "NaN weights": (lambda f: replace_tensor(f, "head.bias", lambda t: torch.full_like(t, float("nan"))), ValueError,
-                    "'head.bias' holds NaN"),
+    "truncated weights": (
+        lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:100]),
+        ValueError,
+        "damaged or not a safetensors file",
+    ),
+    "a wrong shape": (
+        lambda f: replace_tensor(f, "head.weight", lambda t: torch.zeros(5, 16)),
+        ValueError,
+        r"do not fit the architecture.*head\.weight is \(5, 16\)",
+    ),
+    "NaN weights": (
+        lambda f: replace_tensor(f, "head.bias", lambda t: torch.full_like(t, float("nan"))),
+        ValueError,
+        "'head.bias' holds NaN",
+    ),
     "no architecture": (lambda f: edit_config(f, architecture=None), ValueError, "architecture.in_features is missing"),
     "an unknown method": (lambda f: edit_config(f, method="reptile"), ValueError, "method unknown method 'reptile'"),
-    "a text seed": (lambda f: edit_config(f, adaptation={"finetune_steps": 5, "finetune_lr": 0.001, "seed": "0"}),
-                    ValueError, "adaptation.seed must be a whole number, got '0'"),
-    "short statistics": (lambda f: edit_config(f, standardization={"mean": [0.0], "std": [1.0]}), ValueError,
-                         "standardization must hold mean and std lists of 8 numbers"),
-    "an encoder without sep": (lambda f: edit_config(f, encoder={"kind": "hf", "name": "x", "dim": 8, "cache_key": "k"}),
-                               ValueError, "encoder.sep is missing"),
+    "a text seed": (
+        lambda f: edit_config(f, adaptation={"finetune_steps": 5, "finetune_lr": 0.001, "seed": "0"}),
+        ValueError,
+        "adaptation.seed must be a whole number, got '0'",
+    ),
+    "short statistics": (
+        lambda f: edit_config(f, standardization={"mean": [0.0], "std": [1.0]}),
+        ValueError,
+        "standardization must hold mean and std lists of 8 numbers",
+    ),
+    "an encoder without sep": (
+        lambda f: edit_config(f, encoder={"kind": "hf", "name": "x", "dim": 8, "cache_key": "k"}),
+        ValueError,
+        "encoder.sep is missing",
+    ),
 }
 
 

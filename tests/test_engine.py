@@ -1,4 +1,5 @@
 """The vectorized MAML engine gives learn2learn's meta-losses and meta-gradients."""
+
 import learn2learn as l2l
 import pytest
 import torch

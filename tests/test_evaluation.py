@@ -1,4 +1,5 @@
 """Evaluation: fine-tune a copy on the support split, macro-F1 on the test split; one run."""
+
 import copy
 
 import numpy as np
@@ -12,9 +13,7 @@ from l2l_taskmix.benchmark.runner import choose_val_tasks, compress_history, run
 from l2l_taskmix.features import FeatureTask, Standardizer
 from l2l_taskmix.models import make_model
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 
 def family(num=5, classes=4, dim=8, n=48, seed=0, offset=0.0):
@@ -29,8 +28,19 @@ def family(num=5, classes=4, dim=8, n=48, seed=0, offset=0.0):
 
 
 def cfg(**kw):
-    base = dict(iterations=20, eval_every=10, batch_size=8, hidden=(16,), val_tasks=1, finetune_steps=30, finetune_lr=1e-2,
-                inner_lr=0.2, inner_steps=1, outer_lr=1e-2, seeds=1)
+    base = dict(
+        iterations=20,
+        eval_every=10,
+        batch_size=8,
+        hidden=(16,),
+        val_tasks=1,
+        finetune_steps=30,
+        finetune_lr=1e-2,
+        inner_lr=0.2,
+        inner_steps=1,
+        outer_lr=1e-2,
+        seeds=1,
+    )
     base.update(kw)
     return BenchmarkConfig(**base)
 
@@ -110,7 +120,10 @@ def test_run_is_deterministic_and_methods_share_the_seeds_split():
     a = run_method("maml+taskmix", 1, tasks[:4], tasks[4:], cfg(), progress=False)
     b = run_method("maml+taskmix", 1, tasks[:4], tasks[4:], cfg(), progress=False)
     c = run_method("mtl", 1, tasks[:4], tasks[4:], cfg(), progress=False)
-    drop = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "stage_seconds")}
+
+    def drop(r):
+        return {k: v for k, v in r.items() if k not in ("seconds", "stage_seconds")}
+
     assert drop(a) == drop(b)
     assert a["validation_tasks"] == c["validation_tasks"] and a["test_split_sizes"] == c["test_split_sizes"]
 
@@ -167,5 +180,7 @@ def test_compress_history():
     history = [{"iteration": i, "loss": float(i)} for i in range(1, 7)]
     history[3]["val"] = 0.5
     assert compress_history(history, 2) == [
-        {"iteration": 2, "loss": 1.5}, {"iteration": 4, "loss": 3.5, "val": 0.5}, {"iteration": 6, "loss": 5.5},
+        {"iteration": 2, "loss": 1.5},
+        {"iteration": 4, "loss": 3.5, "val": 0.5},
+        {"iteration": 6, "loss": 5.5},
     ]

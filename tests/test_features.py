@@ -1,11 +1,11 @@
 """featurize_tasks and the on-disk feature cache: hits, sharing per text, damage detection."""
+
 import os
 
 import pytest
 import torch
 
 from l2l_taskmix.data import IntentTask, MetaSplit
-from l2l_taskmix.features.encoders import HFEncoder
 from l2l_taskmix.features import (
     CACHE_ENV,
     FeatureCache,
@@ -14,6 +14,7 @@ from l2l_taskmix.features import (
     featurize_split,
     featurize_tasks,
 )
+from l2l_taskmix.features.encoders import HFEncoder
 
 
 class CountingEncoder:
@@ -34,10 +35,8 @@ class CountingEncoder:
 
 
 def tasks():
-    a = IntentTask("alarm", ["wake me at 7", "stop alarm", "snooze", "wake me at 7"],
-                   ["SET", "STOP", "SNOOZE", "SET"], {"domain": "alarm"})
-    b = IntentTask("timer", ["timer 5 min", "pause timer", "stop alarm"],
-                   ["SET", "PAUSE", "STOP"])
+    a = IntentTask("alarm", ["wake me at 7", "stop alarm", "snooze", "wake me at 7"], ["SET", "STOP", "SNOOZE", "SET"], {"domain": "alarm"})
+    b = IntentTask("timer", ["timer 5 min", "pause timer", "stop alarm"], ["SET", "PAUSE", "STOP"])
     return [a, b]
 
 
@@ -124,8 +123,7 @@ def test_cache_false_and_default_dir(tmp_path, monkeypatch):
     featurize_tasks(tasks(), CountingEncoder())
     assert FeatureCache().shards("toy-v1")[0].is_relative_to(tmp_path / "envcache")
     monkeypatch.delenv(CACHE_ENV)
-    assert str(default_cache_dir()) == os.path.join(os.path.expanduser("~"), ".cache",
-                                                    "l2l-taskmix")
+    assert str(default_cache_dir()) == os.path.join(os.path.expanduser("~"), ".cache", "l2l-taskmix")
 
 
 def test_compact_merges_shards(tmp_path):
@@ -165,12 +163,12 @@ def test_second_run_never_loads_the_hf_model(tmp_path, data_tiny_xlmr_dir):
     assert all(torch.equal(a.x, b.x) for a, b in zip(feats, again))
 
 
-@pytest.mark.parametrize("module", ["l2l_taskmix.features", "l2l_taskmix.features.cache", "l2l_taskmix.features.tasks",
-                                    "l2l_taskmix.features.encoders"])
+@pytest.mark.parametrize(
+    "module", ["l2l_taskmix.features", "l2l_taskmix.features.cache", "l2l_taskmix.features.tasks", "l2l_taskmix.features.encoders"]
+)
 def test_docstring_examples_run(module):
     import doctest
     import importlib
 
-    result = doctest.testmod(importlib.import_module(module),
-                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

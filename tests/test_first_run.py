@@ -1,9 +1,10 @@
 """benchmarks/first_run.py on a tiny task table: both paths run from empty caches in a temporary
 folder, their times are read off their output, and the tables and records are compared."""
+
 import json
 import subprocess
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,12 @@ import first_run  # noqa: E402
 
 
 def table(path):
-    rows = [{"task": f"t{k}", "text": f"{word} request {k} {i}", "intent": word}
-            for k in range(5) for i in range(8) for word in ("alarm", "music")]
+    rows = [
+        {"task": f"t{k}", "text": f"{word} request {k} {i}", "intent": word}
+        for k in range(5)
+        for i in range(8)
+        for word in ("alarm", "music")
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -24,10 +29,27 @@ def table(path):
 def test_both_paths_timed_and_compared(tmp_path):
     data = table(tmp_path / "tasks.jsonl")
     out = tmp_path / "first_run.json"
-    command = (f"--dataset {data} --num-train 3 --methods mtl,maml --seeds 1 --iterations 4 --eval-every 2 --finetune-steps 3 "
-               "--workers 1 --no-progress")
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "first_run.py"), "--no-setup", "--baseline", "HEAD",
-                           "--command", command, "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    command = (
+        f"--dataset {data} --num-train 3 --methods mtl,maml --seeds 1 --iterations 4 --eval-every 2 --finetune-steps 3 "
+        "--workers 1 --no-progress"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "first_run.py"),
+            "--no-setup",
+            "--baseline",
+            "HEAD",
+            "--command",
+            command,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["same_table"] and result["same_records"] and result["runs"] == 4 and result["setup"] is None
@@ -43,19 +65,37 @@ def test_both_paths_timed_and_compared(tmp_path):
 
 def test_the_final_table_is_the_one_after_the_title(tmp_path):
     log = tmp_path / "log"
-    lines = ["data: x", "", "Paper protocol (final weights), all 2 runs done (the other protocol's runs go on):", "",
-             "| Method | early |", "| --- | ---: |", "| maml | 0.1 |", "", "Average Macro F1 on x (y); z", "",
-             "| Method | final |", "| --- | ---: |", "| maml | 0.2 |", "", "Paper protocol: ..."]
+    lines = [
+        "data: x",
+        "",
+        "Paper protocol (final weights), all 2 runs done (the other protocol's runs go on):",
+        "",
+        "| Method | early |",
+        "| --- | ---: |",
+        "| maml | 0.1 |",
+        "",
+        "Average Macro F1 on x (y); z",
+        "",
+        "| Method | final |",
+        "| --- | ---: |",
+        "| maml | 0.2 |",
+        "",
+        "Paper protocol: ...",
+    ]
     log.write_text("".join(f"{k:7.1f} {line}\n" for k, line in enumerate(lines)))
     assert first_run.final_table(log) == "| Method | final |\n| --- | ---: |\n| maml | 0.2 |"
 
 
 def test_times_are_read_off_the_lines(tmp_path):
-    script = ("import time\n"
-              "for line in ['data: features of 1,234 distinct texts ready after 7 s', '4 runs, 2 at a time; about 1.5 min left (an estimate)',\n"
-              "             'paper  maml  seed 0: macro-F1 0.500  (1 s)', 'Paper protocol (final weights), all 1 runs done (the other protocol',\n"
-              "             'Average Macro F1 on x', '', '| Method | a |']:\n"
-              "    print(line, flush=True); time.sleep(0.05)\n")
+    script = (
+        "import time\n"
+        "for line in ['data: features of 1,234 distinct texts ready after 7 s', "
+        "'4 runs, 2 at a time; about 1.5 min left (an estimate)',\n"
+        "             'paper  maml  seed 0: macro-F1 0.500  (1 s)',\n"
+        "             'Paper protocol (final weights), all 1 runs done (the other protocol',\n"
+        "             'Average Macro F1 on x', '', '| Method | a |']:\n"
+        "    print(line, flush=True); time.sleep(0.05)\n"
+    )
     marks = first_run.timed_lines([sys.executable, "-c", script], env=None, log=tmp_path / "log", cwd=tmp_path)
     assert marks["rc"] == 0 and marks["features_s"] == 7.0 and marks["estimate"] == "about 1.5 min"
     assert marks["estimated_at_s"] <= marks["first_number_s"] <= marks["first_column_s"] <= marks["table_s"] <= marks["total_s"]

@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.sh rehearsed on the CPU (GPU_CHECK_DEVICE=cpu, tiny settings): every
 step runs, writes its figures where it says and the summary names them; and the preparation
 writes the features file the GPU run reads."""
+
 import json
 import os
 import subprocess
@@ -28,16 +29,30 @@ def tiny_features(path):
 
 
 def environment(tmp_path, **extra):
-    return {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_DEVICE": "cpu", "GPU_CHECK_QUICK": "1",
-            "GPU_CHECK_OUT": str(tmp_path / "out"), "GPU_CHECK_BUDGET": "1200", "L2L_TASKMIX_CACHE": str(tmp_path / "cache"),
-            "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / "hypothesis"), **extra}
+    return {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "GPU_CHECK_DEVICE": "cpu",
+        "GPU_CHECK_QUICK": "1",
+        "GPU_CHECK_OUT": str(tmp_path / "out"),
+        "GPU_CHECK_BUDGET": "1200",
+        "L2L_TASKMIX_CACHE": str(tmp_path / "cache"),
+        "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / "hypothesis"),
+        **extra,
+    }
 
 
 @pytest.mark.slow
 def test_every_step_runs_on_the_cpu_and_the_summary_names_its_figures(tmp_path):
     features = tiny_features(tmp_path / "features.pt")
-    done = subprocess.run(["bash", str(SCRIPT)], env=environment(tmp_path, GPU_CHECK_FEATURES=str(features)),
-                          capture_output=True, text=True, timeout=1500, cwd=tmp_path)
+    done = subprocess.run(
+        ["bash", str(SCRIPT)],
+        env=environment(tmp_path, GPU_CHECK_FEATURES=str(features)),
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        cwd=tmp_path,
+    )
     out = tmp_path / "out"
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     summary = json.loads((out / "gpu_check.json").read_text())
@@ -58,8 +73,14 @@ def test_every_step_runs_on_the_cpu_and_the_summary_names_its_figures(tmp_path):
 @pytest.mark.slow
 def test_a_step_out_of_time_is_recorded_and_the_rest_still_run(tmp_path):
     features = tiny_features(tmp_path / "features.pt")
-    done = subprocess.run(["bash", str(SCRIPT)], env=environment(tmp_path, GPU_CHECK_FEATURES=str(features), GPU_CHECK_BUDGET="15"),
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    done = subprocess.run(
+        ["bash", str(SCRIPT)],
+        env=environment(tmp_path, GPU_CHECK_FEATURES=str(features), GPU_CHECK_BUDGET="15"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     steps = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["steps"]
     assert steps["tests"]["status"] in ("timed-out", "ok") and steps["scaling"]["status"] == "skipped"
@@ -68,14 +89,23 @@ def test_a_step_out_of_time_is_recorded_and_the_rest_still_run(tmp_path):
 
 @pytest.mark.slow
 def test_prepare_writes_the_features_the_gpu_run_reads(tmp_path):
-    rows = [{"task": f"t{k}", "text": f"{word} number {k} {i}", "intent": word}
-            for k in range(3) for i in range(6) for word in ("alarm", "music")]
+    rows = [
+        {"task": f"t{k}", "text": f"{word} number {k} {i}", "intent": word}
+        for k in range(3)
+        for i in range(6)
+        for word in ("alarm", "music")
+    ]
     table = tmp_path / "tasks.jsonl"
     table.write_text("".join(json.dumps(r) + "\n" for r in rows))
     target = tmp_path / "prepared" / "features.pt"
-    done = subprocess.run(["bash", str(SCRIPT), "--prepare"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env=environment(tmp_path, GPU_CHECK_FEATURES=str(target), GPU_CHECK_DATASET=str(table),
-                                          GPU_CHECK_PREPARE_ARGS="--num-train 2"))
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "--prepare"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=environment(tmp_path, GPU_CHECK_FEATURES=str(target), GPU_CHECK_DATASET=str(table), GPU_CHECK_PREPARE_ARGS="--num-train 2"),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     data = load_feature_split(target)
     assert [t.name for t in data.train] == ["t0", "t1"] and [t.name for t in data.test] == ["t2"]

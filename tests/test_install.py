@@ -7,6 +7,7 @@ this machine holds the small CPU build of torch 2.13.0 in pip's local wheel fold
 to that release to avoid downloading a multi-GB CUDA build (any torch>=2.1 satisfies the wheel).
 Also checks the learn2learn helper module's pure parts and that it is idempotent here.
 """
+
 import glob
 import io
 import shutil

@@ -14,6 +14,7 @@ The layers, bottom to top (docs/design.md draws them):
 Within the list below a module may import only modules listed before it, so there are no
 cycles, not even through imports inside functions.
 """
+
 import ast
 import doctest
 import importlib
@@ -90,7 +91,13 @@ LAYERS = {
 
 
 def layer(module: str) -> str:
-    if module in ("l2l_taskmix.validation", "l2l_taskmix.files", "l2l_taskmix.markdown", "l2l_taskmix.install_learn2learn", "l2l_taskmix.cluster"):
+    if module in (
+        "l2l_taskmix.validation",
+        "l2l_taskmix.files",
+        "l2l_taskmix.markdown",
+        "l2l_taskmix.install_learn2learn",
+        "l2l_taskmix.cluster",
+    ):
         return "base"
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in ("data", "features", "benchmark", "cli"):

@@ -5,6 +5,7 @@ the pieces on a small ``Taskset`` made by ``NWays``/``KShots``/``LoadData``/``Re
 real tasks untouched, slot-labelled synthetic tasks, the stream of ``sample()`` calls, task
 caching, MetaMix's points in the query part, ``DataLoader``, and the refusals that name a fix.
 """
+
 import collections
 import functools
 
@@ -177,7 +178,9 @@ def test_labels_that_are_not_remapped_ask_for_a_mode():
 def test_raw_text_tasks_are_refused_with_the_featurize_hint():
     texts = [(("set an alarm", "play jazz", "call mum", "weather"), torch.tensor([0, 1, 2, 0]))] * 2
     for wrapper in (TaskMix(seed=0), MetaMix(seed=0)):
-        with pytest.raises(TypeError, match=r"task 0: its data are a tuple of str, not a tensor.*featurize first.*l2l_taskmix.features.*after your encoder"):
+        with pytest.raises(
+            TypeError, match=r"task 0: its data are a tuple of str, not a tensor.*featurize first.*l2l_taskmix.features.*after your encoder"
+        ):
             wrapper(texts)
     tokens = [(torch.randint(0, 100, (4, 7)), torch.tensor([0, 1, 2, 0]))] * 2
     with pytest.raises(TypeError, match=r"token ids.*featurize first"):

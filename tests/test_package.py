@@ -1,4 +1,5 @@
 """Package-level promises: light import, version, README snippet (doctests: test_layout.py)."""
+
 import re
 import subprocess
 import sys
@@ -36,8 +37,9 @@ def test_readme_quickstart_snippet_runs():
     assert namespace["losses"][-1] < namespace["losses"][0]
 
 
-@pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "script", sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name
+)
 def test_example_and_benchmark_scripts_import_and_parse(script):
     """Every example and benchmark script imports what it uses from the package (a moved name
     fails here) and answers --help."""
@@ -74,7 +76,7 @@ def test_readme_main_table_is_the_committed_report():
     (benchmarks/readme_figures.py copies it)."""
     report = (ROOT / "benchmarks" / "results" / "readme" / "mtop-long.md").read_text().splitlines()
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## What we get on the bundled sample"):readme.index("## The manual")]
+    section = readme[readme.index("## What we get on the bundled sample") : readme.index("## The manual")]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 7  # a header and six methods
     for line in rows:

@@ -1,5 +1,6 @@
 """Issue 12's faster paths against the sequential references they replace: batched fine-tuning
 (finetune_many, evaluate(batched=True)) and grids on worker processes (LocalWorkers)."""
+
 import copy
 import json
 
@@ -51,7 +52,7 @@ def test_finetune_many_gives_each_model_its_sequential_weights(head, device):
         from l2l_taskmix.benchmark.evaluation import _pad_head
 
         together = [_pad_head(m, 5) for m in together]
-    xs, ys = [t.x[:20 + 3 * k] for k, t in enumerate(ts)], [t.y[:20 + 3 * k] for k, t in enumerate(ts)]
+    xs, ys = [t.x[: 20 + 3 * k] for k, t in enumerate(ts)], [t.y[: 20 + 3 * k] for k, t in enumerate(ts)]
     for m, x, y, t in zip(alone, xs, ys, ts):
         finetune(m, x, y, t.num_classes, finetune_steps=25, finetune_lr=1e-2)
     finetune_many(together, xs, ys, [t.num_classes for t in ts], finetune_steps=25, finetune_lr=1e-2)
@@ -61,7 +62,7 @@ def test_finetune_many_gives_each_model_its_sequential_weights(head, device):
         for p, q in zip(wa, wb):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
         if head == "new":  # the padding rows got no gradient: still exactly zero
-            assert torch.count_nonzero(b.head.weight[t.num_classes:]) == 0
+            assert torch.count_nonzero(b.head.weight[t.num_classes :]) == 0
         assert not torch.equal(weights(a)[0], weights(base)[0])  # it did train
 
 
@@ -85,9 +86,14 @@ def test_evaluate_draws_is_one_evaluate_per_draw():
     draws = [(make_splits(ts, shots=2, seed=s), 100 + s) for s in range(3)]
     for batched in (False, True):
         together = evaluate_draws(model, "mtl", ts, draws, finetune_steps=20, finetune_lr=1e-2, batched=batched)
-        one_by_one = [evaluate(model, "mtl", ts, splits, finetune_steps=20, finetune_lr=1e-2, seed=seed, batched=False)
-                      for splits, seed in draws]
-        assert together == one_by_one if not batched else [d == pytest.approx(e, abs=1e-12) for d, e in zip(together, one_by_one)] == [True] * 3
+        one_by_one = [
+            evaluate(model, "mtl", ts, splits, finetune_steps=20, finetune_lr=1e-2, seed=seed, batched=False) for splits, seed in draws
+        ]
+        assert (
+            together == one_by_one
+            if not batched
+            else [d == pytest.approx(e, abs=1e-12) for d, e in zip(together, one_by_one)] == [True] * 3
+        )
 
 
 def test_finetune_many_rejects_mismatched_input():
@@ -110,8 +116,18 @@ def grid_data():
     return BenchmarkData(train, test)
 
 
-GRID = dict(methods=("mtl", "transfer", "maml", "maml+metamix+taskmix"), seeds=2, iterations=6, eval_every=3, batch_size=6,
-            hidden=(16,), val_tasks=1, finetune_steps=10, finetune_lr=1e-2, shots=2)
+GRID = dict(
+    methods=("mtl", "transfer", "maml", "maml+metamix+taskmix"),
+    seeds=2,
+    iterations=6,
+    eval_every=3,
+    batch_size=6,
+    hidden=(16,),
+    val_tasks=1,
+    finetune_steps=10,
+    finetune_lr=1e-2,
+    shots=2,
+)
 
 
 def stored(out):

@@ -1,5 +1,6 @@
 """The whole command's progress: run costs, the estimate of the time left, the order runs
 start in, the early column, featurization's progress reports."""
+
 import re
 
 import pytest
@@ -13,8 +14,17 @@ from l2l_taskmix.benchmark.workers import InProcess
 from l2l_taskmix.data import IntentTask, MetaSplit
 from l2l_taskmix.features import FeatureTask, featurize_tasks
 
-GRID = dict(methods=("mtl", "transfer", "maml", "maml+taskmix"), seeds=2, iterations=6, eval_every=3, batch_size=4,
-            hidden=(8,), val_tasks=1, finetune_steps=3, inner_steps=1)
+GRID = dict(
+    methods=("mtl", "transfer", "maml", "maml+taskmix"),
+    seeds=2,
+    iterations=6,
+    eval_every=3,
+    batch_size=4,
+    hidden=(8,),
+    val_tasks=1,
+    finetune_steps=3,
+    inner_steps=1,
+)
 
 
 def feature_tasks(count, seed=0):
@@ -31,6 +41,7 @@ class Clock:
 
 
 # -- the cost model ---------------------------------------------------------------------------
+
 
 def test_run_costs_follow_the_work_each_run_does():
     cfg = BenchmarkConfig()
@@ -52,8 +63,14 @@ def test_run_costs_follow_the_work_each_run_does():
 
 def test_the_reference_costs_are_close_to_the_runs_measured_on_the_reference_cpu():
     # per-run seconds of the default grid on the README's 2-core CPU, 1 thread each (0.9.0)
-    measured = {("paper", "maml"): 9.5, ("paper", "maml+taskmix"): 18.8, ("paper", "maml+metamix+taskmix"): 25.2,
-                ("paper", "mtl"): 5.0, ("select", "maml"): 12.3, ("select", "maml+metamix+taskmix"): 20.7}
+    measured = {
+        ("paper", "maml"): 9.5,
+        ("paper", "maml+taskmix"): 18.8,
+        ("paper", "maml+metamix+taskmix"): 25.2,
+        ("paper", "mtl"): 5.0,
+        ("select", "maml"): 12.3,
+        ("select", "maml+metamix+taskmix"): 20.7,
+    }
     cfg = BenchmarkConfig()
     for (protocol, method), seconds in measured.items():
         assert 0.6 < run_cost(method, protocol, cfg, num_train=7, num_test=4) / seconds < 1.5, (protocol, method)
@@ -65,6 +82,7 @@ def test_describe_seconds(seconds, text):
 
 
 # -- the estimate -----------------------------------------------------------------------------
+
 
 def test_the_estimate_before_during_and_after_featurization_and_runs():
     cfg = BenchmarkConfig(methods=("maml", "maml+taskmix"), seeds=1, protocols=("paper",))
@@ -114,6 +132,7 @@ def test_start_order_first_protocol_in_grid_order_later_ones_longest_first():
 
 # -- in the runner ----------------------------------------------------------------------------
 
+
 def test_grid_logs_estimates_and_the_first_protocols_column_early_with_the_same_records(tmp_path, capsys):
     cfg = BenchmarkConfig(**GRID)
     data = BenchmarkData(feature_tasks(4), feature_tasks(2, seed=1))
@@ -125,7 +144,7 @@ def test_grid_logs_estimates_and_the_first_protocols_column_early_with_the_same_
     # after the last paper run, before any model-selection run
     assert [i for i, line in enumerate(lines) if line.startswith("paper ")][-1] < column
     assert column < min(i for i, line in enumerate(lines) if line.startswith("select "))
-    assert "| maml+taskmix" in "\n".join(lines[column:column + 10])
+    assert "| maml+taskmix" in "\n".join(lines[column : column + 10])
     run_lines = [line for line in lines if line.startswith(("paper ", "select "))]
     assert all(re.search(r"; about \d+(\.\d)? (s|min) left\)$", line) for line in run_lines[:-1])
     assert run_lines[-1].endswith(" s)")  # nothing left to estimate after the last
@@ -167,6 +186,7 @@ def test_progress_bar_counts_the_whole_command(tmp_path, capsys):
 
 # -- featurization's reports ------------------------------------------------------------------
 
+
 class BatchEncoder:
     cache_key, dim = "toy-batches", 2
 
@@ -207,16 +227,21 @@ def test_an_encoder_without_on_batch_reports_at_the_start_and_the_end(tmp_path):
             return torch.ones(len(texts), 2)
 
     seen = []
-    featurize_tasks([IntentTask("a", ["one", "two"], ["x", "y"])], Plain(), cache_dir=tmp_path,
-                    on_progress=lambda done, total: seen.append((done, total)))
+    featurize_tasks(
+        [IntentTask("a", ["one", "two"], ["x", "y"])],
+        Plain(),
+        cache_dir=tmp_path,
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen == [(0, 2), (2, 2)]
 
 
 def test_load_features_reports_the_tasks_before_encoding(tmp_path, monkeypatch):
     from l2l_taskmix.benchmark import datasets
 
-    split = MetaSplit([IntentTask("a", ["w1", "w2", "w3", "w4"], ["x", "y", "x", "y"])],
-                      [IntentTask("b", ["v1", "v2", "v3", "v4"], ["x", "y", "x", "y"])])
+    split = MetaSplit(
+        [IntentTask("a", ["w1", "w2", "w3", "w4"], ["x", "y", "x", "y"])], [IntentTask("b", ["v1", "v2", "v3", "v4"], ["x", "y", "x", "y"])]
+    )
     monkeypatch.setattr(datasets, "load_split", lambda *a, **k: split)
     events = []
 
@@ -225,7 +250,13 @@ def test_load_features_reports_the_tasks_before_encoding(tmp_path, monkeypatch):
             events.append("encode")
             return super().encode(texts, batch_size, on_batch)
 
-    datasets.load_features("anything", encoder=Recording(), shots=1, cache_dir=str(tmp_path), device="cpu",
-                           on_tasks=lambda train, test: events.append(("tasks", train, test)),
-                           on_progress=lambda done, total: events.append((done, total)))
+    datasets.load_features(
+        "anything",
+        encoder=Recording(),
+        shots=1,
+        cache_dir=str(tmp_path),
+        device="cpu",
+        on_tasks=lambda train, test: events.append(("tasks", train, test)),
+        on_progress=lambda done, total: events.append((done, total)),
+    )
     assert events[0] == ("tasks", 1, 1) and events[1] == (0, 8) and events[2] == "encode" and events[-1] == (8, 8)

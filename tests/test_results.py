@@ -1,4 +1,5 @@
 """Outputs: atomic writes, the resume store, the table, CSV/JSON/PNG."""
+
 import json
 import os
 import re
@@ -82,8 +83,9 @@ def test_a_record_stored_under_the_old_field_names_is_read_under_the_new_ones(tm
     loaded = store.load("maml", 0)
     assert loaded["fit_tasks"] == ["t0", "t3"] and loaded["validation_tasks"] == ["t2"]
     assert "train_tasks" not in loaded and "val_tasks" not in loaded
-    assert {k: v for k, v in loaded.items() if k not in ("fit_tasks", "validation_tasks")} == \
-        {k: v for k, v in old.items() if k not in ("train_tasks", "val_tasks")}  # nothing else touched
+    assert {k: v for k, v in loaded.items() if k not in ("fit_tasks", "validation_tasks")} == {
+        k: v for k, v in old.items() if k not in ("train_tasks", "val_tasks")
+    }  # nothing else touched
     assert store.load_all() == [loaded]
     # a record under today's names is read as it was saved
     new = {**record("mtl", 0, 0.25), "protocol": "select", "fit_tasks": ["t1"], "validation_tasks": []}
@@ -100,8 +102,9 @@ def test_runs_stored_under_the_old_field_names_are_reused_and_give_the_same_resu
         return FeatureTask(name, torch.randn(24, 6, generator=g), torch.arange(24) % 3, ["a", "b", "c"])
 
     data = BenchmarkData([task(f"t{k}") for k in range(4)], [task("z")], info={"train_tasks": [f"t{k}" for k in range(4)]})
-    cfg = BenchmarkConfig(methods=("mtl", "maml"), seeds=1, iterations=2, eval_every=1, batch_size=4, hidden=(8,), val_tasks=1,
-                          finetune_steps=3, shots=2)
+    cfg = BenchmarkConfig(
+        methods=("mtl", "maml"), seeds=1, iterations=2, eval_every=1, batch_size=4, hidden=(8,), val_tasks=1, finetune_steps=3, shots=2
+    )
     runner.run_benchmark(cfg, tmp_path, data=data, progress=False, echo=False)
     table = (tmp_path / "results.md").read_bytes()
     files = sorted((tmp_path / "runs").glob("*/*.json"))
@@ -137,8 +140,10 @@ def test_the_statistics_need_neither_markdown_nor_matplotlib():
     import subprocess
     import sys
 
-    code = ("import sys, l2l_taskmix.benchmark.statistics, l2l_taskmix.benchmark.store; "
-            "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'l2l_taskmix.markdown', 'l2l_taskmix.benchmark.report'))))")
+    code = (
+        "import sys, l2l_taskmix.benchmark.statistics, l2l_taskmix.benchmark.store; "
+        "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'l2l_taskmix.markdown', 'l2l_taskmix.benchmark.report'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -168,7 +173,9 @@ def test_markdown_tables():
 
 def test_write_outputs(tmp_path):
     runs = [record(m, s, 0.1 * (k + 1) + 0.01 * s) for k, m in enumerate(["mtl", "maml"]) for s in range(2)]
-    paths = write_outputs(tmp_path, runs, {"dataset": "toy", "encoder": "e"}, "few-shot: 5", data={"train_tasks": ["x"]}, methods=["mtl", "maml"])
+    paths = write_outputs(
+        tmp_path, runs, {"dataset": "toy", "encoder": "e"}, "few-shot: 5", data={"train_tasks": ["x"]}, methods=["mtl", "maml"]
+    )
     csv = pd.read_csv(tmp_path / "results.csv")
     assert list(csv.columns) == ["protocol", "method", "macro_f1_mean", "macro_f1_std", "seeds"]
     assert csv["method"].tolist() == ["mtl", "maml"] and csv["seeds"].tolist() == [2, 2]
@@ -203,17 +210,21 @@ def test_package_versions_and_fingerprint():
 
 def scores(table):
     """Runs from ``{method: [macro-F1 per seed]}`` (None: that seed did not run)."""
-    return [{"method": m, "seed": s, "macro_f1": f, "per_task": {"t": f}} for m, fs in table.items() for s, f in enumerate(fs) if f is not None]
+    return [
+        {"method": m, "seed": s, "macro_f1": f, "per_task": {"t": f}} for m, fs in table.items() for s, f in enumerate(fs) if f is not None
+    ]
 
 
 def test_paired_differences_on_tables_with_known_answers():
     from l2l_taskmix.benchmark.statistics import paired_differences
 
-    runs = scores({"mtl": [0.6, 0.5, 0.55], "maml": [0.50, 0.40, 0.45], "maml+taskmix": [0.51, 0.42, 0.48], "maml+metamix": [0.52, 0.42, 0.47]})
+    runs = scores(
+        {"mtl": [0.6, 0.5, 0.55], "maml": [0.50, 0.40, 0.45], "maml+taskmix": [0.51, 0.42, 0.48], "maml+metamix": [0.52, 0.42, 0.47]}
+    )
     p = paired_differences(runs, ["mtl", "maml", "maml+taskmix", "maml+metamix"], margin=0).set_index(["method", "reference"])
     # differences to maml 0.01, 0.02, 0.03: mean 0.02, sd 0.01, t(0.975, 2) = 4.302653
     row = p.loc[("maml+taskmix", "maml")]
-    half = 4.302653 * 0.01 / 3 ** 0.5
+    half = 4.302653 * 0.01 / 3**0.5
     assert row.seeds == 3 and row.mean_diff == pytest.approx(0.02)
     assert (row.ci_low, row.ci_high) == (pytest.approx(0.02 - half, abs=1e-6), pytest.approx(0.02 + half, abs=1e-6))
     assert not row.resolved
@@ -249,7 +260,9 @@ def test_pairs_use_the_common_seeds_and_say_so_in_words(tmp_path):
     assert "No difference is resolved at 95% with 1 seed(s)" in text and "n/a" in text
     resolved = paired_table(paired_differences(scores({"maml": [0.5, 0.4, 0.45], "mtl": [0.6, 0.5, 0.55]}), references=("maml",), margin=0))
     assert "Resolved at 95%: mtl above maml (+0.100)" in resolved
-    paths = write_outputs(tmp_path, scores({"maml": [0.5, 0.4, 0.45], "maml+taskmix": [0.52, 0.41, 0.48]}), {"dataset": "x"}, "few-shot", plot=False)
+    paths = write_outputs(
+        tmp_path, scores({"maml": [0.5, 0.4, 0.45], "maml+taskmix": [0.52, 0.41, 0.48]}), {"dataset": "x"}, "few-shot", plot=False
+    )
     md = paths["markdown"].read_text()
     assert "## Paired differences" in md and "maml+taskmix − maml" in md
     assert json.loads(paths["json"].read_text())["paired"][0]["reference"] == "maml"
@@ -262,8 +275,13 @@ def test_curve_frame_averages_each_method_over_seeds(tmp_path):
     from l2l_taskmix.benchmark.report import curve_frame
 
     runs = [
-        {"method": "maml", "seed": s, "macro_f1": 0.5, "per_task": {"t": 0.5},
-         "curve": [{"iteration": 50, "loss": 0.4 + s / 10, "val": 0.70 - s / 100}, {"iteration": 100, "loss": 0.1, "val": 0.6}]}
+        {
+            "method": "maml",
+            "seed": s,
+            "macro_f1": 0.5,
+            "per_task": {"t": 0.5},
+            "curve": [{"iteration": 50, "loss": 0.4 + s / 10, "val": 0.70 - s / 100}, {"iteration": 100, "loss": 0.1, "val": 0.6}],
+        }
         for s in range(3)
     ] + [{"method": "transfer", "seed": 0, "macro_f1": 0.4, "per_task": {"t": 0.4}, "curve": []}]
     c = curve_frame(runs, ["transfer", "maml"]).set_index(["method", "iteration", "metric"])
@@ -292,8 +310,14 @@ def test_names_with_markdown_characters_stay_one_cell_in_results_md(tmp_path):
     import markdown_it
 
     runs = [record("maml", 0, 0.5, tasks=("billing|fr", "a`b")), record("mtl", 0, 0.25, tasks=("billing|fr", "a`b"))]
-    write_outputs(tmp_path, runs, {"dataset": "x|y.csv", "encoder": "e"}, "few-shot: 5",
-                  data={"train_tasks": ["t|1"], "test_tasks": ["billing|fr", "a`b"]}, methods=["maml", "mtl"])
+    write_outputs(
+        tmp_path,
+        runs,
+        {"dataset": "x|y.csv", "encoder": "e"},
+        "few-shot: 5",
+        data={"train_tasks": ["t|1"], "test_tasks": ["billing|fr", "a`b"]},
+        methods=["maml", "mtl"],
+    )
     html = markdown_it.MarkdownIt("commonmark").enable("table").render((tmp_path / "results.md").read_text())
     rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
     per_task = {r[0]: r[1:] for r in rows if r and r[0] in ("billing|fr", "a`b")}

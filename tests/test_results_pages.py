@@ -1,5 +1,6 @@
 """The documentation's results pages are what benchmarks/readme_figures.py writes from the
 committed measurement files, and nothing else."""
+
 import importlib.util
 import json
 import shutil
@@ -48,8 +49,12 @@ def test_pages_follow_the_committed_files_not_a_copy_in_the_generator(generator,
 def test_every_report_table_row_is_on_its_page(generator):
     """Each committed report the pages quote reaches its page whole, table rows included."""
     pages = generator.render_pages()
-    quoted = {"mtop-long.md": "sample.md", "tables.md": "paper.md", "mtop-long-10seeds.md": "seeds.md",
-              "mtop-long-10seeds-select.md": "seeds.md"}
+    quoted = {
+        "mtop-long.md": "sample.md",
+        "tables.md": "paper.md",
+        "mtop-long-10seeds.md": "seeds.md",
+        "mtop-long-10seeds-select.md": "seeds.md",
+    }
     quoted.update({name: "sweeps.md" for _, name, _, _ in generator.SWEEPS})
     for report, page in quoted.items():
         path = ROOT / "benchmarks" / "results" / "readme" / report
@@ -69,8 +74,10 @@ def test_sensitivity_page_quotes_the_measurement_and_the_margin_the_outputs_use(
     assert "machine" in r["perturbations"]  # the main command on another CPU, against the reference
     for name, v in r["perturbations"].items():
         runs, run_shift = (len(v["runs"]), f"{v['max_run_shift']:.4f}") if v["max_run_shift"] is not None else (v["runs_compared"], "n/a")
-        row = (f"| {name} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | {v['max_difference_shift']:.4f} | "
-               f"{len(v['flips'])} | {v['flips_with_margin']} |")
+        row = (
+            f"| {name} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | {v['max_difference_shift']:.4f} | "
+            f"{len(v['flips'])} | {v['flips_with_margin']} |"
+        )
         assert row in page, row
     assert r["spread"]["recommended_margin"] == ROUNDING_MARGIN
     assert f"widened by {ROUNDING_MARGIN} on both sides, excludes 0" in page

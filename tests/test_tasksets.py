@@ -1,4 +1,5 @@
 """TaskMix / MetaMix wrappers: behaviour, provenance, determinism and bad input."""
+
 import math
 
 import pytest
@@ -112,8 +113,10 @@ def test_metamix_appends_mixed_query_points():
                 for q in range(5):
                     d = xq[p] - xq[q]
                     lam = ((m - xq[q]) @ d) / (d @ d) if d.norm() > 0 else torch.tensor(1.0)
-                    if 0 <= lam <= 1 and torch.allclose(m, xq[q] + lam * d, atol=1e-5) and torch.allclose(
-                        my, yq[q] + lam * (yq[p] - yq[q]), atol=1e-5
+                    if (
+                        0 <= lam <= 1
+                        and torch.allclose(m, xq[q] + lam * d, atol=1e-5)
+                        and torch.allclose(my, yq[q] + lam * (yq[p] - yq[q]), atol=1e-5)
                     ):
                         found = True
             assert found
@@ -137,8 +140,7 @@ def test_learn2learn_taskset_is_wrapped():
     g = torch.Generator().manual_seed(0)
     data = torch.utils.data.TensorDataset(torch.randn(60, 4, generator=g), torch.arange(60) % 6)
     meta = l2l.data.MetaDataset(data)
-    transforms = [l2l.data.transforms.NWays(meta, 3), l2l.data.transforms.KShots(meta, 4),
-                  l2l.data.transforms.LoadData(meta)]
+    transforms = [l2l.data.transforms.NWays(meta, 3), l2l.data.transforms.KShots(meta, 4), l2l.data.transforms.LoadData(meta)]
     taskset = l2l.data.Taskset(meta, task_transforms=transforms, num_tasks=-1)
     with pytest.raises(ValueError, match="without RemapLabels"):  # dataset labels: which mode is not guessed
         TaskMix(taskset, meta_batch_size=4, seed=0).sample_iteration()
@@ -178,12 +180,15 @@ def test_the_removed_num_tasks_alias_is_an_error():
     assert not hasattr(tm, "num_tasks")
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(meta_batch_size=0), ValueError, "meta_batch_size == 0, must be >= 1"),
-    (dict(meta_batch_size=2.0), TypeError, "meta_batch_size must be an instance of int"),
-    (dict(num_classes=0), ValueError, "num_classes == 0, must be >= 1"),
-    (dict(num_classes="5"), TypeError, "num_classes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(meta_batch_size=0), ValueError, "meta_batch_size == 0, must be >= 1"),
+        (dict(meta_batch_size=2.0), TypeError, "meta_batch_size must be an instance of int"),
+        (dict(num_classes=0), ValueError, "num_classes == 0, must be >= 1"),
+        (dict(num_classes="5"), TypeError, "num_classes"),
+    ],
+)
 def test_bad_meta_batch_size_and_num_classes(kwargs, error, match):
     (ts,) = make_tasksets(num_tasks=1)
     for wrapper in (TaskMix, MetaMix):
@@ -313,7 +318,8 @@ def test_integer_features_are_refused_not_mixed_as_integers():
 
 # -- the callable form, per-class splits -------------------------------------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from l2l_taskmix import as_task, partition_task, split_per_class  # noqa: E402
 

@@ -1,4 +1,5 @@
 """The one training loop: every method, determinism, model selection, errors."""
+
 import copy
 
 import pytest
@@ -9,7 +10,6 @@ from l2l_taskmix.benchmark.methods import Method
 from l2l_taskmix.benchmark.training import train
 from l2l_taskmix.features import FeatureTask, Standardizer
 from l2l_taskmix.models import make_model, reset_parameters
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,9 +73,9 @@ def test_reset_parameters_uses_only_the_generator():
     state = torch.random.get_rng_state()
     a = make_model(8, 3, hidden=(16, 4), generator=torch.Generator().manual_seed(5))
     b = make_model(8, 3, hidden=(16, 4), generator=torch.Generator().manual_seed(5))
-    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG was not drawn from... 
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG was not drawn from...
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    bound = 1 / 8 ** 0.5
+    bound = 1 / 8**0.5
     assert a.neck[0].weight.abs().max() <= bound and a.neck[1].weight.item() == 0.25
     reset_parameters(b, torch.Generator().manual_seed(6))
     assert not torch.equal(a.head.weight, b.head.weight)
@@ -102,8 +102,9 @@ def test_selection_never_keeps_the_untrained_weights_and_ties_keep_the_earliest(
     model = fresh()
     before = copy.deepcopy(model.state_dict())
     seen = []
-    result = run(model, "mtl", family(), cfg(iterations=7, eval_every=3), seed=0,
-                   score=lambda m: seen.append(copy.deepcopy(m.state_dict())) or 0.0)
+    result = run(
+        model, "mtl", family(), cfg(iterations=7, eval_every=3), seed=0, score=lambda m: seen.append(copy.deepcopy(m.state_dict())) or 0.0
+    )
     assert [h["iteration"] for h in result.history if "val" in h] == [3, 6, 7]  # and the last one
     assert result.best_iteration == 3
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in seen[0].items())

@@ -1,4 +1,5 @@
 """The one validator (check_scalar), check_choice, make_generator, and the one atomic write."""
+
 import json
 import math
 import os
@@ -94,8 +95,7 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
 
 
 def test_to_jsonable():
-    record = {"f1": np.float32(0.25), "n": np.int64(3), "hidden": (8, 8), "tags": {"a"}, "path": tmp_path_like(),
-              1: np.arange(2)}
+    record = {"f1": np.float32(0.25), "n": np.int64(3), "hidden": (8, 8), "tags": {"a"}, "path": tmp_path_like(), 1: np.arange(2)}
     text = json.dumps(to_jsonable(record), sort_keys=True)
     assert json.loads(text) == {"f1": 0.25, "n": 3, "hidden": [8, 8], "tags": ["a"], "path": "/tmp/x", "1": [0, 1]}
 

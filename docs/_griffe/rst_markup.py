@@ -9,6 +9,7 @@ reStructuredText's habits, which Markdown does not know. Before mkdocstrings ren
 Nothing else changes: double-backtick literals are Markdown code spans as they are, and
 ``>>>`` examples stay in their code blocks. Loaded from ``mkdocs.yml``; not part of the package.
 """
+
 from __future__ import annotations
 
 import re

@@ -21,6 +21,7 @@ Example::
     >>> BenchmarkConfig().methods == METHOD_NAMES
     True
 """
+
 import importlib
 
 #: Each public name and the module that defines it. They load on first use, so that

@@ -32,6 +32,7 @@ Example::
     >>> sorted(p.name for p in folder.iterdir()), read["model_type"], list(tensors)
     (['README.md', 'config.json', 'model.safetensors'], 'l2l-taskmix', ['head.weight'])
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,16 @@ from .. import __version__
 from ..files import atomic_folder, check_writable, to_jsonable
 
 __all__ = [
-    "MODEL_TYPE", "FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
-    "write_model_folder", "read_model_folder", "check_model_target", "is_model_folder", "resolve_model_path",
+    "MODEL_TYPE",
+    "FORMAT_VERSION",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "CARD_NAME",
+    "write_model_folder",
+    "read_model_folder",
+    "check_model_target",
+    "is_model_folder",
+    "resolve_model_path",
 ]
 
 #: ``config.json``'s ``model_type``: what says a folder holds an l2l-taskmix model.
@@ -92,8 +101,9 @@ def check_model_target(path: str | os.PathLike, name: str = "path", *, overwrite
     return path
 
 
-def write_model_folder(path: str | os.PathLike, tensors: dict[str, torch.Tensor], config: dict[str, Any], card: str,
-                       *, overwrite: bool = True) -> Path:
+def write_model_folder(
+    path: str | os.PathLike, tensors: dict[str, torch.Tensor], config: dict[str, Any], card: str, *, overwrite: bool = True
+) -> Path:
     """Write the model folder ``path`` (``config.json`` gets ``model_type``, ``format_version``
     and ``library_version`` set here); whole or not at all. ``overwrite``: replace an existing
     model folder (anything else that exists is refused, see :func:`check_model_target`)."""
@@ -102,10 +112,19 @@ def write_model_folder(path: str | os.PathLike, tensors: dict[str, torch.Tensor]
     path = Path(path)
     blob = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={"format": "pt"})
     check_model_target(path, "path", overwrite=overwrite, need_bytes=2 * len(blob) + 2**20)
-    config = {"model_type": MODEL_TYPE, "format_version": FORMAT_VERSION, "library_version": __version__,
-              **{k: v for k, v in config.items() if k not in ("model_type", "format_version", "library_version")}}
-    text = _NUMBERS.sub(lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]",
-                        json.dumps(to_jsonable(config), indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
+    config = {
+        "model_type": MODEL_TYPE,
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        **{k: v for k, v in config.items() if k not in ("model_type", "format_version", "library_version")},
+    }
+    text = (
+        _NUMBERS.sub(
+            lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]",
+            json.dumps(to_jsonable(config), indent=2, ensure_ascii=False, allow_nan=False),
+        )
+        + "\n"
+    )
     return atomic_folder(path, {CONFIG_NAME: text, WEIGHTS_NAME: blob, CARD_NAME: card}, replace=path.exists())
 
 
@@ -124,8 +143,10 @@ def resolve_model_path(path: str | os.PathLike, revision: str | None = None) -> 
     try:
         return Path(snapshot_download(os.fspath(path), revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]))
     except Exception as err:  # noqa: BLE001 - no network, no such repo, ...: one message
-        raise OSError(f"{path} is not a local folder, and downloading it from the Hugging Face hub failed: "
-                      f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+        raise OSError(
+            f"{path} is not a local folder, and downloading it from the Hugging Face hub failed: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
 
 
 def read_model_folder(path: str | os.PathLike, revision: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -157,15 +178,19 @@ def read_model_folder(path: str | os.PathLike, revision: str | None = None) -> t
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"{config_path}: format_version must be a positive whole number, got {version!r}")
     if version > FORMAT_VERSION:
-        raise ValueError(f"{folder} was written by l2l-taskmix {config.get('library_version', '?')} in model format {version}; "
-                         f"this l2l-taskmix ({__version__}) reads format {FORMAT_VERSION} and older: pip install -U l2l-taskmix")
+        raise ValueError(
+            f"{folder} was written by l2l-taskmix {config.get('library_version', '?')} in model format {version}; "
+            f"this l2l-taskmix ({__version__}) reads format {FORMAT_VERSION} and older: pip install -U l2l-taskmix"
+        )
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise ValueError(f"{folder} has no {WEIGHTS_NAME}: not {WHAT}")
     try:
         tensors = load(weights.read_bytes())
     except (SafetensorError, ValueError, OSError, RuntimeError) as err:
-        raise ValueError(f"{weights} is damaged or not a safetensors file ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        raise ValueError(
+            f"{weights} is damaged or not a safetensors file ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        ) from None
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ValueError(f"{weights}: tensor {name!r} holds NaN or infinite values")

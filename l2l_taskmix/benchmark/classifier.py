@@ -30,6 +30,7 @@ Example, on precomputed features (a model with an encoder takes utterances the s
     >>> clf.predict_proba(x).shape, len(clf.predict(x))
     ((6, 2), 6)
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,8 +52,8 @@ from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
 from .datasets import BenchmarkData
 from .evaluation import evaluate, finetune, macro_f1, make_splits
 from .methods import get_method
-from .store import data_fingerprint
 from .runner import fit_run, load_data
+from .store import data_fingerprint
 
 __all__ = ["FewShotIntentClassifier", "NotFittedError", "meta_train", "model_card", "PROBE_TEXTS"]
 
@@ -84,16 +85,27 @@ class FewShotIntentClassifier:
             sorted; ``predict_proba``'s columns.
     """
 
-    def __init__(self, meta_model: IntentClassifier, config: dict[str, Any], *, encoder: Any = None,
-                 cache_dir: str | os.PathLike | None = None, cache: bool = True, device: str | torch.device = "cpu",
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        meta_model: IntentClassifier,
+        config: dict[str, Any],
+        *,
+        encoder: Any = None,
+        cache_dir: str | os.PathLike | None = None,
+        cache: bool = True,
+        device: str | torch.device = "cpu",
+        progress: bool = True,
+    ) -> None:
         self.config = config
         self.method = get_method(config["method"])
         self.device = check_device(device)
         self.meta_model = meta_model.to(self.device).eval()
         stats = config.get("standardization")
-        self.standardizer = None if stats is None else Standardizer(torch.tensor(stats["mean"], dtype=torch.float32),
-                                                                     torch.tensor(stats["std"], dtype=torch.float32))
+        self.standardizer = (
+            None
+            if stats is None
+            else Standardizer(torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32))
+        )
         self.cache_dir, self.cache, self.progress = cache_dir, check_bool(cache, "cache"), check_bool(progress, "progress")
         self._given_encoder = encoder
         self._encoder = None
@@ -103,9 +115,17 @@ class FewShotIntentClassifier:
 
     # -- the model folder ------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, encoder: Any = None, cache_dir: str | os.PathLike | None = None,
-                        cache: bool = True, device: str | torch.device = "cpu", revision: str | None = None,
-                        progress: bool = True) -> "FewShotIntentClassifier":
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        *,
+        encoder: Any = None,
+        cache_dir: str | os.PathLike | None = None,
+        cache: bool = True,
+        device: str | torch.device = "cpu",
+        revision: str | None = None,
+        progress: bool = True,
+    ) -> "FewShotIntentClassifier":
         """Load a model folder (or a Hugging Face hub id of one) written by ``l2l-taskmix train``
         or :meth:`save_pretrained`. Only JSON and safetensors are read: nothing in the folder runs.
 
@@ -121,8 +141,15 @@ class FewShotIntentClassifier:
         meta = {k.removeprefix("meta."): v for k, v in tensors.items() if k.startswith("meta.")}
         plain = {k: v for k, v in tensors.items() if not k.startswith("meta.")}
         adapted = config.get("adapted")
-        clf = cls(_build(in_features, width, hidden, meta or plain, folder / WEIGHTS_NAME), config, encoder=encoder,
-                  cache_dir=cache_dir, cache=cache, device=device, progress=progress)
+        clf = cls(
+            _build(in_features, width, hidden, meta or plain, folder / WEIGHTS_NAME),
+            config,
+            encoder=encoder,
+            cache_dir=cache_dir,
+            cache=cache,
+            device=device,
+            progress=progress,
+        )
         if adapted is not None:
             try:
                 classes = [str(c) for c in adapted["classes"]]
@@ -130,7 +157,9 @@ class FewShotIntentClassifier:
             except (KeyError, TypeError, ValueError):
                 raise ValueError(f"{where}: 'adapted' must hold the task's classes and head_outputs") from None
             if not meta:
-                raise ValueError(f"{folder / WEIGHTS_NAME}: an adapted model keeps its meta-trained weights under 'meta.'; they are missing")
+                raise ValueError(
+                    f"{folder / WEIGHTS_NAME}: an adapted model keeps its meta-trained weights under 'meta.'; they are missing"
+                )
             if len(classes) < 2 or len(classes) > outputs or (method.keeps_head and outputs != width):
                 raise ValueError(f"{where}: 'adapted' has {len(classes)} classes for {outputs} head outputs (head width {width})")
             clf.model_ = _build(in_features, outputs, hidden, plain, folder / WEIGHTS_NAME).to(clf.device).eval()
@@ -162,9 +191,11 @@ class FewShotIntentClassifier:
     def _encoder_spec(self) -> dict[str, Any]:
         spec = self.config.get("encoder")
         if spec is None:
-            raise ValueError("this model was meta-trained on precomputed features, without an encoder, so it takes "
-                             "features, not utterances: in Python pass a float array (n, d) of the same encoder's features "
-                             "(the command line takes utterances: train on a dataset of texts, not a .pt feature file)")
+            raise ValueError(
+                "this model was meta-trained on precomputed features, without an encoder, so it takes "
+                "features, not utterances: in Python pass a float array (n, d) of the same encoder's features "
+                "(the command line takes utterances: train on a dataset of texts, not a .pt feature file)"
+            )
         return spec
 
     @property
@@ -245,9 +276,11 @@ class FewShotIntentClassifier:
             raise ValueError(f"the support set has one intent ({short_repr(classes[0])}): give examples of at least two intents")
         width = int(self.config["architecture"]["head_width"])
         if self.method.keeps_head and len(classes) > width:
-            raise ValueError(f"the support set has {len(classes)} intents but this {self.method.name} model's head has {width} "
-                             f"outputs; meta-train it with a wider head: l2l-taskmix train --head-width {len(classes)} "
-                             f"(Python: meta_train(..., head_width={len(classes)}))")
+            raise ValueError(
+                f"the support set has {len(classes)} intents but this {self.method.name} model's head has {width} "
+                f"outputs; meta-train it with a wider head: l2l-taskmix train --head-width {len(classes)} "
+                f"(Python: meta_train(..., head_width={len(classes)}))"
+            )
         if not isinstance(X, (str, torch.Tensor, np.ndarray)) and hasattr(X, "__len__") and 0 < len(X) != len(labels):
             raise ValueError(f"X has {len(X)} utterances but y has {len(labels)} intents")  # before any encoding
         x = self.features(X)
@@ -259,12 +292,17 @@ class FewShotIntentClassifier:
         generator = torch.Generator().manual_seed(int(adaptation["seed"]))
         tuned = self.method.finetune_model(self.meta_model, len(classes), generator)
         tuned.train()
-        finetune(tuned, x, target, len(classes), finetune_steps=int(adaptation["finetune_steps"]),
-                 finetune_lr=float(adaptation["finetune_lr"]))
+        finetune(
+            tuned, x, target, len(classes), finetune_steps=int(adaptation["finetune_steps"]), finetune_lr=float(adaptation["finetune_lr"])
+        )
         self.model_ = tuned.eval()
         self.classes_ = np.array(classes, dtype=object)
-        self.adapted_ = {"classes": classes, "head_outputs": int(tuned.head.out_features), "support_rows": len(labels),
-                         "support_per_intent": {c: labels.count(c) for c in classes}}
+        self.adapted_ = {
+            "classes": classes,
+            "head_outputs": int(tuned.head.out_features),
+            "support_rows": len(labels),
+            "support_per_intent": {c: labels.count(c) for c in classes},
+        }
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -291,8 +329,10 @@ class FewShotIntentClassifier:
     def require_adapted(self) -> None:
         """``NotFittedError`` (a ``ValueError``) unless ``fit`` has adapted the model to a task."""
         if self.model_ is None:
-            raise NotFittedError("this model is meta-trained but not adapted to a task yet: call fit(utterances, intents) "
-                                 "first (command line: l2l-taskmix adapt)")
+            raise NotFittedError(
+                "this model is meta-trained but not adapted to a task yet: call fit(utterances, intents) "
+                "first (command line: l2l-taskmix adapt)"
+            )
 
     def _logits(self, X: Any) -> torch.Tensor:
         self.require_adapted()
@@ -305,9 +345,15 @@ class FewShotIntentClassifier:
 
 
 #: What ``config.json`` must hold, as (path of keys, type) pairs; the encoder's only when it has one.
-REQUIRED = ((("architecture", "in_features"), int), (("architecture", "hidden"), list), (("architecture", "head_width"), int),
-            (("method",), str), (("adaptation", "finetune_steps"), int), (("adaptation", "finetune_lr"), (int, float)),
-            (("adaptation", "seed"), int))
+REQUIRED = (
+    (("architecture", "in_features"), int),
+    (("architecture", "hidden"), list),
+    (("architecture", "head_width"), int),
+    (("method",), str),
+    (("adaptation", "finetune_steps"), int),
+    (("adaptation", "finetune_lr"), (int, float)),
+    (("adaptation", "seed"), int),
+)
 ENCODER_REQUIRED = (("kind", str), ("name", str), ("dim", int), ("sep", str), ("cache_key", str))
 _KINDS = {int: "a whole number", str: "a text", list: "a list"}
 
@@ -315,6 +361,7 @@ _KINDS = {int: "a whole number", str: "a text", list: "a list"}
 def _check_settings(config: dict[str, Any], where: Path) -> tuple[int, list[int], int, Any]:
     """``(in_features, hidden, head_width, method)`` of a model's ``config.json``, every field
     the classifier reads checked for presence and type first."""
+
     def bad(key: str, why: str) -> ValueError:
         return ValueError(f"{where}: {key} {why}; expected what l2l-taskmix train writes")
 
@@ -339,9 +386,13 @@ def _check_settings(config: dict[str, Any], where: Path) -> tuple[int, list[int]
             if not isinstance(spec.get(key), kind) or isinstance(spec.get(key), bool):
                 raise bad(f"encoder.{key}", f"is missing or not {_KINDS[kind]}")
     stats = config.get("standardization")
-    if stats is not None and not (isinstance(stats, dict) and all(
+    if stats is not None and not (
+        isinstance(stats, dict)
+        and all(
             isinstance(stats.get(k), list) and len(stats[k]) == arch["in_features"] and all(isinstance(v, (int, float)) for v in stats[k])
-            for k in ("mean", "std"))):
+            for k in ("mean", "std")
+        )
+    ):
         raise bad("standardization", f"must hold mean and std lists of {arch['in_features']} numbers")
     return arch["in_features"], list(arch["hidden"]), arch["head_width"], method
 
@@ -386,9 +437,15 @@ def _build(in_features: int, width: int, hidden: Sequence[int], state: dict[str,
     if expected != found:
         missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
         wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
-        detail = "; ".join(part for part in (f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "",
-                                             f"shape of {wrong[0]} is {found[wrong[0]]}, the architecture's {expected[wrong[0]]}" if wrong else "")
-                           if part)
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {missing}" if missing else "",
+                f"unexpected {extra}" if extra else "",
+                f"shape of {wrong[0]} is {found[wrong[0]]}, the architecture's {expected[wrong[0]]}" if wrong else "",
+            )
+            if part
+        )
         raise ValueError(f"{where}: the weights do not fit the architecture of {CONFIG_NAME} ({detail})")
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model
@@ -399,8 +456,10 @@ def _check_encoder(encoder: Any, spec: dict[str, Any]):
     for key in ("dim", "sep"):
         have = int(encoder.dim) if key == "dim" else str(encoder.sep)
         if have != spec[key]:
-            raise ValueError(f"encoder {short_repr(getattr(encoder, 'name', encoder))} has {key} {short_repr(have)}, but the model "
-                             f"was trained with {short_repr(spec['name'])} ({key} {short_repr(spec[key])}): use that encoder")
+            raise ValueError(
+                f"encoder {short_repr(getattr(encoder, 'name', encoder))} has {key} {short_repr(have)}, but the model "
+                f"was trained with {short_repr(spec['name'])} ({key} {short_repr(spec[key])}): use that encoder"
+            )
     if str(encoder.cache_key) == spec.get("cache_key"):
         return encoder
     probe = spec.get("probe")
@@ -410,9 +469,11 @@ def _check_encoder(encoder: Any, spec: dict[str, Any]):
     got = _encode_quietly(encoder, probe["texts"])
     cosine = torch.nn.functional.cosine_similarity(got, ref, dim=1) if got.shape == ref.shape else torch.zeros(1)
     if float(cosine.min()) < PROBE_COSINE:
-        raise ValueError(f"encoder {encoder.cache_key!r} gives other features than the one the model was trained with "
-                         f"({spec.get('cache_key')!r}): cosine similarity {float(cosine.min()):.3f} on a probe sentence "
-                         f"(at least {PROBE_COSINE} needed); use the model's encoder")
+        raise ValueError(
+            f"encoder {encoder.cache_key!r} gives other features than the one the model was trained with "
+            f"({spec.get('cache_key')!r}): cosine similarity {float(cosine.min()):.3f} on a probe sentence "
+            f"(at least {PROBE_COSINE} needed); use the model's encoder"
+        )
     return encoder
 
 
@@ -466,24 +527,38 @@ def meta_train(
     else:
         source = str(data.info.get("source") or data.info.get("dataset") or "tasks given to meta_train")
     splits = make_splits(data.test, config.shots, config.fraction, seed=seed) if data.test else []
-    run = fit_run(method, seed, data.train, data.test, config, protocol=protocol, head_width=head_width,
-                  device=config.device, progress=progress)
+    run = fit_run(
+        method, seed, data.train, data.test, config, protocol=protocol, head_width=head_width, device=config.device, progress=progress
+    )
     model = run.trained.model
     benchmark = None
     if data.test:
         per_task = evaluate(model, method, run.test_side, splits, seed=seed, **config.kwargs_for(evaluate))
-        benchmark = {"macro_f1": float(np.mean(list(per_task.values()))), "per_task": per_task, "regime": config.regime,
-                     "protocol": protocol, "seed": seed}
+        benchmark = {
+            "macro_f1": float(np.mean(list(per_task.values()))),
+            "per_task": per_task,
+            "regime": config.regime,
+            "protocol": protocol,
+            "seed": seed,
+        }
     model = copy.deepcopy(model).cpu()
     spec = None
     if used_encoder is not None:
         spec = encoder_spec(used_encoder)
         spec["probe"] = {"texts": list(PROBE_TEXTS), "features": _encode_quietly(used_encoder, PROBE_TEXTS).tolist()}
     stats = None if run.standardizer is None else {"mean": run.standardizer.mean.tolist(), "std": run.standardizer.std.tolist()}
-    hyper = {k: v for k, v in config.to_dict().items() if k not in ("methods", "protocols", "seeds", "cache_dir", "dataset", "data_root", "encoder")}
+    hyper = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in ("methods", "protocols", "seeds", "cache_dir", "dataset", "data_root", "encoder")
+    }
     settings = {
-        "architecture": {"class": "IntentClassifier", "in_features": int(model.in_features), "hidden": list(model.hidden),
-                         "head_width": int(model.num_classes)},
+        "architecture": {
+            "class": "IntentClassifier",
+            "in_features": int(model.in_features),
+            "hidden": list(model.hidden),
+            "head_width": int(model.num_classes),
+        },
         "method": method.name,
         "head": "meta-learned (a task uses its first outputs)" if method.keeps_head else "new for each task",
         "protocol": protocol,
@@ -515,42 +590,80 @@ def model_card(config: dict[str, Any]) -> str:
     from huggingface_hub import ModelCard, ModelCardData
 
     training, encoder, bench = config["training"], config.get("encoder"), config.get("benchmark")
-    data = ModelCardData(library_name="l2l-taskmix", pipeline_tag="text-classification", license="mit",
-                         tags=["taskmix", "maml", "meta-learning", "few-shot", "intent-classification", config["method"]],
-                         metrics=["f1"], base_model=encoder["name"] if encoder and encoder.get("kind") == "hf" else None)
+    data = ModelCardData(
+        library_name="l2l-taskmix",
+        pipeline_tag="text-classification",
+        license="mit",
+        tags=["taskmix", "maml", "meta-learning", "few-shot", "intent-classification", config["method"]],
+        metrics=["f1"],
+        base_model=encoder["name"] if encoder and encoder.get("kind") == "hf" else None,
+    )
     cell = markdown_cell
-    lines = [f"# {config['method']} intent classifier (l2l-taskmix)", "",
-             "A neck and head meta-trained with l2l-taskmix for few-shot intent classification of a new task: adapt it "
-             "from a few labelled utterances per intent, then classify.", ""]
-    enc = (f"{markdown_code(encoder['name'])} ({encoder['kind']}, {encoder['dim']}-d, pooling {encoder.get('pooling')}, "
-           f"max length {encoder.get('max_length')}, revision {encoder.get('revision')})") if encoder else \
-        "none: precomputed features" + (f" (stated: {cell(training['encoder_stated'])})" if training.get("encoder_stated") else "")
-    lines += ["## Training", "",
-              f"- Method: **{config['method']}**, {config['protocol']} protocol, seed {config['seed']}; head: {config['head']}, "
-              f"{config['architecture']['head_width']} outputs; neck {config['architecture']['hidden']}.",
-              f"- Encoder (frozen): {enc}.",
-              f"- Data: {markdown_code(training['dataset'])}, {len(training['tasks'])} meta-training task(s) "
-              f"(feature fingerprint `{training['feature_fingerprint']}`).", "",
-              "| task | intents | utterances |", "| --- | ---: | ---: |"]
+    lines = [
+        f"# {config['method']} intent classifier (l2l-taskmix)",
+        "",
+        "A neck and head meta-trained with l2l-taskmix for few-shot intent classification of a new task: adapt it "
+        "from a few labelled utterances per intent, then classify.",
+        "",
+    ]
+    enc = (
+        (
+            f"{markdown_code(encoder['name'])} ({encoder['kind']}, {encoder['dim']}-d, pooling {encoder.get('pooling')}, "
+            f"max length {encoder.get('max_length')}, revision {encoder.get('revision')})"
+        )
+        if encoder
+        else "none: precomputed features" + (f" (stated: {cell(training['encoder_stated'])})" if training.get("encoder_stated") else "")
+    )
+    lines += [
+        "## Training",
+        "",
+        f"- Method: **{config['method']}**, {config['protocol']} protocol, seed {config['seed']}; head: {config['head']}, "
+        f"{config['architecture']['head_width']} outputs; neck {config['architecture']['hidden']}.",
+        f"- Encoder (frozen): {enc}.",
+        f"- Data: {markdown_code(training['dataset'])}, {len(training['tasks'])} meta-training task(s) "
+        f"(feature fingerprint `{training['feature_fingerprint']}`).",
+        "",
+        "| task | intents | utterances |",
+        "| --- | ---: | ---: |",
+    ]
     lines += [f"| {cell(t['name'])} | {len(t['classes'])} | {t['rows']} |" for t in training["tasks"]]
     hp = config["hyperparameters"]
     lines += ["", "Hyperparameters: " + ", ".join(f"{k} {v}" for k, v in hp.items() if v is not None) + ".", ""]
     lines += ["## Benchmark score", ""]
     if bench:
-        lines += [f"Average macro-F1 {bench['macro_f1']:.3f} on the dataset's {len(bench['per_task'])} meta-test task(s) "
-                  f"({bench['regime']}, {bench['protocol']} protocol, seed {bench['seed']}; one seed, so no spread):", "",
-                  "| meta-test task | macro-F1 |", "| --- | ---: |"]
+        lines += [
+            f"Average macro-F1 {bench['macro_f1']:.3f} on the dataset's {len(bench['per_task'])} meta-test task(s) "
+            f"({bench['regime']}, {bench['protocol']} protocol, seed {bench['seed']}; one seed, so no spread):",
+            "",
+            "| meta-test task | macro-F1 |",
+            "| --- | ---: |",
+        ]
         lines += [f"| {cell(name)} | {score:.3f} |" for name, score in bench["per_task"].items()]
     else:
         lines += ["None: every task of the data was used for meta-training."]
     adapted = config.get("adapted")
     if adapted:
-        lines += ["", "## Adapted", "", f"Adapted to a task of {len(adapted['classes'])} intents from "
-                  f"{adapted['support_rows']} labelled utterances: " + ", ".join(cell(c) for c in adapted["classes"]) + "."]
-    lines += ["", "## Use", "", "```python", "from l2l_taskmix.benchmark import FewShotIntentClassifier", "",
-              'clf = FewShotIntentClassifier.from_pretrained("path/to/this/folder")']
-    lines += ['clf.predict(["what will the weather be tomorrow"])' if adapted else
-              'clf.fit(utterances, intents)          # a few labelled examples per intent of the new task\n'
-              'clf.predict(["what will the weather be tomorrow"])']
+        lines += [
+            "",
+            "## Adapted",
+            "",
+            f"Adapted to a task of {len(adapted['classes'])} intents from "
+            f"{adapted['support_rows']} labelled utterances: " + ", ".join(cell(c) for c in adapted["classes"]) + ".",
+        ]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from l2l_taskmix.benchmark import FewShotIntentClassifier",
+        "",
+        'clf = FewShotIntentClassifier.from_pretrained("path/to/this/folder")',
+    ]
+    lines += [
+        'clf.predict(["what will the weather be tomorrow"])'
+        if adapted
+        else "clf.fit(utterances, intents)          # a few labelled examples per intent of the new task\n"
+        'clf.predict(["what will the weather be tomorrow"])'
+    ]
     lines += ["```", "", "or `l2l-taskmix adapt`, `predict` and `evaluate` on the command line.", ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines)).content

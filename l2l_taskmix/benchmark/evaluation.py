@@ -17,6 +17,7 @@ Example::
     >>> list(scores), 0.0 <= scores["t"] <= 1.0
     (['t'], True)
 """
+
 from __future__ import annotations
 
 import copy
@@ -156,7 +157,9 @@ def make_splits(
     for k, task in enumerate(tasks):
         try:
             groups = None if task.groups is None else task.groups.cpu().numpy()
-            support, test = support_test_split(task.y.cpu().numpy(), shots=shots, fraction=fraction, seed=int(seed) * 1000 + k, groups=groups)
+            support, test = support_test_split(
+                task.y.cpu().numpy(), shots=shots, fraction=fraction, seed=int(seed) * 1000 + k, groups=groups
+            )
         except ValueError as err:
             raise ValueError(f"task {task.name!r}: {err}") from None
         splits.append((np.asarray(support, dtype=np.int64), np.asarray(test, dtype=np.int64)))
@@ -186,8 +189,9 @@ def evaluate(
     Returns:
         ``{task name: macro-F1 on its test split}`` (the Average Macro F1 is the mean).
     """
-    return evaluate_draws(model, method, tasks, [(splits, seed)], finetune_steps=finetune_steps,
-                          finetune_lr=finetune_lr, names=names, batched=batched)[0]
+    return evaluate_draws(
+        model, method, tasks, [(splits, seed)], finetune_steps=finetune_steps, finetune_lr=finetune_lr, names=names, batched=batched
+    )[0]
 
 
 def evaluate_draws(

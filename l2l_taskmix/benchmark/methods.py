@@ -27,6 +27,7 @@ Example::
     >>> METHOD_NAMES[:3]
     ('mtl', 'transfer', 'maml')
 """
+
 from __future__ import annotations
 
 import copy
@@ -68,7 +69,7 @@ class MAMLObjective:
             try:
                 engines.check_supported(model)
             except engines.UnsupportedModelError as err:
-                warnings.warn(f"the fast MAML engine cannot adapt this model ({err}); using learn2learn's MAML instead")
+                warnings.warn(f"the fast MAML engine cannot adapt this model ({err}); using learn2learn's MAML instead", stacklevel=2)
                 engine = "l2l"
         self.engine = engine
         self.maml = None

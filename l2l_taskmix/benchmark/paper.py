@@ -13,6 +13,7 @@ Example::
     >>> paper_column("mtop-long")["maml+taskmix"]
     '0.462 ± 0.012'
 """
+
 from __future__ import annotations
 
 __all__ = ["PAPER_TABLES", "PAPER_CLAIMS", "paper_column"]
@@ -21,18 +22,36 @@ __all__ = ["PAPER_TABLES", "PAPER_CLAIMS", "paper_column"]
 PAPER_TABLES: dict[str, dict] = {
     "nbest": {
         "title": "Table 2: In-house N-best set",
-        "scores": {"mtl": (0.320, 0.004), "transfer": (0.321, 0.007), "maml": (0.361, 0.021), "maml+metamix": (0.265, 0.006),
-                   "maml+taskmix": (0.370, 0.023), "maml+metamix+taskmix": (0.441, 0.002)},
+        "scores": {
+            "mtl": (0.320, 0.004),
+            "transfer": (0.321, 0.007),
+            "maml": (0.361, 0.021),
+            "maml+metamix": (0.265, 0.006),
+            "maml+taskmix": (0.370, 0.023),
+            "maml+metamix+taskmix": (0.441, 0.002),
+        },
     },
     "mtop-long": {
         "title": "Table 3: MTOP-Long",
-        "scores": {"mtl": (0.439, 0.022), "transfer": (0.446, 0.014), "maml": (0.442, 0.002), "maml+metamix": (0.450, 0.011),
-                   "maml+taskmix": (0.462, 0.012), "maml+metamix+taskmix": (0.421, 0.008)},
+        "scores": {
+            "mtl": (0.439, 0.022),
+            "transfer": (0.446, 0.014),
+            "maml": (0.442, 0.002),
+            "maml+metamix": (0.450, 0.011),
+            "maml+taskmix": (0.462, 0.012),
+            "maml+metamix+taskmix": (0.421, 0.008),
+        },
     },
     "mtop-wide": {
         "title": "Table 4: MTOP-Wide",
-        "scores": {"mtl": (0.826, 0.018), "transfer": (0.804, 0.003), "maml": (0.847, 0.006), "maml+metamix": (0.862, 0.006),
-                   "maml+taskmix": (0.856, 0.003), "maml+metamix+taskmix": (0.861, 0.017)},
+        "scores": {
+            "mtl": (0.826, 0.018),
+            "transfer": (0.804, 0.003),
+            "maml": (0.847, 0.006),
+            "maml+metamix": (0.862, 0.006),
+            "maml+taskmix": (0.856, 0.003),
+            "maml+metamix+taskmix": (0.861, 0.017),
+        },
     },
 }
 

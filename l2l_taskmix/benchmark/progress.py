@@ -23,6 +23,7 @@ Example::
     >>> round(tracker.seconds_left(), 1) > 0, tracker.done_runs
     (True, 1)
 """
+
 from __future__ import annotations
 
 import time
@@ -103,8 +104,9 @@ class CommandProgress:
     runs found finished, :meth:`run_started` and :meth:`run_finished` for the others.
     """
 
-    def __init__(self, config: BenchmarkConfig, *, slots: int = 1, progress: bool = True,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self, config: BenchmarkConfig, *, slots: int = 1, progress: bool = True, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.config = config
         self.slots = check_scalar(slots, "slots", int, min_val=1)
         self.clock = clock
@@ -212,8 +214,13 @@ class CommandProgress:
         if self.bar is None:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=1000, desc="benchmark", dynamic_ncols=True, position=0,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed{postfix}")
+            self.bar = tqdm(
+                total=1000,
+                desc="benchmark",
+                dynamic_ncols=True,
+                position=0,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed{postfix}",
+            )
         parts = []
         if self.texts_total:
             parts.append(f"features {self.texts_done:,}/{self.texts_total:,}")

@@ -17,6 +17,7 @@ Example::
     | ------ | ---------------------------------: | ----: |
     | maml   |                      0.600 ± 0.141 |     2 |
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,13 +34,33 @@ from ..files import atomic_write, to_jsonable
 from ..markdown import markdown_cell, markdown_code
 from .config import is_feature_file
 from .statistics import (
-    ROUNDING_MARGIN, ROUNDING_MEAN_SHIFT, method_order, paired_differences, protocol_of, protocol_order, seeds_to_resolve, summarize,
+    ROUNDING_MARGIN,
+    ROUNDING_MEAN_SHIFT,
+    method_order,
+    paired_differences,
+    protocol_of,
+    protocol_order,
+    seeds_to_resolve,
+    summarize,
 )
 from .store import package_versions
 
 __all__ = [
-    "PROTOCOL_TITLES", "protocol_words", "rounding_words", "markdown_grid", "markdown_table", "paired_table", "per_task_table",
-    "png_figure", "plot_results", "curve_frame", "plot_curves", "CURVE_COLUMNS", "data_notes", "data_section", "write_outputs",
+    "PROTOCOL_TITLES",
+    "protocol_words",
+    "rounding_words",
+    "markdown_grid",
+    "markdown_table",
+    "paired_table",
+    "per_task_table",
+    "png_figure",
+    "plot_results",
+    "curve_frame",
+    "plot_curves",
+    "CURVE_COLUMNS",
+    "data_notes",
+    "data_section",
+    "write_outputs",
 ]
 
 #: How tables and figures name each protocol.
@@ -48,18 +69,22 @@ PROTOCOL_TITLES = {"paper": "paper protocol (final weights)", "select": "model s
 
 def protocol_words(iterations: int, val_tasks: int) -> str:
     """One sentence per protocol on what produced its numbers."""
-    return (f"Paper protocol: meta-trained on every meta-training task for {iterations} iterations, final weights evaluated. "
-            f"Model selection: {val_tasks} meta-training task(s) held out per seed, the checked iteration (up to {iterations}) "
-            "with the best few-shot macro-F1 on them kept.")
+    return (
+        f"Paper protocol: meta-trained on every meta-training task for {iterations} iterations, final weights evaluated. "
+        f"Model selection: {val_tasks} meta-training task(s) held out per seed, the checked iteration (up to {iterations}) "
+        "with the best few-shot macro-F1 on them kept."
+    )
 
 
 def rounding_words() -> str:
     """What rounding on another machine does to the table (for the outputs)."""
-    return (f"Rounding: rerun under another thread count, features one ulp off, the other MAML engine or on another x86 CPU, "
-            f"a 3-seed mean above moved by up to {ROUNDING_MEAN_SHIFT:.3f} (benchmarks/sensitivity.py, the bundled sample at "
-            f"the default settings); a difference is called resolved only if its interval, widened by {ROUNDING_MARGIN:.3f} on "
-            f"both sides, excludes 0, the margin at which none of those reruns resolved a difference the reference did not, or "
-            f"the other way round.")
+    return (
+        f"Rounding: rerun under another thread count, features one ulp off, the other MAML engine or on another x86 CPU, "
+        f"a 3-seed mean above moved by up to {ROUNDING_MEAN_SHIFT:.3f} (benchmarks/sensitivity.py, the bundled sample at "
+        f"the default settings); a difference is called resolved only if its interval, widened by {ROUNDING_MARGIN:.3f} on "
+        f"both sides, excludes 0, the margin at which none of those reruns resolved a difference the reference did not, or "
+        f"the other way round."
+    )
 
 
 def markdown_grid(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
@@ -77,8 +102,10 @@ def markdown_grid(header: Sequence[str], rows: Sequence[Sequence[str]], align: S
     header = [markdown_cell(h) for h in header]
     rows = [[markdown_cell(c) for c in r] for r in rows]
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)]
+
     def line(cells):
         return "| " + " | ".join(str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align)) + " |"
+
     rule = "| " + " | ".join(("-" * (w - 1) + ":") if a == "r" else "-" * w for w, a in zip(widths, align)) + " |"
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
@@ -89,8 +116,10 @@ def markdown_table(summary: pd.DataFrame, digits: int = 3, paper: dict[str, str]
     paper's figures by method name, where given."""
     protocols = protocol_order(summary["protocol"]) if "protocol" in summary and len(summary) else []
     methods = list(dict.fromkeys(summary["method"]))
-    cell = {(r.protocol if protocols else "", r.method): f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}"
-            for r in summary.itertuples(index=False)}
+    cell = {
+        (r.protocol if protocols else "", r.method): f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}"
+        for r in summary.itertuples(index=False)
+    }
     seeds = {m: "/".join(sorted({str(r.seeds) for r in summary.itertuples(index=False) if r.method == m}, key=int)) for m in methods}
     columns = protocols or [""]
     if len(protocols) > 1:
@@ -108,9 +137,15 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
         return "Paired differences: fewer than two methods of a reference (maml, mtl) ran."
     pct = f"{level:.0%}"
     margin = float(paired.attrs.get("margin", 0.0))
-    rule = (f"the {pct} interval, widened by {margin:.3f} on both sides for rounding (the margin at which reruns under another "
+    rule = (
+        (
+            f"the {pct} interval, widened by {margin:.3f} on both sides for rounding (the margin at which reruns under another "
             "thread count, features one ulp off or the other MAML engine resolved the same differences, benchmarks/sensitivity.py), "
-            "excludes 0") if margin else f"the {pct} interval excludes 0"
+            "excludes 0"
+        )
+        if margin
+        else f"the {pct} interval excludes 0"
+    )
 
     def signed(v):
         return "n/a" if math.isnan(v) else f"{v:+.{digits}f}"
@@ -121,22 +156,42 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
         cells: dict[tuple[str, str], dict[str, str]] = {}
         for r in paired.itertuples(index=False):
             cells.setdefault((r.method, r.reference), {})[r.protocol] = (
-                f"{signed(r.mean_diff)} [{signed(r.ci_low)}, {signed(r.ci_high)}]{' *' if r.resolved else ''}")
+                f"{signed(r.mean_diff)} [{signed(r.ci_low)}, {signed(r.ci_high)}]{' *' if r.resolved else ''}"
+            )
         rows = [[f"{m} − {ref}", *(c.get(p, "") for p in protocols)] for (m, ref), c in cells.items()]
         header = ["Difference", *(f"{PROTOCOL_TITLES.get(p, p).capitalize()}: mean [{pct} interval]" for p in protocols)]
-        table = markdown_grid(header, rows, ["l"] + ["r"] * len(protocols)) + f"\n\n\\* resolved: {rule}. Seeds per difference: {int(paired['seeds'].max())}."
+        table = (
+            markdown_grid(header, rows, ["l"] + ["r"] * len(protocols))
+            + f"\n\n\\* resolved: {rule}. Seeds per difference: {int(paired['seeds'].max())}."
+        )
     else:
-        rows = [[f"{r.method} − {r.reference}", signed(r.mean_diff), f"[{signed(r.ci_low)}, {signed(r.ci_high)}]", str(r.seeds),
-                 "yes" if r.resolved else "no"] for r in paired.itertuples(index=False)]
+        rows = [
+            [
+                f"{r.method} − {r.reference}",
+                signed(r.mean_diff),
+                f"[{signed(r.ci_low)}, {signed(r.ci_high)}]",
+                str(r.seeds),
+                "yes" if r.resolved else "no",
+            ]
+            for r in paired.itertuples(index=False)
+        ]
         table = markdown_grid(["Difference", "Mean", f"{pct} interval", "Seeds", "Resolved"], rows, ["l", "r", "r", "r", "l"])
         table += f"\n\nResolved: {rule}."
-    resolved = [(f"{r.protocol}: " if several else "") + f"{r.method} {'above' if r.mean_diff > 0 else 'below'} {r.reference} "
-                f"({signed(r.mean_diff)})" for r in paired.itertuples(index=False) if r.resolved]
+    resolved = [
+        (f"{r.protocol}: " if several else "") + f"{r.method} {'above' if r.mean_diff > 0 else 'below'} {r.reference} "
+        f"({signed(r.mean_diff)})"
+        for r in paired.itertuples(index=False)
+        if r.resolved
+    ]
     seeds = int(paired["seeds"].max())
     at = f"{pct} with the rounding margin" if margin else pct
-    words = ("Resolved at " + at + ": " + "; ".join(resolved) + ". The other differences are not."
-             if resolved else f"No difference is resolved at {at} with {seeds} seed(s): every interval"
-             + (f", widened by {margin:.3f}," if margin else "") + " contains 0.")
+    words = (
+        "Resolved at " + at + ": " + "; ".join(resolved) + ". The other differences are not."
+        if resolved
+        else f"No difference is resolved at {at} with {seeds} seed(s): every interval"
+        + (f", widened by {margin:.3f}," if margin else "")
+        + " contains 0."
+    )
     if "diff_std" in paired:
         for protocol in protocol_order(paired["protocol"]):
             stds = paired.loc[(paired["reference"] == "maml") & (paired["protocol"] == protocol), "diff_std"].dropna()
@@ -146,8 +201,10 @@ def paired_table(paired: pd.DataFrame, digits: int = 3, level: float = 0.95) -> 
             delta = round(0.01 + margin, 3)  # 0.01 beyond the rounding margin
             need = seeds_to_resolve(median, delta, level, margin=margin)
             where = (" under " + {"paper": "the paper protocol", "select": "model selection"}.get(protocol, protocol)) if several else ""
-            words += (f" The median per-seed std of the differences to MAML{where} is {median:.3f}: at that spread a {delta:g} "
-                      f"difference needs {need if need is not None else 'more than 10,000'} seeds to be resolved at {at}.")
+            words += (
+                f" The median per-seed std of the differences to MAML{where} is {median:.3f}: at that spread a {delta:g} "
+                f"difference needs {need if need is not None else 'more than 10,000'} seeds to be resolved at {at}."
+            )
     return table + "\n\n" + words
 
 
@@ -216,8 +273,14 @@ def plot_results(summary: pd.DataFrame, path: str | os.PathLike, title: str = "A
             ax.errorbar(x, mean, yerr=std, fmt=markers[k % 3], capsize=4, color=colors[k % 3], markersize=5, linewidth=1.1, label=label)
             left = len(protocols) > 1 and k == 0  # the left series labels its points on the left
             for xi, m in zip(x, mean):
-                ax.annotate(f"{m:.3f}", (xi, m), textcoords="offset points", xytext=(-5 if left else 5, -3),
-                            ha="right" if left else "left", fontsize=6)
+                ax.annotate(
+                    f"{m:.3f}",
+                    (xi, m),
+                    textcoords="offset points",
+                    xytext=(-5 if left else 5, -3),
+                    ha="right" if left else "left",
+                    fontsize=6,
+                )
         if len(protocols) > 1:
             ax.legend(fontsize=7, loc="best")
         ax.set_xticks(np.arange(len(methods)), [m.replace("+", "+\n") for m in methods], fontsize=8)
@@ -251,7 +314,10 @@ def curve_frame(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = 
     """
     rows = [
         {"method": r["method"], "seed": r["seed"], "iteration": point["iteration"], "metric": metric, "value": point[metric]}
-        for r in runs for point in (r.get("curve") or []) for metric in ("val", "loss") if metric in point
+        for r in runs
+        for point in (r.get("curve") or [])
+        for metric in ("val", "loss")
+        if metric in point
     ]
     if not rows:
         return pd.DataFrame(columns=CURVE_COLUMNS)
@@ -290,8 +356,11 @@ def plot_curves(curves: pd.DataFrame, path: str | os.PathLike, title: str = "") 
             axes[0].legend(fontsize=7, loc="best")
         else:
             axes[0].text(0.5, 0.5, "no meta-validation tasks\n(paper protocol)", ha="center", va="center", transform=axes[0].transAxes)
-        fig.suptitle(f"{title}: lines are means over {seeds} seeds, bands ± 1 sample std over seeds\n"
-                     "training loss: MAML variants' query loss after adaptation, MTL's multi-task loss", fontsize=9)
+        fig.suptitle(
+            f"{title}: lines are means over {seeds} seeds, bands ± 1 sample std over seeds\n"
+            "training loss: MAML variants' query loss after adaptation, MTL's multi-task loss",
+            fontsize=9,
+        )
     return Path(path)
 
 
@@ -321,8 +390,10 @@ def data_notes(data: dict[str, Any]) -> list[str]:
     duplicates = dict(data.get("duplicates") or {})
     if duplicates:
         rows, conflicting = _repeat_totals(duplicates)
-        notes.append(f"{rows} rows in {len(duplicates)} tasks repeat a text (kept on one side of each split); "
-                     f"{conflicting} text(s) with conflicting intents")
+        notes.append(
+            f"{rows} rows in {len(duplicates)} tasks repeat a text (kept on one side of each split); "
+            f"{conflicting} text(s) with conflicting intents"
+        )
     return notes
 
 
@@ -350,23 +421,40 @@ def data_section(config: dict[str, Any], data: dict[str, Any]) -> str:
     if dropped_classes:
         total = sum(len(v) for v in dropped_classes.values())
         lines.append(f"- Classes left out ({total}, {_class_drop_reason(info)}):")
-        lines += [f"  - {markdown_code(name)}: " + ", ".join(f"{markdown_code(c)} ({n})" for c, n in classes.items()) for name, classes in dropped_classes.items()]
+        lines += [
+            f"  - {markdown_code(name)}: " + ", ".join(f"{markdown_code(c)} ({n})" for c, n in classes.items())
+            for name, classes in dropped_classes.items()
+        ]
     else:
         lines.append("- Classes left out: none")
     duplicates = dict(data.get("duplicates") or {})
     if duplicates:
         rows, conflicting = _repeat_totals(duplicates)
-        lines.append(f"- Repeated texts: {rows} rows in {len(duplicates)} tasks repeat a text of their task; each "
-                     f"repeated text is kept on one side of every support/test split. {conflicting} text(s) carry "
-                     "more than one intent:")
-        lines += [f"  - {markdown_code(name)}: {d['repeated_rows']} rows, {d['repeated_texts']} texts"
-                  + ("; conflicting: " + "; ".join(f"{t!r} ({', '.join(v)})" for t, v in list(d['conflicting'].items())[:3])
-                     + (" ..." if len(d["conflicting"]) > 3 else "") if d["conflicting"] else "")
-                  for name, d in duplicates.items()]
+        lines.append(
+            f"- Repeated texts: {rows} rows in {len(duplicates)} tasks repeat a text of their task; each "
+            f"repeated text is kept on one side of every support/test split. {conflicting} text(s) carry "
+            "more than one intent:"
+        )
+        lines += [
+            f"  - {markdown_code(name)}: {d['repeated_rows']} rows, {d['repeated_texts']} texts"
+            + (
+                "; conflicting: "
+                + "; ".join(f"{t!r} ({', '.join(v)})" for t, v in list(d["conflicting"].items())[:3])
+                + (" ..." if len(d["conflicting"]) > 3 else "")
+                if d["conflicting"]
+                else ""
+            )
+            for name, d in duplicates.items()
+        ]
     else:
         lines.append("- Repeated texts: none")
-    lines += ["", "Configuration (everything that decides these numbers; `results.json` has the rest):", "",
-              "| Setting | Value |", "| --- | --- |"]
+    lines += [
+        "",
+        "Configuration (everything that decides these numbers; `results.json` has the rest):",
+        "",
+        "| Setting | Value |",
+        "| --- | --- |",
+    ]
     precomputed = is_feature_file(config.get("dataset", ""))
     for key, value in config.items():
         if key == "cache_dir":

@@ -24,6 +24,7 @@ Example, with precomputed features of four tiny tasks::
     >>> summary[["protocol", "method"]].values.tolist()
     [['paper', 'maml'], ['paper', 'maml+taskmix'], ['select', 'maml'], ['select', 'maml+taskmix']]
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,8 @@ from torch import nn
 from .. import __version__
 from ..cluster import ray_session
 from ..features import FeatureTask, Standardizer, get_encoder
-from ..models import make_model
 from ..files import check_writable
+from ..models import make_model
 from ..validation import check_choice, check_device, check_scalar
 from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
 from .datasets import BenchmarkData, load_features
@@ -54,7 +55,21 @@ from .store import RunStore, data_fingerprint
 from .training import TrainResult, train
 from .workers import InProcess, check_executor, default_workers, make_executor
 
-__all__ = ["run_benchmark", "run_grid", "run_job", "run_method", "fit_run", "FittedRun", "fit_standardizer", "run_key", "choose_val_tasks", "choose_train_subset", "standardize", "validation_scorer", "compress_history"]
+__all__ = [
+    "run_benchmark",
+    "run_grid",
+    "run_job",
+    "run_method",
+    "fit_run",
+    "FittedRun",
+    "fit_standardizer",
+    "run_key",
+    "choose_val_tasks",
+    "choose_train_subset",
+    "standardize",
+    "validation_scorer",
+    "compress_history",
+]
 
 #: Free space the output folder must have before a benchmark starts: the run records, tables,
 #: JSON and the plot of a large grid take a few MB.
@@ -209,8 +224,10 @@ def fit_run(
     if head_width is not None:
         head_width = check_scalar(head_width, "head_width", int, min_val=2)
         if head_width < num_classes:
-            raise ValueError(f"head_width (--head-width) {head_width} is narrower than the largest task's {num_classes} classes; "
-                             f"give at least {num_classes}")
+            raise ValueError(
+                f"head_width (--head-width) {head_width} is narrower than the largest task's {num_classes} classes; "
+                f"give at least {num_classes}"
+            )
         num_classes = head_width
     model = make_model(used_side[0].dim, num_classes, config.hidden, generator=torch.Generator().manual_seed(int(seed))).to(device)
     stages = {"training": 0.0, "validation": 0.0, "evaluation": 0.0}  # seconds of each, for benchmarks/speed.py
@@ -234,9 +251,17 @@ def fit_run(
         stages["evaluation"] += time.perf_counter() - begin
 
     trained = train(
-        model, method, fit_side, seed=int(seed), num_classes=num_classes, score=timed_checks if checks else None,
-        checkpoints=horizons, on_checkpoint=at_horizon if horizons else None,
-        progress=progress, desc=f"{method.name} seed {seed} ({protocol})", **config.kwargs_for(train),
+        model,
+        method,
+        fit_side,
+        seed=int(seed),
+        num_classes=num_classes,
+        score=timed_checks if checks else None,
+        checkpoints=horizons,
+        on_checkpoint=at_horizon if horizons else None,
+        progress=progress,
+        desc=f"{method.name} seed {seed} ({protocol})",
+        **config.kwargs_for(train),
     )
     stages["training"] = trained.seconds - stages["validation"] - stages["evaluation"]
     return FittedRun(trained, standardizer, fit_side, val_side, test_side, num_classes, stages, early)
@@ -287,8 +312,9 @@ def run_method(
         raise ValueError("no meta-test tasks")
     horizons = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} - {config.iterations})
     splits = make_splits(list(test_tasks), config.shots, config.fraction, seed=int(seed))  # rows and labels only: as after standardizing
-    run = fit_run(method, seed, train_tasks, test_tasks, config, protocol=protocol, horizons=horizons, splits=splits,
-                  device=device, progress=progress)
+    run = fit_run(
+        method, seed, train_tasks, test_tasks, config, protocol=protocol, horizons=horizons, splits=splits, device=device, progress=progress
+    )
     trained, stages, early = run.trained, run.stages, run.early
     begin = time.perf_counter()
     per_task = evaluate(trained.model, method, run.test_side, splits, seed=int(seed), **config.kwargs_for(evaluate))
@@ -312,8 +338,14 @@ def run_method(
         "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
     }
     if horizons:
-        record["horizons"] = {h: {"macro_f1": float(np.mean(list(scores.values()))), "per_task": scores,
-                                  "curve": compress_history(trained.history[:h], config.eval_every)} for h, scores in early.items()}
+        record["horizons"] = {
+            h: {
+                "macro_f1": float(np.mean(list(scores.values()))),
+                "per_task": scores,
+                "curve": compress_history(trained.history[:h], config.eval_every),
+            }
+            for h, scores in early.items()
+        }
     return record
 
 
@@ -423,13 +455,19 @@ def run_grid(
                 tracker.run_finished(job, record["seconds"])
                 pending[job[0]] -= 1
                 if echo:
-                    best = f"best iteration {record['best_iteration']}/{config.iterations}, " if job[0] == "select" and job[1] != "transfer" else ""
+                    best = (
+                        f"best iteration {record['best_iteration']}/{config.iterations}, "
+                        if job[0] == "select" and job[1] != "transfer"
+                        else ""
+                    )
                     left = f"; {tracker.left_text()}" if queue or inflight else ""
                     _log(f"{_label(*job)}: {_scores_text(found[job], horizons)}  ({best}{record['seconds']:.0f} s{left})")
                     if pending[job[0]] == 0 and (queue or inflight) and not horizons:
                         column = [found[j][config.iterations] for j in grid if j[0] == job[0]]
-                        _log(f"\n{PROTOCOL_TITLES.get(job[0], job[0]).capitalize()}, all {len(column)} runs done "
-                             f"(the other protocol's runs go on):\n\n{markdown_table(summarize(column, config.methods))}\n")
+                        _log(
+                            f"\n{PROTOCOL_TITLES.get(job[0], job[0]).capitalize()}, all {len(column)} runs done "
+                            f"(the other protocol's runs go on):\n\n{markdown_table(summarize(column, config.methods))}\n"
+                        )
     finally:
         if own_tracker:
             tracker.close()
@@ -441,8 +479,16 @@ def run_grid(
     return runs, new, stores[config.iterations]
 
 
-def run_job(data: BenchmarkData, method: str, seed: int, config: BenchmarkConfig, protocol: str, stores: dict[int, RunStore],
-            device: str = "cpu", progress: bool = True) -> dict[int, dict[str, Any]]:
+def run_job(
+    data: BenchmarkData,
+    method: str,
+    seed: int,
+    config: BenchmarkConfig,
+    protocol: str,
+    stores: dict[int, RunStore],
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[int, dict[str, Any]]:
     """One run of a grid on ``data``, saved into ``stores`` (``{iterations: store}``: the run's
     length and any shorter horizon scored on the way) by whichever process runs it, so a run
     finished on a worker is kept even if the caller dies; what an executor of
@@ -460,8 +506,17 @@ def run_job(data: BenchmarkData, method: str, seed: int, config: BenchmarkConfig
         saved = {h: stores[h].load(method, seed, protocol) for h in lengths}
         if all(r is not None for r in saved.values()):  # finished meanwhile by another process
             return saved
-        record = run_method(method, seed, data.train, data.test, config, protocol=protocol,
-                            horizons=[h for h in lengths if h != config.iterations], device=device, progress=progress)
+        record = run_method(
+            method,
+            seed,
+            data.train,
+            data.test,
+            config,
+            protocol=protocol,
+            horizons=[h for h in lengths if h != config.iterations],
+            device=device,
+            progress=progress,
+        )
         return _save_lengths(record, stores, lengths, config.iterations)
 
 
@@ -487,7 +542,9 @@ def _label(protocol: str, method: str, seed: int) -> str:
     return f"{protocol:<6} {method:<21} seed {seed}"
 
 
-def _save_lengths(record: dict[str, Any], stores: dict[int, RunStore], lengths: Sequence[int], iterations: int) -> dict[int, dict[str, Any]]:
+def _save_lengths(
+    record: dict[str, Any], stores: dict[int, RunStore], lengths: Sequence[int], iterations: int
+) -> dict[int, dict[str, Any]]:
     """A finished run's record, and one per shorter horizon scored on the way, each saved
     under its store's key; ``{length: record}``."""
     early = record.pop("horizons", {})
@@ -558,9 +615,12 @@ def run_benchmark(
                 if not tracker.costs:
                     tracker.plan(len(data.train), len(data.test))
                 if echo:
-                    _log(f"{len(tracker.jobs)} runs, {executor.slots} at a time; {tracker.left_text()} (an estimate, updated as runs finish)")
-                runs, new, store = run_grid(config, out, data, progress=progress, max_runs=max_runs, echo=echo, executor=executor,
-                                            tracker=tracker)
+                    _log(
+                        f"{len(tracker.jobs)} runs, {executor.slots} at a time; {tracker.left_text()} (an estimate, updated as runs finish)"
+                    )
+                runs, new, store = run_grid(
+                    config, out, data, progress=progress, max_runs=max_runs, echo=echo, executor=executor, tracker=tracker
+                )
     finally:
         tracker.close()
     if len(runs) < len(config.protocols) * len(config.methods) * config.seeds:
@@ -588,8 +648,14 @@ def run_benchmark(
     return summary
 
 
-def load_data(config: BenchmarkConfig, encoder: Any = None, on_ray: bool = False, progress: bool = True,
-              num_train: int | str | None = None, tracker: CommandProgress | None = None) -> BenchmarkData:
+def load_data(
+    config: BenchmarkConfig,
+    encoder: Any = None,
+    on_ray: bool = False,
+    progress: bool = True,
+    num_train: int | str | None = None,
+    tracker: CommandProgress | None = None,
+) -> BenchmarkData:
     """``config.dataset`` featurized (cached) with ``encoder`` (an object) or ``config.encoder``;
     ``on_ray``: the texts not yet cached through encoder actors on the connected Ray cluster
     (the same features). ``progress``: the progress bar of an encoder built here by name.

@@ -16,6 +16,7 @@ Example::
     >>> round(float(paired_differences(runs, references=("maml",)).mean_diff.iloc[0]), 3)
     0.15
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,16 @@ from ..validation import check_scalar
 from .config import PROTOCOLS
 
 __all__ = [
-    "summarize", "paired_differences", "seeds_to_resolve", "protocol_of", "protocol_order", "method_order",
-    "ROUNDING_MARGIN", "ROUNDING_MEAN_SHIFT", "SUMMARY_COLUMNS", "PAIRED_COLUMNS",
+    "summarize",
+    "paired_differences",
+    "seeds_to_resolve",
+    "protocol_of",
+    "protocol_order",
+    "method_order",
+    "ROUNDING_MARGIN",
+    "ROUNDING_MEAN_SHIFT",
+    "SUMMARY_COLUMNS",
+    "PAIRED_COLUMNS",
 ]
 
 #: The columns of :func:`summarize`'s frame.
@@ -44,8 +53,10 @@ def protocol_of(record: dict[str, Any]) -> str:
 
 def _scores(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """``protocol, method, seed, macro_f1`` of each run."""
-    return pd.DataFrame([{"protocol": protocol_of(r), "method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs],
-                        columns=["protocol", "method", "seed", "macro_f1"])
+    return pd.DataFrame(
+        [{"protocol": protocol_of(r), "method": r["method"], "seed": r["seed"], "macro_f1": r["macro_f1"]} for r in runs],
+        columns=["protocol", "method", "seed", "macro_f1"],
+    )
 
 
 def protocol_order(found: Iterable[str]) -> list[str]:
@@ -90,8 +101,15 @@ def summarize(runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = No
             if len(scores) == 0:
                 continue
             std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
-            rows.append({"protocol": protocol, "method": method, "macro_f1_mean": round(float(np.mean(scores)), 6),
-                         "macro_f1_std": round(std, 6), "seeds": int(len(scores))})
+            rows.append(
+                {
+                    "protocol": protocol,
+                    "method": method,
+                    "macro_f1_mean": round(float(np.mean(scores)), 6),
+                    "macro_f1_std": round(std, 6),
+                    "seeds": int(len(scores)),
+                }
+            )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -135,7 +153,10 @@ def seeds_to_resolve(diff_std: float, delta: float = 0.01, level: float = 0.95, 
 
 
 def paired_differences(
-    runs: Iterable[dict[str, Any]], methods: Sequence[str] | None = None, references: Sequence[str] = ("maml", "mtl"), level: float = 0.95,
+    runs: Iterable[dict[str, Any]],
+    methods: Sequence[str] | None = None,
+    references: Sequence[str] = ("maml", "mtl"),
+    level: float = 0.95,
     margin: float | None = None,
 ) -> pd.DataFrame:
     """Each method's per-seed difference to each reference method, with a ``level`` t-interval,
@@ -174,8 +195,9 @@ def paired_differences(
     return frame
 
 
-def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence[str], level: float, protocol: str,
-                 margin: float) -> list[dict]:
+def _paired_rows(
+    table: pd.DataFrame, order: Sequence[str], references: Sequence[str], level: float, protocol: str, margin: float
+) -> list[dict]:
     from scipy import stats
 
     rows = []
@@ -197,6 +219,17 @@ def _paired_rows(table: pd.DataFrame, order: Sequence[str], references: Sequence
             else:
                 low = high = math.nan
             resolved = bool(n > 1 and (low - margin > 0 or high + margin < 0))
-            rows.append({"protocol": protocol, "method": method, "reference": reference, "seeds": n, "mean_diff": mean,
-                         "diff_std": std, "ci_low": low, "ci_high": high, "resolved": resolved})
+            rows.append(
+                {
+                    "protocol": protocol,
+                    "method": method,
+                    "reference": reference,
+                    "seeds": n,
+                    "mean_diff": mean,
+                    "diff_std": std,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "resolved": resolved,
+                }
+            )
     return rows

@@ -21,6 +21,7 @@ Example::
     >>> store.load("maml", 1)["fit_tasks"]  # a field's old name, read under its new one
     ['a']
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -102,12 +103,16 @@ class RunStore:
         if not isinstance(record.get("macro_f1"), (int, float)) or not isinstance(record.get("per_task"), dict):
             return None
         if "key" not in record:
-            raise ValueError(f"{path} has no run key, so nothing says it is a run of this configuration (key {self.key!r}); "
-                             "delete it to compute this run again")
+            raise ValueError(
+                f"{path} has no run key, so nothing says it is a run of this configuration (key {self.key!r}); "
+                "delete it to compute this run again"
+            )
         if record["key"] != self.key:
-            raise ValueError(f"{path} is a run of another configuration (its key {short_repr(record['key'])}, this folder's "
-                             f"{self.key!r}): it was copied or moved here; delete it to compute this run again, or move it back "
-                             f"to runs/{_safe(str(record['key']))}/")
+            raise ValueError(
+                f"{path} is a run of another configuration (its key {short_repr(record['key'])}, this folder's "
+                f"{self.key!r}): it was copied or moved here; delete it to compute this run again, or move it back "
+                f"to runs/{_safe(str(record['key']))}/"
+            )
         return current_record(record)
 
     def save(self, record: dict[str, Any]) -> Path:
@@ -119,7 +124,9 @@ class RunStore:
         if record.get("key", self.key) != self.key:
             raise ValueError(f"a run record of key {short_repr(record['key'])} does not belong in the store of key {self.key!r}")
         record = {**record, "key": self.key}
-        return atomic_write(self.path(record["method"], record["seed"], protocol_of(record)), json.dumps(to_jsonable(record), indent=1, sort_keys=True))
+        return atomic_write(
+            self.path(record["method"], record["seed"], protocol_of(record)), json.dumps(to_jsonable(record), indent=1, sort_keys=True)
+        )
 
     @contextlib.contextmanager
     def lock(self, method: str, seed: int, protocol: str = "select", on_wait: Any = None):

@@ -26,6 +26,7 @@ Example, with precomputed features of four tiny tasks::
     >>> float(table.query("value == 0 and method == 'maml+taskmix'").diff_maml.iloc[0])  # N = 0 is MAML
     0.0
 """
+
 from __future__ import annotations
 
 import math
@@ -38,15 +39,15 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..cluster import ray_session
 from ..files import atomic_write, check_writable, to_jsonable
 from ..validation import check_choice, short_repr
 from .config import BenchmarkConfig
 from .datasets import BenchmarkData
 from .methods import get_method
 from .report import PROTOCOL_TITLES, markdown_grid, png_figure
-from .statistics import ROUNDING_MARGIN, paired_differences, protocol_of, summarize
 from .runner import OUT_BYTES, _log, load_data, run_grid
-from ..cluster import ray_session
+from .statistics import ROUNDING_MARGIN, paired_differences, protocol_of, summarize
 from .workers import check_executor, make_executor
 
 __all__ = ["SWEEPS", "SWEEP_DEFAULTS", "run_sweep", "sweep_values", "num_real_tasks", "sweep_table", "plot_sweep"]
@@ -66,8 +67,21 @@ SWEEPS: dict[str, dict[str, Any]] = {
 SWEEP_DEFAULTS = {"protocols": ("paper",), "seeds": 5}
 
 #: Columns of :func:`sweep_table`.
-SWEEP_COLUMNS = ["value", "method", "macro_f1_mean", "macro_f1_std", "seeds", "diff_maml", "low_maml", "high_maml", "resolved_maml",
-                 "diff_mtl", "low_mtl", "high_mtl", "resolved_mtl"]
+SWEEP_COLUMNS = [
+    "value",
+    "method",
+    "macro_f1_mean",
+    "macro_f1_std",
+    "seeds",
+    "diff_maml",
+    "low_maml",
+    "high_maml",
+    "resolved_maml",
+    "diff_mtl",
+    "low_mtl",
+    "high_mtl",
+    "resolved_mtl",
+]
 
 
 def num_real_tasks(config: BenchmarkConfig, num_train: int) -> int:
@@ -80,8 +94,9 @@ def num_real_tasks(config: BenchmarkConfig, num_train: int) -> int:
     return max(1, min(fit, config.meta_batch_size or fit))
 
 
-def sweep_values(over: str, values: str | Sequence[Any] | None, *, real_tasks: int, num_train: int,
-                 config: BenchmarkConfig | None = None) -> list[Any]:
+def sweep_values(
+    over: str, values: str | Sequence[Any] | None, *, real_tasks: int, num_train: int, config: BenchmarkConfig | None = None
+) -> list[Any]:
     """The values of setting ``over`` to run, parsed from text such as ``"0,T/2,T,2T,4T"`` (``T``
     multiples for ``num_synthetic``, rounded down) or ``"3,5,all"`` (``all``, and values above
     it dropped, for ``train_subset``), in the given order without repeats. Each value is checked
@@ -135,8 +150,9 @@ def _parse_value(over: str, token: str, real_tasks: int, num_train: int) -> Any:
     except ValueError:
         raise ValueError(f"--values: cannot read {short_repr(token)} as a value of {over}") from None
     except ZeroDivisionError:
-        raise ValueError(f"--values: {short_repr(token)} divides by zero; {over} takes whole numbers and multiples of T "
-                         "such as 0,T/2,T,2T,4T") from None
+        raise ValueError(
+            f"--values: {short_repr(token)} divides by zero; {over} takes whole numbers and multiples of T such as 0,T/2,T,2T,4T"
+        ) from None
     except OverflowError:  # 1e999T
         raise ValueError(f"--values: {short_repr(token)} is too large a value of {over}") from None
 
@@ -191,8 +207,10 @@ def run_sweep(
         num_fit = len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0)  # tasks a run can train on
         points = sweep_values(over, values, real_tasks=real, num_train=num_fit, config=config)
         if echo:
-            _log(f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
-                 f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)")
+            _log(
+                f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
+                f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)"
+            )
         # one pool for every grid of the sweep
         with make_executor(data, workers, threads, progress=progress, ray_address=ray_address, device=config.device) as executor:
             return _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor)
@@ -223,7 +241,8 @@ def _sweep_grids(config, over, out, data, points, method, references, real, num_
     for value in points:
         # the value that equals the default is run as the default, so the benchmark's runs are reused
         same = (over == "num_synthetic" and config.num_synthetic is None and value == real) or (
-            over == "train_subset" and config.train_subset is None and value == num_fit)
+            over == "train_subset" and config.train_subset is None and value == num_fit
+        )
         point = config.replace(**{over: None if same else value})
         found = grid(point.replace(methods=(method,) + (tuple(references) if vary else ())))
         if found is None:
@@ -262,14 +281,24 @@ def sweep_table(runs: Sequence[dict[str, Any]], method: str, references: Sequenc
         summary = summarize(part, [method, *references])
         paired = paired_differences(part, [method, *references], references=references)
         for row in summary.itertuples(index=False):
-            out = {"value": value, "method": row.method, "macro_f1_mean": row.macro_f1_mean, "macro_f1_std": row.macro_f1_std, "seeds": row.seeds}
+            out = {
+                "value": value,
+                "method": row.method,
+                "macro_f1_mean": row.macro_f1_mean,
+                "macro_f1_std": row.macro_f1_std,
+                "seeds": row.seeds,
+            }
             for ref in ("maml", "mtl"):
                 hit = paired[(paired["method"] == row.method) & (paired["reference"] == ref)] if row.method == method else paired.iloc[0:0]
                 first = hit.iloc[0] if len(hit) else None
-                out.update({f"diff_{ref}": None if first is None else float(first.mean_diff),
-                            f"low_{ref}": None if first is None else float(first.ci_low),
-                            f"high_{ref}": None if first is None else float(first.ci_high),
-                            f"resolved_{ref}": None if first is None else bool(first.resolved)})
+                out.update(
+                    {
+                        f"diff_{ref}": None if first is None else float(first.mean_diff),
+                        f"low_{ref}": None if first is None else float(first.ci_low),
+                        f"high_{ref}": None if first is None else float(first.ci_high),
+                        f"resolved_{ref}": None if first is None else bool(first.resolved),
+                    }
+                )
             rows.append(out)
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
@@ -277,6 +306,7 @@ def sweep_table(runs: Sequence[dict[str, Any]], method: str, references: Sequenc
 def sweep_markdown(table: pd.DataFrame, over: str, digits: int = 3) -> str:
     """:func:`sweep_table` as Markdown: the swept method's rows with their paired differences,
     then the references (once when they do not vary), and a sentence on what is resolved."""
+
     def signed(v):
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.{digits}f}"
 
@@ -299,17 +329,36 @@ def sweep_markdown(table: pd.DataFrame, over: str, digits: int = 3) -> str:
                 continue
             seen.add(key)
         value = r.value if r.method == swept or varying else "(any)"
-        rows.append([str(_show(value)), r.method, f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}", str(r.seeds),
-                     diff(r, "maml"), diff(r, "mtl")])
-    text = markdown_grid([over, "Method", "Average Macro F1", "Seeds", "− MAML, 95% interval", "− MTL, 95% interval"], rows,
-                         ["r", "l", "r", "r", "r", "r"])
-    words = [f"* the 95% interval of the paired difference, widened by {ROUNDING_MARGIN:.3f} on both sides for rounding "
-             "(benchmarks/sensitivity.py), excludes 0." if ROUNDING_MARGIN else "* the 95% interval of the paired difference excludes 0."]
+        rows.append(
+            [
+                str(_show(value)),
+                r.method,
+                f"{r.macro_f1_mean:.{digits}f} ± {r.macro_f1_std:.{digits}f}",
+                str(r.seeds),
+                diff(r, "maml"),
+                diff(r, "mtl"),
+            ]
+        )
+    text = markdown_grid(
+        [over, "Method", "Average Macro F1", "Seeds", "− MAML, 95% interval", "− MTL, 95% interval"], rows, ["r", "l", "r", "r", "r", "r"]
+    )
+    words = [
+        f"* the 95% interval of the paired difference, widened by {ROUNDING_MARGIN:.3f} on both sides for rounding "
+        "(benchmarks/sensitivity.py), excludes 0."
+        if ROUNDING_MARGIN
+        else "* the 95% interval of the paired difference excludes 0."
+    ]
     for ref, name in (("maml", "MAML"), ("mtl", "MTL")):
-        resolved = [f"{_show(r.value)} ({'above' if getattr(r, f'diff_{ref}') > 0 else 'below'})" for r in table.itertuples(index=False)
-                    if r.method == swept and getattr(r, f"resolved_{ref}")]
-        words.append(f"Resolved against {name} at {over} = " + ", ".join(resolved) + "." if resolved
-                     else f"No difference to {name} is resolved at any value.")
+        resolved = [
+            f"{_show(r.value)} ({'above' if getattr(r, f'diff_{ref}') > 0 else 'below'})"
+            for r in table.itertuples(index=False)
+            if r.method == swept and getattr(r, f"resolved_{ref}")
+        ]
+        words.append(
+            f"Resolved against {name} at {over} = " + ", ".join(resolved) + "."
+            if resolved
+            else f"No difference to {name} is resolved at any value."
+        )
     return text + "\n\n" + " ".join(words)
 
 
@@ -318,24 +367,40 @@ def _show(value: Any) -> Any:
 
 
 def write_sweep(
-    out: str | os.PathLike, over: str, table: pd.DataFrame, runs: Sequence[dict[str, Any]], config: BenchmarkConfig,
-    method: str, references: Sequence[str],
+    out: str | os.PathLike,
+    over: str,
+    table: pd.DataFrame,
+    runs: Sequence[dict[str, Any]],
+    config: BenchmarkConfig,
+    method: str,
+    references: Sequence[str],
 ) -> dict[str, Path]:
     """``sweep_<over>.md``/``.csv``/``.json``/``.png`` in ``out`` (atomically)."""
     import json
 
     out = Path(out)
     protocol = protocol_of(runs[0]) if runs else config.protocols[0]
-    md = "\n\n".join([
-        f"# Sweep of {over} on {config.dataset}: {method} against {', '.join(references)}",
-        f"{PROTOCOL_TITLES[protocol].capitalize()}; {config.regime}; "
-        f"{'' if over == 'iterations' else f'{config.iterations} iterations; '}mean ± sample std over "
-        f"seeds; differences paired by seed (same splits, initial weights and draws).",
-        sweep_markdown(table, over),
-    ]) + "\n"
-    record = {"over": over, "method": method, "references": list(references), "protocol": protocol, "config": config.to_dict(),
-              "table": table.to_dict(orient="records"),
-              "runs": [{k: r[k] for k in ("value", "method", "seed", "protocol", "macro_f1", "per_task", "seconds") if k in r} for r in runs]}
+    md = (
+        "\n\n".join(
+            [
+                f"# Sweep of {over} on {config.dataset}: {method} against {', '.join(references)}",
+                f"{PROTOCOL_TITLES[protocol].capitalize()}; {config.regime}; "
+                f"{'' if over == 'iterations' else f'{config.iterations} iterations; '}mean ± sample std over "
+                f"seeds; differences paired by seed (same splits, initial weights and draws).",
+                sweep_markdown(table, over),
+            ]
+        )
+        + "\n"
+    )
+    record = {
+        "over": over,
+        "method": method,
+        "references": list(references),
+        "protocol": protocol,
+        "config": config.to_dict(),
+        "table": table.to_dict(orient="records"),
+        "runs": [{k: r[k] for k in ("value", "method", "seed", "protocol", "macro_f1", "per_task", "seconds") if k in r} for r in runs],
+    }
     paths = {
         "markdown": atomic_write(out / f"sweep_{over}.md", md),
         "csv": atomic_write(out / f"sweep_{over}.csv", table.to_csv(index=False)),
@@ -374,8 +439,16 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, over: str, title: s
             if np.isnan(d).all():
                 continue
             low, high = part[f"low_{ref}"].to_numpy(float), part[f"high_{ref}"].to_numpy(float)
-            ax2.errorbar(x + (k - 0.5) * 0.12, d, yerr=[d - low, high - d], fmt="o", capsize=4, color=colors[ref],
-                         markersize=5, label=f"{swept} − {ref}")
+            ax2.errorbar(
+                x + (k - 0.5) * 0.12,
+                d,
+                yerr=[d - low, high - d],
+                fmt="o",
+                capsize=4,
+                color=colors[ref],
+                markersize=5,
+                label=f"{swept} − {ref}",
+            )
         ax2.axhline(0, color="black", linewidth=0.8)
         ax2.set_ylabel("paired difference (mean, 95% t-interval over seeds)", fontsize=8)
         ax2.legend(fontsize=7, loc="best")

@@ -23,6 +23,7 @@ Example::
     >>> len(result.history)
     5
 """
+
 from __future__ import annotations
 
 import copy
@@ -148,7 +149,9 @@ def train(
         batch = sampler.sample_iteration()
         loss = objective.loss(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{method.name}: the training loss became {loss.item()} at iteration {iteration}; lower the learning rates")
+            raise FloatingPointError(
+                f"{method.name}: the training loss became {loss.item()} at iteration {iteration}; lower the learning rates"
+            )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

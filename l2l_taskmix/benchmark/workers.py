@@ -32,6 +32,7 @@ Example::
     >>> type(executor).__name__, executor.slots
     ('InProcess', 1)
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -40,7 +41,17 @@ from typing import Any, Callable
 
 from ..validation import check_device, check_scalar
 
-__all__ = ["InProcess", "LocalWorkers", "RayWorkers", "make_executor", "check_executor", "available_cpus", "default_workers", "MAX_THREADS", "MAX_WORKERS"]
+__all__ = [
+    "InProcess",
+    "LocalWorkers",
+    "RayWorkers",
+    "make_executor",
+    "check_executor",
+    "available_cpus",
+    "default_workers",
+    "MAX_THREADS",
+    "MAX_WORKERS",
+]
 
 #: The most torch threads per run and runs at once (``--threads``, ``--workers``): far above any
 #: machine's cores or a Ray cluster's CPUs, below what the operating system and torch overflow at.
@@ -140,8 +151,9 @@ class LocalWorkers:
         self.slots = check_scalar(workers, "workers", int, min_val=1)
         threads = check_scalar(threads, "threads", int, min_val=1)
         # spawn: a forked child of a process whose OpenMP threads are started can hang
-        self.pool = cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_init_worker, initargs=(data, threads, os.getpid()))
+        self.pool = cf.ProcessPoolExecutor(
+            self.slots, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(data, threads, os.getpid())
+        )
 
     cuda_available = InProcess.cuda_available
 
@@ -181,8 +193,17 @@ class RayWorkers:
     ``num_cpus``: CPUs of a new local instance (default: all).
     """
 
-    def __init__(self, data: Any, address: str = "local", workers: int | None = None, threads: int = 1, device: str = "auto",
-                 gpus: float | None = None, max_retries: int = 3, num_cpus: int | None = None) -> None:
+    def __init__(
+        self,
+        data: Any,
+        address: str = "local",
+        workers: int | None = None,
+        threads: int = 1,
+        device: str = "auto",
+        gpus: float | None = None,
+        max_retries: int = 3,
+        num_cpus: int | None = None,
+    ) -> None:
         from ..cluster import cluster_cpus, cluster_gpus, connect, import_ray
 
         threads = check_scalar(threads, "threads", int, min_val=1)
@@ -200,8 +221,9 @@ class RayWorkers:
             self.gpus = (gpus if gpus is not None else min(1.0, have_gpus / self.slots)) if on_cuda else 0
             self.threads = threads
             self.data = self.ray.put(data)
-            self.task = self.ray.remote(_ray_call).options(num_cpus=threads, num_gpus=self.gpus, max_retries=max_retries,
-                                                           retry_exceptions=False)
+            self.task = self.ray.remote(_ray_call).options(
+                num_cpus=threads, num_gpus=self.gpus, max_retries=max_retries, retry_exceptions=False
+            )
         except BaseException:
             self.close()
             raise
@@ -231,8 +253,14 @@ def check_executor(workers: Any, threads: Any) -> tuple[int | None, int]:
     return check_scalar(workers, "workers", int, min_val=1, max_val=MAX_WORKERS, allow_none=True), threads
 
 
-def make_executor(data: Any, workers: int | None = None, threads: int | None = None, progress: bool = True,
-                  ray_address: str | None = None, device: str = "auto") -> InProcess | LocalWorkers | RayWorkers:
+def make_executor(
+    data: Any,
+    workers: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    ray_address: str | None = None,
+    device: str = "auto",
+) -> InProcess | LocalWorkers | RayWorkers:
     """:class:`RayWorkers` on ``ray_address`` when given (``"local"``: a new local Ray
     instance), else :class:`InProcess` for ``workers=1`` and :class:`LocalWorkers` otherwise
     (``None``: as many as fit the available cores at ``threads`` each). ``threads``: torch

@@ -10,10 +10,11 @@ Example::
     >>> int(task_stats(split).loc["all", "#tasks"])
     11
 """
+
 from .mtop import (
-    bundled_mtop_root,
     build_mtop_long,
     build_mtop_wide,
+    bundled_mtop_root,
     intent_domains,
     load_mtop,
     mtop_tasks,

@@ -34,6 +34,7 @@ Example::
     >>> split.info["min_class_count"]
     20
 """
+
 from __future__ import annotations
 
 from importlib import resources
@@ -93,8 +94,7 @@ def _read_mtop_file(path: Path, language: str, split: str, domains: dict | None)
             cols = line.split("\t")
             if len(cols) != len(MTOP_COLUMNS):
                 raise ValueError(
-                    f"{path}:{lineno}: expected {len(MTOP_COLUMNS)} tab-separated columns "
-                    f"({', '.join(MTOP_COLUMNS)}), found {len(cols)}"
+                    f"{path}:{lineno}: expected {len(MTOP_COLUMNS)} tab-separated columns ({', '.join(MTOP_COLUMNS)}), found {len(cols)}"
                 )
             row = dict(zip(MTOP_COLUMNS, cols))
             if not row["utterance"].strip():
@@ -152,13 +152,10 @@ def load_mtop(
             raise ValueError(f"bad split names {splits!r}")
     if languages is None:
         languages = sorted(
-            d.name for d in root.iterdir()
-            if d.is_dir() and any((d / f"{s}.txt").is_file() for s in (splits or MTOP_SPLITS))
+            d.name for d in root.iterdir() if d.is_dir() and any((d / f"{s}.txt").is_file() for s in (splits or MTOP_SPLITS))
         )
         if not languages:
-            raise FileNotFoundError(
-                f"no language folders with {'/'.join(splits or MTOP_SPLITS)}.txt under {root}"
-            )
+            raise FileNotFoundError(f"no language folders with {'/'.join(splits or MTOP_SPLITS)}.txt under {root}")
     else:
         languages = [languages] if isinstance(languages, str) else list(languages)
         if not languages:
@@ -195,10 +192,7 @@ def mtop_tasks(df: pd.DataFrame, by: Sequence[str] = ("domain",)) -> list[Intent
         key = key if isinstance(key, tuple) else (key,)
         meta = dict(zip(by, key))
         meta["languages"] = sorted(group["language"].unique().tolist())
-        tasks.append(
-            IntentTask("/".join(map(str, key)), group["utterance"].tolist(),
-                       group["intent"].tolist(), meta)
-        )
+        tasks.append(IntentTask("/".join(map(str, key)), group["utterance"].tolist(), group["intent"].tolist(), meta))
     return tasks
 
 
@@ -207,8 +201,18 @@ def _root_label(root) -> str:
 
 
 def _build(
-    kind: str, by, root, languages, splits, min_class_count, threshold_source, num_train,
-    seed, train_tasks, test_tasks, extra_info,
+    kind: str,
+    by,
+    root,
+    languages,
+    splits,
+    min_class_count,
+    threshold_source,
+    num_train,
+    seed,
+    train_tasks,
+    test_tasks,
+    extra_info,
 ) -> MetaSplit:
     df = load_mtop(root, languages=languages, splits=splits)
     tasks = mtop_tasks(df, by=by)
@@ -224,8 +228,7 @@ def _build(
     rng = np.random.default_rng(seed)
     order = [kept[i].name for i in rng.permutation(len(kept))]
     left_out = [t for t in tasks if t.name in dropped_tasks]
-    train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order,
-                               dropped=left_out, min_class_count=min_class_count)
+    train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order, dropped=left_out, min_class_count=min_class_count)
     n_before = sum(len(t) for t in tasks)
     n_after = sum(len(t) for t in kept)
     info = {
@@ -246,8 +249,7 @@ def _build(
         "num_examples_kept": int(n_after),
         "dropped_classes": dropped_classes,
         "dropped_tasks": dropped_tasks,
-        "dropped_reason": f"classes with fewer than {min_class_count} examples in their task; "
-        "tasks left with fewer than 2 classes",
+        "dropped_reason": f"classes with fewer than {min_class_count} examples in their task; tasks left with fewer than 2 classes",
         **extra_info,
     }
     return MetaSplit(train, test, info)
@@ -282,8 +284,18 @@ def build_mtop_long(
         (8, 3)
     """
     return _build(
-        "mtop-long", ("domain",), root, languages, splits, min_class_count, "argument",
-        num_train, seed, train_tasks, test_tasks, {},
+        "mtop-long",
+        ("domain",),
+        root,
+        languages,
+        splits,
+        min_class_count,
+        "argument",
+        num_train,
+        seed,
+        train_tasks,
+        test_tasks,
+        {},
     )
 
 
@@ -329,7 +341,16 @@ def build_mtop_wide(
         return min(max(int(round(frac * n)), 1), max(n - 1, 1))
 
     return _build(
-        "mtop-wide", ("domain", "language"), root, languages, splits, min_class_count, source,
-        num_train, seed, train_tasks, test_tasks, {"train_fraction": float(train_fraction)},
+        "mtop-wide",
+        ("domain", "language"),
+        root,
+        languages,
+        splits,
+        min_class_count,
+        source,
+        num_train,
+        seed,
+        train_tasks,
+        test_tasks,
+        {"train_fraction": float(train_fraction)},
     )
-

@@ -45,6 +45,7 @@ Example::
     >>> len(hyps), hyps[0] != hyps[1]
     (3, True)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,9 +102,7 @@ def join_hypotheses(hypotheses: Sequence[str], sep: Any = None, nbest: int | Non
     ``sep`` is a string or an encoder (its ``.sep``); ``None`` means XLM-R's ``</s></s>``.
     Only the first ``nbest`` hypotheses are used when given; blank hypotheses are skipped.
     """
-    if isinstance(hypotheses, str) or not isinstance(hypotheses, (list, tuple)) or not all(
-        isinstance(h, str) for h in hypotheses
-    ):
+    if isinstance(hypotheses, str) or not isinstance(hypotheses, (list, tuple)) or not all(isinstance(h, str) for h in hypotheses):
         raise ValueError(f"hypotheses must be a list of strings, got {short_repr(hypotheses)}")
     if nbest is not None:
         nbest = check_scalar(nbest, "nbest", int, min_val=1)
@@ -123,13 +122,12 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as e:
         lineno = data.count(b"\n", 0, e.start) + 1
         column = e.start - data.rfind(b"\n", 0, e.start)
-        raise ValueError(
-            f"{path}:{lineno}: not UTF-8 (byte 0x{data[e.start]:02x} at column {column}); save the table as UTF-8"
-        ) from None
+        raise ValueError(f"{path}:{lineno}: not UTF-8 (byte 0x{data[e.start]:02x} at column {column}); save the table as UTF-8") from None
 
 
-def _records(path: Path, required: Sequence[str] = ("task", "intent"), kind: str = "task table",
-             allowed: Sequence[str] | None = None) -> list[tuple[int, dict]]:
+def _records(
+    path: Path, required: Sequence[str] = ("task", "intent"), kind: str = "task table", allowed: Sequence[str] | None = None
+) -> list[tuple[int, dict]]:
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
         what = "task-table format" if kind == "task table" else f"format for a {kind}"
@@ -167,8 +165,10 @@ def _records(path: Path, required: Sequence[str] = ("task", "intent"), kind: str
         raise ValueError(f"{path}:{header_line}: the header has no {', '.join(repr(m) for m in missing)} column (it has {columns}){hint}")
     unknown = [c for c in columns if c and allowed is not None and c not in allowed]
     if unknown:
-        raise ValueError(f"{path}:{header_line}: unknown column(s) {', '.join(repr(c) for c in unknown)} in the header; "
-                         f"a {kind} has the columns {', '.join(allowed)}")
+        raise ValueError(
+            f"{path}:{header_line}: unknown column(s) {', '.join(repr(c) for c in unknown)} in the header; "
+            f"a {kind} has the columns {', '.join(allowed)}"
+        )
     twice = sorted({c for c in columns if c and columns.count(c) > 1})
     if twice:
         raise ValueError(f"{path}:{header_line}: the header names the column(s) {twice} more than once; keep one of each")
@@ -177,7 +177,7 @@ def _records(path: Path, required: Sequence[str] = ("task", "intent"), kind: str
         if len(fields) > len(columns):
             raise ValueError(
                 f"{path}:{lineno}: {len(fields)} fields but the header has {len(columns)} ({', '.join(columns)}); "
-                f"quote a field that holds a {'tab' if delimiter == chr(9) else 'comma'} (\"like, this\")"
+                f'quote a field that holds a {"tab" if delimiter == chr(9) else "comma"} ("like, this")'
             )
         rec = {k: v for k, v in zip(columns, fields) if k and v != ""}
         if "hypotheses" in rec:
@@ -185,8 +185,7 @@ def _records(path: Path, required: Sequence[str] = ("task", "intent"), kind: str
                 rec["hypotheses"] = json.loads(rec["hypotheses"])
             except json.JSONDecodeError:
                 raise ValueError(
-                    f"{path}:{lineno}: hypotheses must be a JSON list of strings, got "
-                    f"{short_repr(rec['hypotheses'])}"
+                    f"{path}:{lineno}: hypotheses must be a JSON list of strings, got {short_repr(rec['hypotheses'])}"
                 ) from None
         out.append((lineno, rec))
     return out
@@ -214,7 +213,7 @@ def _csv_records(text: str, delimiter: str, path: Path) -> list[tuple[int, list[
     if out:  # only a quote left open reads on to the end of the file: check the last record
         start = out[-1][0]
         try:
-            list(csv.reader(lines[start - 1:], delimiter=delimiter, quotechar='"', doublequote=True, strict=True))
+            list(csv.reader(lines[start - 1 :], delimiter=delimiter, quotechar='"', doublequote=True, strict=True))
         except csv.Error as e:
             if "unexpected end of data" in str(e):
                 raise ValueError(f"{path}:{start}: a quoted field in this record is never closed (a '\"' is missing)") from None
@@ -274,15 +273,20 @@ def read_utterances(path: str | Path, encoder_sep: Any = None, *, labelled: bool
     path = Path(path)
     kind = "labelled table" if labelled else "table of utterances"
     if not path.is_file():
-        raise FileNotFoundError(f"{kind} {path} does not exist" if not path.is_dir() else f"{path} is a folder, not a {kind} (.csv or .jsonl)")
+        raise FileNotFoundError(
+            f"{kind} {path} does not exist" if not path.is_dir() else f"{path} is a folder, not a {kind} (.csv or .jsonl)"
+        )
     sep = _resolve_sep(encoder_sep)
     rows = []
     for lineno, rec in _records(path, ("intent",) if labelled else (), kind, UTTERANCE_COLUMNS):
         where = f"{path}:{lineno}"
         unknown = [k for k in rec if k not in UTTERANCE_COLUMNS]
         if unknown:
-            raise ValueError(f"{where}: unknown column(s) {', '.join(repr(k) for k in unknown)}; a {kind} has "
-                             f"{'intent and ' if labelled else ''}text or hypotheses, and optionally {', '.join(c for c in UTTERANCE_COLUMNS if c not in ('intent', 'text', 'hypotheses'))}")
+            raise ValueError(
+                f"{where}: unknown column(s) {', '.join(repr(k) for k in unknown)}; a {kind} has "
+                f"{'intent and ' if labelled else ''}text or hypotheses, and optionally "
+                f"{', '.join(c for c in UTTERANCE_COLUMNS if c not in ('intent', 'text', 'hypotheses'))}"
+            )
         intent = rec.get("intent")
         if labelled and (not isinstance(intent, (str, int)) or isinstance(intent, bool) or str(intent).strip() == ""):
             raise ValueError(f"{where}: missing or empty 'intent'")
@@ -299,10 +303,15 @@ def read_utterances(path: str | Path, encoder_sep: Any = None, *, labelled: bool
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"{where}: empty utterance")
         task = rec.get("task")
-        rows.append({"text": text,
-                     "intent": check_name(str(intent).strip(), "intent", where) if labelled or intent not in (None, "") else None,
-                     "task": None if task in (None, "") else check_name(str(task).strip(), "task name", where),
-                     "id": rec.get("id"), "line": lineno})
+        rows.append(
+            {
+                "text": text,
+                "intent": check_name(str(intent).strip(), "intent", where) if labelled or intent not in (None, "") else None,
+                "task": None if task in (None, "") else check_name(str(task).strip(), "task name", where),
+                "id": rec.get("id"),
+                "line": lineno,
+            }
+        )
     if not rows:
         raise ValueError(f"{path}: no rows: the {kind} is empty")
     frame = pd.DataFrame(rows, columns=["text", "intent", "task", "id", "line"])
@@ -311,8 +320,7 @@ def read_utterances(path: str | Path, encoder_sep: Any = None, *, labelled: bool
     return frame
 
 
-def read_task_table(path: str | Path, encoder_sep: Any = None,
-                    nbest: int | None = None) -> pd.DataFrame:
+def read_task_table(path: str | Path, encoder_sep: Any = None, nbest: int | None = None) -> pd.DataFrame:
     """Read a task table (JSONL/CSV, see the module doc) into a frame.
 
     Returns columns ``task, intent, text, num_hypotheses, order, split, line``: ``text`` holds
@@ -357,11 +365,17 @@ def read_task_table(path: str | Path, encoder_sep: Any = None,
         if rec.get("order") is not None:
             order, kind = _parse_order(rec["order"], where)
             first_of_kind.setdefault(kind, (lineno, rec["order"]))
-        rows.append({"task": check_name(str(rec["task"]).strip(), "task name", where),
-                     "intent": check_name(str(rec["intent"]).strip(), "intent", where),
-                     "text": text, "num_hypotheses": n, "order": order,
-                     "split": None if split is None else str(split).strip().lower(),
-                     "line": lineno})
+        rows.append(
+            {
+                "task": check_name(str(rec["task"]).strip(), "task name", where),
+                "intent": check_name(str(rec["intent"]).strip(), "intent", where),
+                "text": text,
+                "num_hypotheses": n,
+                "order": order,
+                "split": None if split is None else str(split).strip().lower(),
+                "line": lineno,
+            }
+        )
     if not rows:
         raise ValueError(f"{path}: no rows")
     if len(first_of_kind) > 1:  # numbers would sort as seconds after 1970, before every date
@@ -382,7 +396,9 @@ def read_task_table(path: str | Path, encoder_sep: Any = None,
         mixed = sides[sides > 1].index.tolist()
         if mixed:
             lines = df.loc[df["task"] == mixed[0], "line"].tolist()[:5]
-            raise ValueError(f"{path}: task {short_repr(mixed[0])} has rows with both split values (lines {lines}); a task is all train or all test")
+            raise ValueError(
+                f"{path}: task {short_repr(mixed[0])} has rows with both split values (lines {lines}); a task is all train or all test"
+            )
     return df
 
 
@@ -435,8 +451,11 @@ def load_nbest(
     tasks = []
     for rank, name in enumerate(keys):
         g = df[df["task"] == name]
-        meta = {"rank": rank, "order": float(g["order"].min()) if chronological else None,
-                "mean_hypotheses": float(g["num_hypotheses"].mean())}
+        meta = {
+            "rank": rank,
+            "order": float(g["order"].min()) if chronological else None,
+            "mean_hypotheses": float(g["num_hypotheses"].mean()),
+        }
         tasks.append(IntentTask(name, g["text"].tolist(), g["intent"].tolist(), meta))
     kept, dropped_classes, dropped_tasks = filter_classes(tasks, min_class_count)
     left_out = [t for t in tasks if t.name in dropped_tasks]
@@ -453,18 +472,21 @@ def load_nbest(
         test_tasks = [n for n in order if side[n] == "test"]
         if not train_tasks or (not test_tasks and not every):
             note = left_out_note(left_out, min_class_count)
-            raise ValueError(f"{path}: the split column leaves no {'train' if not train_tasks else 'test'} task "
-                             f"(after dropping small classes){'; ' + note if note else ''}")
+            raise ValueError(
+                f"{path}: the split column leaves no {'train' if not train_tasks else 'test'} task "
+                f"(after dropping small classes){'; ' + note if note else ''}"
+            )
     try:
         if every and not by_column:
             if not kept:
-                raise ValueError("no task is left to meta-train on" + (f"; {note}" if (note := left_out_note(left_out, min_class_count)) else ""))
+                raise ValueError(
+                    "no task is left to meta-train on" + (f"; {note}" if (note := left_out_note(left_out, min_class_count)) else "")
+                )
             train, test = list(kept), []
         elif every and not test_tasks:
             train, test = [t for t in kept if t.name in set(train_tasks)], []
         else:
-            train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order,
-                                       dropped=left_out, min_class_count=min_class_count)
+            train, test = assign_tasks(kept, num_train, train_tasks, test_tasks, order, dropped=left_out, min_class_count=min_class_count)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     info = {
@@ -479,7 +501,12 @@ def load_nbest(
         "num_test": len(test),
         "train_tasks": [t.name for t in train],
         "test_tasks": [t.name for t in test],
-        "assignment": "split column" if by_column else "given" if (train_tasks or test_tasks) else "every task trains" if every
+        "assignment": "split column"
+        if by_column
+        else "given"
+        if (train_tasks or test_tasks)
+        else "every task trains"
+        if every
         else "oldest tasks train",
         "dropped_classes": dropped_classes,
         "dropped_tasks": dropped_tasks,
@@ -490,31 +517,45 @@ def load_nbest(
 # --------------------------------------------------------------------------- simulation
 
 # Near-homophone spellings (Latin script), applied in either direction.
-_SOUNDALIKE = [("ph", "f"), ("ck", "k"), ("c", "k"), ("s", "z"), ("ee", "ea"), ("ou", "ow"),
-               ("y", "i"), ("w", "v"), ("th", "t"), ("tion", "shun"), ("er", "a"),
-               ("ei", "ie"), ("mm", "m"), ("ll", "l"), ("tt", "t"), ("ss", "s"), ("qu", "kw")]
+_SOUNDALIKE = [
+    ("ph", "f"),
+    ("ck", "k"),
+    ("c", "k"),
+    ("s", "z"),
+    ("ee", "ea"),
+    ("ou", "ow"),
+    ("y", "i"),
+    ("w", "v"),
+    ("th", "t"),
+    ("tion", "shun"),
+    ("er", "a"),
+    ("ei", "ie"),
+    ("mm", "m"),
+    ("ll", "l"),
+    ("tt", "t"),
+    ("ss", "s"),
+    ("qu", "kw"),
+]
 
 
 def _soundalike(word: str, rng: np.random.Generator, vocab: Sequence[str]) -> str:
     lower = word.lower()
-    options = [(a, b) for a, b in _SOUNDALIKE if a in lower] + \
-              [(b, a) for a, b in _SOUNDALIKE if b in lower and len(b) > 1]
+    options = [(a, b) for a, b in _SOUNDALIKE if a in lower] + [(b, a) for a, b in _SOUNDALIKE if b in lower and len(b) > 1]
     if options:
         a, b = options[int(rng.integers(len(options)))]
         i = lower.index(a)
-        return word[:i] + b + word[i + len(a):]
+        return word[:i] + b + word[i + len(a) :]
     # Any script: a vocabulary word that starts alike and has about the same length.
     alike = [v for v in vocab if v != word and v[:2] == word[:2] and abs(len(v) - len(word)) <= 2]
     if alike:
         return alike[int(rng.integers(len(alike)))]
     if len(word) > 1:  # drop one character (a clipped sound)
         i = int(rng.integers(len(word)))
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     return word + word
 
 
-def _corrupt(words: list[str], rate: float, rng: np.random.Generator,
-             vocab: Sequence[str]) -> list[str]:
+def _corrupt(words: list[str], rate: float, rng: np.random.Generator, vocab: Sequence[str]) -> list[str]:
     out = []
     for w in words:
         u = rng.random()
@@ -531,8 +572,7 @@ def _corrupt(words: list[str], rate: float, rng: np.random.Generator,
     return out
 
 
-def simulate_nbest(text: str, nbest: int, rng: np.random.Generator,
-                   vocab: Sequence[str] = (), word_error_rate: float = 0.15) -> list[str]:
+def simulate_nbest(text: str, nbest: int, rng: np.random.Generator, vocab: Sequence[str] = (), word_error_rate: float = 0.15) -> list[str]:
     """``nbest`` distinct-where-possible ASR-like hypotheses of ``text``, best first.
 
     Hypothesis ``r`` (0-based) corrupts each word with probability
@@ -570,12 +610,10 @@ def _source_tasks(source: Any, languages: Sequence[str] | None, seed) -> list[In
         missing = {"task", "intent", "text"} - set(source.columns)
         if missing:
             raise ValueError(f"source frame lacks columns {sorted(missing)}")
-        return [IntentTask(str(k), g["text"].tolist(), g["intent"].tolist())
-                for k, g in source.groupby("task", sort=False)]
+        return [IntentTask(str(k), g["text"].tolist(), g["intent"].tolist()) for k, g in source.groupby("task", sort=False)]
     tasks = list(source)
     if not tasks or not all(isinstance(t, IntentTask) for t in tasks):
-        raise ValueError("source must be None, an MTOP folder, a MetaSplit, a list of "
-                         "IntentTask or a frame with task/intent/text")
+        raise ValueError("source must be None, an MTOP folder, a MetaSplit, a list of IntentTask or a frame with task/intent/text")
     return tasks
 
 
@@ -613,8 +651,7 @@ def make_nbest(
         vocab = sorted({w for t in task.texts for w in t.split()})
         for text, intent in zip(task.texts, task.intents):
             hyps = simulate_nbest(text, nbest, rng, vocab, word_error_rate)
-            rows.append({"task": task.name, "intent": intent, "hypotheses": hyps,
-                         "order": rank, "reference": text})
+            rows.append({"task": task.name, "intent": intent, "hypotheses": hyps, "order": rank, "reference": text})
     if out_path.suffix.lower() == ".jsonl":
         body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     else:
@@ -626,8 +663,7 @@ def make_nbest(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m l2l_taskmix.data.nbest --out nbest.jsonl --nbest 5 --seed 0``."""
-    p = argparse.ArgumentParser(prog="python -m l2l_taskmix.data.nbest",
-                                description="Write a simulated N-best task table.")
+    p = argparse.ArgumentParser(prog="python -m l2l_taskmix.data.nbest", description="Write a simulated N-best task table.")
     p.add_argument("--out", required=True, help=".jsonl or .csv file to write")
     p.add_argument("--nbest", type=int, default=5, help="hypotheses per utterance (5)")
     p.add_argument("--seed", type=int, default=0)
@@ -635,8 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--languages", default="en", help="comma-separated (default: en)")
     p.add_argument("--word-error-rate", type=float, default=0.15)
     a = p.parse_args(argv)
-    path = make_nbest(a.out, a.root, a.nbest, a.seed, word_error_rate=a.word_error_rate,
-                      languages=a.languages.split(","))
+    path = make_nbest(a.out, a.root, a.nbest, a.seed, word_error_rate=a.word_error_rate, languages=a.languages.split(","))
     print(path)
     return 0
 

@@ -15,6 +15,7 @@ Example::
     >>> len(s), len(t)
     (5, 5)
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -91,7 +92,7 @@ def support_test_split(
         small = [str(c) for c, n in zip(names, counts) if n < shots + 1]
         if small:
             least = int(counts.min())
-            fix = (f"use shots of at most {least - 1}" if least >= 2 else f"a class has a single {what[:-1]}")
+            fix = f"use shots of at most {least - 1}" if least >= 2 else f"a class has a single {what[:-1]}"
             raise ValueError(
                 f"shots={shots} needs at least {shots + 1} {what} per class ({shots} support + 1 test); "
                 f"too few in {small[:5]}{' ...' if len(small) > 5 else ''} (the smallest class has {least}): "
@@ -102,8 +103,10 @@ def support_test_split(
         fraction = check_scalar(fraction, "fraction", float, min_val=0, max_val=1, include_boundaries="neither")
         small = [str(c) for c, n in zip(names, counts) if n < 2]
         if small:
-            raise ValueError(f"a fractional split needs >= 2 {what} per class; too few in {small[:5]}"
-                             f"{' ...' if len(small) > 5 else ''}: leave the task out or add examples")
+            raise ValueError(
+                f"a fractional split needs >= 2 {what} per class; too few in {small[:5]}"
+                f"{' ...' if len(small) > 5 else ''}: leave the task out or add examples"
+            )
         sizes = np.clip(np.rint(float(fraction) * counts).astype(int), 1, counts - 1)
     rng = np.random.default_rng(seed)
     chosen = []
@@ -139,7 +142,7 @@ def check_shots(tasks: Sequence[IntentTask], shots: int | None) -> None:
         Traceback (most recent call last):
         ...
         ValueError: task 'alarm': shots=2 needs at least 3 distinct texts per class (2 support + 1 test); too few in ['SET', 'STOP'] (the smallest class has 2): use shots of at most 1, or leave the task out / add examples
-    """
+    """  # noqa: E501 (a doctest's expected message)
     for task in tasks:
         groups = task.groups()
         try:

@@ -15,6 +15,7 @@ Example::
     >>> per_task_stats([a, b])["#examples"].tolist()
     [3, 2]
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -37,9 +38,7 @@ def _labels(task: Any) -> list:
 
 def _sides(split_or_tasks: Any) -> list[tuple[str, Any]]:
     if isinstance(split_or_tasks, MetaSplit):
-        return [("meta-train", t) for t in split_or_tasks.train] + [
-            ("meta-test", t) for t in split_or_tasks.test
-        ]
+        return [("meta-train", t) for t in split_or_tasks.train] + [("meta-test", t) for t in split_or_tasks.test]
     tasks = list(split_or_tasks)
     if not tasks:
         raise ValueError("no tasks to describe")
@@ -51,14 +50,16 @@ def per_task_stats(split_or_tasks: MetaSplit | Sequence) -> pd.DataFrame:
     rows = []
     for side, task in _sides(split_or_tasks):
         counts = Counter(_labels(task))
-        rows.append({
-            "task": task.name,
-            "side": side,
-            "#classes": len(counts),
-            "#examples": sum(counts.values()),
-            "min class size": min(counts.values()) if counts else 0,
-            "max class size": max(counts.values()) if counts else 0,
-        })
+        rows.append(
+            {
+                "task": task.name,
+                "side": side,
+                "#classes": len(counts),
+                "#examples": sum(counts.values()),
+                "min class size": min(counts.values()) if counts else 0,
+                "max class size": max(counts.values()) if counts else 0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -69,9 +70,11 @@ def task_stats(split_or_tasks: MetaSplit | Sequence) -> pd.DataFrame:
     for a plain list of tasks.
     """
     per = per_task_stats(split_or_tasks)
-    groups = [("meta-train", per[per.side == "meta-train"]),
-              ("meta-test", per[per.side == "meta-test"])] \
-        if isinstance(split_or_tasks, MetaSplit) else []
+    groups = (
+        [("meta-train", per[per.side == "meta-train"]), ("meta-test", per[per.side == "meta-test"])]
+        if isinstance(split_or_tasks, MetaSplit)
+        else []
+    )
     groups.append(("all", per))
     table = pd.DataFrame(
         {
@@ -100,15 +103,13 @@ def dropped_stats(split: MetaSplit) -> pd.DataFrame:
     rows = []
     for task, classes in (info.get("dropped_classes") or {}).items():
         for intent, count in classes.items():
-            rows.append({"task": task, "intent": intent, "count": int(count),
-                         "reason": f"fewer than {threshold} examples"})
+            rows.append({"task": task, "intent": intent, "count": int(count), "reason": f"fewer than {threshold} examples"})
     for task, reason in (info.get("dropped_tasks") or {}).items():
         rows.append({"task": task, "intent": "", "count": None, "reason": f"task dropped: {reason}"})
     return pd.DataFrame(rows, columns=["task", "intent", "count", "reason"])
 
 
-def format_stats(split_or_tasks: MetaSplit | Sequence, title: str | None = None,
-                 per_task: bool = False) -> str:
+def format_stats(split_or_tasks: MetaSplit | Sequence, title: str | None = None, per_task: bool = False) -> str:
     """Table 1 (and optionally the per-task table) as printable text."""
     parts = [title] if title else []
     parts.append(task_stats(split_or_tasks).to_string())

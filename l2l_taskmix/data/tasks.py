@@ -16,6 +16,7 @@ Example::
     >>> split.to_dict()["test_tasks"]
     ['timer']
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
-
 
 from ..files import atomic_write, to_jsonable
 from ..validation import check_scalar, short_repr
@@ -54,11 +54,11 @@ def check_name(name: str, what: str = "name", where: str | None = None) -> str:
     bad = next((ch for ch in name if unicodedata.category(ch) in _NOT_IN_NAMES), None)
     if bad is None:
         return name
-    kind = "a tab" if bad == "\t" else "a line break" if bad in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" \
-        else "a control character"
+    kind = "a tab" if bad == "\t" else "a line break" if bad in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else "a control character"
     prefix = f"{where}: " if where else ""
-    raise ValueError(f"{prefix}{what} {short_repr(name)} holds {kind} (U+{ord(bad):04X}); "
-                     "a name is one line of text without control characters")
+    raise ValueError(
+        f"{prefix}{what} {short_repr(name)} holds {kind} (U+{ord(bad):04X}); a name is one line of text without control characters"
+    )
 
 
 @dataclass
@@ -84,9 +84,7 @@ class IntentTask:
         self.texts = list(self.texts)
         self.intents = list(self.intents)
         if len(self.texts) != len(self.intents):
-            raise ValueError(
-                f"task {self.name!r}: {len(self.texts)} texts but {len(self.intents)} intents"
-            )
+            raise ValueError(f"task {self.name!r}: {len(self.texts)} texts but {len(self.intents)} intents")
         for i, (t, y) in enumerate(zip(self.texts, self.intents)):
             if not isinstance(t, str) or not t.strip():
                 raise ValueError(f"task {self.name!r}: example {i} has an empty utterance")
@@ -195,9 +193,7 @@ class MetaSplit:
         return atomic_write(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
 
 
-def filter_classes(
-    tasks: Sequence[IntentTask], min_class_count: int
-) -> tuple[list[IntentTask], dict[str, dict[str, int]], dict[str, str]]:
+def filter_classes(tasks: Sequence[IntentTask], min_class_count: int) -> tuple[list[IntentTask], dict[str, dict[str, int]], dict[str, str]]:
     """Keep classes with at least ``min_class_count`` examples in their task.
 
     Tasks left with fewer than two classes are dropped with a warning that names them.
@@ -217,15 +213,12 @@ def filter_classes(
         keep = [i for i, y in enumerate(task.intents) if y not in small]
         left = len(counts) - len(small)
         if left < 2:
-            dropped_tasks[task.name] = (
-                f"{left} class(es) left with >= {min_class_count} examples (need 2)"
-            )
+            dropped_tasks[task.name] = f"{left} class(es) left with >= {min_class_count} examples (need 2)"
             continue
         kept.append(task.subset(keep) if small else task)
     if dropped_tasks:
         warnings.warn(
-            "dropped tasks with fewer than two classes: "
-            + "; ".join(f"{k}: {v}" for k, v in dropped_tasks.items()),
+            "dropped tasks with fewer than two classes: " + "; ".join(f"{k}: {v}" for k, v in dropped_tasks.items()),
             stacklevel=3,
         )
     return kept, dropped_classes, dropped_tasks
@@ -248,8 +241,9 @@ def _why_left_out(task: IntentTask, min_class_count: int) -> str:
         sizes = f"{hi} examples each" if lo == hi else f"{lo} to {hi} examples"
         return f"{short_repr(task.name)}: its {len(counts)} intents have {sizes}"
     top = max(counts, key=counts.get)
-    return (f"{short_repr(task.name)}: only {short_repr(top)} has {min_class_count}+ examples, "
-            f"the next largest intent {_second_largest(task)}")
+    return (
+        f"{short_repr(task.name)}: only {short_repr(top)} has {min_class_count}+ examples, the next largest intent {_second_largest(task)}"
+    )
 
 
 def left_out_note(dropped: Sequence[IntentTask], min_class_count: int | None, most: int = 3) -> str:
@@ -259,20 +253,27 @@ def left_out_note(dropped: Sequence[IntentTask], min_class_count: int | None, mo
         return ""
     reasons = "; ".join(_why_left_out(t, min_class_count) for t in dropped[:most])
     more = f"; and {len(dropped) - most} more" if len(dropped) > most else ""
-    return (f"{len(dropped)} task(s) were left out for lack of two intents with at least "
-            f"min_class_count={min_class_count} examples each (in the benchmark: --shots + 1): {reasons}{more}")
+    return (
+        f"{len(dropped)} task(s) were left out for lack of two intents with at least "
+        f"min_class_count={min_class_count} examples each (in the benchmark: --shots + 1): {reasons}{more}"
+    )
 
 
-def _too_few_tasks(num_train: int, tasks: Sequence[IntentTask], dropped: Sequence[IntentTask],
-                   min_class_count: int | None) -> str:
+def _too_few_tasks(num_train: int, tasks: Sequence[IntentTask], dropped: Sequence[IntentTask], min_class_count: int | None) -> str:
     """The message for ``num_train`` that leaves no task on one side: what is there, what was
     left out and why, and what would make the split."""
     if num_train < 1:
-        return (f"num_train={num_train} but there are {len(tasks)} tasks: at least one must meta-train "
-                "(pass num_train >= 1, or train_tasks/test_tasks)")
+        return (
+            f"num_train={num_train} but there are {len(tasks)} tasks: at least one must meta-train "
+            "(pass num_train >= 1, or train_tasks/test_tasks)"
+        )
     need = num_train + 1
-    words = [(f"num_train={num_train} but there are {len(tasks)} tasks: the split needs {need} "
-              f"({num_train} to meta-train, at least one to meta-test)")]
+    words = [
+        (
+            f"num_train={num_train} but there are {len(tasks)} tasks: the split needs {need} "
+            f"({num_train} to meta-train, at least one to meta-test)"
+        )
+    ]
     note = left_out_note(dropped, min_class_count)
     if note:
         words.append(note)
@@ -284,8 +285,10 @@ def _too_few_tasks(num_train: int, tasks: Sequence[IntentTask], dropped: Sequenc
         most = min(need, len(keep))  # tasks a lower threshold can keep, up to what the split needs
         if most >= 2 and most > len(tasks):
             best = keep[most - 1]
-            fixes.append(f"a min_class_count of at most {best} (--shots {best - 1} or fewer)"
-                         + ("" if most == need else f" with num_train at most {most - 1}"))
+            fixes.append(
+                f"a min_class_count of at most {best} (--shots {best - 1} or fewer)"
+                + ("" if most == need else f" with num_train at most {most - 1}")
+            )
         fixes.append("more intents and examples in the tasks left out")
     if not fixes:
         fixes.append("train_tasks/test_tasks")
@@ -324,8 +327,11 @@ def assign_tasks(
                 raise ValueError(
                     f"{side} names tasks that do not exist (or were dropped): {missing}; "
                     f"available: {sorted(by_name)}"
-                    + (f"; left out for lack of two intents with at least {min_class_count} examples each: "
-                       + "; ".join(gone) if gone else "")
+                    + (
+                        f"; left out for lack of two intents with at least {min_class_count} examples each: " + "; ".join(gone)
+                        if gone
+                        else ""
+                    )
                 )
         if train_tasks is not None and test_tasks is not None:
             both = sorted(set(train_tasks) & set(test_tasks))
@@ -346,6 +352,5 @@ def assign_tasks(
         test = [by_name[n] for n in order[num_train:]]
     if not train or not test:
         note = left_out_note(dropped, min_class_count)
-        raise ValueError("a meta-split needs at least one meta-training and one meta-test task"
-                         + (f"; {note}" if note else ""))
+        raise ValueError("a meta-split needs at least one meta-training and one meta-test task" + (f"; {note}" if note else ""))
     return train, test

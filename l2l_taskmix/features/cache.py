@@ -39,6 +39,7 @@ Example::
     >>> Toy.calls
     1
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -117,8 +118,10 @@ class FeatureCache:
         """Refuse an intact shard whose features cannot be the encoder's."""
         fix = f"delete it (or the folder {path.parent}) and run again to encode its texts anew"
         if dim is not None and x.shape[1] != dim:
-            raise ValueError(f"feature cache shard {path} holds features of width {x.shape[1]}, not the {dim} of this "
-                             f"encoder's cache: it was written by another encoder; {fix}")
+            raise ValueError(
+                f"feature cache shard {path} holds features of width {x.shape[1]}, not the {dim} of this "
+                f"encoder's cache: it was written by another encoder; {fix}"
+            )
         if not np.isfinite(x).all():
             raise ValueError(f"feature cache shard {path} holds NaN or infinite features; {fix}")
         if x.size and not x.any():
@@ -137,8 +140,7 @@ class FeatureCache:
             if keys.ndim != 2 or keys.shape[1] != 20 or x.ndim != 2 or len(x) != len(keys):
                 raise ValueError("unexpected array shapes")
         except Exception as e:  # noqa: BLE001 - any damage means: rebuild
-            warnings.warn(f"feature cache: discarding damaged shard {path} ({e}); "
-                          "its texts will be encoded again", stacklevel=3)
+            warnings.warn(f"feature cache: discarding damaged shard {path} ({e}); its texts will be encoded again", stacklevel=3)
             try:
                 path.unlink()
             except OSError:
@@ -176,17 +178,17 @@ class FeatureCache:
         recorded = self.dim(cache_key)
         if dim is not None and recorded is not None and int(dim) != recorded:
             meta = self.folder(cache_key) / "encoder.json"
-            raise ValueError(f"feature cache {meta} records features {recorded} wide for {cache_key!r}, but the encoder's "
-                             f"are {int(dim)} wide: the encoder changed without changing its cache key; delete the folder "
-                             f"{meta.parent} and run again")
+            raise ValueError(
+                f"feature cache {meta} records features {recorded} wide for {cache_key!r}, but the encoder's "
+                f"are {int(dim)} wide: the encoder changed without changing its cache key; delete the folder "
+                f"{meta.parent} and run again"
+            )
         return int(dim) if dim is not None else recorded
 
-    def put(self, cache_key: str, texts: Sequence[str], x: torch.Tensor | np.ndarray,
-            dim: int | None = None) -> Path | None:
+    def put(self, cache_key: str, texts: Sequence[str], x: torch.Tensor | np.ndarray, dim: int | None = None) -> Path | None:
         """Store features of ``texts`` (rows of ``x``) as one new shard, atomically."""
         texts = list(texts)
-        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x,
-                         dtype=np.float32)
+        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
         if arr.ndim != 2 or len(arr) != len(texts):
             raise ValueError(f"features of shape {arr.shape} for {len(texts)} texts")
         if not np.isfinite(arr).all():
@@ -201,8 +203,7 @@ class FeatureCache:
         folder = self.folder(cache_key)
         meta = folder / "encoder.json"
         if not meta.exists():
-            atomic_write(meta, json.dumps(
-                {"cache_key": cache_key, "dim": int(dim or arr.shape[1])}, indent=2).encode())
+            atomic_write(meta, json.dumps({"cache_key": cache_key, "dim": int(dim or arr.shape[1])}, indent=2).encode())
         keys = np.frombuffer(b"".join(_text_key(t) for t in texts), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, keys=keys.reshape(len(texts), 20), x=arr)
@@ -332,13 +333,28 @@ def featurize_texts(
     texts = list(texts)
     if not texts:
         raise ValueError("no utterances to featurize")
-    feats = _features(list(dict.fromkeys(texts)), encoder, cache_dir, batch_size=batch_size, cache=cache, commit_every=commit_every,
-                      on_progress=on_progress)
+    feats = _features(
+        list(dict.fromkeys(texts)),
+        encoder,
+        cache_dir,
+        batch_size=batch_size,
+        cache=cache,
+        commit_every=commit_every,
+        on_progress=on_progress,
+    )
     return torch.stack([feats[t] for t in texts]).float()
 
 
-def _features(unique: list[str], encoder: Any, cache_dir: str | os.PathLike | None, *, batch_size: int | None, cache: bool,
-              commit_every: int, on_progress: OnProgress | None = None) -> dict[str, torch.Tensor]:
+def _features(
+    unique: list[str],
+    encoder: Any,
+    cache_dir: str | os.PathLike | None,
+    *,
+    batch_size: int | None,
+    cache: bool,
+    commit_every: int,
+    on_progress: OnProgress | None = None,
+) -> dict[str, torch.Tensor]:
     """``{text: features}`` of distinct texts, from the cache where there, encoded (and cached) else."""
     if isinstance(encoder, (str, os.PathLike)):
         from .encoders import get_encoder
@@ -370,8 +386,7 @@ def _features(unique: list[str], encoder: Any, cache_dir: str | os.PathLike | No
         x = encoder.encode(missing, **kwargs)
         x = torch.as_tensor(x, dtype=torch.float32)
         if x.shape != (len(missing), int(encoder.dim)):
-            raise RuntimeError(f"encoder returned shape {tuple(x.shape)}, expected "
-                               f"{(len(missing), int(encoder.dim))}")
+            raise RuntimeError(f"encoder returned shape {tuple(x.shape)}, expected {(len(missing), int(encoder.dim))}")
         if not torch.isfinite(x).all():
             raise RuntimeError("encoder returned NaN or infinite features")
         if committer is not None:
@@ -422,8 +437,7 @@ def featurize_tasks(
     if not tasks:
         raise ValueError("no tasks to featurize")
     unique = list(dict.fromkeys(t for task in tasks for t in task.texts))
-    feats = _features(unique, encoder, cache_dir, batch_size=batch_size, cache=cache, commit_every=commit_every,
-                      on_progress=on_progress)
+    feats = _features(unique, encoder, cache_dir, batch_size=batch_size, cache=cache, commit_every=commit_every, on_progress=on_progress)
     out = []
     for task in tasks:
         classes = sorted(set(task.intents))
@@ -435,8 +449,9 @@ def featurize_tasks(
     return out
 
 
-def featurize_split(split: Any, encoder: Any, cache_dir: str | os.PathLike | None = None,
-                    **kwargs) -> tuple[list[FeatureTask], list[FeatureTask]]:
+def featurize_split(
+    split: Any, encoder: Any, cache_dir: str | os.PathLike | None = None, **kwargs
+) -> tuple[list[FeatureTask], list[FeatureTask]]:
     """``(train_features, test_features)`` of a ``MetaSplit`` (one encoder pass for both)."""
     feats = featurize_tasks(split.tasks, encoder, cache_dir, **kwargs)
-    return feats[: len(split.train)], feats[len(split.train):]
+    return feats[: len(split.train)], feats[len(split.train) :]

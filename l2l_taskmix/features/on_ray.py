@@ -29,6 +29,7 @@ On a cluster (needs the Ray extra)::
     connect("local")                       # or connect("ray://head:10001")
     features = featurize_tasks(tasks, RayEncoder(get_encoder("xlm-roberta-base")))
 """
+
 from __future__ import annotations
 
 import logging
@@ -85,7 +86,9 @@ class RayEncoder:
         progress: show Ray Data's progress bars.
     """
 
-    def __init__(self, encoder: Any, actors: int | None = None, threads: int = 1, gpus: float | None = None, progress: bool = False) -> None:
+    def __init__(
+        self, encoder: Any, actors: int | None = None, threads: int = 1, gpus: float | None = None, progress: bool = False
+    ) -> None:
         self.encoder = encoder
         self.actors = check_scalar(actors, "actors", int, min_val=1, allow_none=True)
         self.threads = check_scalar(threads, "threads", int, min_val=1)
@@ -124,11 +127,18 @@ class RayEncoder:
         context.enable_progress_bars = self.progress
         if not self.progress:  # Ray Data's per-dataset log lines
             logging.getLogger("ray.data").setLevel(logging.WARNING)
-        rows = ray.data.from_items([{"batch": k, "texts": [texts[i] for i in idx]} for k, idx in enumerate(plan)],
-                                   override_num_blocks=min(len(plan), 4 * actors))
-        encoded = rows.map_batches(_EncoderActor, fn_constructor_kwargs={"encoder": self.encoder, "threads": self.threads},
-                                   batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
-                                   num_cpus=0 if gpus else self.threads, num_gpus=gpus)
+        rows = ray.data.from_items(
+            [{"batch": k, "texts": [texts[i] for i in idx]} for k, idx in enumerate(plan)], override_num_blocks=min(len(plan), 4 * actors)
+        )
+        encoded = rows.map_batches(
+            _EncoderActor,
+            fn_constructor_kwargs={"encoder": self.encoder, "threads": self.threads},
+            batch_size=1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=0 if gpus else self.threads,
+            num_gpus=gpus,
+        )
         pending: dict[int, list[np.ndarray]] = {}
         done = 0
         for block in encoded.iter_batches(batch_size=None, batch_format="numpy"):

@@ -15,6 +15,7 @@ Example::
     tensor([[-0.7071, -0.7071],
             [ 0.7071,  0.7071]])
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -52,8 +53,7 @@ class FeatureTask:
     def __post_init__(self) -> None:
         if isinstance(self.name, str):
             check_name(self.name, "task name")
-        if not isinstance(self.x, torch.Tensor) or self.x.ndim != 2 \
-                or not self.x.is_floating_point():
+        if not isinstance(self.x, torch.Tensor) or self.x.ndim != 2 or not self.x.is_floating_point():
             raise ValueError(f"task {self.name!r}: x must be a float tensor [n, d]")
         if not isinstance(self.y, torch.Tensor) or self.y.ndim != 1 or self.y.dtype != torch.long:
             raise ValueError(f"task {self.name!r}: y must be a LongTensor [n]")
