@@ -224,7 +224,7 @@ def main(argv=None) -> int:
 
 
 def markdown(result: dict) -> str:
-    """The summary the README's Time section quotes."""
+    """The summary the documentation's speed page quotes (docs/speed.md)."""
     lines = [
         f"# First run: {result['command']}",
         "",

@@ -95,7 +95,7 @@ def steps(root: str) -> dict[str, list[str]]:
     }
 
 
-#: The figures the README embeds: (produced file under --root, copy under docs/figures/).
+#: The figures the README and the documentation embed: (produced file under --root, copy under docs/figures/).
 FIGURES = [
     ("mtop-long/results.png", "mtop-long-results.png"),
     ("mtop-long/curves.png", "mtop-long-curves.png"),
@@ -109,7 +109,8 @@ FIGURES = [
 ]
 
 
-#: The reports the README's tables quote: (produced file under --root, copy under benchmarks/results/readme/).
+#: The reports the README's and the results pages' tables quote: (produced file under --root, copy under
+#: benchmarks/results/readme/).
 REPORTS = [
     ("mtop-long/results.md", "mtop-long.md"),
     ("tables.md", "tables.md"),
@@ -138,13 +139,13 @@ def _copy(root: str, pairs, target: Path) -> list[str]:
 
 
 def collect_reports(root: str) -> list[str]:
-    """Copy the reports the README quotes from ``root`` into ``benchmarks/results/readme/``
-    (those that exist), so every table in the README has a committed source."""
+    """Copy the reports the tables quote from ``root`` into ``benchmarks/results/readme/``
+    (those that exist), so every table in the README and the results pages has a committed source."""
     return _copy(root, REPORTS, ROOT / "benchmarks" / "results" / "readme")
 
 
 def collect(root: str) -> list[str]:
-    """Copy the README's figures from ``root`` into ``docs/figures/`` (those that exist)."""
+    """Copy the figures from ``root`` into ``docs/figures/`` (those that exist)."""
     return _copy(root, FIGURES, ROOT / "docs" / "figures")
 
 

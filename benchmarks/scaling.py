@@ -26,7 +26,7 @@ Parts (``--parts``, all by default):
   both counted here on the CPU (``torch.utils.flop_counter``).
 
 Results go to ``--out`` (JSON, with the date, the machine, the load and which device gave each
-figure); the README's scaling figures are printed from it.
+figure); the scaling figures of docs/speed.md are printed from it.
 
 Usage::
 

@@ -393,7 +393,7 @@ def main(argv=None) -> int:
 
 
 def report(result: dict) -> str:
-    """The Markdown report (what the README and results pages quote)."""
+    """The Markdown report (what the results pages quote)."""
     s = result["spread"]
     lines = [
         f"# Rounding sensitivity of the main table ({result['config']['dataset']})",
