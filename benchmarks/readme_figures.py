@@ -287,7 +287,11 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
         "of one setting, with MAML and MTL as references, under the paper's protocol with 5 seeds "
         "(see [the benchmark](../benchmark.md)). Each report gives every point's mean and its paired "
         "differences to MAML and MTL with 95% intervals; * marks a difference resolved at the "
-        "rounding margin. These are meta-test scores: they are reported, never used to choose a default.",
+        "rounding margin. These are meta-test scores: they are reported, never used to choose a default. "
+        "A point at the main command's settings (N = T, eta = 1, every task, 400 iterations) is the main "
+        "table's configuration with 5 seeds; where a step ran on another CPU than the main table, its means "
+        "can differ from [the sample's](sample.md) by up to the rounding shift measured on "
+        "[another machine](sensitivity.md).",
     ]
     for step, name, figure, title in SWEEPS:
         if (readme / name).exists():
