@@ -172,6 +172,18 @@ def _source(step: str, figures: dict, report: str) -> str:
     )
 
 
+def steps_table(done: dict) -> str:
+    """The Markdown table of the recorded steps (``readme_figures.json``): command, wall time,
+    start, load before and after, version."""
+    lines = ["| Step | Command | Wall time | Started | Load (1 min) before / after | Version |", "|---|---|---:|---|---|---|"]
+    for name, row in done.items():
+        lines.append(
+            f"| {name} | `{row['command']}` | {row['seconds'] / 60:.1f} min | {row['started']} | "
+            f"{row['load_before']} / {row['load_after']} | {row.get('version', '0.4.0')} |"
+        )
+    return "\n".join(lines)
+
+
 def _figure(name: str, alt: str) -> list[str]:
     return [f"![{alt}](../figures/{name})"] if (ROOT / "docs" / "figures" / name).exists() else []
 
@@ -204,8 +216,8 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
     figures = json.loads((results / "readme_figures.json").read_text(encoding="utf-8"))
     readme = results / "readme"
 
-    def report(name: str) -> str:
-        return _report_body((readme / name).read_text(encoding="utf-8"))
+    def report(name: str, levels: int = 1) -> str:
+        return _report_body((readme / name).read_text(encoding="utf-8"), levels)
 
     def rel(name: str) -> str:
         return f"benchmarks/results/readme/{name}"
@@ -299,7 +311,7 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 f"## {title}",
                 _source(step, figures, rel(name)),
                 *_figure(figure, title),
-                _report_body((readme / name).read_text(encoding="utf-8"), levels=2),
+                report(name, levels=2),
             ]
     pages["sweeps.md"] = "\n\n".join(sweeps) + "\n"
 
@@ -314,27 +326,15 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "finished ones.",
                 "## Paper protocol, 10 seeds",
                 _source("seeds", figures, rel("mtop-long-10seeds.md")),
-                _report_body((readme / "mtop-long-10seeds.md").read_text(encoding="utf-8"), levels=2),
+                report("mtop-long-10seeds.md", levels=2),
                 "## Model selection, 10 seeds",
                 _source("seeds-select", figures, rel("mtop-long-10seeds-select.md")),
-                _report_body((readme / "mtop-long-10seeds-select.md").read_text(encoding="utf-8"), levels=2),
+                report("mtop-long-10seeds-select.md", levels=2),
             ]
         )
         + "\n"
     )
 
-    spread = sensitivity["spread"]
-    rows = [
-        "| Perturbation | Runs | Largest shift of a run | of a mean | of a paired difference "
-        f"| Verdicts changed at margin 0 | at margin {margin} |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, v in sensitivity["perturbations"].items():
-        runs, run_shift = (len(v["runs"]), f"{v['max_run_shift']:.4f}") if v["max_run_shift"] is not None else (v["runs_compared"], "n/a")
-        rows.append(
-            f"| {name} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | {v['max_difference_shift']:.4f} | "
-            f"{len(v['flips'])} | {v['flips_with_margin']} |"
-        )
     pages["sensitivity.md"] = (
         "\n\n".join(
             [
@@ -345,28 +345,16 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "benchmarks/sensitivity.py` reruns the main table's runs under such perturbations and compares "
                 "each with the reference run; `--report-only --machine RESULTS_JSON` adds another machine's "
                 "`results.json` of the main command as one more perturbation.",
-                f"Summary, from `benchmarks/results/sensitivity.json` ({sensitivity['date']}, on a "
-                f"{sensitivity['cpus']}-core CPU, load {sensitivity['load_before']} before, {sensitivity['load_after']} after):",
-                "\n".join(rows),
-                f"A difference is resolved only if its 95% interval, widened by {spread['recommended_margin']} on both "
-                f"sides, excludes 0: the smallest margin (in steps of 0.001, no smaller than the largest shift of a "
-                f"paired difference, {spread['recommended_mean_shift']}) at which no perturbation changed a verdict. "
-                "Every output uses it (`l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`). A machine that rounds "
-                "differently again may move runs further.",
-                "## The report",
-                "`benchmarks/results/sensitivity.md`, written by the same command:",
-                _report_body((results / "sensitivity.md").read_text(encoding="utf-8"), levels=2),
+                f"A difference is resolved only if its 95% interval, widened by {margin} on both sides, excludes 0; "
+                "every output uses that margin (`l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`), and the report "
+                "below says how it was chosen. A machine that rounds differently again may move runs further.",
+                "The report, `benchmarks/results/sensitivity.md`, written by the command with `benchmarks/results/sensitivity.json`:",
+                _report_body((results / "sensitivity.md").read_text(encoding="utf-8")),
             ]
         )
         + "\n"
     )
 
-    lines = ["| Step | Command | Wall time | Started | Load (1 min) before / after | Version |", "|---|---|---:|---|---|---|"]
-    for name, row in figures.items():
-        lines.append(
-            f"| {name} | `{row['command']}` | {row['seconds'] / 60:.1f} min | {row['started']} | "
-            f"{row['load_before']} / {row['load_after']} | {row.get('version', '0.4.0')} |"
-        )
     pages["time.md"] = (
         "\n\n".join(
             [
@@ -377,7 +365,7 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "and after (on a 2-core CPU a load of about 2 is both cores busy; more means other jobs shared "
                 "them, which changes the time, not the numbers). The benchmark runs two runs at a time, one "
                 "torch thread each. A step's time covers only what was not already in the run store.",
-                "\n".join(lines),
+                steps_table(figures),
                 "[Speed and scale-out](../speed.md) has the main command measured alone against a sequential "
                 "reference, and what a GPU or a Ray cluster changes.",
             ]
@@ -466,14 +454,9 @@ def main(argv=None) -> int:
         done = {**current, name: done[name]}
         record_path.write_text(json.dumps(done, indent=1))
         print(f"== {name}: {seconds:.0f} s", file=sys.stderr, flush=True)
-    lines = ["| Step | Command | Wall time | Started | Load (1 min) before / after | Version |", "|---|---|---:|---|---|---|"]
-    for name, row in done.items():
-        lines.append(
-            f"| {name} | `{row['command']}` | {row['seconds'] / 60:.1f} min | {row['started']} | "
-            f"{row['load_before']} / {row['load_after']} | {row.get('version', '0.4.0')} |"
-        )
-    record_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = steps_table(done)
+    record_path.with_suffix(".md").write_text(table + "\n")
+    print(table)
     if not args.no_collect:
         print(f"copied into docs/figures/: {', '.join(collect(args.root)) or 'nothing'}")
         print(f"copied into benchmarks/results/readme/: {', '.join(collect_reports(args.root)) or 'nothing'}")

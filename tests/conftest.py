@@ -1,5 +1,6 @@
 """Shared fixtures. Data-side fixtures are prefixed ``data_``."""
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -49,6 +50,22 @@ class BagOfWordsEncoder:
             for w in text.split():
                 out[r, sum(map(ord, w)) % 16] += 1.0
         return out
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("name")``: the module of ``benchmarks/name.py`` (a script, not a
+    package module), loaded once per session."""
+    loaded = {}
+
+    def load(name: str):
+        if name not in loaded:
+            spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+            loaded[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(loaded[name])
+        return loaded[name]
+
+    return load
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """benchmarks/choose_eta.py: the default eta is judged on meta-validation scores only."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,11 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def choose():
-    spec = importlib.util.spec_from_file_location("choose_eta", ROOT / "benchmarks" / "choose_eta.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def choose(benchmark_script):
+    return benchmark_script("choose_eta")
 
 
 def test_summary_names_the_best_mean_and_whether_it_stands_out(choose):

@@ -199,17 +199,11 @@ def test_threads_apply_to_the_runs_only(tmp_path, monkeypatch, two_process_threa
     assert torch.get_num_threads() == 2  # the command leaves the process's threads to featurization
 
 
-def test_reproduce_tables_runs_its_grids_on_the_workers(tmp_path, monkeypatch, two_process_threads):
+def test_reproduce_tables_runs_its_grids_on_the_workers(tmp_path, monkeypatch, two_process_threads, benchmark_script):
     """benchmarks/reproduce_tables.py takes the benchmark's --workers/--threads and hands them to
     each table's grid, leaving the process's threads to featurization (it used to run every
     table one run at a time, on one thread, featurization included)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_tables.py"
-    spec = importlib.util.spec_from_file_location("reproduce_tables", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = benchmark_script("reproduce_tables")
     seen = {}
 
     class Stop(Exception):

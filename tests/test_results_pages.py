@@ -1,7 +1,6 @@
 """The documentation's results pages are what benchmarks/readme_figures.py writes from the
 committed measurement files, and nothing else."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -13,11 +12,8 @@ PAGES = ROOT / "docs" / "results"
 
 
 @pytest.fixture(scope="module")
-def generator():
-    spec = importlib.util.spec_from_file_location("readme_figures", ROOT / "benchmarks" / "readme_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def generator(benchmark_script):
+    return benchmark_script("readme_figures")
 
 
 def test_committed_results_pages_are_the_generator_output(generator):
@@ -75,7 +71,7 @@ def test_sensitivity_page_quotes_the_measurement_and_the_margin_the_outputs_use(
     for name, v in r["perturbations"].items():
         runs, run_shift = (len(v["runs"]), f"{v['max_run_shift']:.4f}") if v["max_run_shift"] is not None else (v["runs_compared"], "n/a")
         row = (
-            f"| {name} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | {v['max_difference_shift']:.4f} | "
+            f"| {name}: {v['how']} | {runs} | {run_shift} | {v['max_mean_shift']:.4f} | {v['max_difference_shift']:.4f} | "
             f"{len(v['flips'])} | {v['flips_with_margin']} |"
         )
         assert row in page, row
