@@ -665,7 +665,8 @@ def grid_flops(config, data) -> dict:
                     engine=config.engine,
                     generator=g,
                 )
-                total["training"] += count_flops(lambda: objective.loss(sampler.sample_iteration()).backward())  # noqa: B023 (called at once) * config.iterations * config.seeds
+                step = count_flops(lambda: objective.loss(sampler.sample_iteration()).backward())  # noqa: B023 (called at once)
+                total["training"] += step * config.iterations * config.seeds
             splits = make_splits(test, config.shots, config.fraction, seed=0)
             once = count_flops(lambda: evaluate(model, method, test, splits, seed=0, **config.kwargs_for(evaluate)))  # noqa: B023
             total["finetuning"] += once * config.seeds
