@@ -297,8 +297,8 @@ class BenchmarkConfig:
     device: str = setting(
         "auto",
         "where meta-training, fine-tuning, evaluation and the Hugging Face encoders run: auto (CUDA when a GPU is "
-        "present, on this machine or, with Ray, in the cluster), cpu, cuda or cuda:N. CPU numbers are the same "
-        "as before this setting existed; a GPU's differ by float rounding, so its runs are stored apart",
+        "present, on this machine or, with Ray, in the cluster), cpu, cuda or cuda:N. A CPU run's numbers and run "
+        "key do not depend on it; a GPU's numbers differ by float rounding, so its runs are stored apart",
         type=str,
     )
 

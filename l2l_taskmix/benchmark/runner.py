@@ -295,8 +295,8 @@ def run_method(
 
     ``device``: where the model trains, fine-tunes and predicts (``"auto"``: CUDA when present).
     Everything random is drawn on the CPU (initial weights, new heads, batches, lambdas), so a
-    GPU run starts from the same numbers; on the CPU the run is bit for bit what it was before
-    this argument existed.
+    GPU run starts from the same numbers as a CPU run; a CPU run's numbers do not depend on how
+    the CPU was chosen (``"cpu"``, or ``"auto"`` without a GPU).
 
     Returns:
         ``method, seed, protocol, macro_f1`` (mean over meta-test tasks), ``per_task`` scores,

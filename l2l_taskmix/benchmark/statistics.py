@@ -2,7 +2,7 @@
 
 Pure pandas and NumPy (SciPy for the t-distribution) on run records, the dicts a run returns
 and :class:`~l2l_taskmix.benchmark.store.RunStore` keeps (``method``, ``seed``, ``macro_f1``
-and, from 0.4, ``protocol``); no Markdown and no plots (those are
+and ``protocol``, read by :func:`protocol_of`); no Markdown and no plots (those are
 :mod:`~l2l_taskmix.benchmark.report`'s). Protocols come in :data:`~l2l_taskmix.benchmark.config.PROTOCOLS`
 order (paper first), methods in the order given (default: first appearance).
 
