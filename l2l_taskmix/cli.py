@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_model_commands(sub: Any) -> None:
     """``train``, ``adapt``, ``predict`` and ``evaluate``: a model folder for a new task."""
+    from .benchmark.config import MAX_HEAD_WIDTH, MAX_SEED
     from .benchmark.methods import METHOD_NAMES
 
     t = sub.add_parser(
@@ -240,7 +241,9 @@ def _add_model_commands(sub: Any) -> None:
         ),
     )
     t.add_argument("--method", default="maml+taskmix", choices=METHOD_NAMES, help="the method to meta-train [default: maml+taskmix]")
-    t.add_argument("--seed", type=int, default=0, help="the run's seed (the benchmark's seed of the same number) [default: 0]")
+    t.add_argument(
+        "--seed", type=int, default=0, help=f"the run's seed (the benchmark's seed of the same number; at most {MAX_SEED:,}) [default: 0]"
+    )
     t.add_argument(
         "--protocol",
         default="paper",
@@ -253,7 +256,7 @@ def _add_model_commands(sub: Any) -> None:
         type=int,
         default=None,
         help="outputs of the head, to adapt the MAML variants to tasks with more intents than any task here "
-        "[default: the largest task's intent count]",
+        f"(at most {MAX_HEAD_WIDTH:,}, and 2**29 weights with the neck's last width) [default: the largest task's intent count]",
     )
     t.add_argument("--out", required=True, help="the model folder to write")
     t.add_argument("--overwrite", action="store_true", help="replace a model folder that exists at --out")
@@ -415,12 +418,13 @@ def _sweep(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .benchmark.artifact import check_model_target
     from .benchmark.classifier import meta_train
+    from .benchmark.config import MAX_SEED, check_head_width
     from .files import check_not_input
     from .validation import check_scalar
 
     config = config_from_args(args)
-    check_scalar(args.seed, "--seed", int, min_val=0)
-    check_scalar(args.head_width, "--head-width", int, min_val=2, allow_none=True)
+    check_scalar(args.seed, "--seed", int, min_val=0, max_val=MAX_SEED)
+    check_head_width(args.head_width, config.hidden, "--head-width")
     check_not_input(args.out, "--out", {"--config": args.config, "--dataset": config.dataset, "--data-root": config.data_root})
     check_model_target(args.out, "--out", overwrite=args.overwrite)  # before any compute is spent
     clf = meta_train(config, args.method, seed=args.seed, protocol=args.protocol, head_width=args.head_width, progress=not args.no_progress)

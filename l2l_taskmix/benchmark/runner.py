@@ -44,7 +44,7 @@ from ..features import FeatureTask, Standardizer, get_encoder
 from ..files import check_writable
 from ..models import make_model
 from ..validation import check_choice, check_device, check_scalar
-from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
+from .config import PROTOCOLS, BenchmarkConfig, check_head_width, is_feature_file
 from .datasets import BenchmarkData, load_features
 from .evaluation import evaluate, evaluate_draws, make_splits
 from .methods import Method, get_method
@@ -222,7 +222,7 @@ def fit_run(
 
     num_classes = max(t.num_classes for t in list(train_tasks) + list(test_tasks))
     if head_width is not None:
-        head_width = check_scalar(head_width, "head_width", int, min_val=2)
+        head_width = check_head_width(head_width, config.hidden, "head_width", in_features=used_side[0].dim)
         if head_width < num_classes:
             raise ValueError(
                 f"head_width (--head-width) {head_width} is narrower than the largest task's {num_classes} classes; "
