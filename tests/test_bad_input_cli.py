@@ -424,3 +424,26 @@ def test_a_ray_client_address_without_ray_client_says_what_to_install(tmp_path, 
     assert not (tmp_path / "out").exists()
     with pytest.raises(ModuleNotFoundError, match=r'ray:// address needs Ray Client; install it with: pip install "ray\[client\]"'):
         cluster.check_cluster("ray://head:10001")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--methods", "all,maml"], "methods == 'all,maml': 'all' already means every one (mtl, transfer, maml,"),
+        (["--protocols", "paper,both"], "protocols == 'paper,both': 'both' already means every one (paper, select)"),
+    ],
+)
+def test_all_with_names_says_all_means_every_one(tmp_path, capsys, flags, message):
+    """``--methods all,maml`` once said "methods[0] == 'all', must be one of ..."."""
+    with pytest.raises(SystemExit):
+        main(["benchmark", *flags, "--out", str(tmp_path / "out")])
+    assert message in capsys.readouterr().err
+
+
+def test_a_config_that_is_a_folder_says_so(tmp_path, capsys, monkeypatch):
+    """Once a raw "[Errno 21] Is a directory"."""
+    no_compute(monkeypatch)
+    refused(
+        capsys, ["benchmark", "--config", str(tmp_path), "--out", str(tmp_path / "out")], f"config file {tmp_path} is a folder; give a YAML"
+    )
+    assert not (tmp_path / "out").exists()

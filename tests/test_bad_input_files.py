@@ -77,6 +77,20 @@ PT_CASES = [
     ("task-list", lambda: ([[1, 2]], [raw_task("u")]), "train task 0 must be a dict with name (text)"),
     ("task-lacks-y", lambda: ([{k: v for k, v in raw_task("t").items() if k != "y"}], [raw_task("u")]), "train task 0 lacks y"),
     ("x-text", lambda: ([raw_task("t", x="features")], [raw_task("u")]), "train task 't': x must be a tensor of numbers"),
+    # once: "y outside 0..0"
+    (
+        "classes-too-short",
+        lambda: ([raw_task("t", classes=("a",))], [raw_task("u")]),
+        "train task 't': y holds the label 2, but classes has 1 name(s) ('a'): y indexes classes, so give a class name for each label 0..2",
+    ),
+    ("negative-label", lambda: ([raw_task("t", y=torch.tensor([0, -1, 2, 0, 1, 2]))], [raw_task("u")]), "y holds the label -1"),
+    # once: a torch RuntimeError from inside the standardization (two meta-training tasks), or, for a
+    # meta-test task, a message naming the first meta-training task only
+    (
+        "widths-4-and-8",
+        lambda: ([raw_task("t"), raw_task("v", x=torch.randn(6, 8))], [raw_task("u")]),
+        "task 'v' has features of width 8, task 't' of width 4: every task needs features of one width",
+    ),
 ]
 
 

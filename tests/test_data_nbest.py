@@ -101,6 +101,8 @@ def test_csv_with_text_and_json_hypotheses(tmp_path):
         ({"task": "a", "intent": "X", "text": "hi", "hypotheses": ["hi"]}, "exactly one of"),
         ({"task": "", "intent": "X", "text": "hi"}, "missing or empty 'task'"),
         ({"task": "a", "text": "hi"}, "missing or empty 'intent'"),
+        ({"task": "a", "intent": 1.0, "text": "hi"}, r"'intent' must be a name, a text or a whole number, got 1\.0 \(float\)"),
+        ({"task": ["a"], "intent": "X", "text": "hi"}, r"'task' must be a name, a text or a whole number, got \['a'\] \(list\)"),
     ],
 )
 def test_bad_rows_name_file_and_line(tmp_path, bad, message):

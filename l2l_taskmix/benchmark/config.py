@@ -425,10 +425,14 @@ def parse_list(text: str, name: str, item_type: type) -> tuple[Any, ...]:
     """``"a,b"`` -> ``("a", "b")`` (``item_type`` ``str``) or ``"8,8"`` -> ``(8, 8)`` (``int``);
     for ``methods``, ``"all"`` means every method."""
     items = [item.strip() for item in str(text).split(",") if item.strip()]
-    if name == "methods" and [i.lower() for i in items] == ["all"]:
-        return METHOD_NAMES
-    if name == "protocols" and [i.lower() for i in items] == ["both"]:
-        return PROTOCOLS
+    for word, every, names in (("methods", "all", METHOD_NAMES), ("protocols", "both", PROTOCOLS)):
+        if name == word and every in (i.lower() for i in items):
+            if len(items) > 1:
+                raise ValueError(
+                    f"{name} == {short_repr(text)}: {every!r} already means every one ({', '.join(names)}); "
+                    f"give {every!r} alone, or a list of names without it"
+                )
+            return names
     if item_type is str:
         return tuple(i.lower() for i in items)
     try:
@@ -539,6 +543,8 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"config file not found: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"config file {path} is a folder; give a YAML (.yaml) or JSON (.json) file of settings")
     with open(path, "rb") as handle:
         raw = handle.read()
     try:

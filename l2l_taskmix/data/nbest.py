@@ -157,6 +157,19 @@ def check_columns(where: str, columns: Sequence[Any], kind: str, *, header: bool
         )
 
 
+def check_label(rec: dict, key: str, where: str) -> None:
+    """Refuse a row whose ``key`` (``task`` or ``intent``) is missing, empty, or not a name (a
+    text or a whole number: ``1.0``, ``true`` or a list is not one), naming the file and line."""
+    value = rec.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{where}: missing or empty {key!r}")
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ValueError(
+            f"{where}: {key!r} must be a name, a text or a whole number, got {short_repr(value)} ({type(value).__name__}); "
+            "write it as text, in quotes"
+        )
+
+
 def _records(path: Path, required: Sequence[str] = ("task", "intent"), kind: str = "task table") -> list[tuple[int, dict]]:
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
@@ -303,8 +316,8 @@ def read_utterances(path: str | Path, encoder_sep: Any = None, *, labelled: bool
     for lineno, rec in _records(path, ("intent",) if labelled else (), kind):
         where = f"{path}:{lineno}"
         intent = rec.get("intent")
-        if labelled and (not isinstance(intent, (str, int)) or isinstance(intent, bool) or str(intent).strip() == ""):
-            raise ValueError(f"{where}: missing or empty 'intent'")
+        if labelled:
+            check_label(rec, "intent", where)
         has_text, has_hyps = "text" in rec, "hypotheses" in rec
         if has_text == has_hyps:
             raise ValueError(f"{where}: give exactly one of 'text' or 'hypotheses'")
@@ -354,8 +367,7 @@ def read_task_table(path: str | Path, encoder_sep: Any = None, nbest: int | None
     for lineno, rec in _records(path):
         where = f"{path}:{lineno}"
         for key in ("task", "intent"):
-            if not isinstance(rec.get(key), (str, int)) or str(rec.get(key)).strip() == "":
-                raise ValueError(f"{where}: missing or empty {key!r}")
+            check_label(rec, key, where)
         has_text, has_hyps = "text" in rec, "hypotheses" in rec
         if has_text == has_hyps:
             raise ValueError(f"{where}: give exactly one of 'text' or 'hypotheses'")
