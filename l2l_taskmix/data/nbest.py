@@ -79,6 +79,7 @@ __all__ = [
     "read_task_table",
     "read_utterances",
     "TABLE_COLUMNS",
+    "check_columns",
     "load_nbest",
     "simulate_nbest",
     "make_nbest",
