@@ -286,7 +286,7 @@ def _add_model_commands(sub: Any) -> None:
         description=(
             "Fine-tune the model on a task's labelled utterances exactly as the benchmark fine-tunes a meta-test task's "
             "support split, and write the adapted model folder. The table (CSV or JSONL) has intent and text (or "
-            "hypotheses, a JSON list of N-best hypotheses), and optionally id, task, order, split."
+            "hypotheses, a JSON list of N-best hypotheses), and optionally id, task, order, split, reference."
         ),
     )
     model_flags(a)
