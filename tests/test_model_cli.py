@@ -726,6 +726,17 @@ def test_an_out_that_is_an_input_is_refused_and_the_model_still_loads(work, mode
     assert FewShotIntentClassifier.from_pretrained(M).predict([QUERIES[0][1]]).shape == (1,)
 
 
+def test_a_misspelt_split_column_is_refused_by_train_and_stats(capsys, tmp_path):
+    """``splt`` once meta-trained on every task, the test tasks included, without a word."""
+    rows = [r | {"splt": "test" if r["task"] == "apr" else "train"} for r in table_rows()]
+    path = write_jsonl(tmp_path / "t.jsonl", rows)
+    before = snapshot(tmp_path)
+    for argv in (["train", "--dataset", path, *TRAIN, "--out", tmp_path / "M"], ["stats", "--dataset", path]):
+        err = refused(capsys, argv, f"{path}:1: unknown column(s) 'splt' (did you mean 'split'?)")
+        assert "task, intent, text, hypotheses, id, order, split, reference" in err
+    assert snapshot(tmp_path) == before
+
+
 def test_adapt_refuses_a_text_labelled_with_two_intents(model, capsys, tmp_path):
     rows = [[intent, text] for intent, text in SUPPORT if text is not None]
     rows += [["music" if intent != "music" else "alarm", text] for intent, text in rows[:2]]
