@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_model_commands(sub: Any) -> None:
     """``train``, ``adapt``, ``predict`` and ``evaluate``: a model folder for a new task."""
+    from .benchmark.config import MAX_HEAD_WIDTH, MAX_SEED
     from .benchmark.methods import METHOD_NAMES
 
     t = sub.add_parser(
@@ -240,7 +241,9 @@ def _add_model_commands(sub: Any) -> None:
         ),
     )
     t.add_argument("--method", default="maml+taskmix", choices=METHOD_NAMES, help="the method to meta-train [default: maml+taskmix]")
-    t.add_argument("--seed", type=int, default=0, help="the run's seed (the benchmark's seed of the same number) [default: 0]")
+    t.add_argument(
+        "--seed", type=int, default=0, help=f"the run's seed (the benchmark's seed of the same number; at most {MAX_SEED:,}) [default: 0]"
+    )
     t.add_argument(
         "--protocol",
         default="paper",
@@ -253,7 +256,7 @@ def _add_model_commands(sub: Any) -> None:
         type=int,
         default=None,
         help="outputs of the head, to adapt the MAML variants to tasks with more intents than any task here "
-        "[default: the largest task's intent count]",
+        f"(at most {MAX_HEAD_WIDTH:,}, and 2**29 weights with the neck's last width) [default: the largest task's intent count]",
     )
     t.add_argument("--out", required=True, help="the model folder to write")
     t.add_argument("--overwrite", action="store_true", help="replace a model folder that exists at --out")
@@ -283,7 +286,7 @@ def _add_model_commands(sub: Any) -> None:
         description=(
             "Fine-tune the model on a task's labelled utterances exactly as the benchmark fine-tunes a meta-test task's "
             "support split, and write the adapted model folder. The table (CSV or JSONL) has intent and text (or "
-            "hypotheses, a JSON list of N-best hypotheses), and optionally id, task, order, split."
+            "hypotheses, a JSON list of N-best hypotheses), and optionally id, task, order, split, reference."
         ),
     )
     model_flags(a)
@@ -415,11 +418,14 @@ def _sweep(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .benchmark.artifact import check_model_target
     from .benchmark.classifier import meta_train
+    from .benchmark.config import MAX_SEED, check_head_width
+    from .files import check_not_input
     from .validation import check_scalar
 
     config = config_from_args(args)
-    check_scalar(args.seed, "--seed", int, min_val=0)
-    check_scalar(args.head_width, "--head-width", int, min_val=2, allow_none=True)
+    check_scalar(args.seed, "--seed", int, min_val=0, max_val=MAX_SEED)
+    check_head_width(args.head_width, config.hidden, "--head-width")
+    check_not_input(args.out, "--out", {"--config": args.config, "--dataset": config.dataset, "--data-root": config.data_root})
     check_model_target(args.out, "--out", overwrite=args.overwrite)  # before any compute is spent
     clf = meta_train(config, args.method, seed=args.seed, protocol=args.protocol, head_width=args.head_width, progress=not args.no_progress)
     folder = clf.save_pretrained(args.out, overwrite=args.overwrite)
@@ -435,8 +441,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load_model(args: argparse.Namespace):
+    """The model of ``--model``; a local folder that a killed write left aside is put back first."""
     from .benchmark.classifier import FewShotIntentClassifier
+    from .files import recover_folder
 
+    if args.model.strip():
+        recover_folder(Path(args.model).expanduser(), locked=False)
     return FewShotIntentClassifier.from_pretrained(
         args.model, encoder=args.encoder, cache_dir=args.cache_dir, cache=not args.no_cache, device=args.device
     )
@@ -465,10 +475,21 @@ def _labelled(clf: Any, path: str, task: str | None) -> tuple[list[str], list[st
 
 def _adapt(args: argparse.Namespace) -> int:
     from .benchmark.artifact import check_model_target
+    from .data import IntentTask
+    from .files import check_not_input
+    from .validation import short_repr
 
+    check_not_input(args.out, "--out", {"--model": args.model, "--support": args.support, "--encoder": args.encoder})
     check_model_target(args.out, "--out", overwrite=args.overwrite)
     clf = _load_model(args)
     texts, intents = _labelled(clf, args.support, args.task)
+    conflicting = IntentTask("support", texts, intents).duplicates()["conflicting"]  # as the benchmark reports them
+    if conflicting:
+        shown = "; ".join(f"{short_repr(text)} ({', '.join(labels)})" for text, labels in list(conflicting.items())[:3])
+        raise ValueError(
+            f"{args.support}: {len(conflicting)} text(s) labelled with more than one intent: {shown}"
+            f"{' ...' if len(conflicting) > 3 else ''}; give each text one intent"
+        )
     start = time.perf_counter()
     clf.fit(texts, intents)
     folder = clf.save_pretrained(args.out, overwrite=args.overwrite)
@@ -482,15 +503,16 @@ def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .data import read_utterances
-    from .files import atomic_write, check_writable, to_jsonable
+    from .files import atomic_write, check_not_input, check_writable, to_jsonable
     from .validation import check_scalar
 
     k = check_scalar(args.top_k, "--top-k", int, min_val=1)
     out = Path(args.out)
-    if not args.out.strip() or out.is_dir():
+    if not args.out.strip():
         raise ValueError(f"--out {args.out!r}: give a file to write the predictions to")
-    if out.exists() and out.resolve() == Path(args.input).resolve():
-        raise ValueError(f"--out {out} is the --input file; write the predictions elsewhere")
+    check_not_input(out, "--out", {"--model": args.model, "--input": args.input, "--encoder": args.encoder})
+    if out.is_dir():
+        raise ValueError(f"--out {args.out!r} is a folder: give a file to write the predictions to")
     check_writable(out.parent, "--out")
     clf = _load_model(args)
     clf.require_adapted()  # before the input is read

@@ -358,6 +358,7 @@ class TaskMix(_Augmentation):
         soft = self._as_tasks(tasks)
         first = soft[0]
         for k, task in enumerate(soft[1:], start=1):
+            _check_row_shape(first.x, task.x, k)
             if (task.x.shape, task.y.shape, task.num_support, task.num_mixed) != (
                 first.x.shape,
                 first.y.shape,
@@ -392,6 +393,8 @@ class TaskMix(_Augmentation):
                     "labels='soft' (and num_classes=) if the tasks share that label space, or labels='slot' to label "
                     "each mixed class with the first task's label for its slot"
                 )
+            if out:
+                _check_row_shape(out[0].x, x, k)
             if out and (x.shape != out[0].x.shape or not torch.equal(layout, layouts[0])):
                 raise ValueError(
                     f"TaskMix mixes row r of two tasks, which must be the same class slot, but task 0 has "
@@ -402,6 +405,18 @@ class TaskMix(_Augmentation):
             layouts.append(layout)
             out.append(sample if isinstance(sample, Task) else Task(x=x, y=y))
         return out
+
+
+def _check_row_shape(first: torch.Tensor, x: torch.Tensor, k: int) -> None:
+    """Refuse task ``k``'s features ``x`` when their rows are not of task 0's shape (features of
+    another width): no choice of ways, shots or labels can mix them."""
+    if first.shape[1:] != x.shape[1:]:
+        what = "features of width" if first.dim() == 2 and x.dim() == 2 else "rows of shape"
+        size = (lambda t: t.shape[1]) if what == "features of width" else (lambda t: tuple(t.shape[1:]))
+        raise ValueError(
+            f"TaskMix mixes the rows of two tasks, but task 0 has {what} {size(first)} and task {k} {size(x)}: "
+            "give every task features of one width (one encoder, one input size)"
+        )
 
 
 def _describe_layout(x: torch.Tensor, layout: torch.Tensor) -> str:

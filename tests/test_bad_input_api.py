@@ -163,3 +163,12 @@ def test_a_task_with_integer_labels_works_where_one_with_soft_labels_does(model)
     for made in (MetaMix(seed=0)([hard, hard]), TaskMix(seed=0, labels="soft", num_classes=2)([hard, hard])[2:]):
         for t in made:
             assert t.y.shape[1] == 2 and torch.allclose(t.y.sum(1), torch.ones(t.y.shape[0]))
+
+
+@pytest.mark.parametrize("labels", ["slot", "soft"])
+def test_tasks_of_two_feature_widths_are_named_not_called_other_ways_and_shots(labels):
+    """Features of width 4 and 8 once got a message about sampling "the same ways and shots"."""
+    a = [torch.randn(6, 4), torch.arange(6) % 3]
+    b = [torch.randn(6, 8), torch.arange(6) % 3]
+    with pytest.raises(ValueError, match="task 0 has features of width 4 and task 1 8: give every task features of one width"):
+        TaskMix(labels=labels)([a, b])

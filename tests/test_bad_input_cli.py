@@ -223,6 +223,12 @@ SIZES = [
     (["--seeds", str(10**9)], "seeds == 1000000000, must be <= 10000"),
     (["--threads", str(10**23)], f"--threads == {10**23}, must be <= 1024"),  # once: Overflow when unpacking long long
     (["--workers", str(10**23)], f"--workers == {10**23}, must be <= 10000"),  # once: OverflowError, a traceback
+    (["--shots", str(10**9)], "shots == 1000000000, must be <= 100000"),
+    (["--num-train", str(10**9)], "num_train == 1000000000, must be <= 100000"),
+    (["--train-subset", str(10**9)], "train_subset == 1000000000, must be <= 100000"),
+    (["--val-tasks", str(10**9)], "val_tasks == 1000000000, must be <= 100000"),
+    (["--meta-batch-size", str(10**9)], "meta_batch_size == 1000000000, must be <= 100000"),
+    (["--meta-batch-size", "100000"], "batch_size == 32 with num_synthetic == None: 6,400,064 rows per meta-iteration at least"),
 ]
 
 
@@ -255,6 +261,32 @@ def test_the_bounds_refuse_no_real_use_and_are_in_the_help():
     assert "(at most 1,024)" in helps["threads"] and "(at most 10,000)" in helps["workers"]
     with pytest.raises(ValueError, match="workers == 100000, must be <= 10000"):  # the library's boundary too
         make_executor(None, workers=100_000, threads=1)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--head-width", str(10**8)], "--head-width == 100,000,000: a head of 100,000,000 x 256 weights takes 102.4 GB of float32"),
+        (["--head-width", str(10**6)], "must be at most 100,000 outputs"),
+        (["--head-width", "40000", "--hidden", "16384"], "must be at most 32,768 outputs (536,870,912 weights, 2 GiB, after a 16384-wide"),
+        (["--seed", str(10**26)], f"--seed == {10**26}, must be <= 2147483647"),  # once: Overflow when unpacking long long
+    ],
+)
+def test_train_sizes_are_refused_naming_the_memory(tiny_pt, tmp_path, capsys, monkeypatch, flags, message):
+    """``train --head-width 100000000`` once gave torch's allocator traceback."""
+    no_compute(monkeypatch)
+    refused(capsys, ["train", "--dataset", str(tiny_pt), *flags, "--out", str(tmp_path / "out"), "--no-progress"], message)
+    assert not (tmp_path / "out").exists()
+    helps = {a.dest: a.help for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions}
+    assert "(at most 100,000, and 2**29 weights" in helps["head_width"] and "at most 2,147,483,647" in helps["seed"]
+
+
+def test_the_python_api_checks_the_head_width_with_the_real_feature_width(tiny_pt):
+    from l2l_taskmix.benchmark.config import check_head_width
+
+    assert check_head_width(None, (256,)) is None and check_head_width(100_000, (256, 256)) == 100_000
+    with pytest.raises(ValueError, match="a head of 100,000 x 8192 weights .* at most 65,536 outputs"):
+        check_head_width(100_000, (), in_features=8192)
 
 
 @pytest.mark.parametrize(
@@ -392,3 +424,26 @@ def test_a_ray_client_address_without_ray_client_says_what_to_install(tmp_path, 
     assert not (tmp_path / "out").exists()
     with pytest.raises(ModuleNotFoundError, match=r'ray:// address needs Ray Client; install it with: pip install "ray\[client\]"'):
         cluster.check_cluster("ray://head:10001")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--methods", "all,maml"], "methods == 'all,maml': 'all' already means every one (mtl, transfer, maml,"),
+        (["--protocols", "paper,both"], "protocols == 'paper,both': 'both' already means every one (paper, select)"),
+    ],
+)
+def test_all_with_names_says_all_means_every_one(tmp_path, capsys, flags, message):
+    """``--methods all,maml`` once said "methods[0] == 'all', must be one of ..."."""
+    with pytest.raises(SystemExit):
+        main(["benchmark", *flags, "--out", str(tmp_path / "out")])
+    assert message in capsys.readouterr().err
+
+
+def test_a_config_that_is_a_folder_says_so(tmp_path, capsys, monkeypatch):
+    """Once a raw "[Errno 21] Is a directory"."""
+    no_compute(monkeypatch)
+    refused(
+        capsys, ["benchmark", "--config", str(tmp_path), "--out", str(tmp_path / "out")], f"config file {tmp_path} is a folder; give a YAML"
+    )
+    assert not (tmp_path / "out").exists()

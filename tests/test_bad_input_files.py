@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,20 @@ PT_CASES = [
     ("task-list", lambda: ([[1, 2]], [raw_task("u")]), "train task 0 must be a dict with name (text)"),
     ("task-lacks-y", lambda: ([{k: v for k, v in raw_task("t").items() if k != "y"}], [raw_task("u")]), "train task 0 lacks y"),
     ("x-text", lambda: ([raw_task("t", x="features")], [raw_task("u")]), "train task 't': x must be a tensor of numbers"),
+    # once: "y outside 0..0"
+    (
+        "classes-too-short",
+        lambda: ([raw_task("t", classes=("a",))], [raw_task("u")]),
+        "train task 't': y holds the label 2, but classes has 1 name(s) ('a'): y indexes classes, so give a class name for each label 0..2",
+    ),
+    ("negative-label", lambda: ([raw_task("t", y=torch.tensor([0, -1, 2, 0, 1, 2]))], [raw_task("u")]), "y holds the label -1"),
+    # once: a torch RuntimeError from inside the standardization (two meta-training tasks), or, for a
+    # meta-test task, a message naming the first meta-training task only
+    (
+        "widths-4-and-8",
+        lambda: ([raw_task("t"), raw_task("v", x=torch.randn(6, 8))], [raw_task("u")]),
+        "task 'v' has features of width 8, task 't' of width 4: every task needs features of one width",
+    ),
 ]
 
 
@@ -460,3 +475,106 @@ def test_a_folder_on_the_way_that_is_a_file_is_named(tmp_path):
     with pytest.raises(NotADirectoryError, match=f"cannot write {tmp_path}/blocker/sub/x.json: {tmp_path}/blocker is a file, not a folder"):
         atomic_write(tmp_path / "blocker" / "sub" / "x.json", "new")
     assert (tmp_path / "blocker").read_text() == "x"
+
+
+# -- a folder's swap, its lock, outputs and inputs -------------------------------------------------
+
+KILLED_SWAP = """
+import os, signal, sys
+from l2l_taskmix import files
+if sys.argv[2] == "two-renames":
+    files._RENAMEAT2 = False  # as where renameat2 is not available
+files._between_swap_steps = lambda: os.kill(os.getpid(), signal.SIGKILL)
+files.atomic_folder(sys.argv[1], {"version": "new"}, replace=True)
+"""
+
+
+@pytest.mark.parametrize("swap", ["exchange", "two-renames"])
+def test_a_swap_killed_between_its_steps_leaves_or_restores_a_whole_folder(tmp_path, swap):
+    from l2l_taskmix.files import atomic_folder, recover_folder
+
+    folder = atomic_folder(tmp_path / "model", {"version": "old"})
+    proc = subprocess.run([sys.executable, "-c", KILLED_SWAP, str(folder), swap], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr  # killed by the hook, between the steps
+    if swap == "exchange":  # one step: the new folder is in place, the old one left aside
+        assert (folder / "version").read_text() == "new"
+    else:  # the old folder renamed away, the new one not yet in: nothing at the path
+        assert not folder.exists()
+    assert len(list(tmp_path.glob(".model.*"))) >= 1  # what the killed writer left
+    assert recover_folder(folder, locked=False) is (swap == "two-renames")
+    assert (folder / "version").read_text() == ("new" if swap == "exchange" else "old")
+    atomic_folder(folder, {"version": "newer"}, replace=True)  # the next writer clears the leftovers
+    assert (folder / "version").read_text() == "newer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]
+
+
+def test_a_swap_replaces_a_folder_in_one_step_where_it_can(tmp_path):
+    from l2l_taskmix.files import _exchange, atomic_folder
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    atomic_folder(a, {"x": "a"})
+    atomic_folder(b, {"x": "b"})
+    swapped = _exchange(a, b)
+    assert swapped is sys.platform.startswith("linux")  # elsewhere the two renames, tested above
+    assert ((a / "x").read_text(), (b / "x").read_text()) == (("b", "a") if swapped else ("a", "b"))
+
+
+def test_a_folder_write_checks_under_its_lock(tmp_path):
+    """The check runs holding the folder's lock: a second writer blocked on it sees the first's folder."""
+    from l2l_taskmix.files import atomic_folder, folder_lock
+
+    holder = textwrap.dedent(f"""
+        import sys
+        from l2l_taskmix.files import folder_lock
+        with folder_lock({str(tmp_path / "model")!r}):
+            print("locked", flush=True)
+            sys.stdin.readline()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        waited = []
+        with pytest.raises(BlockingIOError):  # held elsewhere: no second holder
+            import fcntl
+
+            with open(tmp_path / ".model.lock") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        with folder_lock(tmp_path / "model", on_wait=lambda: waited.append(1)):
+            pass
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.stdout.close()
+        proc.stdin.close()
+    seen = []
+    atomic_folder(tmp_path / "model", {"x": "1"}, check=lambda p: seen.append(p.exists()))
+    with pytest.raises(FileExistsError, match="exists already"):
+        atomic_folder(tmp_path / "model", {"x": "2"}, check=lambda p: seen.append(p.exists()))
+    assert seen == [False, True] and (tmp_path / "model" / "x").read_text() == "1"
+
+
+def test_an_output_that_is_inside_or_holds_an_input_is_refused(tmp_path):
+    from l2l_taskmix.files import check_not_input
+
+    model = tmp_path / "M"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    table = tmp_path / "in.csv"
+    table.write_text("text\nhi\n")
+    link = tmp_path / "link"
+    link.symlink_to(model)
+    inputs = {"--model": model, "--input": table, "--encoder": None, "--config": tmp_path / "missing.yaml"}
+    for out, phrase in [
+        (model, "is the --model folder"),
+        (model / "config.json", "lies inside the --model folder"),
+        (model / "new.jsonl", "lies inside the --model folder"),
+        (link / "config.json", "lies inside the --model folder"),  # through a symbolic link
+        (table, "is the --input file"),
+        (tmp_path, "holds the --model folder"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(f"--out {out} {phrase}")):
+            check_not_input(out, "--out", inputs)
+    check_not_input(tmp_path / "out.jsonl", "--out", inputs)  # beside the inputs: fine
+    check_not_input(tmp_path / "missing.yaml", "--out", inputs)  # an input that does not exist cannot be lost

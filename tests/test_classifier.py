@@ -419,7 +419,7 @@ def test_save_replaces_a_model_only_with_overwrite(model, saved, tmp_path, tasks
     assert snapshot(folder) == before
     model.save_pretrained(folder, overwrite=True)
     assert snapshot(folder) != before and FewShotIntentClassifier.from_pretrained(folder).classes_ is not None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]  # and the folder's lock file
 
 
 def failing_fsync(monkeypatch):
@@ -429,8 +429,18 @@ def failing_fsync(monkeypatch):
     monkeypatch.setattr(files.os, "fsync", fsync)
 
 
+def failing_exchange(monkeypatch):
+    """Swapping the folders in one step (Linux renameat2) fails."""
+
+    def exchange(a, b):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(files, "_exchange", exchange)
+
+
 def failing_second_rename(monkeypatch):
-    """The old folder is moved aside, then moving the new one in fails."""
+    """Without the one-step exchange: the old folder is moved aside, then moving the new one in fails."""
+    monkeypatch.setattr(files, "_RENAMEAT2", False)
     real, calls = os.rename, []
 
     def rename(src, dst):
@@ -442,7 +452,7 @@ def failing_second_rename(monkeypatch):
     monkeypatch.setattr(files.os, "rename", rename)
 
 
-@pytest.mark.parametrize("fail", [failing_fsync, failing_second_rename])
+@pytest.mark.parametrize("fail", [failing_fsync, failing_exchange, failing_second_rename])
 def test_a_failed_write_leaves_the_old_model(fail, model, saved, tmp_path, monkeypatch, tasks):
     folder = shutil.copytree(saved, tmp_path / "model")
     before = snapshot(folder)
@@ -452,7 +462,7 @@ def test_a_failed_write_leaves_the_old_model(fail, model, saved, tmp_path, monke
         model.save_pretrained(folder)
     monkeypatch.undo()
     assert snapshot(folder) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]  # no temporary folder left
     assert FewShotIntentClassifier.from_pretrained(folder).classes_ is None
 
 

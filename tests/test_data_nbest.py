@@ -78,7 +78,7 @@ def test_csv_with_text_and_json_hypotheses(tmp_path):
             "intent": ["X", "Y", "X", "Y"],
             "text": ["hello there", "", "", "bye now"],
             "hypotheses": ["", json.dumps(["why", "wy"]), json.dumps(["ex", "eggs"]), ""],
-            "agent_id": [1, 2, 3, 4],  # ignored
+            "id": [1, 2, 3, 4],  # known, not used
         }
     )
     p = tmp_path / "t.csv"
@@ -101,6 +101,8 @@ def test_csv_with_text_and_json_hypotheses(tmp_path):
         ({"task": "a", "intent": "X", "text": "hi", "hypotheses": ["hi"]}, "exactly one of"),
         ({"task": "", "intent": "X", "text": "hi"}, "missing or empty 'task'"),
         ({"task": "a", "text": "hi"}, "missing or empty 'intent'"),
+        ({"task": "a", "intent": 1.0, "text": "hi"}, r"'intent' must be a name, a text or a whole number, got 1\.0 \(float\)"),
+        ({"task": ["a"], "intent": "X", "text": "hi"}, r"'task' must be a name, a text or a whole number, got \['a'\] \(list\)"),
     ],
 )
 def test_bad_rows_name_file_and_line(tmp_path, bad, message):
@@ -228,3 +230,31 @@ def test_make_nbest_from_metasplit_keeps_train_first(tmp_path):
     p = make_nbest(tmp_path / "s.jsonl", split, nbest=2, seed=0)
     again = load_nbest(p, min_class_count=1, num_train=2)
     assert [x.name for x in again.train] == ["r", "p"] and again.test[0].name == "q"
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_misspelt_split_column_is_refused_not_trained_on(tmp_path, suffix):
+    """A task table whose ``split`` is misspelt would meta-train on the test tasks: refused, the
+    column and the known ones named, the closest one suggested."""
+    rows = [r | {"splt": "test" if r["task"] == "mar" else "train"} for r in calls([1, 2, 3])]
+    if suffix == ".jsonl":
+        p = write_jsonl(tmp_path / "c.jsonl", rows)
+        where = "c.jsonl:1:"
+    else:
+        p = tmp_path / "c.csv"
+        pd.DataFrame(rows).assign(hypotheses=lambda f: f["hypotheses"].map(json.dumps)).to_csv(p, index=False)
+        where = "c.csv:1:"
+    for read in (read_task_table, lambda path: load_nbest(path, num_train="all", min_class_count=1)):
+        with pytest.raises(ValueError) as err:
+            read(p)
+        message = str(err.value)
+        assert where in message and "unknown column(s) 'splt'" in message and "did you mean 'split'?" in message
+        assert "task, intent, text, hypotheses, id, order, split, reference" in message
+
+
+def test_make_nbest_output_reads_back_with_its_reference_column(tmp_path):
+    """``make_nbest`` writes a ``reference`` column: a known column, read without complaint."""
+    tasks = [IntentTask(t, [f"{y} {t} {i}" for y in "AB" for i in range(2)], [y for y in "AB" for _ in range(2)]) for t in ("a", "b")]
+    p = make_nbest(tmp_path / "n.jsonl", tasks, nbest=2)
+    assert "reference" in json.loads(p.read_text().splitlines()[0])
+    assert sorted(read_task_table(p)["task"].unique()) == ["a", "b"]

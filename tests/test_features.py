@@ -143,7 +143,7 @@ def test_featurize_split_and_feature_task_checks(tmp_path):
     ft = train[0]
     sub = ft.subset([0, 2])
     assert sub.y.tolist() == [0, 1] and sub.classes == ft.classes
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match=r"y holds the label 2, but classes has 2 name\(s\) \('a', 'b'\)"):
         FeatureTask("x", torch.zeros(2, 3), torch.tensor([0, 2]), ["a", "b"])
     with pytest.raises(ValueError, match="NaN"):
         FeatureTask("x", torch.full((2, 3), float("nan")), torch.tensor([0, 1]), ["a", "b"])

@@ -11,8 +11,12 @@ import contextlib
 import csv
 import io
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -376,7 +380,7 @@ def test_train_existing_model_folder_needs_overwrite(work, model, table, capsys,
     refused(capsys, ["train", "--dataset", table, *TRAIN, "--out", target], "holds a model already")
     assert snapshot(tmp_path) == before
     assert main([*map(str, ["train", "--dataset", table, *TRAIN, "--seed", "1", "--out", target, "--overwrite"])]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["M"]  # replaced in place, nothing left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".M.lock", "M"]  # replaced in place, only its lock file beside it
     assert config_of(target)["seed"] == 1 and config_of(model)["seed"] == 0
     assert (target / "model.safetensors").read_bytes() != (model / "model.safetensors").read_bytes()
 
@@ -690,3 +694,124 @@ def test_a_model_of_precomputed_features_refuses_utterances_on_the_command_line(
         "meta-trained on precomputed features, without an encoder",
     )
     assert not (tmp_path / "A").exists()
+
+
+# -- 6. outputs never overwrite inputs; model-folder writes locked and recoverable --------------------
+
+
+def test_an_out_that_is_an_input_is_refused_and_the_model_still_loads(work, model, adapted_model, support_csv, table, capsys, tmp_path):
+    """``--out`` that is, lies inside or holds an input (the model folder, the input table, the
+    support table, the config or dataset file) is refused before any work, naming both; adapt
+    never writes over the folder it reads, even with --overwrite."""
+    M = tmp_path / "M"
+    shutil.copytree(adapted_model, M)
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "text": QUERIES[0][1]}])
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps({"iterations": 2}), encoding="utf-8")
+    before = snapshot(tmp_path)
+    predict = ["predict", "--model", M, "--input", source, "--out"]
+    refused(capsys, [*predict, M / "config.json"], f"--out {M / 'config.json'} lies inside the --model folder {M}")
+    refused(capsys, [*predict, M / "model.safetensors"], "lies inside the --model folder")
+    refused(capsys, [*predict, M / "predictions.jsonl"], "lies inside the --model folder")
+    refused(capsys, [*predict, M], "is the --model folder")
+    refused(capsys, [*predict, source], "is the --input file")
+    adapt = ["adapt", "--model", M, "--support", support_csv, "--overwrite", "--out"]
+    refused(capsys, [*adapt, M], f"--out {M} is the --model folder")
+    refused(capsys, [*adapt, tmp_path], "holds the --model folder")
+    refused(capsys, [*adapt, support_csv], "is the --support file")
+    train = ["train", "--dataset", table, *TRAIN, "--config", config, "--overwrite", "--out"]
+    refused(capsys, [*train, config], "is the --config file")
+    refused(capsys, [*train, table], "is the --dataset file")
+    assert snapshot(tmp_path) == before
+    assert FewShotIntentClassifier.from_pretrained(M).predict([QUERIES[0][1]]).shape == (1,)
+
+
+def test_a_misspelt_split_column_is_refused_by_train_and_stats(capsys, tmp_path):
+    """``splt`` once meta-trained on every task, the test tasks included, without a word."""
+    rows = [r | {"splt": "test" if r["task"] == "apr" else "train"} for r in table_rows()]
+    path = write_jsonl(tmp_path / "t.jsonl", rows)
+    before = snapshot(tmp_path)
+    for argv in (["train", "--dataset", path, *TRAIN, "--out", tmp_path / "M"], ["stats", "--dataset", path]):
+        err = refused(capsys, argv, f"{path}:1: unknown column(s) 'splt' (did you mean 'split'?)")
+        assert "task, intent, text, hypotheses, id, order, split, reference" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_adapt_refuses_a_text_labelled_with_two_intents(model, capsys, tmp_path):
+    rows = [[intent, text] for intent, text in SUPPORT if text is not None]
+    rows += [["music" if intent != "music" else "alarm", text] for intent, text in rows[:2]]
+    support = write_csv(tmp_path / "conflict.csv", ["intent", "text"], rows)
+    err = adapt_refused(capsys, model, tmp_path, support, "2 text(s) labelled with more than one intent")
+    assert "'wake me up at six' (alarm, music)" in err and "give each text one intent" in err
+
+
+def test_save_pretrained_to_the_current_folder_says_so(adapted_model, tmp_path, monkeypatch):
+    clf = FewShotIntentClassifier.from_pretrained(adapted_model)
+    monkeypatch.chdir(tmp_path)
+    for path in ("", ".", str(tmp_path)):
+        with pytest.raises(ValueError, match="is the current folder .*give a new folder"):
+            clf.save_pretrained(path)
+    with pytest.raises(ValueError, match="or one it lies in"):
+        clf.save_pretrained("..")
+    assert list(tmp_path.iterdir()) == []
+
+
+def blocked_on(lock_file):
+    """How many processes wait for the ``flock`` of ``lock_file`` (Linux's /proc/locks)."""
+    inode = os.stat(lock_file).st_ino
+    lines = Path("/proc/locks").read_text().splitlines()
+    return sum(1 for line in lines if "->" in line and line.split()[-3].split(":")[-1] == str(inode))
+
+
+def test_two_adapts_into_one_new_out_one_writes_the_other_is_refused(model, support_csv, tmp_path):
+    """Two real processes adapt into one new --out without --overwrite: both pass the early
+    check; the write holds the folder's lock and checks again, so one writes and the other says
+    the folder exists (and how to replace it)."""
+    from l2l_taskmix.files import folder_lock
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "l2l_taskmix.cli", "adapt", "--model", str(model), "--support", str(support_csv), "--out", str(out)]
+    with folder_lock(out):  # both get as far as the write, then wait for the lock
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        while blocked_on(tmp_path / ".out.lock") < 2:
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+            time.sleep(0.05)
+    results = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2], results
+    wrote, refused_err = results[codes.index(0)], results[codes.index(2)][1]
+    assert f"wrote {out}" in wrote[0]
+    assert "holds a model already" in refused_err and "--overwrite" in refused_err
+    assert config_of(out)["adapted"]["support_rows"] == len(SUPPORT)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
+
+
+KILLED_ADAPT = """
+import os, signal, sys
+from l2l_taskmix import files
+from l2l_taskmix.cli import main
+if sys.argv[1] == "two-renames":
+    files._RENAMEAT2 = False  # as where renameat2 is not available
+files._between_swap_steps = lambda: os.kill(os.getpid(), signal.SIGKILL)
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("swap", ["exchange", "two-renames"])
+def test_an_adapt_killed_in_its_swap_leaves_a_model_the_next_command_finds(swap, model, adapted_model, capsys, tmp_path):
+    """kill -9 between the steps of replacing --out (a test hook): the next command finds a
+    model at --out, the new one (one-step exchange) or the old one put back."""
+    out = tmp_path / "A"
+    shutil.copytree(adapted_model, out)
+    old = config_of(out)
+    rows = [[i, t] for i, t in SUPPORT if t is not None and i != "weather"]
+    support = write_csv(tmp_path / "two.csv", ["intent", "text"], rows)
+    argv = ["adapt", "--model", str(model), "--support", str(support), "--out", str(out), "--overwrite"]
+    proc = subprocess.run([sys.executable, "-c", KILLED_ADAPT, swap, *argv], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    assert out.exists() is (swap == "exchange")
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": QUERIES[0][1]}])
+    assert main([str(a) for a in ["predict", "--model", out, "--input", source, "--out", tmp_path / "p.jsonl"]]) == 0
+    expected = ["alarm", "music"] if swap == "exchange" else old["adapted"]["classes"]
+    assert config_of(out)["adapted"]["classes"] == expected
+    assert predict_rows(tmp_path / "p.jsonl")[0]["intent"] in expected

@@ -222,7 +222,7 @@ def test_fewer_than_two_tasks_to_mix():
 def test_feature_shapes_that_differ():
     ts = make_tasksets(num_tasks=2)
     ts.append(BatchTaskset(torch.randn(40, 7), torch.arange(40) % 3, num_support=5, num_classes=5, seed=0))
-    with pytest.raises(ValueError, match="equal batch shapes.*task 2"):
+    with pytest.raises(ValueError, match="task 0 has features of width 6 and task 2 7: give every task features of one width"):
         TaskMix(ts, seed=0).sample_iteration()
 
 

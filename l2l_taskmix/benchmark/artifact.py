@@ -85,10 +85,19 @@ def is_model_folder(path: str | os.PathLike) -> bool:
 def check_model_target(path: str | os.PathLike, name: str = "path", *, overwrite: bool = True, need_bytes: int = 2**20) -> Path:
     """Check, before any compute, that a model folder can be written at ``path``: an existing
     model folder is replaced only with ``overwrite``; any other existing file or non-empty
-    folder is never replaced (it is not ours to delete). ``name``: the flag or argument."""
+    folder is never replaced (it is not ours to delete), nor is the current folder or one it
+    lies in. ``name``: the flag or argument. :func:`write_model_folder` checks again holding
+    the folder's lock, so of two writers of one new folder without ``overwrite`` the second is
+    refused."""
     if not os.fspath(path).strip():
         raise ValueError(f"{name} == {os.fspath(path)!r}: give a folder to write the model to")
     path = Path(path).expanduser()
+    here = Path.cwd().resolve()
+    if path.resolve() == here or path.resolve() in here.parents:
+        raise ValueError(
+            f"{name} {os.fspath(path)!r} is the current folder{'' if path.resolve() == here else ' or one it lies in'} "
+            "(an empty path means it too), which a model folder cannot replace; give a new folder, e.g. 'model'"
+        )
     if path.exists():
         if not path.is_dir():
             raise FileExistsError(f"{name} {path} is a file; give a new folder for the model")
@@ -125,7 +134,12 @@ def write_model_folder(
         )
         + "\n"
     )
-    return atomic_folder(path, {CONFIG_NAME: text, WEIGHTS_NAME: blob, CARD_NAME: card}, replace=path.exists())
+    return atomic_folder(
+        path,
+        {CONFIG_NAME: text, WEIGHTS_NAME: blob, CARD_NAME: card},
+        replace=True,
+        check=lambda p: check_model_target(p, "path", overwrite=overwrite, need_bytes=2 * len(blob) + 2**20),
+    )
 
 
 def resolve_model_path(path: str | os.PathLike, revision: str | None = None) -> Path:

@@ -47,7 +47,16 @@ from .methods import ENGINES, METHOD_NAMES
 #: ``val_tasks`` meta-training tasks out and keep the checkpoint that scores best on them).
 PROTOCOLS = ("paper", "select")
 
-__all__ = ["BenchmarkConfig", "PROTOCOLS", "RESULT_FIELDS", "RENAMED_FIELDS", "field_types", "load_config_file", "setting"]
+__all__ = [
+    "BenchmarkConfig",
+    "check_head_width",
+    "PROTOCOLS",
+    "RESULT_FIELDS",
+    "RENAMED_FIELDS",
+    "field_types",
+    "load_config_file",
+    "setting",
+]
 
 #: Datasets known by name (anything else is a path to a task table or a ``.pt`` feature file).
 NAMED_DATASETS = ("mtop-long", "mtop-wide", "nbest")
@@ -71,6 +80,14 @@ MAX_WEIGHTS = 2**29
 #: The most memory one meta-iteration's batches may take, by the estimate of
 #: :func:`_check_sizes`: 16 GiB (the defaults take under 1 MB).
 MAX_BATCH_GIB = 16
+#: The most outputs a model's head may have (``--head-width``; far more intents than any task
+#: has), and with its neck's last width no more than :data:`MAX_WEIGHTS` weights.
+MAX_HEAD_WIDTH = 100_000
+#: The largest seed a command takes (``--seed``; torch and NumPy take it whole).
+MAX_SEED = 2**31 - 1
+#: The most tasks or examples a count setting may name (``shots``, ``num_train``,
+#: ``train_subset``, ``val_tasks``, ``meta_batch_size``): far beyond any intent dataset.
+MAX_COUNT = 100_000
 
 
 def setting(
@@ -147,6 +164,7 @@ class BenchmarkConfig:
         "tasks (by order); mtop-wide uses ~80%%",
         type=int,
         min_val=1,
+        max_val=MAX_COUNT,
         default_text="the paper's 7",
     )
     standardize: bool = setting(
@@ -179,6 +197,7 @@ class BenchmarkConfig:
         "few-shot regime: support examples per class of each meta-test task, the rest is its test split",
         type=int,
         min_val=1,
+        max_val=MAX_COUNT,
         group="regime",
     )
     fraction: float | None = setting(
@@ -198,6 +217,7 @@ class BenchmarkConfig:
         "task-diversity sweep)",
         type=int,
         min_val=1,
+        max_val=MAX_COUNT,
         default_text="all",
     )
     val_tasks: int = setting(
@@ -206,6 +226,7 @@ class BenchmarkConfig:
         "with the best few-shot macro-F1 on them is kept; MAML overfits the few meta-training tasks); 0: none",
         type=int,
         min_val=0,
+        max_val=MAX_COUNT,
     )
     val_repeats: int = setting(
         3, "select protocol: support/test draws per validation task (scores averaged)", type=int, min_val=1, max_val=10_000
@@ -243,6 +264,7 @@ class BenchmarkConfig:
         "T, the real tasks per meta-iteration: distinct meta-training tasks drawn at random each iteration (all when there are fewer)",
         type=int,
         min_val=1,
+        max_val=MAX_COUNT,
     )
     num_synthetic: int | None = setting(
         None,
@@ -403,10 +425,14 @@ def parse_list(text: str, name: str, item_type: type) -> tuple[Any, ...]:
     """``"a,b"`` -> ``("a", "b")`` (``item_type`` ``str``) or ``"8,8"`` -> ``(8, 8)`` (``int``);
     for ``methods``, ``"all"`` means every method."""
     items = [item.strip() for item in str(text).split(",") if item.strip()]
-    if name == "methods" and [i.lower() for i in items] == ["all"]:
-        return METHOD_NAMES
-    if name == "protocols" and [i.lower() for i in items] == ["both"]:
-        return PROTOCOLS
+    for word, every, names in (("methods", "all", METHOD_NAMES), ("protocols", "both", PROTOCOLS)):
+        if name == word and every in (i.lower() for i in items):
+            if len(items) > 1:
+                raise ValueError(
+                    f"{name} == {short_repr(text)}: {every!r} already means every one ({', '.join(names)}); "
+                    f"give {every!r} alone, or a list of names without it"
+                )
+            return names
     if item_type is str:
         return tuple(i.lower() for i in items)
     try:
@@ -457,8 +483,8 @@ def _check_sizes(config: BenchmarkConfig) -> None:
             f"hidden == {short_repr(list(config.hidden))}: {weights:,} weights after {ESTIMATE_DIM}-d features, must be "
             f"at most {MAX_WEIGHTS:,} (2 GiB of float32); give fewer or narrower layers"
         )
-    # at least one real task (and N = T >= 1 synthetic ones by default), each a support and a query batch
-    synthetic = 1 if config.num_synthetic is None else config.num_synthetic
+    # at least one real task (and N synthetic ones, T by default), each a support and a query batch
+    synthetic = config.meta_batch_size if config.num_synthetic is None else config.num_synthetic
     rows = (1 + synthetic) * 2 * config.batch_size
     gib = rows * (ESTIMATE_DIM + sum(config.hidden)) * 4 / 2**30
     if gib > MAX_BATCH_GIB:
@@ -467,6 +493,38 @@ def _check_sizes(config: BenchmarkConfig) -> None:
             f"meta-iteration at least, about {gib:,.0f} GiB of float32 with {ESTIMATE_DIM}-d features, must be at most "
             f"{MAX_BATCH_GIB} GiB; lower batch_size or num_synthetic"
         )
+
+
+def check_head_width(head_width: Any, hidden: tuple[int, ...], name: str = "head_width", in_features: int | None = None) -> int | None:
+    """``head_width`` (the outputs of a model's head; ``None``: the largest task's class count)
+    checked: a whole number from 2 to :data:`MAX_HEAD_WIDTH`, whose head after the neck's last
+    width (or ``in_features``, ``ESTIMATE_DIM`` where unknown, without a neck) has at most
+    :data:`MAX_WEIGHTS` weights; the message names the memory it would take.
+
+    Example::
+
+        >>> check_head_width(10**8, (256, 256), "--head-width")
+        Traceback (most recent call last):
+        ...
+        ValueError: --head-width == 100,000,000: a head of 100,000,000 x 256 weights takes 102.4 GB of float32 ...
+    """
+    head_width = check_scalar(head_width, name, int, min_val=2, allow_none=True)
+    if head_width is None:
+        return None
+    last = hidden[-1] if hidden else (in_features or ESTIMATE_DIM)
+    most = min(MAX_HEAD_WIDTH, MAX_WEIGHTS // last)
+    if head_width > most:
+        raise ValueError(
+            f"{name} == {head_width:,}: a head of {head_width:,} x {last} weights takes {head_width * last * 4 / 1e9:,.1f} GB "
+            f"of float32 (Adam keeps two more copies), must be at most {most:,} outputs ("
+            + (
+                f"{MAX_WEIGHTS:,} weights, 2 GiB, after a {last}-wide layer"
+                if most < MAX_HEAD_WIDTH
+                else "far more intents than a task has"
+            )
+            + "); give the most intents a task will have"
+        )
+    return head_width
 
 
 #: Fields that do not change any single run's numbers (left out of :meth:`BenchmarkConfig.run_hash`).
@@ -485,6 +543,8 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"config file not found: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"config file {path} is a folder; give a YAML (.yaml) or JSON (.json) file of settings")
     with open(path, "rb") as handle:
         raw = handle.read()
     try:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .. import data
-from ..features import FeatureTask, featurize_split, get_encoder
+from ..features import FeatureTask, check_same_width, featurize_split, get_encoder
 from ..files import atomic_write, to_jsonable
 from ..validation import short_repr
 from .config import NAMED_DATASETS, is_feature_file
@@ -93,6 +93,7 @@ def load_feature_split(path: str | os.PathLike) -> BenchmarkData:
     train, test = (_unpack(path, side, blob[side]) for side in ("train", "test"))
     if not train or not test:
         raise ValueError(f"{path}: needs at least one meta-training and one meta-test task")
+    check_same_width(train + test, f"{path}: ")
     _check_disjoint(path, train, test)
     stated = blob.get("info")
     if stated is None:

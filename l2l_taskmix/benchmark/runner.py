@@ -40,11 +40,11 @@ from torch import nn
 
 from .. import __version__
 from ..cluster import ray_session
-from ..features import FeatureTask, Standardizer, get_encoder
+from ..features import FeatureTask, Standardizer, check_same_width, get_encoder
 from ..files import check_writable
 from ..models import make_model
 from ..validation import check_choice, check_device, check_scalar
-from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
+from .config import PROTOCOLS, BenchmarkConfig, check_head_width, is_feature_file
 from .datasets import BenchmarkData, load_features
 from .evaluation import evaluate, evaluate_draws, make_splits
 from .methods import Method, get_method
@@ -91,6 +91,7 @@ def fit_standardizer(tasks: Sequence[FeatureTask], enabled: bool) -> Standardize
     holds out for validation included), ``None`` when ``enabled`` is false."""
     if not tasks:
         raise ValueError("no meta-training tasks to standardize with")
+    check_same_width(tasks)
     return Standardizer.fit([t.x for t in tasks]) if enabled else None
 
 
@@ -100,10 +101,7 @@ def standardize(
     """Both sides (a run's meta-training tasks, as :func:`fit_standardizer` takes them, and the
     meta-test tasks) standardized with ``standardizer``, as float32 and unchanged when it is
     ``None``."""
-    width = tasks[0].dim
-    for task in list(tasks) + list(test_tasks):
-        if task.dim != width:
-            raise ValueError(f"task {task.name!r} has features of width {task.dim}, the first meta-training task {width}")
+    check_same_width(list(tasks) + list(test_tasks))
     if standardizer is None:
         return [t.with_x(t.x.float()) for t in tasks], [t.with_x(t.x.float()) for t in test_tasks]
     return [standardizer.transform(t) for t in tasks], [standardizer.transform(t) for t in test_tasks]
@@ -222,7 +220,7 @@ def fit_run(
 
     num_classes = max(t.num_classes for t in list(train_tasks) + list(test_tasks))
     if head_width is not None:
-        head_width = check_scalar(head_width, "head_width", int, min_val=2)
+        head_width = check_head_width(head_width, config.hidden, "head_width", in_features=used_side[0].dim)
         if head_width < num_classes:
             raise ValueError(
                 f"head_width (--head-width) {head_width} is narrower than the largest task's {num_classes} classes; "

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..features import FeatureTask
-from ..files import atomic_write, to_jsonable
+from ..files import atomic_write, file_lock, to_jsonable
 from ..validation import short_repr
 from .statistics import protocol_of
 
@@ -135,30 +135,10 @@ class RunStore:
         second waits (calling ``on_wait()`` first) and then finds the run saved. The OS releases
         the lock when its process dies (``kill -9`` included); the empty lock file stays. Where
         there is no ``flock`` (Windows) or the lock file cannot be made, no lock is taken (runs
-        are still written atomically)."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            yield
-            return
+        are still written atomically): :func:`~l2l_taskmix.files.file_lock`."""
         target = self.path(method, seed, protocol)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(target.parent / f".{target.stem}.lock", "a")
-        except OSError:
+        with file_lock(target.parent / f".{target.stem}.lock", on_wait):
             yield
-            return
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                if on_wait is not None:
-                    on_wait()
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def load_all(self) -> list[dict[str, Any]]:
         """Every finished run of the store, as :meth:`load` reads it, in file-name order."""

@@ -19,7 +19,17 @@ from .mtop import (
     load_mtop,
     mtop_tasks,
 )
-from .nbest import XLMR_SEP, join_hypotheses, load_nbest, make_nbest, read_task_table, read_utterances, simulate_nbest
+from .nbest import (
+    TABLE_COLUMNS,
+    XLMR_SEP,
+    check_columns,
+    join_hypotheses,
+    load_nbest,
+    make_nbest,
+    read_task_table,
+    read_utterances,
+    simulate_nbest,
+)
 from .splits import check_shots, split_task, support_test_split
 from .stats import dropped_stats, format_stats, per_task_stats, task_stats
 from .tasks import IntentTask, MetaSplit, assign_tasks, filter_classes
@@ -39,6 +49,8 @@ __all__ = [
     "join_hypotheses",
     "read_task_table",
     "read_utterances",
+    "check_columns",
+    "TABLE_COLUMNS",
     "load_nbest",
     "simulate_nbest",
     "make_nbest",

@@ -17,11 +17,14 @@ column        meaning
               NaN, infinite or unreadable values are errors.
 ``split``     optional; ``train`` or ``test``, the same on every row of a task: fixes which
               tasks meta-train and which meta-test (instead of the ``num_train`` oldest).
+``id``        optional; a row's identifier (``predict`` copies it to its output)
+``reference`` optional; the clean text of simulated hypotheses (:func:`make_nbest`), not used
 ============  =================================================================================
 
 Task and intent names are one line of text: a line break, tab or other control character in
 one is an error naming the file and line. In a CSV file a quoted field may span lines; messages
-name the line on which its record starts. Other columns are ignored. Hypotheses are joined the N-Best-ASR-Transformer way, concatenated
+name the line on which its record starts. Any other column is an error naming it (a misspelt
+``split`` must not meta-train on the test tasks). Hypotheses are joined the N-Best-ASR-Transformer way, concatenated
 with the encoder tokenizer's separator (XLM-R: ``</s></s>``, its ``sep_token`` twice): pass the
 encoder (or its ``sep`` string) as ``encoder_sep``. A table with only ``text`` is the generic
 format for a user's own intent tasks.
@@ -75,7 +78,8 @@ __all__ = [
     "join_hypotheses",
     "read_task_table",
     "read_utterances",
-    "UTTERANCE_COLUMNS",
+    "TABLE_COLUMNS",
+    "check_columns",
     "load_nbest",
     "simulate_nbest",
     "make_nbest",
@@ -125,9 +129,49 @@ def _read_text(path: Path) -> str:
         raise ValueError(f"{path}:{lineno}: not UTF-8 (byte 0x{data[e.start]:02x} at column {column}); save the table as UTF-8") from None
 
 
-def _records(
-    path: Path, required: Sequence[str] = ("task", "intent"), kind: str = "task table", allowed: Sequence[str] | None = None
-) -> list[tuple[int, dict]]:
+#: The columns a task table or a table of utterances may have (:func:`read_task_table`,
+#: :func:`read_utterances`); any other is refused (:func:`check_columns`).
+TABLE_COLUMNS = ("task", "intent", "text", "hypotheses", "id", "order", "split", "reference")
+
+
+def check_columns(where: str, columns: Sequence[Any], kind: str, *, header: bool = False) -> None:
+    """Refuse ``columns`` not in :data:`TABLE_COLUMNS`, naming them, the known ones and the
+    closest known name (``where``: the file and line; ``kind``: what the table is; ``header``:
+    the columns are a CSV header's).
+
+    Example::
+
+        >>> check_columns("calls.csv:1", ["task", "intent", "text", "splt"], "task table", header=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: calls.csv:1: unknown column(s) 'splt' in the header (did you mean 'split'?); a task table has ...
+    """
+    import difflib
+
+    unknown = [c for c in columns if c not in TABLE_COLUMNS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), TABLE_COLUMNS, n=1)
+        raise ValueError(
+            f"{where}: unknown column(s) {', '.join(repr(c) for c in unknown)}{' in the header' if header else ''}"
+            f"{f' (did you mean {close[0]!r}?)' if close else ''}; a {kind} has the columns {', '.join(TABLE_COLUMNS)}: "
+            "rename or remove the others"
+        )
+
+
+def check_label(rec: dict, key: str, where: str) -> None:
+    """Refuse a row whose ``key`` (``task`` or ``intent``) is missing, empty, or not a name (a
+    text or a whole number: ``1.0``, ``true`` or a list is not one), naming the file and line."""
+    value = rec.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{where}: missing or empty {key!r}")
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ValueError(
+            f"{where}: {key!r} must be a name, a text or a whole number, got {short_repr(value)} ({type(value).__name__}); "
+            "write it as text, in quotes"
+        )
+
+
+def _records(path: Path, required: Sequence[str] = ("task", "intent"), kind: str = "task table") -> list[tuple[int, dict]]:
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
         what = "task-table format" if kind == "task table" else f"format for a {kind}"
@@ -144,6 +188,7 @@ def _records(
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
+            check_columns(f"{path}:{lineno}", list(obj), kind)
             out.append((lineno, obj))
         return out
     delimiter = "\t" if suffix == ".tsv" else ","
@@ -163,12 +208,7 @@ def _records(
             if other:
                 hint = f"; the header looks {other!r}-delimited, but {path.suffix} tables are {delimiter!r}-delimited"
         raise ValueError(f"{path}:{header_line}: the header has no {', '.join(repr(m) for m in missing)} column (it has {columns}){hint}")
-    unknown = [c for c in columns if c and allowed is not None and c not in allowed]
-    if unknown:
-        raise ValueError(
-            f"{path}:{header_line}: unknown column(s) {', '.join(repr(c) for c in unknown)} in the header; "
-            f"a {kind} has the columns {', '.join(allowed)}"
-        )
+    check_columns(f"{path}:{header_line}", [c for c in columns if c], kind, header=True)
     twice = sorted({c for c in columns if c and columns.count(c) > 1})
     if twice:
         raise ValueError(f"{path}:{header_line}: the header names the column(s) {twice} more than once; keep one of each")
@@ -246,16 +286,12 @@ def _parse_order(value: Any, where: str) -> tuple[float, str]:
     return number, "number"
 
 
-#: The columns an utterance table may have (:func:`read_utterances`).
-UTTERANCE_COLUMNS = ("id", "task", "intent", "text", "hypotheses", "order", "split")
-
-
 def read_utterances(path: str | Path, encoder_sep: Any = None, *, labelled: bool) -> pd.DataFrame:
     """Read a table of utterances (JSONL/CSV), for adapting a model or predicting with it.
 
     Every row has ``text`` or ``hypotheses`` (joined with ``encoder_sep``, as a task table's)
     and, with ``labelled``, ``intent``. Optional: ``id`` (kept), ``task``, ``order`` and
-    ``split`` (the task-table columns, so a task table can be read too). Any other column is an
+    ``split``, ``reference`` (the task-table columns, so a task table can be read too). Any other column is an
     error, so a misspelt column is not silently ignored.
 
     Returns:
@@ -278,18 +314,11 @@ def read_utterances(path: str | Path, encoder_sep: Any = None, *, labelled: bool
         )
     sep = _resolve_sep(encoder_sep)
     rows = []
-    for lineno, rec in _records(path, ("intent",) if labelled else (), kind, UTTERANCE_COLUMNS):
+    for lineno, rec in _records(path, ("intent",) if labelled else (), kind):
         where = f"{path}:{lineno}"
-        unknown = [k for k in rec if k not in UTTERANCE_COLUMNS]
-        if unknown:
-            raise ValueError(
-                f"{where}: unknown column(s) {', '.join(repr(k) for k in unknown)}; a {kind} has "
-                f"{'intent and ' if labelled else ''}text or hypotheses, and optionally "
-                f"{', '.join(c for c in UTTERANCE_COLUMNS if c not in ('intent', 'text', 'hypotheses'))}"
-            )
         intent = rec.get("intent")
-        if labelled and (not isinstance(intent, (str, int)) or isinstance(intent, bool) or str(intent).strip() == ""):
-            raise ValueError(f"{where}: missing or empty 'intent'")
+        if labelled:
+            check_label(rec, "intent", where)
         has_text, has_hyps = "text" in rec, "hypotheses" in rec
         if has_text == has_hyps:
             raise ValueError(f"{where}: give exactly one of 'text' or 'hypotheses'")
@@ -339,8 +368,7 @@ def read_task_table(path: str | Path, encoder_sep: Any = None, nbest: int | None
     for lineno, rec in _records(path):
         where = f"{path}:{lineno}"
         for key in ("task", "intent"):
-            if not isinstance(rec.get(key), (str, int)) or str(rec.get(key)).strip() == "":
-                raise ValueError(f"{where}: missing or empty {key!r}")
+            check_label(rec, key, where)
         has_text, has_hyps = "text" in rec, "hypotheses" in rec
         if has_text == has_hyps:
             raise ValueError(f"{where}: give exactly one of 'text' or 'hypotheses'")

