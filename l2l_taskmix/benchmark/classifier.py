@@ -375,7 +375,10 @@ class FewShotIntentClassifier(ClassifierMixin, BaseEstimator):
         y = _check_labels(y)
         classes = np.unique(y)
         if len(classes) < 2:
-            raise ValueError(f"y has one class (intent {short_repr(classes[0])}): give examples of at least two intents")
+            raise ValueError(
+                f"the support set (y) has one intent ({short_repr(classes.tolist()[0])}), so one class: "
+                "give examples of at least two intents"
+            )
         check_classes(classes.tolist(), "y")
         width = int(state.pretrained.config["architecture"]["head_width"])
         method = state.pretrained.method
