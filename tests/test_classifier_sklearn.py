@@ -90,6 +90,21 @@ def test_the_practitioners_import_path():
     assert "FewShotIntentClassifier" in dir(l2l_taskmix)
 
 
+def test_the_folder_is_read_once_per_parameter_value(folder, monkeypatch):
+    from l2l_taskmix.benchmark import classifier
+
+    reads = []
+    real = classifier.load_model_folder
+    monkeypatch.setattr(classifier, "load_model_folder", lambda *a: reads.append(a) or real(*a))
+    x, y = labelled()
+    clf = FewShotIntentClassifier(str(folder), device="auto").fit(x, y)
+    clf.predict(x), clf.predict_proba(x), clf.score(x, y)
+    assert len(reads) == 1
+    clf.set_params(model=folder)  # another value: read again
+    clf.predict(x)
+    assert len(reads) == 2
+
+
 def test_pickle_round_trip(folder):
     x, y = labelled()
     fitted = FewShotIntentClassifier(folder).fit(x, y)

@@ -88,6 +88,7 @@ class _Loaded:
 
     source: Any
     revision: Any
+    device_given: Any
     device: torch.device
     pretrained: MetaTrainedModel
     adapted: Adapted | None
@@ -173,7 +174,7 @@ class FewShotIntentClassifier(ClassifierMixin, BaseEstimator):
             state is not None
             and (state.source == self.model if is_path else state.source is self.model)
             and state.revision == self.revision
-            and str(state.device) == str(self.device)
+            and state.device_given == self.device
         ):
             return state
         device = check_device(self.device, "device")
@@ -184,7 +185,7 @@ class FewShotIntentClassifier(ClassifierMixin, BaseEstimator):
         elif self.model is None:
             raise ValueError(
                 "model is None: give the meta-trained model, a model folder (a path or a Hugging Face hub id) "
-                "or what meta_train returns (FewShotIntentClassifier(model=...))"
+                "or the MetaTrainedModel of a classifier meta_train made (its .model)"
             )
         else:
             raise TypeError(
@@ -195,7 +196,7 @@ class FewShotIntentClassifier(ClassifierMixin, BaseEstimator):
         standardizer = None
         if stats is not None:
             standardizer = Standardizer(torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32))
-        state = _Loaded(self.model, self.revision, device, pretrained, adapted, meta.eval(), standardizer)
+        state = _Loaded(self.model, self.revision, self.device, device, pretrained, adapted, meta.eval(), standardizer)
         self.__dict__["_state"] = state
         return state
 
