@@ -544,6 +544,16 @@ def test_weights_of_another_model_are_refused(adapted_saved, data, tmp_path):
         FewShotIntentClassifier.from_pretrained(folder)
 
 
+def test_a_nan_in_config_is_refused(adapted_saved, tmp_path):
+    folder = shutil.copytree(adapted_saved, tmp_path / "model")
+    edit(folder, "standardization.mean", lambda m: [float("nan"), *m[1:]])
+    with pytest.raises(ValueError, match="model/config.json holds NaN or Infinity"):
+        FewShotIntentClassifier.from_pretrained(folder)
+    format_1(folder)
+    with pytest.raises(ValueError, match=r"model/config.json: standardization.mean\[0\] must be a finite number, got nan"):
+        FewShotIntentClassifier.from_pretrained(folder)
+
+
 def test_edited_weights_are_refused(adapted_saved, tmp_path):
     folder = shutil.copytree(adapted_saved, tmp_path / "model")
     blob = bytearray((folder / "model.safetensors").read_bytes())

@@ -312,7 +312,10 @@ def _check_binding(config: dict[str, Any], version: int, header: dict, data: byt
         written = written if isinstance(written, dict) else {}
     except ValueError:
         written = {}
-    found = _config_digests(config)
+    try:
+        found = _config_digests(config)
+    except ValueError:  # NaN or Infinity, which json reads but l2l-taskmix never writes
+        raise ValueError(f"{config_path} holds NaN or Infinity: not the config {WEIGHTS_NAME} was written with") from None
     changed = sorted(k for k in set(written) | set(found) if written.get(k) != found.get(k))
     if changed:
         raise ValueError(
