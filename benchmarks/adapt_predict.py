@@ -77,7 +77,7 @@ def timed(fn, repeats: int) -> dict:
 
 def quiet(clf: FewShotIntentClassifier) -> FewShotIntentClassifier:
     """The classifier with its encoder built, checked (and loaded where it encodes) and silent."""
-    clf.encoder.progress = False
+    clf.text_encoder.progress = False
     return clf
 
 
@@ -128,11 +128,11 @@ def measure(args, cache: str, scratch: Path) -> dict:
     clf.predict(texts)  # untimed: the same for the texts to classify
     say(f"adapt: {len(support)} utterances of {task.name!r} ({out['intents']} intents), {args.repeats} repeats")
     out["adapt"] = timed(lambda: clf.fit(x_texts, y_support), args.repeats)
-    features = featurize_texts(x_texts, clf.encoder, cache).numpy()  # the same rows as raw encoder features
+    features = featurize_texts(x_texts, clf.text_encoder, cache).numpy()  # the same rows as raw encoder features
     out["adapt_features"] = timed(lambda: clf.fit(features, y_support), args.repeats)
     say(f"predict, features cached: {len(texts)} utterances, {args.repeats} repeats")
     out["predict_cached"] = timed(lambda: clf.predict(texts), args.repeats)
-    shards = FeatureCache(cache).shards(clf.encoder.cache_key)  # a look-up reads shards until it has every text
+    shards = FeatureCache(cache).shards(clf.text_encoder.cache_key)  # a look-up reads shards until it has every text
     out["cache"] = {"shards": len(shards), "mib": sum(p.stat().st_size for p in shards) / 2**20, "given": bool(args.cache_dir)}
 
     plain = quiet(FewShotIntentClassifier.from_pretrained(folder, cache=False))

@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from l2l_taskmix.benchmark import BenchmarkConfig, FewShotIntentClassifier, meta_train
+from l2l_taskmix import FewShotIntentClassifier
+from l2l_taskmix.benchmark import BenchmarkConfig, meta_train
 from l2l_taskmix.benchmark.artifact import check_model_target
 from l2l_taskmix.benchmark.datasets import load_split
 from l2l_taskmix.data import support_test_split

