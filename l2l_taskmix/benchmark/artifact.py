@@ -60,7 +60,7 @@ from ..files import atomic_folder, check_writable, to_jsonable
 from ..markdown import markdown_cell, markdown_code
 from ..models import IntentClassifier
 from ..validation import check_scalar, short_repr
-from .config import PROTOCOLS, BenchmarkConfig
+from .config import MAX_SEED, PROTOCOLS, BenchmarkConfig, check_head_width
 from .methods import Method, get_method
 
 __all__ = [
@@ -225,6 +225,7 @@ def write_model_folder(
         _TENSORS_DIGEST: _tensors_digest(header, data),
     }
     blob = save(tensors, metadata=metadata)
+    check_model_target(path, "path", overwrite=overwrite, need_bytes=2 * len(blob) + 2**20)  # before the lock: nothing made
     return atomic_folder(
         path,
         {CONFIG_NAME: text, WEIGHTS_NAME: blob, CARD_NAME: card},
@@ -417,8 +418,11 @@ def check_model_config(config: dict[str, Any], where: Path | str = CONFIG_NAME) 
 
     arch = part("architecture", dict)
     in_features = scalar(part("in_features", int, arch, "architecture."), "architecture.in_features", int, min_val=1)
-    _setting("hidden", part("hidden", list, arch, "architecture."), "architecture.hidden", where)
-    head_width = scalar(part("head_width", int, arch, "architecture."), "architecture.head_width", int, min_val=2)
+    hidden = _setting("hidden", part("hidden", list, arch, "architecture."), "architecture.hidden", where)
+    try:  # the bounds of train's --head-width, the memory named
+        head_width = check_head_width(part("head_width", int, arch, "architecture."), tuple(hidden), "head_width", in_features)
+    except ValueError as err:
+        raise ValueError(f"{where}: architecture.head_width: {err}") from None
     try:
         method = get_method(part("method", str))
     except ValueError as err:
@@ -426,7 +430,7 @@ def check_model_config(config: dict[str, Any], where: Path | str = CONFIG_NAME) 
     adaptation = part("adaptation", dict)
     _setting("finetune_steps", part("finetune_steps", int, adaptation, "adaptation."), "adaptation.finetune_steps", where)
     _setting("finetune_lr", adaptation.get("finetune_lr"), "adaptation.finetune_lr", where)
-    scalar(part("seed", int, adaptation, "adaptation."), "adaptation.seed", int, min_val=0)
+    scalar(part("seed", int, adaptation, "adaptation."), "adaptation.seed", int, min_val=0, max_val=MAX_SEED)
     spec = config.get("encoder")
     if spec is not None:
         try:
@@ -460,7 +464,7 @@ def check_model_config(config: dict[str, Any], where: Path | str = CONFIG_NAME) 
         part(key, kind)
     if config["protocol"] not in PROTOCOLS:
         raise ValueError(f"{where}: protocol is {short_repr(config['protocol'])}; expected one of {', '.join(PROTOCOLS)}")
-    scalar(config["seed"], "seed", int, min_val=0)
+    scalar(config["seed"], "seed", int, min_val=0, max_val=MAX_SEED)
     known = {f.name for f in dataclasses.fields(BenchmarkConfig)}  # a field of an older release is left alone
     try:
         BenchmarkConfig(**{k: v for k, v in config["hyperparameters"].items() if k in known})
