@@ -441,12 +441,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load_model(args: argparse.Namespace):
-    """The model of ``--model``; a local folder that a killed write left aside is put back first."""
+    """The model of ``--model`` (a local folder that a killed write left aside is put back first)."""
     from .benchmark.classifier import FewShotIntentClassifier
-    from .files import recover_folder
 
-    if args.model.strip():
-        recover_folder(Path(args.model).expanduser(), locked=False)
     return FewShotIntentClassifier.from_pretrained(
         args.model, encoder=args.encoder, cache_dir=args.cache_dir, cache=not args.no_cache, device=args.device
     )

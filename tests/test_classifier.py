@@ -715,3 +715,15 @@ def test_real_sample_task_scores_equal_the_benchmarks(tmp_path, method):
         clf.fit([task.texts[i] for i in support], [task.intents[i] for i in support])
         assert clf.score([task.texts[i] for i in test], [task.intents[i] for i in test]) == expected[task.name]
     assert len(checked) >= (2 if method in MAML_VARIANTS else 1)
+
+
+def test_from_pretrained_puts_back_a_folder_a_killed_swap_left_aside(adapted_saved, tmp_path):
+    """A writer killed between the two renames of a swap leaves the old folder in
+    ``.model.xxxxxxxx.old/model`` and nothing at the path: loading puts it back and uses it."""
+    aside = tmp_path / ".model.k2x9q7ab.old"
+    aside.mkdir()
+    shutil.copytree(adapted_saved, aside / "model")
+    (tmp_path / ".model.a1b2c3d4.tmp").mkdir()  # the killed writer's new folder, half-written
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(5))
+    same_outputs(FewShotIntentClassifier.from_pretrained(adapted_saved), FewShotIntentClassifier.from_pretrained(tmp_path / "model"), x)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]

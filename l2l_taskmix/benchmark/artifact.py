@@ -56,7 +56,7 @@ import torch
 
 from .. import __version__
 from ..features.encoders import check_encoder_spec
-from ..files import atomic_folder, check_writable, to_jsonable
+from ..files import atomic_folder, check_writable, recover_folder, to_jsonable
 from ..markdown import markdown_cell, markdown_code
 from ..models import IntentClassifier
 from ..validation import check_scalar, short_repr
@@ -236,10 +236,13 @@ def write_model_folder(
 
 def resolve_model_path(path: str | os.PathLike, revision: str | None = None) -> Path:
     """The local folder of ``path``: itself, or for a Hugging Face hub id (``org/name``) that
-    is not a local folder, the downloaded snapshot (``huggingface_hub.snapshot_download``)."""
+    is not a local folder, the downloaded snapshot (``huggingface_hub.snapshot_download``). A
+    local folder that a killed write left aside is put back first
+    (:func:`~l2l_taskmix.files.recover_folder`)."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
         raise ValueError(f"model path must be a folder or a hub id, got {path!r}")
     local = Path(path).expanduser()
+    recover_folder(local, locked=False)
     if local.exists() or not _HUB_ID.match(os.fspath(path)):
         if not local.exists():
             raise FileNotFoundError(f"model folder {local} does not exist")
