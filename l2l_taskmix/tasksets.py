@@ -465,6 +465,8 @@ class TaskMix(_Augmentation):
             if self._n(len(self.source)):  # refuse what cannot be mixed before serving it
                 check_features(unpack(task, f"task {len(self._real)}")[0], f"task {len(self._real)}")
             self._real.append(task)
+            if not self._n(len(self.source)) and len(self._real) == len(self.source):
+                self._real = []  # nothing to make: the iteration ends with its last real task
             return [task]
         real, self._real = self._real, []
         return self._synthesize(real)

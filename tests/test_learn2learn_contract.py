@@ -84,6 +84,10 @@ def test_real_tasks_are_sampled_when_served_so_num_synthetic_zero_is_the_plain_s
     random.seed(1)
     b = [mixed.sample() for _ in range(6)]
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
+    assert len(TaskMix(make_taskset(), num_real=2, num_synthetic=0).sample_iteration()) == 2
+    served = TaskMix(make_taskset(), num_real=2, num_synthetic=0)
+    served.sample(), served.sample()
+    assert served.at_boundary and len(served.sample_iteration()) == 2
     # the wrapper drew nothing from torch's global stream
     state = torch.get_rng_state()
     TaskMix(make_taskset(), num_synthetic=0, num_real=3).sample()
