@@ -3,7 +3,9 @@
 :class:`BatchTaskset` samples a meta-training task as the paper does (random support and query
 batches of the same data); :class:`RealTasks` gives the T real tasks of each meta-iteration from
 a list of tasksets or from one, and is the one kind of sampler :class:`~l2l_taskmix.TaskMix` and
-:class:`~l2l_taskmix.MetaMix` wrap.
+:class:`~l2l_taskmix.MetaMix` wrap. The checks of what a training taskset is
+(:func:`check_taskset`, :func:`check_taskset_list`) and how one task is taken from it
+(:func:`take_task`) live here, beside :class:`RealTasks`, which applies them.
 
 Example::
 
@@ -229,8 +231,10 @@ class RealTasks(LazyGenerator):
     what the taskset's ``sample()`` returned.
 
     ``sample_iteration()`` returns one iteration's tasks; ``sample()`` serves them one at a time,
-    each sampled when it is served (the random draw of the iteration's tasksets comes first), and
-    ``len()`` is T.
+    each sampled when it is served (the random draw of the iteration's tasksets comes first),
+    ``[index]`` the same for a ``DataLoader`` (:func:`take_task`), and ``len()`` is T. Neither a
+    ``BenchmarkTasksets``, nor a list of its fields, nor a held-out split is taken
+    (:func:`check_taskset_list`).
 
     Example::
 

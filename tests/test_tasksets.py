@@ -408,3 +408,14 @@ def test_a_synthetic_task_indexes_like_a_learn2learn_task_on_the_real_tasks_devi
             assert x.device.type == y.device.type == device
             (xs, _), (xq, _) = task.support, task.query
             assert xs.device.type == device and xs.shape[0] == 3 == xq.shape[0]
+
+
+def test_the_wrappers_modules_import_no_private_names_from_each_other():
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "l2l_taskmix"
+    for name in ("task", "samplers", "tasksets"):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level for alias in node.names]
+        assert imported and not [n for n in imported if n.startswith("_")], name
