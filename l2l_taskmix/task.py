@@ -184,7 +184,9 @@ class Task:
 collections.abc.Sequence.register(Task)
 
 
-def _check_features(x: torch.Tensor, what: str) -> None:
+def check_features(x: torch.Tensor, what: str) -> None:
+    """Refuse features that cannot be mixed: empty, not floating point (token ids, raw codes), or
+    not finite; ``what`` names the task in the message."""
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"{what} is empty (shape {tuple(x.shape)})")
     if not x.dtype.is_floating_point:
@@ -196,7 +198,7 @@ def _check_features(x: torch.Tensor, what: str) -> None:
         raise ValueError(f"{what} has NaN or infinite features")
 
 
-def _unpack(sample: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+def unpack(sample: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A sampled task's ``(x, y)`` as tensors; data that are not arrays are refused."""
     if isinstance(sample, Task):
         return sample.x, sample.y
@@ -210,7 +212,8 @@ def _unpack(sample: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(x), torch.as_tensor(y)
 
 
-def _is_soft(y: torch.Tensor) -> bool:
+def is_soft(y: torch.Tensor) -> bool:
+    """Whether labels are soft: float rows of shape ``(n, C)``."""
     return y.dim() == 2 and y.dtype.is_floating_point
 
 
@@ -255,13 +258,13 @@ def as_task(sample: Any, num_classes: int, what: str = "task") -> Task:
         >>> t.y.shape, t.num_support
         (torch.Size([4, 3]), None)
     """
-    x, y = _unpack(sample, what)
-    _check_features(x, what)
+    x, y = unpack(sample, what)
+    check_features(x, what)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"{what}: {x.shape[0]} points but {y.shape[0]} labels")
     if isinstance(sample, Task) and sample.num_support is not None and not 0 < sample.num_support < x.shape[0]:
         raise ValueError(f"{what}: needs both a support and a query part, got {x.shape[0]} points with num_support={sample.num_support}")
-    if _is_soft(y):
+    if is_soft(y):
         if y.shape[1] > num_classes:
             raise ValueError(f"{what}: soft labels have {y.shape[1]} classes, more than num_classes={num_classes}")
         check_soft_labels(y, what)

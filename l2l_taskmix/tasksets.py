@@ -22,11 +22,14 @@ x_j[r]``. Its labels come in one of two modes (``labels=``):
 **The adapter.** ``TaskMix(taskset)`` (or ``MetaMix``) is itself a taskset: ``sample()`` gives
 one task at a time, ``len()`` is the tasks of a meta-iteration, ``taskmix[i]`` serves
 ``DataLoader``. The stream is made of whole meta-iterations, T real tasks, each exactly what
-the wrapped taskset's ``sample()`` returned and sampled when it is served, then the N
-synthetic tasks that mix them. ``TaskMix(taskset, tasks_per_step=meta_batch_size)`` fits one
-meta-iteration into each step of a loop that calls ``sample()`` ``meta_batch_size`` times per
-step (T = ceil(M / 2) real, N = floor(M / 2) synthetic), so such a script keeps its loop and its
-averages. ``sample_iteration()`` returns one whole meta-iteration as a list.
+the wrapped taskset returned and sampled when it is served, then the N synthetic tasks that
+mix them. Two keyword-only knobs say how many, the same in TaskMix and MetaMix:
+``tasks_per_step=M``, the tasks your loop samples per optimizer step (learn2learn's scripts
+call it ``meta_batch_size``), makes each step one meta-iteration (T = ceil(M / 2) real, N =
+floor(M / 2) synthetic), so such a script keeps its loop and its averages; ``num_real=T`` sets
+the real tasks of an iteration whatever the loop (a loop that takes one task a step). An
+optimizer step that took part of an iteration is refused at that step, with the line that
+fits. ``sample_iteration()`` returns one whole meta-iteration as a list.
 
 Example, learn2learn's MAML step with TaskMix::
 
@@ -40,11 +43,15 @@ Example, learn2learn's MAML step with TaskMix::
     ...     l2l.data.transforms.LoadData(meta), l2l.data.transforms.RemapLabels(meta)], num_tasks=-1)
     >>> taskset = TaskMix(taskset, tasks_per_step=4, seed=0)       # 2 real + 2 synthetic per step
     >>> maml = l2l.algorithms.MAML(nn.Linear(8, 5), lr=0.1)
-    >>> for step in range(4):                                        # learn2learn's loop, unchanged
-    ...     learner = maml.clone()
-    ...     x, y = taskset.sample()                                  # integer labels, real or synthetic
-    ...     learner.adapt(nn.functional.cross_entropy(learner(x[::2]), y[::2]))
-    ...     acc = l2l.utils.accuracy(learner(x[1::2]), y[1::2])
+    >>> opt = torch.optim.SGD(maml.parameters(), lr=0.01)
+    >>> for step in range(2):                                        # learn2learn's loop, unchanged
+    ...     opt.zero_grad()
+    ...     for task in range(4):                                    # the script's meta_batch_size
+    ...         learner = maml.clone()
+    ...         x, y = taskset.sample()                              # integer labels, real or synthetic
+    ...         learner.adapt(nn.functional.cross_entropy(learner(x[::2]), y[::2]))
+    ...         (nn.functional.cross_entropy(learner(x[1::2]), y[1::2]) / 4).backward()
+    ...     opt.step()                                               # each step: one whole meta-iteration
     >>> len(taskset), y.dtype
     (4, torch.int64)
 """
@@ -52,15 +59,25 @@ Example, learn2learn's MAML step with TaskMix::
 from __future__ import annotations
 
 import collections
+import warnings
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Any, Iterator, Sequence
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from . import mixing
-from .samplers import RealTasks, _check_boundary, _check_source, _given_generator, _is_list, _LazyGenerator
-from .task import Task, _check_features, _is_soft, _unpack, as_task, num_classes_of
+from .samplers import (
+    LazyGenerator,
+    RealTasks,
+    check_boundary,
+    check_taskset_list,
+    given_generator,
+    is_taskset_list,
+)
+from .task import Task, as_task, check_features, is_soft, num_classes_of, unpack
 from .validation import check_choice, check_scalar
 
 __all__ = ["TaskMix", "MetaMix", "LABEL_MODES"]
@@ -77,37 +94,89 @@ def _refuse_workers(who: str) -> None:
         )
 
 
-class _Augmentation(_LazyGenerator, ABC):
+def _refuse_unknown(who: str, given: dict[str, Any]) -> None:
+    """A keyword the wrapper does not take; ``meta_batch_size`` with the line that says what was meant."""
+    if "meta_batch_size" in given:
+        raise TypeError(
+            f"{who} takes no meta_batch_size: learn2learn's scripts give that name to the tasks their loop samples "
+            f"per step, and {who} cannot tell which you mean. For a loop that calls sample() meta_batch_size times "
+            f"a step, write {who}(taskset, tasks_per_step=meta_batch_size); for the real tasks of each "
+            f"meta-iteration, whatever the loop, write {who}(taskset, num_real={given['meta_batch_size']!r})"
+        )
+    if given:
+        raise TypeError(f"{who}() got an unexpected keyword argument {next(iter(given))!r}")
+
+
+class _StepWatch:
+    """Checks, at each optimizer step (torch's global post-step hook), that the tasks its owner's
+    ``sample()``/``[i]`` served since the previous step are one whole meta-iteration, or a single
+    task (a loop that takes one task a step). Steps that took no task (another optimizer) pass,
+    and so does any step when no task is mixed with another (``num_synthetic=0``, MetaMix alone:
+    the steps' tasks are then the plain loop's)."""
+
+    def __init__(self, owner: "_Augmentation"):
+        self.owner = weakref.ref(owner)
+        self.served, self.started_at_boundary = 0, True
+        self.handle: Any = None
+
+    def serve(self, at_boundary: bool) -> None:
+        owner = self.owner()
+        if self.handle is None and owner is not None:
+            self.handle = register_optimizer_step_post_hook(self.on_step)
+            weakref.finalize(owner, self.handle.remove)
+        if self.served == 0:
+            self.started_at_boundary = at_boundary
+        self.served += 1
+
+    def on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        served, self.served = self.served, 0
+        owner = self.owner()
+        if owner is None or served <= 1 or not owner.mixes_tasks:
+            return
+        if self.started_at_boundary and owner.at_boundary and served == len(owner):
+            return
+        raise RuntimeError(owner._step_mistake(served, self.started_at_boundary, owner.at_boundary))
+
+
+class _Augmentation(LazyGenerator, ABC):
     """The learn2learn adapter that TaskMix and MetaMix share: the wrapped sampler, the
     generator, and the taskset interface (``sample``, ``len``, indexing, iteration) over the
     stream of augmented meta-iterations. Subclasses say what one iteration is."""
 
-    def __init__(self, tasksets: Any, eta: float, num_classes: int | None, generator, seed, meta_batch_size: int | None):
+    def __init__(self, tasksets: Any, *, eta: float, num_real: int | None, num_classes: int | None, generator, seed):
         self.eta = mixing.check_eta(eta)
         self.num_classes = check_scalar(num_classes, "num_classes", int, min_val=1, allow_none=True)
-        meta_batch_size = check_scalar(meta_batch_size, "meta_batch_size", int, min_val=1, allow_none=True)
-        self._generator = _given_generator(generator, seed)
+        self._generator = given_generator(generator, seed)
         self._pending: collections.deque[Any] = collections.deque()
+        self._watch = _StepWatch(self)
         name = type(self).__name__
         if tasksets is None:
             self.source = None
-            self._meta_batch_size = meta_batch_size
+            self._num_real = num_real
         elif isinstance(tasksets, (_Augmentation, RealTasks)):
-            if meta_batch_size is not None and meta_batch_size != len(tasksets):
-                raise ValueError(
-                    f"meta_batch_size={meta_batch_size}, but the wrapped {type(tasksets).__name__} gives {len(tasksets)} tasks an iteration"
-                )
+            if num_real is not None and num_real != len(tasksets):
+                raise ValueError(f"num_real={num_real}, but the wrapped {type(tasksets).__name__} gives {len(tasksets)} tasks an iteration")
             self.source = tasksets
         else:
-            is_list = _is_list(tasksets)
-            if is_list and meta_batch_size is not None and meta_batch_size != len(tasksets):
+            is_list = is_taskset_list(tasksets)
+            if is_list and num_real is not None and num_real != len(tasksets):
                 raise ValueError(
-                    f"meta_batch_size={meta_batch_size} applies to a single taskset; a list of {len(tasksets)} "
+                    f"num_real={num_real} applies to a single taskset; a list of {len(tasksets)} "
                     "tasksets gives one task per taskset (RealTasks(tasksets, meta_batch_size=) draws a subset)"
                 )
-            for member in tasksets if is_list else [tasksets]:
-                _check_source(member, name)
-            self.source = RealTasks(tasksets, meta_batch_size=meta_batch_size, generator=self._generator)
+            check_taskset_list(tasksets if is_list else [tasksets], name)
+            self.source = RealTasks(tasksets, meta_batch_size=num_real, generator=self._generator)
+
+    @staticmethod
+    def _check_step(tasksets: Any, tasks_per_step: int | None, num_real: int | None) -> int | None:
+        """``tasks_per_step``, checked against the other arguments (it applies to one taskset)."""
+        tasks_per_step = check_scalar(tasks_per_step, "tasks_per_step", int, min_val=1, allow_none=True)
+        if tasks_per_step is not None:
+            if num_real is not None:
+                raise TypeError("give num_real (T, the real tasks of an iteration) or tasks_per_step (the tasks a step), not both")
+            if tasksets is None or is_taskset_list(tasksets) or isinstance(tasksets, (_Augmentation, RealTasks)):
+                raise TypeError("tasks_per_step applies to a single taskset; a list or a wrapped sampler fixes T itself")
+        return tasks_per_step
 
     # -- the algorithm -------------------------------------------------------------------------
 
@@ -116,8 +185,30 @@ class _Augmentation(_LazyGenerator, ABC):
         """This wrapper's own augmentation of one whole iteration's tasks."""
 
     @abstractmethod
-    def _next(self) -> list[Any]:
+    def _next(self, index: int | None) -> list[Any]:
         """The next tasks of the stream (possibly none): what :meth:`sample` serves."""
+
+    @abstractmethod
+    def _iteration_words(self) -> str:
+        """What one meta-iteration is, for messages: ``"8 tasks (4 real, then 4 synthetic)"``."""
+
+    def _step_line(self, served: int) -> str:
+        """The line that makes a step of ``served`` ``sample()`` calls one meta-iteration."""
+        return f"{type(self).__name__}(taskset, tasks_per_step={served})"
+
+    def _step_mistake(self, served: int, started: bool, ended: bool) -> str:
+        """What is wrong when an optimizer step took ``served`` tasks that are not one iteration."""
+        if not started:
+            where = "began part-way through a meta-iteration"
+        elif not ended:
+            where = "ended part-way through a meta-iteration"
+        else:
+            where = f"is {served // len(self)} meta-iterations, not one,"
+        return (
+            f"this optimizer step took {served} tasks from {type(self).__name__} and {where} of {self._iteration_words()}: "
+            "its steps would train on real tasks only, then on synthetic ones only, or on two iterations' tasks. Make "
+            f"each step one iteration: for a loop that calls sample() {served} times a step, write {self._step_line(served)}"
+        )
 
     def __call__(self, tasks: Sequence[Any]) -> list[Any]:
         """Augment a list of already-sampled tasks (one meta-iteration's), like timm's ``Mixup``.
@@ -135,16 +226,16 @@ class _Augmentation(_LazyGenerator, ABC):
         """How many tasks each iteration brings to this wrapper (T for a wrapped taskset)."""
         if self.source is not None:
             return len(self.source)
-        if self._meta_batch_size is None:
+        if self._num_real is None:
             name = type(self).__name__
-            raise TypeError(f"a {name} that wraps no taskset has no fixed length; give meta_batch_size=")
-        return self._meta_batch_size
+            raise TypeError(f"a {name} that wraps no taskset has no fixed length; give num_real=")
+        return self._num_real
 
     def _num_classes(self, tasks: Sequence[Any]) -> int:
         """``num_classes`` if given, else the largest class count among ``tasks``."""
         if self.num_classes is not None:
             return self.num_classes
-        counts = [num_classes_of(_unpack(t, f"task {k}")) for k, t in enumerate(tasks)]
+        counts = [num_classes_of(unpack(t, f"task {k}")) for k, t in enumerate(tasks)]
         if None in counts:
             k = counts.index(None)
             raise ValueError(f"task {k}: cannot tell its class count from its labels; pass num_classes=")
@@ -166,20 +257,27 @@ class _Augmentation(_LazyGenerator, ABC):
         return self.source
 
     @property
-    def meta_batch_size(self) -> int | None:
+    def num_real(self) -> int | None:
         """T, the real tasks of a meta-iteration (``None`` for a callable-only wrapper)."""
         if self.source is None:
-            return self._meta_batch_size
-        return self.source.meta_batch_size
+            return self._num_real
+        if isinstance(self.source, _Augmentation):
+            return self.source.num_real
+        return len(self.source)
 
     @property
     def at_boundary(self) -> bool:
         """Whether the next task starts a new meta-iteration."""
         return not self._pending and (self.source is None or self.source.at_boundary)
 
+    @property
+    def mixes_tasks(self) -> bool:
+        """Whether this wrapper (or one it wraps) makes tasks from two tasks of an iteration."""
+        return isinstance(self.source, _Augmentation) and self.source.mixes_tasks
+
     def sample_iteration(self) -> list[Any]:
         """The tasks of a new meta-iteration: sample the real tasks, then augment them."""
-        _check_boundary(self)
+        check_boundary(self)
         return self._augment(self._source().sample_iteration())
 
     def sample(self) -> Any:
@@ -187,18 +285,35 @@ class _Augmentation(_LazyGenerator, ABC):
 
         ``len(self)`` consecutive calls from the start (or from the end of an iteration) give
         one whole meta-iteration. Each real task is sampled from the wrapped taskset when it is
-        served; synthetic tasks are made once their iteration's real tasks have been served.
+        served; synthetic tasks are made once their iteration's real tasks have been served. An
+        optimizer step after some of an iteration's tasks, but not all, is refused (it would mix
+        two iterations' tasks in one step); a loop that takes one task a step is not.
         """
         self._source()
-        while not self._pending:
-            self._pending.extend(self._next())
-        return self._pending.popleft()
+        self._watch.serve(self.at_boundary)
+        return self._serve(None)
 
     def __getitem__(self, index: int) -> Any:
-        """The next task of the stream, whatever ``index`` (as a learn2learn ``Taskset`` with
-        ``num_tasks=-1`` resamples): ``DataLoader(taskmix)`` works as on a taskset."""
+        """The next task of the stream, as :meth:`sample`, for ``DataLoader(taskmix)``. A real
+        task is taken as a ``DataLoader`` over the wrapped taskset would take it: from a
+        learn2learn ``Taskset(num_tasks=-1)`` by indexing, not ``sample()`` (which draws from
+        Python's ``random``), so with ``num_synthetic=0`` every random stream is the plain
+        loader's."""
         _refuse_workers(type(self).__name__)
-        return self.sample()
+        self._source()
+        self._watch.serve(self.at_boundary)
+        return self._serve(index)
+
+    def _serve(self, index: int | None) -> Any:
+        while not self._pending:
+            self._pending.extend(self._next(index))
+        return self._pending.popleft()
+
+    def _take(self, index: int | None) -> Any:
+        """One task of the wrapped sampler, for ``sample()`` (``index=None``) or ``self[index]``."""
+        if isinstance(self.source, _Augmentation):
+            return self.source._serve(index)
+        return self.source.sample() if index is None else self.source[index]
 
     def __iter__(self) -> Iterator[Any]:
         """The next ``len(self)`` tasks of the stream: one meta-iteration from a boundary."""
@@ -210,7 +325,7 @@ class TaskMix(_Augmentation):
     """TaskMix: meta-train on the T real tasks of an iteration plus N tasks that interpolate them.
 
     Each meta-iteration samples T real tasks (one from each of the wrapped tasksets, or
-    ``meta_batch_size`` from one taskset), draws N pairs ``(i, j)`` uniformly (``i != j``) and,
+    ``num_real`` from one taskset), draws N pairs ``(i, j)`` uniformly (``i != j``) and,
     per pair, ``lam ~ Beta(eta, eta)``, and gives the T real tasks, exactly as sampled, followed
     by N synthetic :class:`Task` objects with ``x = lam * x_i + (1 - lam) * x_j`` row by row (one
     ``lam`` for every row, support and query alike). Their labels follow ``labels`` (see the
@@ -225,20 +340,34 @@ class TaskMix(_Augmentation):
         tasksets: a learn2learn ``Taskset`` (or anything with ``sample()`` returning ``(x, y)``
             or a :class:`Task`), a list of them (one per meta-training task, the paper's
             setting), a :class:`RealTasks`, a :class:`MetaMix`, or ``None`` for the callable
-            form. Not a ``BenchmarkTasksets`` (train, validation, test): wrap its ``.train``.
+            form. Not a ``BenchmarkTasksets`` (train, validation, test), nor a list of its
+            fields, nor a taskset of validation or test data: wrap its ``.train``.
+
+    Every other argument is keyword-only, with the same name and meaning in :class:`MetaMix`:
+
+    Keyword Args:
+        tasks_per_step: the tasks your loop samples per optimizer step (learn2learn's examples:
+            their ``meta_batch_size``): each step's tasks are then one meta-iteration, T =
+            ``tasks_per_step - N`` real and N synthetic (N = ``tasks_per_step // 2`` unless
+            given). A single taskset only.
+        num_real: instead of ``tasks_per_step``, T, the real tasks of each meta-iteration when a
+            single taskset is wrapped (default 2), whatever the loop's step: a loop that takes
+            one task a step (prototypical networks) gets ``num_real=2``.
+        num_synthetic: N, the synthetic tasks per iteration; default T (with
+            ``tasks_per_step``: ``tasks_per_step // 2``). ``0`` gives the real tasks only and
+            leaves every random stream untouched (plain MAML), through ``sample()`` and a
+            ``DataLoader`` alike.
         eta: the Beta parameter; default :data:`~l2l_taskmix.mixing.DEFAULT_ETA`.
-        num_synthetic: N, the synthetic tasks per iteration; default T, the number of real tasks
-            (with ``tasks_per_step``: ``tasks_per_step // 2``). ``0`` gives the real tasks only
-            and leaves every random stream untouched (plain MAML).
         labels: ``"slot"``, ``"soft"``, or ``None`` to pick from the tasks: ``"soft"`` when they
             carry soft labels or ``num_classes`` is given, else ``"slot"``.
         num_classes: the width of soft labels; default: the largest class count among each
             iteration's tasks. Giving it declares one shared label space (``labels="soft"``).
         generator, seed: the source of every random draw of the mixing (one or the other).
-        meta_batch_size: T when a single taskset is wrapped (default 2).
-        tasks_per_step: instead of ``meta_batch_size``, the tasks your loop takes per optimizer
-            step (learn2learn's examples: their ``meta_batch_size``): each step's tasks are then
-            one meta-iteration, T = ``tasks_per_step - N`` real and N synthetic.
+
+    A ``meta_batch_size=`` is refused with the line that says what you meant. An optimizer step
+    that takes more than one task but not one whole iteration is refused at that step, naming
+    the ``tasks_per_step`` that fits the loop. A taskset that caches a single task
+    (``Taskset(..., num_tasks=1)``) is refused: every synthetic task would mix it with itself.
 
     Example::
 
@@ -256,51 +385,71 @@ class TaskMix(_Augmentation):
     def __init__(
         self,
         tasksets: Any = None,
-        eta: float = mixing.DEFAULT_ETA,
+        *,
+        tasks_per_step: int | None = None,
+        num_real: int | None = None,
         num_synthetic: int | None = None,
+        eta: float = mixing.DEFAULT_ETA,
+        labels: str | None = None,
         num_classes: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
-        meta_batch_size: int | None = None,
-        *,
-        labels: str | None = None,
-        tasks_per_step: int | None = None,
+        **unknown: Any,
     ):
-        self.num_synthetic = check_scalar(num_synthetic, "num_synthetic", int, min_val=0, allow_none=True)
+        _refuse_unknown("TaskMix", unknown)
+        num_synthetic = check_scalar(num_synthetic, "num_synthetic", int, min_val=0, allow_none=True)
+        num_real = check_scalar(num_real, "num_real", int, min_val=1, allow_none=True)
         self.labels = None if labels is None else check_choice(labels, "labels", LABEL_MODES)
         if self.labels == "slot" and num_classes is not None:
             raise ValueError("num_classes sets the width of soft labels; labels='slot' keeps integer labels and takes none")
-        tasks_per_step = check_scalar(tasks_per_step, "tasks_per_step", int, min_val=1, allow_none=True)
+        tasks_per_step = self._check_step(tasksets, tasks_per_step, num_real)
         if tasks_per_step is not None:
-            meta_batch_size = self._split_step(tasksets, tasks_per_step, meta_batch_size)
-        elif self.num_synthetic != 0 and meta_batch_size == 1 and not isinstance(tasksets, (list, tuple)):
+            num_real, num_synthetic = self._split_step(tasks_per_step, num_synthetic)
+        elif num_synthetic != 0 and num_real == 1 and not is_taskset_list(tasksets):
             raise ValueError(
-                "meta_batch_size=1 gives one real task per meta-iteration, and TaskMix mixes two or more; "
-                "give meta_batch_size >= 2 (a loop that takes one task per step gets them one per sample() call)"
+                "num_real=1 gives one real task per meta-iteration, and TaskMix mixes two or more; "
+                "give num_real >= 2 (a loop that takes one task per step gets them one per sample() call)"
             )
-        super().__init__(tasksets, eta, num_classes, generator, seed, meta_batch_size)
+        self.num_synthetic = num_synthetic
+        super().__init__(tasksets, eta=eta, num_real=num_real, num_classes=num_classes, generator=generator, seed=seed)
         self._real: list[Any] = []
+        if isinstance(self.source, RealTasks) and self.num_synthetic != 0:
+            self._check_distinct(self.source)
 
-    def _split_step(self, tasksets: Any, tasks_per_step: int, meta_batch_size: int | None) -> int:
-        """T for a loop that takes ``tasks_per_step`` tasks a step (sets N when it was not given)."""
-        if meta_batch_size is not None:
-            raise TypeError("give meta_batch_size (T, the real tasks) or tasks_per_step (T + N), not both")
-        if tasksets is None or _is_list(tasksets) or isinstance(tasksets, (_Augmentation, RealTasks)):
-            raise TypeError("tasks_per_step applies to a single taskset; a list or a wrapped sampler fixes T itself")
-        asked = self.num_synthetic
-        if asked is None:
-            self.num_synthetic = tasks_per_step // 2
-        real = tasks_per_step - self.num_synthetic
+    @staticmethod
+    def _split_step(tasks_per_step: int, num_synthetic: int | None) -> tuple[int, int]:
+        """``(T, N)`` for a loop that takes ``tasks_per_step`` tasks a step (N = half unless given)."""
+        synthetic = tasks_per_step // 2 if num_synthetic is None else num_synthetic
+        real = tasks_per_step - synthetic
         if real < 1:
-            raise ValueError(f"num_synthetic={self.num_synthetic} leaves no real task in tasks_per_step={tasks_per_step}")
-        if (self.num_synthetic or asked is None) and real < 2:
+            raise ValueError(f"num_synthetic={synthetic} leaves no real task in tasks_per_step={tasks_per_step}")
+        if (synthetic or num_synthetic is None) and real < 2:
             raise ValueError(
                 f"tasks_per_step={tasks_per_step} leaves {real} real task per meta-iteration, and TaskMix "
                 "mixes two or more. For a loop that takes one task "
-                "per step (prototypical networks, for instance) give meta_batch_size=2 instead: each meta-iteration's "
+                "per step (prototypical networks, for instance) give num_real=2 instead: each meta-iteration's "
                 "2 real and 2 synthetic tasks are then served one per sample() call"
             )
-        return real
+        return real, synthetic
+
+    @staticmethod
+    def _check_distinct(source: RealTasks) -> None:
+        """Refuse tasksets that can only ever give one task; warn when fewer than T."""
+        distinct = source.num_distinct
+        if distinct is None:
+            return
+        if distinct < 2:
+            raise ValueError(
+                f"the wrapped taskset holds num_tasks={distinct} task: every synthetic task would be that task mixed "
+                "with itself. Build it with num_tasks=-1 (a new task each sample()) or num_tasks >= 2, or pass "
+                "num_synthetic=0"
+            )
+        if distinct < len(source):
+            warnings.warn(
+                f"the wrapped taskset holds num_tasks={distinct} tasks, fewer than the {len(source)} real tasks of a "
+                "meta-iteration: some synthetic tasks will mix a task with itself",
+                stacklevel=3,
+            )
 
     def __len__(self) -> int:
         """Tasks per meta-iteration: T real + N synthetic."""
@@ -310,17 +459,32 @@ class TaskMix(_Augmentation):
     def _n(self, real: int) -> int:
         return real if self.num_synthetic is None else self.num_synthetic
 
-    def _next(self) -> list[Any]:
+    def _next(self, index: int | None) -> list[Any]:
         if len(self._real) < len(self.source):
-            task = self.source.sample()
+            task = self._take(index)
+            if self._n(len(self.source)):  # refuse what cannot be mixed before serving it
+                check_features(unpack(task, f"task {len(self._real)}")[0], f"task {len(self._real)}")
             self._real.append(task)
+            if not self._n(len(self.source)) and len(self._real) == len(self.source):
+                self._real = []  # nothing to make: the iteration ends with its last real task
             return [task]
         real, self._real = self._real, []
         return self._synthesize(real)
 
+    def _iteration_words(self) -> str:
+        real = self._tasks_in()
+        return f"{len(self)} tasks ({real} real, then {self._n(real)} synthetic)"
+
+    def _step_line(self, served: int) -> str:
+        return super()._step_line(served) if served >= 3 else "TaskMix(taskset, num_real=2)"
+
     @property
     def at_boundary(self) -> bool:
         return not self._real and super().at_boundary
+
+    @property
+    def mixes_tasks(self) -> bool:
+        return self.num_synthetic != 0 or super().mixes_tasks
 
     def _augment(self, tasks: Sequence[Any]) -> list[Any]:
         """``tasks`` (the T real tasks, returned unchanged) followed by N synthetic tasks."""
@@ -331,7 +495,7 @@ class TaskMix(_Augmentation):
             return self.labels
         if self.num_classes is not None:
             return "soft"
-        return "soft" if any(_is_soft(_unpack(t, f"task {k}")[1]) for k, t in enumerate(tasks)) else "slot"
+        return "soft" if any(is_soft(unpack(t, f"task {k}")[1]) for k, t in enumerate(tasks)) else "slot"
 
     def _synthesize(self, tasks: Sequence[Any]) -> list[Task]:
         """The N synthetic tasks of one iteration's real ``tasks``: the paper's algorithm."""
@@ -343,7 +507,7 @@ class TaskMix(_Augmentation):
         if len(prepared) < 2:
             raise ValueError(
                 f"TaskMix needs at least two tasks per meta-iteration to mix, got {len(prepared)}; "
-                "give meta_batch_size >= 2 (or tasks_per_step >= 3)"
+                "give num_real >= 2 (or tasks_per_step >= 3)"
             )
         pairs = mixing.sample_pairs(len(prepared), n, generator=self.generator)
         lams = mixing.sample_lambda(self.eta, n, generator=self.generator, dtype=torch.float64)
@@ -377,8 +541,8 @@ class TaskMix(_Augmentation):
         out, layouts = [], []
         for k, sample in enumerate(tasks):
             what = f"task {k}"
-            x, y = _unpack(sample, what)
-            _check_features(x, what)
+            x, y = unpack(sample, what)
+            check_features(x, what)
             if y.dim() != 1 or y.dtype.is_floating_point or y.dtype == torch.bool or y.shape[0] != x.shape[0]:
                 raise ValueError(
                     f"{what}: labels='slot' needs one integer label per row, shape ({x.shape[0]},); got {y.dtype} "
@@ -442,8 +606,12 @@ class MetaMix(_Augmentation):
     loss must take probabilities (``F.cross_entropy`` does) and accuracy too
     (:func:`l2l_taskmix.accuracy`).
 
-    Takes the same inputs as :class:`TaskMix`, and ``MetaMix(...)(tasks)`` augments a list of
-    tasks you sampled yourself. The paper's combined method, MAML+MetaMix+TaskMix, is
+    Takes the same inputs as :class:`TaskMix`, under the same keyword-only names
+    (``tasks_per_step``, which here is T, ``num_real``, ``eta``, ``num_classes``, ``generator``,
+    ``seed``), and ``MetaMix(...)(tasks)`` augments a list of tasks you sampled yourself. On tasks
+    with integer labels (a learn2learn script's) it warns once, at the first task, that its tasks
+    carry soft labels and which loss and accuracy take them. Raw text is refused at the first
+    task, before it is served. The paper's combined method, MAML+MetaMix+TaskMix, is
     ``MetaMix(TaskMix(tasksets))``: MetaMix on every real and synthetic task.
     ``TaskMix(MetaMix(tasksets))`` also works (it mixes the MetaMix-extended tasks).
 
@@ -461,13 +629,22 @@ class MetaMix(_Augmentation):
     def __init__(
         self,
         tasksets: Any = None,
+        *,
+        tasks_per_step: int | None = None,
+        num_real: int | None = None,
         eta: float = mixing.DEFAULT_ETA,
         num_classes: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
-        meta_batch_size: int | None = None,
+        **unknown: Any,
     ):
-        super().__init__(tasksets, eta, num_classes, generator, seed, meta_batch_size)
+        _refuse_unknown("MetaMix", unknown)
+        num_real = check_scalar(num_real, "num_real", int, min_val=1, allow_none=True)
+        tasks_per_step = self._check_step(tasksets, tasks_per_step, num_real)
+        if tasks_per_step is not None:
+            num_real = tasks_per_step  # MetaMix adds points, not tasks: a step's tasks are the real ones
+        super().__init__(tasksets, eta=eta, num_real=num_real, num_classes=num_classes, generator=generator, seed=seed)
+        self._noticed = False
 
     def __len__(self) -> int:
         """Tasks per meta-iteration (MetaMix adds points, not tasks)."""
@@ -495,9 +672,27 @@ class MetaMix(_Augmentation):
 
     def _augment(self, tasks: Sequence[Any]) -> list[Task]:
         """Each of ``tasks`` with MetaMix query points appended."""
-        return [self.augment(task) for task in self._as_tasks(tasks)]
+        soft = self._as_tasks(tasks)
+        self._notice(tasks, stacklevel=4)  # _augment, then __call__ or sample_iteration, then the caller
+        return [self.augment(task) for task in soft]
 
-    def _next(self) -> list[Task]:
-        task = self.source.sample()
-        (task,) = self._as_tasks([task])
-        return [self.augment(task)]
+    def _next(self, index: int | None) -> list[Task]:
+        task = self._take(index)
+        (soft,) = self._as_tasks([task])
+        self._notice([task], stacklevel=5)  # _next, _serve, then sample() or [i], then the caller
+        return [self.augment(soft)]
+
+    def _notice(self, tasks: Sequence[Any], stacklevel: int) -> None:
+        """Say once that the tasks now carry soft labels, when they came with integer ones."""
+        if self._noticed or all(is_soft(unpack(t, "task")[1]) for t in tasks):
+            return
+        self._noticed = True
+        warnings.warn(
+            "MetaMix gives each task soft labels, float rows of shape (n, classes): its MixUp points lie between "
+            "two classes. Use a loss that takes probabilities (F.cross_entropy, nn.CrossEntropyLoss) and "
+            "l2l_taskmix.accuracy; learn2learn's accuracy, y.view(...) or sorting by label need integer labels",
+            stacklevel=stacklevel,
+        )
+
+    def _iteration_words(self) -> str:
+        return f"{len(self)} tasks"

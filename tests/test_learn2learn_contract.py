@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from l2l_taskmix import MetaMix, Task, TaskMix, accuracy, mixing, partition_task, split_per_class
+from l2l_taskmix import BatchTaskset, MetaMix, Task, TaskMix, accuracy, mixing, partition_task, split_per_class
 
 WAYS, SHOTS = 5, 1
 
@@ -56,7 +56,7 @@ def even_odd(n):
 def test_a_step_of_sample_calls_is_T_real_tasks_untouched_then_N_slot_labelled_ones():
     recorder = Recorder(make_taskset())
     taskmix = TaskMix(recorder, tasks_per_step=8, seed=0)
-    assert (len(taskmix), taskmix.meta_batch_size, taskmix.num_synthetic) == (8, 4, 4)
+    assert (len(taskmix), taskmix.num_real, taskmix.num_synthetic) == (8, 4, 4)
     for step in range(3):
         tasks = [taskmix.sample() for _ in range(8)]
         real, synthetic = tasks[:4], tasks[4:]
@@ -84,22 +84,26 @@ def test_real_tasks_are_sampled_when_served_so_num_synthetic_zero_is_the_plain_s
     random.seed(1)
     b = [mixed.sample() for _ in range(6)]
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
+    assert len(TaskMix(make_taskset(), num_real=2, num_synthetic=0).sample_iteration()) == 2
+    served = TaskMix(make_taskset(), num_real=2, num_synthetic=0)
+    served.sample(), served.sample()
+    assert served.at_boundary and len(served.sample_iteration()) == 2
     # the wrapper drew nothing from torch's global stream
     state = torch.get_rng_state()
-    TaskMix(make_taskset(), num_synthetic=0, meta_batch_size=3).sample()
+    TaskMix(make_taskset(), num_synthetic=0, num_real=3).sample()
     assert torch.equal(state, torch.get_rng_state())
 
 
 def test_with_learn2learn_task_caching():
     recorder = Recorder(make_taskset(num_tasks=20000))
-    taskmix = TaskMix(recorder, meta_batch_size=3, seed=0)
+    taskmix = TaskMix(recorder, num_real=3, seed=0)
     tasks = taskmix.sample_iteration()
     assert len(tasks) == 6 and all(t is s for t, s in zip(tasks[:3], recorder.samples))
 
 
 def test_with_metamix_the_mixed_points_land_in_the_query_part():
     recorder = Recorder(make_taskset())
-    combined = MetaMix(TaskMix(recorder, meta_batch_size=2, seed=0), seed=1)
+    combined = MetaMix(TaskMix(recorder, num_real=2, seed=0), seed=1)
     n = 2 * SHOTS * WAYS
     tasks = [combined.sample() for _ in range(len(combined))]
     assert len(tasks) == 4
@@ -128,14 +132,14 @@ def test_the_callable_form_on_tasks_sampled_by_the_loop():
 
 
 def test_a_dataloader_over_taskmix_collates_real_and_synthetic_tasks_alike():
-    loader = torch.utils.data.DataLoader(TaskMix(make_taskset(), meta_batch_size=2, seed=0), shuffle=True)
+    loader = torch.utils.data.DataLoader(TaskMix(make_taskset(), num_real=2, seed=0), shuffle=True)
     batches = [next(iter(loader)) for _ in range(4)]
     for x, y in batches:
         assert x.shape == (1, 2 * SHOTS * WAYS, 16) and y.shape == (1, 2 * SHOTS * WAYS) and y.dtype == torch.int64
 
 
 def test_dataloader_workers_are_refused_they_would_repeat_synthetic_tasks():
-    loader = torch.utils.data.DataLoader(TaskMix(make_taskset(), meta_batch_size=2, seed=0), num_workers=1)
+    loader = torch.utils.data.DataLoader(TaskMix(make_taskset(), num_real=2, seed=0), num_workers=1)
     with pytest.raises(RuntimeError, match="num_workers=0"):
         next(iter(loader))
 
@@ -151,7 +155,7 @@ def test_a_benchmark_tasksets_namedtuple_is_refused():
             wrapper(tasksets)
     with pytest.raises(TypeError, match="BenchmarkTasksets"):
         TaskMix([tasksets.train, tasksets])
-    assert len(TaskMix(tasksets.train, meta_batch_size=2)) == 4  # what the message says works
+    assert len(TaskMix(tasksets.train, num_real=2)) == 4  # what the message says works
 
 
 def test_tasksets_of_another_class_layout_are_refused_even_with_equal_row_counts():
@@ -168,10 +172,10 @@ def test_tasksets_of_another_class_layout_are_refused_even_with_equal_row_counts
 def test_labels_that_are_not_remapped_ask_for_a_mode():
     taskset = make_taskset(remap=False)
     with pytest.raises(ValueError, match=r"not 0..4: without RemapLabels.*labels='soft'.*labels='slot'"):
-        TaskMix(taskset, meta_batch_size=2, seed=0).sample_iteration()
-    tasks = TaskMix(taskset, meta_batch_size=2, labels="slot", seed=0).sample_iteration()
+        TaskMix(taskset, num_real=2, seed=0).sample_iteration()
+    tasks = TaskMix(taskset, num_real=2, labels="slot", seed=0).sample_iteration()
     assert torch.equal(tasks[2].y, tasks[tasks[2].source[0]][1])
-    tasks = TaskMix(taskset, meta_batch_size=2, num_classes=20, seed=0).sample_iteration()  # a shared space
+    tasks = TaskMix(taskset, num_real=2, num_classes=20, seed=0).sample_iteration()  # a shared space
     assert tasks[2].y.shape == (10, 20)
 
 
@@ -187,26 +191,26 @@ def test_raw_text_tasks_are_refused_with_the_featurize_hint():
         TaskMix(seed=0)(tokens)
 
 
-@pytest.mark.parametrize("kwargs", [dict(tasks_per_step=1), dict(tasks_per_step=2), dict(meta_batch_size=1)])
+@pytest.mark.parametrize("kwargs", [dict(tasks_per_step=1), dict(tasks_per_step=2), dict(num_real=1)])
 def test_one_task_per_step_is_refused_with_the_option_that_works(kwargs):
-    with pytest.raises(ValueError, match="meta_batch_size=2|meta_batch_size >= 2"):
+    with pytest.raises(ValueError, match="num_real=2|num_real >= 2"):
         TaskMix(make_taskset(), **kwargs)
-    assert len(TaskMix(make_taskset(), meta_batch_size=2)) == 4
+    assert len(TaskMix(make_taskset(), num_real=2)) == 4
     assert len(TaskMix(make_taskset(), tasks_per_step=1, num_synthetic=0)) == 1  # nothing to mix, nothing refused
 
 
-def test_tasks_per_step_and_meta_batch_size_are_exclusive_and_checked():
+def test_tasks_per_step_and_num_real_are_exclusive_and_checked():
     with pytest.raises(TypeError, match="not both"):
-        TaskMix(make_taskset(), meta_batch_size=2, tasks_per_step=4)
+        TaskMix(make_taskset(), num_real=2, tasks_per_step=4)
     with pytest.raises(TypeError, match="single taskset"):
         TaskMix([make_taskset(), make_taskset(seed=1)], tasks_per_step=4)
     with pytest.raises(ValueError, match="leaves no real task"):
         TaskMix(make_taskset(), tasks_per_step=4, num_synthetic=4)
-    assert (TaskMix(make_taskset(), tasks_per_step=5).meta_batch_size, TaskMix(make_taskset(), tasks_per_step=5).num_synthetic) == (3, 2)
+    assert (TaskMix(make_taskset(), tasks_per_step=5).num_real, TaskMix(make_taskset(), tasks_per_step=5).num_synthetic) == (3, 2)
 
 
 def test_sample_iteration_part_way_through_a_served_iteration_is_refused():
-    taskmix = TaskMix(make_taskset(), meta_batch_size=2, seed=0)
+    taskmix = TaskMix(make_taskset(), num_real=2, seed=0)
     taskmix.sample()
     with pytest.raises(RuntimeError, match="part-way through a meta-iteration"):
         taskmix.sample_iteration()
@@ -278,3 +282,194 @@ def test_the_readme_shows_the_maml_omniglot_patch_and_every_patch_only_adds_impo
         removed = [line for line in lines if line.startswith("-") and not line.startswith("---")]
         assert not removed and len(added) == 2 and added[0] == "+from l2l_taskmix import TaskMix", name
         assert "TaskMix(" in added[1], name
+
+
+# -- a user's mistakes on the way, caught -------------------------------------------------------------
+
+import inspect  # noqa: E402
+import random  # noqa: E402
+import warnings  # noqa: E402
+
+
+@pytest.mark.parametrize("wrapper", [TaskMix, MetaMix])
+def test_the_scripts_meta_batch_size_is_refused_with_the_line_that_fits(wrapper):
+    name = wrapper.__name__
+    with pytest.raises(TypeError, match=rf"{name} takes no meta_batch_size.*{name}\(taskset, tasks_per_step=meta_batch_size\).*num_real=4"):
+        wrapper(make_taskset(), meta_batch_size=4)
+    with pytest.raises(TypeError, match="positional"):
+        wrapper(make_taskset(), 1.0, 5)  # every parameter after the tasksets is keyword-only
+
+
+def test_taskmix_and_metamix_share_their_keyword_only_names():
+    def keywords(cls):
+        parameters = list(inspect.signature(cls).parameters.values())
+        assert parameters[0].name == "tasksets" and parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        return {p.name for p in parameters[1:] if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    shared = {"tasks_per_step", "num_real", "eta", "num_classes", "generator", "seed"}
+    assert keywords(TaskMix) == shared | {"num_synthetic", "labels"} and keywords(MetaMix) == shared
+    assert len(MetaMix(make_taskset(), tasks_per_step=4)) == 4 == len(TaskMix(make_taskset(), tasks_per_step=4))
+    assert MetaMix(make_taskset(), tasks_per_step=4).num_real == 4 and TaskMix(make_taskset(), tasks_per_step=4).num_real == 2
+
+
+def train(taskset, steps, per_step, draw="sample"):
+    """learn2learn's MAML loop: ``per_step`` tasks, then one optimizer step; the kinds it saw."""
+    model = torch.nn.Linear(16, WAYS)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    for _ in range(steps):
+        opt.zero_grad()
+        tasks = taskset.sample_iteration() if draw == "iteration" else [taskset.sample() for _ in range(per_step)]
+        for x, y in tasks:
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+        seen += ["S" if getattr(t, "is_synthetic", False) else "R" for t in tasks]
+        opt.step()
+    return "".join(seen)
+
+
+def test_a_loop_whose_step_is_one_iteration_trains_on_real_then_synthetic_tasks_each_step():
+    assert train(TaskMix(make_taskset(), tasks_per_step=4, seed=0), steps=3, per_step=4) == "RRSS" * 3
+    assert train(MetaMix(make_taskset(), tasks_per_step=4, seed=0), steps=2, per_step=4) == "RRRR" * 2
+    assert train(TaskMix(make_taskset(), num_real=2, seed=0), steps=6, per_step=1) == "RRSSRR"  # one task a step
+    assert train(TaskMix(make_taskset(), num_real=3, seed=0), steps=2, per_step=0, draw="iteration") == "RRRSSS" * 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, per_step, where",
+    [
+        (dict(num_real=4), 4, "ended part-way through a meta-iteration of 8 tasks"),  # [R,R,R,R], then [S,S,S,S]
+        (dict(tasks_per_step=6), 4, "ended part-way"),  # [R,R,R,S], [S,S,R,R]
+        (dict(tasks_per_step=3), 4, "ended part-way"),
+        (dict(tasks_per_step=3, num_synthetic=1), 6, "is 2 meta-iterations, not one, of 3 tasks"),  # two iterations a step
+    ],
+)
+def test_a_step_that_is_not_one_iteration_is_refused_at_the_first_step(kwargs, per_step, where):
+    taskmix = TaskMix(make_taskset(), seed=0, **kwargs)
+    with pytest.raises(
+        RuntimeError, match=rf"this optimizer step took {per_step} tasks from TaskMix and {where}.*tasks_per_step={per_step}\)"
+    ):
+        train(taskmix, steps=1, per_step=per_step)
+
+
+def test_a_step_refusal_for_metamix_and_steps_of_other_optimizers_pass():
+    with pytest.raises(RuntimeError, match=r"took 4 tasks from MetaMix.*MetaMix\(taskset, tasks_per_step=4\)"):
+        train(MetaMix(TaskMix(make_taskset(), tasks_per_step=6, seed=0), seed=1), steps=1, per_step=4)
+    # nothing mixed across tasks: any step is the plain loop's, nothing refused
+    assert train(MetaMix(make_taskset(), tasks_per_step=3, seed=0), steps=2, per_step=4) == "RRRR" * 2
+    assert train(TaskMix(make_taskset(), tasks_per_step=3, num_synthetic=0), steps=2, per_step=4) == "RRRR" * 2
+    taskmix = TaskMix(make_taskset(), tasks_per_step=4, seed=0)
+    other = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+    other.step()  # no task since the last step: another optimizer, not refused
+    taskmix.sample()
+    other.step()  # one task since the last step: a loop of one task a step, not refused
+    with pytest.raises(RuntimeError, match=r"took 3 tasks from TaskMix and began part-way through a meta-iteration of 4 tasks"):
+        train(taskmix, steps=1, per_step=3)
+    assert train(taskmix, steps=2, per_step=4) == "RRSS" * 2  # back on the iteration boundary
+
+
+def test_a_taskset_of_one_task_is_refused_naming_num_tasks():
+    with pytest.raises(
+        ValueError, match=r"holds num_tasks=1 task: every synthetic task would be that task mixed with itself.*num_tasks=-1"
+    ):
+        TaskMix(make_taskset(num_tasks=1), tasks_per_step=4)
+    one = make_taskset(num_tasks=1)
+    with pytest.raises(ValueError, match="num_tasks=1"):
+        TaskMix([one, one])  # the same taskset twice: still one task
+    assert len(TaskMix([make_taskset(num_tasks=1), make_taskset(num_tasks=1, seed=1)], seed=0).sample_iteration()) == 4
+    assert len(TaskMix(make_taskset(num_tasks=1), num_real=2, num_synthetic=0)) == 2  # nothing mixed
+    with pytest.warns(UserWarning, match="holds num_tasks=2 tasks, fewer than the 3 real tasks"):
+        TaskMix(make_taskset(num_tasks=2), num_real=3)
+
+
+def dataloader_draws(taskset, steps=6):
+    random.seed(5)
+    torch.manual_seed(5)
+    loader = torch.utils.data.DataLoader(taskset, shuffle=True)
+    batches = [next(iter(loader)) for _ in range(steps)]  # the prototypical-network script's loop
+    return batches, random.getstate(), torch.get_rng_state()
+
+
+@pytest.mark.parametrize(
+    "wrap", [lambda ts: TaskMix(ts, num_real=2, num_synthetic=0), lambda ts: TaskMix(ts, tasks_per_step=3, num_synthetic=0)]
+)
+def test_num_synthetic_zero_through_a_dataloader_is_the_plain_loaders_stream(wrap):
+    plain, plain_random, plain_torch = dataloader_draws(make_taskset(seed=4))
+    mixed, mixed_random, mixed_torch = dataloader_draws(wrap(make_taskset(seed=4)))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(plain, mixed))
+    assert plain_random == mixed_random and torch.equal(plain_torch, mixed_torch)
+    # through sample(), as the plain taskset's sample()
+    random.seed(2)
+    taskset = make_taskset(seed=4)
+    plain = [taskset.sample() for _ in range(4)]
+    random.seed(2)
+    wrapped = wrap(make_taskset(seed=4))
+    served = [wrapped.sample() for _ in range(4)]
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(plain, served))
+
+
+def split_dataset(modes=False):
+    """A dataset's classes split into train, validation and test as ``get_tasksets`` does."""
+    g = torch.Generator().manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(300, 16, generator=g), torch.arange(300) % 30)
+    if modes:  # learn2learn's vision datasets record their split as .mode
+        out = []
+        for mode in ("train", "validation", "test"):
+            dataset = torch.utils.data.TensorDataset(torch.randn(100, 16, generator=g), torch.arange(100) % 10)
+            dataset.mode = mode
+            out.append(l2l.data.MetaDataset(dataset))
+        return out
+    meta = l2l.data.MetaDataset(data)
+    return [l2l.data.FilteredMetaDataset(meta, labels=list(range(a, b))) for a, b in ((0, 20), (20, 25), (25, 30))]
+
+
+def tasksets_of(datasets):
+    def transforms(d):
+        return [l2l.data.transforms.NWays(d, WAYS), l2l.data.transforms.KShots(d, 2), l2l.data.transforms.LoadData(d),
+                l2l.data.transforms.RemapLabels(d)]  # fmt: skip
+
+    return [l2l.data.Taskset(d, task_transforms=transforms(d)) for d in datasets]
+
+
+@pytest.mark.parametrize("modes", [False, True])
+def test_a_list_of_a_benchmarks_fields_is_refused_like_the_namedtuple(modes):
+    train_, validation, test = tasksets_of(split_dataset(modes))
+    match = "mode='validation' data" if modes else "tasksets 0 and 1 over disjoint classes of one dataset"
+    for wrapper in (TaskMix, MetaMix):
+        with pytest.raises(ValueError, match=rf"{match}.*_replace\(train={wrapper.__name__}\(tasksets.train"):
+            wrapper([train_, validation, test])
+    if modes:
+        with pytest.raises(ValueError, match="mode='test' data: it would train on test tasks"):
+            TaskMix(test, tasks_per_step=4)
+    assert len(TaskMix(train_, tasks_per_step=4, seed=0).sample_iteration()) == 4  # the training taskset is fine
+
+
+class Texts:
+    """A taskset of raw utterances, remembering what it gave."""
+
+    def __init__(self):
+        self.given = 0
+
+    def sample(self):
+        self.given += 1
+        return ("set an alarm", "play jazz", "call mum", "weather"), torch.tensor([0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("wrapper", [TaskMix, MetaMix])
+def test_raw_text_is_refused_before_any_task_is_served(wrapper):
+    texts = Texts()
+    with pytest.raises(TypeError, match="task 0: its data are a tuple of str, not a tensor.*featurize first"):
+        wrapper(texts, tasks_per_step=4, seed=0).sample()
+    assert texts.given == 1
+
+
+def test_metamix_on_integer_labels_says_once_at_the_first_task_that_its_labels_are_soft():
+    metamix = MetaMix(make_taskset(), tasks_per_step=2, seed=0)
+    with pytest.warns(UserWarning, match=r"soft labels.*F.cross_entropy.*l2l_taskmix.accuracy") as caught:
+        x, y = metamix.sample()
+    assert len(caught) == 1 and y.dtype.is_floating_point and y.shape[1] == WAYS
+    assert caught[0].filename == __file__  # it points at the line that sampled
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metamix.sample()  # once
+        soft = BatchTaskset(torch.randn(20, 3), torch.arange(20) % 2, num_support=4, seed=0)
+        MetaMix(soft, num_real=2, seed=1).sample()  # soft labels already: nothing to say

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import io
 import os
+import random
 import re
 import runpy
 import shutil
@@ -78,9 +79,11 @@ class Images(torch.utils.data.Dataset):
     """``classes`` x ``per_class`` images of one pattern per class plus noise, made on demand
     (deterministic, from their own generator: the scripts' global seeds are left alone)."""
 
-    def __init__(self, classes, per_class, shape, kind, seed, transform=None):
+    def __init__(self, classes, per_class, shape, kind, seed, transform=None, mode=None):
         self.classes, self.per_class, self.shape, self.kind, self.seed = classes, per_class, shape, kind, seed
         self.transform = transform
+        if mode is not None:  # as MiniImagenet and FC100 record their split
+            self.mode = mode
 
     def __len__(self):
         return self.classes * self.per_class
@@ -112,12 +115,20 @@ def full_omniglot(root, transform=None, target_transform=None, download=False):
 
 def mini_imagenet(root, mode="train", transform=None, target_transform=None, download=False):
     return Images(
-        {"train": 64, "validation": 16, "test": 20}[mode], 4, (3, 84, 84), "tensor255", seed=20 + MODES[mode], transform=transform
+        {"train": 64, "validation": 16, "test": 20}[mode],
+        4,
+        (3, 84, 84),
+        "tensor255",
+        seed=20 + MODES[mode],
+        transform=transform,
+        mode=mode,
     )
 
 
 def fc100(root, mode="train", transform=None, target_transform=None, download=False):
-    return Images({"train": 60, "validation": 20, "test": 20}[mode], 4, (3, 32, 32), "RGB", seed=30 + MODES[mode], transform=transform)
+    return Images(
+        {"train": 60, "validation": 20, "test": 20}[mode], 4, (3, 32, 32), "RGB", seed=30 + MODES[mode], transform=transform, mode=mode
+    )
 
 
 @pytest.fixture
@@ -134,10 +145,10 @@ def datasets(monkeypatch):
 def served(monkeypatch):
     """Every task TaskMix served, in order, and every (real tasks, synthetic tasks) it made."""
     record = {"tasks": [], "mixed": []}
-    sample, synthesize = tasksets.TaskMix.sample, tasksets.TaskMix._synthesize
+    serve, synthesize = tasksets.TaskMix._serve, tasksets.TaskMix._synthesize
 
-    def recording_sample(self):
-        record["tasks"].append(sample(self))
+    def recording_serve(self, index):  # what sample() and taskmix[i] (a DataLoader) serve
+        record["tasks"].append(serve(self, index))
         return record["tasks"][-1]
 
     def recording_synthesize(self, real):
@@ -145,7 +156,7 @@ def served(monkeypatch):
         record["mixed"].append((list(real), synthetic))
         return synthetic
 
-    monkeypatch.setattr(tasksets.TaskMix, "sample", recording_sample)
+    monkeypatch.setattr(tasksets.TaskMix, "_serve", recording_serve)
     monkeypatch.setattr(tasksets.TaskMix, "_synthesize", recording_synthesize)
     return record
 
@@ -222,6 +233,42 @@ def test_num_synthetic_zero_prints_what_the_plain_script_prints(name, examples, 
     assert printed(plain, "Meta Train Error") and patched == plain
 
 
+PATCHED_LINE = "tasksets = tasksets._replace(train=TaskMix(tasksets.train, tasks_per_step=meta_batch_size))"
+
+
+def run_changed(examples, name, line, **overrides):
+    """The patched script with its TaskMix line changed, as a user might write it."""
+    module = load(examples["taskmix"] / f"{name}.py", name, (PATCHED_LINE, line))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        module.main(**{**RUNS[name][1], **overrides})
+    return out.getvalue()
+
+
+def test_the_scripts_own_meta_batch_size_name_is_refused_with_the_line_that_fits(examples, datasets):
+    line = "tasksets = tasksets._replace(train=TaskMix(tasksets.train, meta_batch_size=meta_batch_size))"
+    with pytest.raises(TypeError, match=r"TaskMix takes no meta_batch_size.*TaskMix\(taskset, tasks_per_step=meta_batch_size\)"):
+        run_changed(examples, "maml_omniglot", line)
+
+
+@pytest.mark.parametrize("knob", ["num_real=meta_batch_size", "tasks_per_step=meta_batch_size + 2", "tasks_per_step=3"])
+def test_a_step_that_is_not_one_iteration_is_refused_at_the_scripts_first_step(examples, datasets, served, knob):
+    line = f"tasksets = tasksets._replace(train=TaskMix(tasksets.train, {knob}))"
+    with pytest.raises(RuntimeError, match=r"this optimizer step took 4 tasks from TaskMix.*TaskMix\(taskset, tasks_per_step=4\)"):
+        run_changed(examples, "maml_omniglot", line)
+    assert len(served["tasks"]) == 4  # the first step's tasks, no more
+
+
+def test_metamix_in_a_script_says_at_the_first_task_that_its_labels_are_soft(examples, datasets):
+    line = "tasksets = tasksets._replace(train=MetaMix(tasksets.train, tasks_per_step=meta_batch_size))"
+    module = load(examples["taskmix"] / "maml_omniglot.py", "maml_omniglot", (PATCHED_LINE, line))
+    module.MetaMix = tasksets.MetaMix
+    with pytest.warns(UserWarning, match=r"MetaMix gives each task soft labels.*l2l_taskmix.accuracy") as caught:
+        with pytest.raises(RuntimeError, match="shape"):  # the script's own accuracy() takes integer labels
+            module.main(**RUNS["maml_omniglot"][1])
+    assert len([w for w in caught if "MetaMix" in str(w.message)]) == 1
+
+
 def test_the_plain_scripts_run_on_the_stand_ins(examples, datasets):
     """The stand-ins are what the scripts expect: each runs unpatched."""
     for name in RUNS:
@@ -270,6 +317,39 @@ def test_prototypical_networks_train_on_right_targets(examples, datasets, served
             x, y = task
             loss, acc = script["fast_adapt"](flatten, (x[None], y[None]), 5, 1, 1, device="cpu")
             assert float(acc) == 1.0 and torch.isfinite(loss)
+
+
+def run_protonet(folder, argv, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["protonet_miniimagenet.py", *argv])
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        runpy.run_path(str(folder / "protonet_miniimagenet.py"), run_name="__main__")
+    return out.getvalue(), random.getstate(), torch.get_rng_state()
+
+
+def test_prototypical_networks_with_num_synthetic_zero_print_what_the_plain_script_prints(examples, datasets, monkeypatch):
+    """The script takes its tasks through a DataLoader, which indexes TaskMix (``taskmix[i]``)."""
+    plain = run_protonet(examples["plain"], PROTONET_ARGV, monkeypatch)
+    monkeypatch.setattr(tasksets.TaskMix, "__init__", functools.partialmethod(tasksets.TaskMix.__init__, num_synthetic=0))
+    patched = run_protonet(examples["taskmix"], PROTONET_ARGV, monkeypatch)
+    assert re.search(r"epoch 1, train, loss=\d", plain[0]) and patched[0] == plain[0]
+    assert patched[1] == plain[1] and torch.equal(patched[2], plain[2])  # Python's and torch's streams too
+
+
+@pytest.mark.parametrize("name", ["omniglot", "mini-imagenet"])
+def test_a_list_of_the_benchmark_tasksets_is_refused_like_the_namedtuple(datasets, name):
+    benchmark = l2l.vision.benchmarks.get_tasksets(name, train_ways=5, train_samples=2, test_ways=5, test_samples=2)
+    match = "disjoint classes of one dataset" if name == "omniglot" else "mode='validation' data"
+    for wrapper in (tasksets.TaskMix, tasksets.MetaMix):
+        with pytest.raises(ValueError, match=rf"{match}.*_replace\(train={wrapper.__name__}\(tasksets.train"):
+            wrapper(list(benchmark))
+    if name == "mini-imagenet":
+        with pytest.raises(ValueError, match="mode='test' data: it would train on test tasks"):
+            tasksets.TaskMix(benchmark.test, tasks_per_step=4)
+    assert len(tasksets.TaskMix(benchmark.train, tasks_per_step=4)) == 4
 
 
 def test_the_benchmark_namedtuple_from_get_tasksets_is_refused_and_its_train_taskset_taken(datasets):

@@ -74,9 +74,9 @@ def test_sample_streams_iterations_like_a_taskset():
     assert X.shape == (10, 6) and Y.shape == (10, 5)
 
 
-def test_single_taskset_uses_meta_batch_size():
+def test_single_taskset_uses_num_real():
     (ts,) = make_tasksets(num_tasks=1)
-    tm = TaskMix(ts, meta_batch_size=3, seed=0)
+    tm = TaskMix(ts, num_real=3, seed=0)
     assert len(tm) == 6 and len(tm.sample_iteration()) == 6
 
 
@@ -143,8 +143,8 @@ def test_learn2learn_taskset_is_wrapped():
     transforms = [l2l.data.transforms.NWays(meta, 3), l2l.data.transforms.KShots(meta, 4), l2l.data.transforms.LoadData(meta)]
     taskset = l2l.data.Taskset(meta, task_transforms=transforms, num_tasks=-1)
     with pytest.raises(ValueError, match="without RemapLabels"):  # dataset labels: which mode is not guessed
-        TaskMix(taskset, meta_batch_size=4, seed=0).sample_iteration()
-    tm = TaskMix(taskset, meta_batch_size=4, labels="soft", seed=0)
+        TaskMix(taskset, num_real=4, seed=0).sample_iteration()
+    tm = TaskMix(taskset, num_real=4, labels="soft", seed=0)
     tasks = tm.sample_iteration()
     assert len(tasks) == 8
     assert all(x.shape == (12, 4) for x, _ in tasks)
@@ -183,13 +183,14 @@ def test_the_removed_num_tasks_alias_is_an_error():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(meta_batch_size=0), ValueError, "meta_batch_size == 0, must be >= 1"),
-        (dict(meta_batch_size=2.0), TypeError, "meta_batch_size must be an instance of int"),
+        (dict(num_real=0), ValueError, "num_real == 0, must be >= 1"),
+        (dict(num_real=2.0), TypeError, "num_real must be an instance of int"),
+        (dict(tasks_per_step=0), ValueError, "tasks_per_step == 0, must be >= 1"),
         (dict(num_classes=0), ValueError, "num_classes == 0, must be >= 1"),
         (dict(num_classes="5"), TypeError, "num_classes"),
     ],
 )
-def test_bad_meta_batch_size_and_num_classes(kwargs, error, match):
+def test_bad_num_real_tasks_per_step_and_num_classes(kwargs, error, match):
     (ts,) = make_tasksets(num_tasks=1)
     for wrapper in (TaskMix, MetaMix):
         with pytest.raises(error, match=match):
@@ -342,7 +343,7 @@ def test_callable_form_mixes_a_list_of_sampled_tasks():
         TaskMix().sample_iteration()
     with pytest.raises(TypeError, match="no fixed length"):
         len(MetaMix())
-    assert len(TaskMix(meta_batch_size=3)) == 6
+    assert len(TaskMix(num_real=3)) == 6
     with pytest.raises(TypeError, match="non-empty list of tasks"):
         TaskMix()(tasks[0])
     with pytest.raises(TypeError, match="non-empty list of tasks"):
@@ -407,3 +408,14 @@ def test_a_synthetic_task_indexes_like_a_learn2learn_task_on_the_real_tasks_devi
             assert x.device.type == y.device.type == device
             (xs, _), (xq, _) = task.support, task.query
             assert xs.device.type == device and xs.shape[0] == 3 == xq.shape[0]
+
+
+def test_the_wrappers_modules_import_no_private_names_from_each_other():
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "l2l_taskmix"
+    for name in ("task", "samplers", "tasksets"):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level for alias in node.names]
+        assert imported and not [n for n in imported if n.startswith("_")], name
