@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,7 +41,7 @@ import pandas as pd
 from ..cluster import ray_session
 from ..files import atomic_write, check_writable, to_jsonable
 from ..validation import check_choice, short_repr
-from .config import BenchmarkConfig
+from .config import MAX_COUNT, BenchmarkConfig
 from .datasets import BenchmarkData
 from .methods import get_method
 from .report import PROTOCOL_TITLES, markdown_grid, png_figure
@@ -196,8 +195,8 @@ def run_sweep(
         raise ValueError(f"--method {method} is also a reference method ({', '.join(references)})")
     if len(config.protocols) != 1:
         raise ValueError(f"a sweep runs under one protocol; give --protocols paper or --protocols select, not {','.join(config.protocols)}")
-    # the values as far as they can be read before the data are: any T >= 1, any number of tasks
-    sweep_values(over, values, real_tasks=1, num_train=sys.maxsize, config=config)
+    # the values as far as they can be read before the data are: any T >= 1, as many tasks as a setting may name
+    sweep_values(over, values, real_tasks=1, num_train=MAX_COUNT, config=config)
     check_executor(workers, threads)  # before the data are loaded
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)
     with ray_session(ray_address) as on_ray:
