@@ -142,3 +142,12 @@ def test_train_takes_explicit_values_the_config_names():
     params = set(inspect.signature(training.train).parameters)
     assert params - own <= set(FIELDS) and "config" not in params
     assert set(BenchmarkConfig().kwargs_for(training.train)) == params - own
+
+
+def test_meta_batch_size_none_and_large_counts_pass_the_memory_estimate():
+    """``meta_batch_size=None`` (every task each iteration) and a count far above the tasks there
+    are build a config: the batch estimate is a lower bound (T is at most the tasks there are)."""
+    assert BenchmarkConfig(meta_batch_size=None).meta_batch_size is None
+    assert BenchmarkConfig(meta_batch_size=100_000, batch_size=256).meta_batch_size == 100_000
+    with pytest.raises(ValueError, match="batch_size == 256 with num_synthetic == 100000: .* GiB"):
+        BenchmarkConfig(num_synthetic=100_000, batch_size=256)

@@ -483,8 +483,9 @@ def _check_sizes(config: BenchmarkConfig) -> None:
             f"hidden == {short_repr(list(config.hidden))}: {weights:,} weights after {ESTIMATE_DIM}-d features, must be "
             f"at most {MAX_WEIGHTS:,} (2 GiB of float32); give fewer or narrower layers"
         )
-    # at least one real task (and N synthetic ones, T by default), each a support and a query batch
-    synthetic = config.meta_batch_size if config.num_synthetic is None else config.num_synthetic
+    # at least one real task (and N = T >= 1 synthetic ones by default), each a support and a query batch: a
+    # lower bound, since T is min(meta_batch_size, the tasks there are) and meta_batch_size None means all
+    synthetic = 1 if config.num_synthetic is None else config.num_synthetic
     rows = (1 + synthetic) * 2 * config.batch_size
     gib = rows * (ESTIMATE_DIM + sum(config.hidden)) * 4 / 2**30
     if gib > MAX_BATCH_GIB:
