@@ -61,13 +61,14 @@ def held_out_mode(taskset: Any) -> str | None:
     return None
 
 
-def _class_subset(taskset: Any) -> tuple[int, frozenset] | None:
-    """``(id of the parent dataset, classes)`` for a taskset over a ``FilteredMetaDataset``, the
-    way ``get_tasksets`` splits one dataset's classes into train, validation and test."""
+def _class_subset(taskset: Any) -> tuple[int, frozenset, frozenset] | None:
+    """``(id of the parent dataset, its classes here, all the parent's classes)`` for a taskset
+    over a ``FilteredMetaDataset``, the way ``get_tasksets`` splits one dataset's classes into
+    train, validation and test."""
     for dataset in _datasets_of(taskset):
         parent, labels = getattr(dataset, "dataset", None), getattr(dataset, "labels", None)
         if parent is not None and hasattr(dataset, "to_true_indices") and labels is not None:
-            return id(parent), frozenset(labels)
+            return id(parent), frozenset(labels), frozenset(getattr(parent, "labels", ()) or ())
     return None
 
 
@@ -94,22 +95,26 @@ def check_taskset(source: Any, who: str) -> None:
 
 def check_taskset_list(tasksets: Sequence[Any], who: str) -> None:
     """Refuse a list of tasksets that are the train, validation and test fields of one
-    ``BenchmarkTasksets`` (``list(get_tasksets(...))``): disjoint classes of one dataset."""
+    ``BenchmarkTasksets`` (``list(get_tasksets(...))``): three tasksets over disjoint classes of
+    one dataset that together hold all its classes, as ``get_tasksets`` splits it (tasksets over
+    some of a dataset's classes each, one per meta-training task, are fine)."""
     for member in tasksets:
         check_taskset(member, who)
-    seen: dict[int, tuple[int, frozenset]] = {}
+    groups: dict[int, list[tuple[int, frozenset, frozenset]]] = {}
     for k, member in enumerate(tasksets):
         subset = _class_subset(member)
-        if subset is None:
-            continue
-        for j, (parent, classes) in seen.items():
-            if parent == subset[0] and not classes & subset[1]:
-                raise ValueError(
-                    f"{who} got tasksets {j} and {k} over disjoint classes of one dataset, as get_tasksets(...) "
-                    "splits it into train, validation and test: it would mix held-out tasks into training. Wrap "
-                    f"the training taskset only: tasksets = tasksets._replace(train={who}(tasksets.train, ...))"
-                )
-        seen[k] = subset
+        if subset is not None:
+            groups.setdefault(subset[0], []).append((k, subset[1], subset[2]))
+    for members in groups.values():
+        parts = [classes for _, classes, _ in members]
+        everything = members[0][2]
+        if len(members) == 3 and sum(map(len, parts)) == len(frozenset().union(*parts)) == len(everything):
+            j, k = members[0][0], members[1][0]
+            raise ValueError(
+                f"{who} got tasksets {j} and {k} over disjoint classes of one dataset, as get_tasksets(...) "
+                "splits it into train, validation and test: it would mix held-out tasks into training. Wrap "
+                f"the training taskset only: tasksets = tasksets._replace(train={who}(tasksets.train, ...))"
+            )
 
 
 def given_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator | None:
