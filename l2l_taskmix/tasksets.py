@@ -109,8 +109,10 @@ def _refuse_unknown(who: str, given: dict[str, Any]) -> None:
 
 class _StepWatch:
     """Checks, at each optimizer step (torch's global post-step hook), that the tasks its owner's
-    ``sample()``/``[i]`` served since the previous step are one whole meta-iteration, or a single
-    task (a loop that takes one task a step). Steps that took no task (another optimizer) pass,
+    ``sample()``/``[i]`` served since the previous step are whole meta-iterations (one; several
+    where steps accumulate, or where a step was skipped, as ``GradScaler`` skips one whose
+    gradients overflowed), or a single task (a loop that takes one task a step). Steps that took
+    no task (another optimizer) pass,
     and so does any step when no task is mixed with another (``num_synthetic=0``, MetaMix alone:
     the steps' tasks are then the plain loop's)."""
 
@@ -133,9 +135,9 @@ class _StepWatch:
         owner = self.owner()
         if owner is None or served <= 1 or not owner.mixes_tasks:
             return
-        if self.started_at_boundary and owner.at_boundary and served == len(owner):
+        if self.started_at_boundary and owner.at_boundary:  # whole iterations (several: accumulated, or a skipped step)
             return
-        raise RuntimeError(owner._step_mistake(served, self.started_at_boundary, owner.at_boundary))
+        raise RuntimeError(owner._step_mistake(served, self.started_at_boundary))
 
 
 class _Augmentation(LazyGenerator, ABC):
@@ -167,6 +169,15 @@ class _Augmentation(LazyGenerator, ABC):
             check_taskset_list(tasksets if is_list else [tasksets], name)
             self.source = RealTasks(tasksets, meta_batch_size=num_real, generator=self._generator)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_watch"]  # a weak reference to this object: each copy gets its own watch
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._watch = _StepWatch(self)
+
     @staticmethod
     def _check_step(tasksets: Any, tasks_per_step: int | None, num_real: int | None) -> int | None:
         """``tasks_per_step``, checked against the other arguments (it applies to one taskset)."""
@@ -196,14 +207,10 @@ class _Augmentation(LazyGenerator, ABC):
         """The line that makes a step of ``served`` ``sample()`` calls one meta-iteration."""
         return f"{type(self).__name__}(taskset, tasks_per_step={served})"
 
-    def _step_mistake(self, served: int, started: bool, ended: bool) -> str:
-        """What is wrong when an optimizer step took ``served`` tasks that are not one iteration."""
-        if not started:
-            where = "began part-way through a meta-iteration"
-        elif not ended:
-            where = "ended part-way through a meta-iteration"
-        else:
-            where = f"is {served // len(self)} meta-iterations, not one,"
+    def _step_mistake(self, served: int, started: bool) -> str:
+        """What is wrong when an optimizer step took ``served`` tasks that began (``started``
+        false) or ended part-way through an iteration."""
+        where = "began part-way through a meta-iteration" if not started else "ended part-way through a meta-iteration"
         return (
             f"this optimizer step took {served} tasks from {type(self).__name__} and {where} of {self._iteration_words()}: "
             "its steps would train on real tasks only, then on synthetic ones only, or on two iterations' tasks. Make "
