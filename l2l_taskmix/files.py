@@ -142,7 +142,10 @@ def atomic_folder(
                     os.fsync(handle.fileno())
             if path.exists() and _exchange(tmp, path):
                 _between_swap_steps()
-                shutil.rmtree(tmp, ignore_errors=True)  # the old folder, now at tmp
+                if tmp.is_symlink():  # path was a link to a folder: the link, now at tmp (its target stays)
+                    tmp.unlink()
+                else:
+                    shutil.rmtree(tmp, ignore_errors=True)  # the old folder, now at tmp
                 return path
             if path.exists():
                 old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))

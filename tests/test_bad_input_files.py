@@ -578,3 +578,18 @@ def test_an_output_that_is_inside_or_holds_an_input_is_refused(tmp_path):
             check_not_input(out, "--out", inputs)
     check_not_input(tmp_path / "out.jsonl", "--out", inputs)  # beside the inputs: fine
     check_not_input(tmp_path / "missing.yaml", "--out", inputs)  # an input that does not exist cannot be lost
+
+
+def test_replacing_a_folder_through_a_link_leaves_no_stray_link(tmp_path):
+    """An output that is a symbolic link to a folder: the link is replaced by the new folder, the
+    folder it pointed to is left as it was, and nothing is left beside the output."""
+    from l2l_taskmix.files import atomic_folder
+
+    target = atomic_folder(tmp_path / "elsewhere" / "model", {"version": "old"})
+    (tmp_path / "out").mkdir()
+    link = tmp_path / "out" / "model"
+    link.symlink_to(target, target_is_directory=True)
+    atomic_folder(link, {"version": "new"}, replace=True)
+    assert not link.is_symlink() and (link / "version").read_text() == "new"
+    assert (target / "version").read_text() == "old"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".model.lock", "model"]
