@@ -145,16 +145,19 @@ def _config_digests(config: dict[str, Any]) -> dict[str, str]:
     return {key: hashlib.sha256(_canonical(value)).hexdigest() for key, value in config.items()}
 
 
-def _split_safetensors(blob: bytes) -> tuple[dict[str, Any], bytes]:
-    """``(header, data)`` of a safetensors file's bytes (its JSON header, then the tensor bytes)."""
+def _split_safetensors(blob: bytes) -> tuple[dict[str, Any], memoryview]:
+    """``(header, data)`` of a safetensors file's bytes (its JSON header, then the tensor bytes,
+    a view: not copied)."""
     (size,) = struct.unpack("<Q", blob[:8])
-    return json.loads(blob[8 : 8 + size]), blob[8 + size :]
+    return json.loads(blob[8 : 8 + size]), memoryview(blob)[8 + size :]
 
 
-def _tensors_digest(header: dict[str, Any], data: bytes) -> str:
+def _tensors_digest(header: dict[str, Any], data: bytes | memoryview) -> str:
     """SHA-256 of the tensors' names, dtypes, shapes and bytes (offsets left out)."""
     manifest = sorted((name, h["dtype"], h["shape"]) for name, h in header.items() if name != "__metadata__")
-    return hashlib.sha256(_canonical(manifest) + data).hexdigest()
+    digest = hashlib.sha256(_canonical(manifest))
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def is_model_folder(path: str | os.PathLike) -> bool:
@@ -309,7 +312,7 @@ def read_model_folder(path: str | os.PathLike, revision: str | None = None) -> t
     return tensors, config
 
 
-def _check_binding(config: dict[str, Any], version: int, header: dict, data: bytes, config_path: Path, weights: Path) -> None:
+def _check_binding(config: dict[str, Any], version: int, header: dict, data: bytes | memoryview, config_path: Path, weights: Path) -> None:
     """Refuse a ``config.json`` and ``model.safetensors`` that were not written together (by
     the digests in the weights' metadata), naming the first field that differs."""
     metadata = header.get("__metadata__") or {}
