@@ -228,7 +228,6 @@ SIZES = [
     (["--train-subset", str(10**9)], "train_subset == 1000000000, must be <= 100000"),
     (["--val-tasks", str(10**9)], "val_tasks == 1000000000, must be <= 100000"),
     (["--meta-batch-size", str(10**9)], "meta_batch_size == 1000000000, must be <= 100000"),
-    (["--meta-batch-size", "100000"], "batch_size == 32 with num_synthetic == None: 6,400,064 rows per meta-iteration at least"),
 ]
 
 
