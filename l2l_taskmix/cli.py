@@ -84,7 +84,7 @@ def add_config_flags(parser: argparse.ArgumentParser, names: Sequence[str] | Non
     hints = field_types()
     groups: dict[str, Any] = {}
     for f in dataclasses.fields(BenchmarkConfig):
-        if names is not None and f.name not in names:
+        if (names is not None and f.name not in names) or f.name == "per_method":  # per_method: config files only
             continue
         meta = f.metadata
         help_text = f"{meta['help']} [default: {_default_text(f)}]"

@@ -597,6 +597,7 @@ def meta_train(
     to use instead of loading ``config.dataset`` with ``config.encoder``.
     """
     method = get_method(method)
+    config = config.for_method(method.name)  # the method's own settings where the config has a per_method section
     seed = check_scalar(seed, "seed", int)
     check_choice(protocol, "protocol", PROTOCOLS)  # before the data are loaded
     start = time.perf_counter()
@@ -634,7 +635,7 @@ def meta_train(
     hyper = {
         k: v
         for k, v in config.to_dict().items()
-        if k not in ("methods", "protocols", "seeds", "cache_dir", "dataset", "data_root", "encoder")
+        if k not in ("methods", "protocols", "seeds", "cache_dir", "dataset", "data_root", "encoder", "per_method")
     }
     settings = {
         "architecture": {

@@ -55,6 +55,7 @@ __all__ = [
     "RENAMED_FIELDS",
     "field_types",
     "load_config_file",
+    "METHOD_FIELDS",
     "setting",
 ]
 
@@ -85,6 +86,22 @@ MAX_BATCH_GIB = 16
 MAX_HEAD_WIDTH = 100_000
 #: The largest seed a command takes (``--seed``; torch and NumPy take it whole).
 MAX_SEED = 2**31 - 1
+#: The settings a config file may give per method, in its ``per_method`` section: what a
+#: method's search space tunes (``l2l-taskmix tune`` writes them). The data, the protocol and
+#: the model's neck stay shared, so that the methods are compared on the same tasks and splits.
+METHOD_FIELDS = (
+    "iterations",
+    "batch_size",
+    "meta_batch_size",
+    "num_synthetic",
+    "inner_lr",
+    "inner_steps",
+    "outer_lr",
+    "first_order",
+    "eta",
+    "finetune_steps",
+    "finetune_lr",
+)
 #: The most tasks or examples a count setting may name (``shots``, ``num_train``,
 #: ``train_subset``, ``val_tasks``, ``meta_batch_size``): far beyond any intent dataset.
 MAX_COUNT = 100_000
@@ -324,9 +341,27 @@ class BenchmarkConfig:
         type=str,
     )
 
+    # -- per method -----------------------------------------------------------------------
+    per_method: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = dataclasses.field(
+        default=(),
+        metadata=dict(
+            help="settings of single methods, over the shared ones (config files only: a per_method mapping of method "
+            "name to {setting: value}, settings from METHOD_FIELDS; what l2l-taskmix tune writes)",
+            type=None,
+            min_val=None,
+            max_val=None,
+            include_boundaries="both",
+            choices=None,
+            group=None,
+            default_text="none",
+        ),
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
-            object.__setattr__(self, f.name, _check_field(f, getattr(self, f.name)))
+            if f.name != "per_method":
+                object.__setattr__(self, f.name, _check_field(f, getattr(self, f.name)))
+        object.__setattr__(self, "per_method", _check_per_method(self, self.per_method))
         if not self.methods:
             raise ValueError("methods: give at least one method")
         if len(set(self.methods)) != len(self.methods):
@@ -355,7 +390,29 @@ class BenchmarkConfig:
         out["methods"] = list(self.methods)
         out["hidden"] = list(self.hidden)
         out["protocols"] = list(self.protocols)
+        out["per_method"] = {method: dict(values) for method, values in self.per_method}
         return out
+
+    def for_method(self, method: str) -> "BenchmarkConfig":
+        """The settings ``method`` runs with: this config with its ``per_method`` section for
+        ``method`` applied over the shared values (and no ``per_method`` left), the config each of
+        its runs, its run key and its outputs use.
+
+        Example::
+
+            >>> cfg = BenchmarkConfig.from_sources({"per_method": {"maml": {"inner_lr": 0.3}}})
+            >>> cfg.for_method("maml").inner_lr, cfg.for_method("mtl").inner_lr, cfg.for_method("mtl") == cfg.replace(per_method=())
+            (0.3, 0.1, True)
+        """
+        from .methods import get_method
+
+        name = get_method(method).name
+        return dataclasses.replace(self, per_method=(), **dict(dict(self.per_method).get(name, ())))
+
+    def method_settings(self, method: str) -> dict[str, Any]:
+        """``{setting: value}`` of :data:`METHOD_FIELDS` that ``method`` runs with."""
+        resolved = self.for_method(method)
+        return {name: getattr(resolved, name) for name in METHOD_FIELDS}
 
     def kwargs_for(self, function: Callable[..., Any]) -> dict[str, Any]:
         """The values of the fields that ``function`` takes as keyword arguments, by name.
@@ -496,6 +553,51 @@ def _check_sizes(config: BenchmarkConfig) -> None:
         )
 
 
+def _check_per_method(config: BenchmarkConfig, value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """``per_method`` (a mapping, or the normalized tuple form) checked: method names known,
+    settings from :data:`METHOD_FIELDS`, each value through its field's own check (the message
+    names ``per_method.METHOD.SETTING``); returned as sorted pairs, each value as checked."""
+    from .methods import get_method
+
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)) and all(isinstance(i, (list, tuple)) and len(i) == 2 for i in value):
+        items = [(k, v) for k, v in value]
+    else:
+        raise TypeError(f"per_method must map method names to mappings of settings, not {type(value).__name__}")
+    out = {}
+    for method, settings in items:
+        try:
+            name = get_method(method).name
+        except ValueError as err:
+            raise ValueError(f"per_method: {err}") from None
+        if name in out:
+            raise ValueError(f"per_method: method {name!r} is given twice; give each method once")
+        if isinstance(settings, (list, tuple)) and all(isinstance(i, (list, tuple)) and len(i) == 2 for i in settings):
+            settings = dict(settings)
+        if settings is None:
+            settings = {}
+        if not isinstance(settings, Mapping):
+            raise TypeError(f"per_method.{name} must be a mapping of settings to values, not {type(settings).__name__}")
+        given = {}
+        for key, item in settings.items():
+            setting_name = str(key).replace("-", "_")
+            if setting_name not in METHOD_FIELDS:
+                raise ValueError(
+                    f"per_method.{name}: {short_repr(key)} cannot be set per method; the settings a method may set are "
+                    f"{', '.join(METHOD_FIELDS)} (the others are shared so that the methods meet the same tasks and splits)"
+                )
+            if setting_name in given:
+                raise ValueError(f"per_method.{name}: {setting_name} is given twice; give it once")
+            given[setting_name] = item
+        try:
+            resolved = dataclasses.replace(config, per_method=(), **given)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"per_method.{name}: {err}") from None
+        out[name] = tuple(sorted((k, getattr(resolved, k)) for k in given))
+    return tuple(sorted(out.items()))
+
+
 def check_head_width(head_width: Any, hidden: tuple[int, ...], name: str = "head_width", in_features: int | None = None) -> int | None:
     """``head_width`` (the outputs of a model's head; ``None``: the largest task's class count)
     checked: a whole number from 2 to :data:`MAX_HEAD_WIDTH`, whose head after the neck's last
@@ -532,7 +634,9 @@ def check_head_width(head_width: Any, hidden: tuple[int, ...], name: str = "head
 #: ``device`` is left out too: :func:`~l2l_taskmix.benchmark.runner.run_key` adds the kind of
 #: device a run resolves to only where it is not the CPU, so a CPU run's key does not depend on
 #: the device flag (the key holds the package version as well: a new version is a new key).
-RESULT_FIELDS_EXCLUDED = ("methods", "protocols", "seeds", "cache_dir", "device")
+#: ``per_method`` is left out as well: a run's key is that of the config its method resolves to
+#: (:meth:`BenchmarkConfig.for_method`), which holds the values themselves.
+RESULT_FIELDS_EXCLUDED = ("methods", "protocols", "seeds", "cache_dir", "device", "per_method")
 RESULT_FIELDS = tuple(f.name for f in fields(BenchmarkConfig) if f.name not in RESULT_FIELDS_EXCLUDED)
 
 

@@ -126,7 +126,9 @@ class CommandProgress:
 
     def plan(self, num_train: int, num_test: int) -> None:
         """The tasks are known: estimate every run's cost."""
-        self.costs = {job: run_cost(job[1], job[0], self.config, num_train=num_train, num_test=num_test) for job in self.jobs}
+        self.costs = {
+            job: run_cost(job[1], job[0], self.config.for_method(job[1]), num_train=num_train, num_test=num_test) for job in self.jobs
+        }
         self._refresh()
 
     def encoded(self, done: int, total: int) -> None:

@@ -400,8 +400,13 @@ def run_grid(
     bar and estimate of the time left; default: one for this grid alone). The order changes
     no record.
 
+    Each method runs with its own settings (:meth:`~l2l_taskmix.benchmark.config.BenchmarkConfig.for_method`:
+    the config's ``per_method`` section over the shared values), and its runs are stored under
+    the key of those settings, so a method without a section of its own reuses the runs of the
+    shared settings.
+
     Returns ``(runs, new, store)``: the run records in grid order, how many were run now, and
-    the store of ``config`` itself. With ``max_runs``, stops after that many new runs (``runs``
+    the store of ``config``'s shared settings. With ``max_runs``, stops after that many new runs (``runs``
     is then incomplete: compare its length with the grid's).
     """
     from concurrent.futures import FIRST_COMPLETED, wait
@@ -409,12 +414,27 @@ def run_grid(
     lengths = sorted({check_scalar(h, "horizon", int, min_val=1) for h in horizons} | {config.iterations})
     if horizons and config.protocols != ("paper",):
         raise ValueError("scoring shorter horizons on the way evaluates the weights after each: give --protocols paper")
+    settings = {m: config.for_method(m) for m in config.methods}  # each method's own settings (per_method)
+    if horizons:
+        for m, cfg in settings.items():
+            if cfg.iterations != config.iterations:
+                raise ValueError(
+                    f"per_method.{m} sets iterations={cfg.iterations}: scoring horizons on the way needs one iteration count "
+                    "for every method; remove it from the config file's per_method section"
+                )
     executor = executor if executor is not None else InProcess(data, progress=progress)
     # "auto" is decided where the runs execute: this machine, or the Ray cluster's GPUs
     device = check_device(config.device, "device", cuda_available=getattr(executor, "cuda_available", None))
-    stores = {h: RunStore(out, run_key(config.replace(iterations=h), data, device)) for h in lengths}
+    ends = {m: cfg.iterations for m, cfg in settings.items()}  # each method's run length
+    stores = {
+        m: {
+            h: RunStore(out, run_key(cfg.replace(iterations=h), data, device))
+            for h in sorted(set(lengths) - {config.iterations} | {ends[m]})
+        }
+        for m, cfg in settings.items()
+    }
     # what a job writes into: absolute, since a worker's working directory need not be this one's (Ray)
-    job_stores = {h: RunStore(os.path.abspath(out), store.key) for h, store in stores.items()}
+    job_stores = {m: {h: RunStore(os.path.abspath(out), store.key) for h, store in by_length.items()} for m, by_length in stores.items()}
     grid = [(p, m, s) for p in config.protocols for m in config.methods for s in range(config.seeds)]
     found: dict[tuple[str, str, int], dict[int, dict[str, Any]]] = {}
     own_tracker = tracker is None
@@ -425,7 +445,7 @@ def run_grid(
         tracker.plan(len(data.train), len(data.test))
     queue = []
     for job in grid:
-        loaded = {h: stores[h].load(job[1], job[2], job[0]) for h in lengths}
+        loaded = {h: store.load(job[1], job[2], job[0]) for h, store in stores[job[1]].items()}
         if all(r is not None for r in loaded.values()):
             found[job] = loaded
             tracker.reused(job)
@@ -443,25 +463,23 @@ def run_grid(
             while queue and len(inflight) < executor.slots:
                 protocol, method, seed = job = queue.pop(0)
                 tracker.run_started(job)
-                inflight[executor.submit(run_job, method, seed, config, protocol, job_stores, str(device))] = job
+                inflight[executor.submit(run_job, method, seed, settings[method], protocol, job_stores[method], str(device))] = job
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in done:
                 job = inflight.pop(future)
-                found[job] = _stored(future.result(), stores)
+                found[job] = _stored(future.result(), stores[job[1]])
                 new += 1
-                record = found[job][config.iterations]
+                record = found[job][ends[job[1]]]
                 tracker.run_finished(job, record["seconds"])
                 pending[job[0]] -= 1
                 if echo:
                     best = (
-                        f"best iteration {record['best_iteration']}/{config.iterations}, "
-                        if job[0] == "select" and job[1] != "transfer"
-                        else ""
+                        f"best iteration {record['best_iteration']}/{ends[job[1]]}, " if job[0] == "select" and job[1] != "transfer" else ""
                     )
                     left = f"; {tracker.left_text()}" if queue or inflight else ""
                     _log(f"{_label(*job)}: {_scores_text(found[job], horizons)}  ({best}{record['seconds']:.0f} s{left})")
                     if pending[job[0]] == 0 and (queue or inflight) and not horizons:
-                        column = [found[j][config.iterations] for j in grid if j[0] == job[0]]
+                        column = [found[j][ends[j[1]]] for j in grid if j[0] == job[0]]
                         _log(
                             f"\n{PROTOCOL_TITLES.get(job[0], job[0]).capitalize()}, all {len(column)} runs done "
                             f"(the other protocol's runs go on):\n\n{markdown_table(summarize(column, config.methods))}\n"
@@ -473,8 +491,8 @@ def run_grid(
     for job in grid:
         if job not in found:
             break
-        runs += [{**found[job][h], "horizon": h} for h in lengths] if horizons else [found[job][config.iterations]]
-    return runs, new, stores[config.iterations]
+        runs += [{**found[job][h], "horizon": h} for h in lengths] if horizons else [found[job][ends[job[1]]]]
+    return runs, new, RunStore(out, run_key(config.replace(per_method=()), data, device))
 
 
 def run_job(

@@ -193,6 +193,11 @@ def run_sweep(
     references = [get_method(r).name for r in references]
     if method in references:
         raise ValueError(f"--method {method} is also a reference method ({', '.join(references)})")
+    for name in (method, *references):  # a per-method value would win over the swept one: the sweep would vary nothing
+        if over in dict(dict(config.per_method).get(name, ())):
+            raise ValueError(
+                f"per_method.{name} sets {over}, which the sweep varies; remove {over} from that method's section of the config file"
+            )
     if len(config.protocols) != 1:
         raise ValueError(f"a sweep runs under one protocol; give --protocols paper or --protocols select, not {','.join(config.protocols)}")
     # the values as far as they can be read before the data are: any T >= 1, as many tasks as a setting may name
