@@ -222,7 +222,7 @@ def counted_run(method: str, protocol: str, data, config) -> tuple[int, int]:
     iterations to ``config.iterations`` (the evaluation part is the same at every length)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from l2l_taskmix.benchmark.runner import run_method
+    from l2l_taskmix.benchmark.run import run_method
 
     counts = []
     for iterations in (config.eval_every, 2 * config.eval_every):
@@ -309,7 +309,7 @@ def makespan(costs: list[float], workers: int) -> float:
 
 def part_estimate(args, grid: dict | None) -> dict:
     from l2l_taskmix.benchmark import BenchmarkConfig
-    from l2l_taskmix.benchmark.runner import run_grid
+    from l2l_taskmix.benchmark.grid import run_grid
     from l2l_taskmix.benchmark.workers import make_executor
 
     device = check_device(args.device, "--device")

@@ -134,7 +134,7 @@ def finish(result: dict) -> dict:
 
 
 def grid(config, out: Path, data, workers: int, threads: int) -> tuple[list[dict], float]:
-    from l2l_taskmix.benchmark.runner import run_grid
+    from l2l_taskmix.benchmark.grid import run_grid
     from l2l_taskmix.benchmark.workers import make_executor
 
     start = time.perf_counter()

@@ -506,10 +506,11 @@ def quiet_encoder(name: str):
 
 def part_switch(args) -> dict:
     """One benchmark run (MAML+TaskMix, the default settings, fewer iterations) with each engine."""
-    from l2l_taskmix.benchmark import BenchmarkConfig, load_features, run_method
+    from l2l_taskmix.benchmark import BenchmarkConfig, run_method
+    from l2l_taskmix.benchmark.runner import load_data
 
     base = BenchmarkConfig().replace(iterations=args.switch_iterations)
-    data = load_features(**{**base.kwargs_for(load_features), "encoder": quiet_encoder(base.encoder)})
+    data = load_data(base, quiet_encoder(base.encoder), progress=False)
     rows = {}
     for seed in range(args.switch_seeds):
         for engine in ("l2l", "fast"):
@@ -628,7 +629,7 @@ def grid_flops(config, data) -> dict:
     method) times the evaluations a run does (with its validation checks)."""
     from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
     from l2l_taskmix.benchmark.methods import get_method
-    from l2l_taskmix.benchmark.runner import choose_val_tasks, fit_standardizer, standardize, validation_scorer
+    from l2l_taskmix.benchmark.run import choose_val_tasks, fit_standardizer, standardize, validation_scorer
     from l2l_taskmix.models import make_model
     from l2l_taskmix.samplers import BatchTaskset
 
@@ -648,32 +649,17 @@ def grid_flops(config, data) -> dict:
                     BatchTaskset(t.x, t.y, num_support=config.batch_size, num_query=config.batch_size, num_classes=num_classes, generator=g)
                     for t in fit
                 ]
-                sampler = method.sampler(
-                    sets,
-                    eta=config.eta,
-                    meta_batch_size=config.meta_batch_size,
-                    num_classes=num_classes,
-                    generator=g,
-                    num_synthetic=config.num_synthetic,
-                )
-                objective = method.objective(
-                    model,
-                    [t.num_classes for t in fit],
-                    inner_lr=config.inner_lr,
-                    inner_steps=config.inner_steps,
-                    first_order=config.first_order,
-                    engine=config.engine,
-                    generator=g,
-                )
+                sampler = method.sampler(sets, mix=config.mix, meta_batch_size=config.meta_batch_size, num_classes=num_classes, generator=g)
+                objective = method.objective(model, [t.num_classes for t in fit], maml=config.maml, generator=g)
                 step = count_flops(lambda: objective.loss(sampler.sample_iteration()).backward())  # noqa: B023 (called at once)
                 total["training"] += step * config.iterations * config.seeds
             splits = make_splits(test, config.shots, config.fraction, seed=0)
-            once = count_flops(lambda: evaluate(model, method, test, splits, seed=0, **config.kwargs_for(evaluate)))  # noqa: B023
+            once = count_flops(lambda: evaluate(model, method, test, splits, seed=0, finetune=config.finetune))  # noqa: B023
             total["finetuning"] += once * config.seeds
             if checks and method.trains:
                 held_out = [data.train[i] for i in val]
                 val_side = standardize(held_out, test, fit_standardizer(held_out, config.standardize))[0]
-                score = validation_scorer(method, val_side, seed=0, **config.kwargs_for(validation_scorer))
+                score = validation_scorer(method, val_side, seed=0, validation=config.validation, finetune=config.finetune)
                 total["finetuning"] += count_flops(lambda: score(model)) * checks * config.seeds  # noqa: B023 (called at once)
     total["total"] = total["training"] + total["finetuning"]
     return total

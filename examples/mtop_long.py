@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from l2l_taskmix import BatchTaskset, TaskMix, make_model
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
+from l2l_taskmix.benchmark.settings import FinetuneSettings
 from l2l_taskmix.data import build_mtop_long
 from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
 from l2l_taskmix.mixing import DEFAULT_ETA
@@ -77,7 +78,7 @@ def main():
         taskset = TaskMix(tasksets, eta=args.eta, generator=g) if name == "maml+taskmix" else tasksets
         print(f"{name}:")
         model = meta_train(tasksets, taskset, num_classes, dim, args)
-        scores = evaluate(model, "maml", test, splits, finetune_steps=100, finetune_lr=1e-3, seed=args.seed)
+        scores = evaluate(model, "maml", test, splits, finetune=FinetuneSettings(finetune_steps=100, finetune_lr=1e-3), seed=args.seed)
         print(f"{name}: Average Macro F1 {sum(scores.values()) / len(scores):.3f}  " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from l2l_taskmix import BatchTaskset, RealTasks, TaskMix, make_model
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
+from l2l_taskmix.benchmark.settings import FinetuneSettings
 from l2l_taskmix.data import build_mtop_wide
 from l2l_taskmix.features import Standardizer, featurize_split, get_encoder
 from l2l_taskmix.mixing import DEFAULT_ETA
@@ -66,7 +67,7 @@ def main():
             optimizer.step()
             if iteration % 50 == 0:
                 print(f"  {name} iteration {iteration}: meta-loss {loss.item() / len(tasks):.3f}")
-        scores = evaluate(model, "maml", test, splits, finetune_steps=100, finetune_lr=1e-3, seed=args.seed)
+        scores = evaluate(model, "maml", test, splits, finetune=FinetuneSettings(finetune_steps=100, finetune_lr=1e-3), seed=args.seed)
         print(f"{name}: Average Macro F1 over {len(scores)} meta-test tasks {sum(scores.values()) / len(scores):.3f}")
 
 

@@ -17,10 +17,11 @@ import pytest
 import torch
 
 from l2l_taskmix import MetaMix, TaskMix
-from l2l_taskmix.benchmark import runner
+from l2l_taskmix.benchmark import grid, runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.datasets import save_feature_split
 from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
+from l2l_taskmix.benchmark.settings import FinetuneSettings
 from l2l_taskmix.benchmark.training import train
 from l2l_taskmix.cli import main
 from l2l_taskmix.data import IntentTask, load_nbest, support_test_split
@@ -212,19 +213,8 @@ def tiny_tasks(n=4):
     return [FeatureTask(f"t{k}", torch.randn(24, 6, generator=g), torch.arange(24) % 3, ["a", "b", "c"]) for k in range(n)]
 
 
-TRAIN = dict(
-    iterations=2,
-    eval_every=1,
-    batch_size=4,
-    meta_batch_size=None,
-    outer_lr=1e-3,
-    inner_lr=0.1,
-    inner_steps=1,
-    first_order=True,
-    engine="fast",
-    eta=1.0,
-    progress=False,
-)
+TRAIN_CONFIG = BenchmarkConfig(iterations=2, eval_every=1, batch_size=4, meta_batch_size=None, inner_steps=1, first_order=True, eta=1.0)
+TRAIN = dict(loop=TRAIN_CONFIG.loop, maml=TRAIN_CONFIG.maml, mix=TRAIN_CONFIG.mix, progress=False)
 
 API_CASES = [
     (
@@ -237,7 +227,7 @@ API_CASES = [
     (
         "evaluate-seed",
         lambda: evaluate(
-            make_model(6, 3, (8,)), "maml", tiny_tasks(1), make_splits(tiny_tasks(1), shots=2), finetune_steps=1, finetune_lr=1e-3, seed="0"
+            make_model(6, 3, (8,)), "maml", tiny_tasks(1), make_splits(tiny_tasks(1), shots=2), finetune=FinetuneSettings(1, 1e-3), seed="0"
         ),
         TypeError,
         "seed must be an instance of int, not str",
@@ -281,7 +271,7 @@ def never_trains(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("compute was spent before the output location was checked")
 
-    monkeypatch.setattr(runner, "run_method", fail)
+    monkeypatch.setattr(grid, "run_method", fail)
 
 
 OUT_CASES = [

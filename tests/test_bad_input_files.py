@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from l2l_taskmix.benchmark import runner
+from l2l_taskmix.benchmark import grid, run, runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.datasets import load_feature_split, save_feature_split
 from l2l_taskmix.benchmark.store import RunStore
@@ -232,13 +232,13 @@ def test_a_copied_run_file_does_not_change_the_table(tmp_path, monkeypatch):
     out = tmp_path / "out"
     runner.run_benchmark(first, out, progress=False, echo=False)
     data = load_feature_split(pt)
-    source = RunStore(out, runner.run_key(first, data)).path("transfer", 0, "paper")
-    target = RunStore(out, runner.run_key(second, data)).path("transfer", 0, "paper")
+    source = RunStore(out, run.run_key(first, data)).path("transfer", 0, "paper")
+    target = RunStore(out, run.run_key(second, data)).path("transfer", 0, "paper")
     target.parent.mkdir(parents=True)
     shutil.copy(source, target)
     table = (out / "results.md").read_text()
     calls = []
-    monkeypatch.setattr(runner, "run_method", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(grid, "run_method", lambda *a, **k: calls.append(a))
     with pytest.raises(ValueError, match="is a run of another configuration") as caught:
         runner.run_benchmark(second, out, progress=False, echo=False)
     assert str(target) in str(caught.value) and calls == []
@@ -250,12 +250,12 @@ TWO_WRITERS = textwrap.dedent("""
     from pathlib import Path
     import torch
     torch.set_num_threads(1)
-    from l2l_taskmix.benchmark import runner
+    from l2l_taskmix.benchmark import grid, runner
     from l2l_taskmix.benchmark.config import BenchmarkConfig
     from l2l_taskmix.benchmark.datasets import load_feature_split
 
     pt, out, marks, me = sys.argv[1:5]
-    compute = runner.run_method
+    compute = grid.run_method
 
     def counted(method, seed, *args, **kwargs):
         with open(marks, "a") as f:
@@ -263,7 +263,7 @@ TWO_WRITERS = textwrap.dedent("""
         time.sleep(1.0)  # long enough for the other process to reach the same run
         return compute(method, seed, *args, **kwargs)
 
-    runner.run_method = counted
+    grid.run_method = counted
     Path(out + f".ready{me}").touch()
     while not all(Path(out + f".ready{k}").exists() for k in "01"):
         time.sleep(0.05)

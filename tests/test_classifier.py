@@ -29,7 +29,7 @@ from l2l_taskmix.benchmark import (
 from l2l_taskmix.benchmark.datasets import BenchmarkData
 from l2l_taskmix.benchmark.evaluation import make_splits
 from l2l_taskmix.benchmark.methods import METHOD_NAMES
-from l2l_taskmix.benchmark.runner import run_method
+from l2l_taskmix.benchmark.run import run_method
 from l2l_taskmix.data import join_hypotheses
 from l2l_taskmix.features import FeatureTask, get_encoder
 from l2l_taskmix.models import IntentClassifier

@@ -13,7 +13,7 @@ import torch
 
 import l2l_taskmix
 from l2l_taskmix import cli
-from l2l_taskmix.benchmark import datasets, runner
+from l2l_taskmix.benchmark import datasets, grid, runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig, load_config_file
 from l2l_taskmix.features import FeatureTask
 
@@ -190,8 +190,8 @@ def test_errors_are_clear(capsys, tmp_path):
 
 def test_run_benchmark_resumes_and_never_reuses_a_changed_config(tiny_pt, tmp_path, monkeypatch):
     calls = []
-    real = runner.run_method
-    monkeypatch.setattr(runner, "run_method", lambda *a, **k: calls.append((k["protocol"], *a[:2])) or real(*a, **k))
+    real = grid.run_method
+    monkeypatch.setattr(grid, "run_method", lambda *a, **k: calls.append((k["protocol"], *a[:2])) or real(*a, **k))
     cfg = cli.config_from_args(
         cli.build_parser().parse_args(["benchmark", "--dataset", str(tiny_pt), "--methods", "maml,mtl", "--protocols", "select", *TINY])
     )

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from l2l_taskmix import MetaMix, TaskMix, make_model, mixing, models
-from l2l_taskmix.benchmark import evaluation, runner, training
+from l2l_taskmix.benchmark import evaluation, run, settings, training
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.datasets import load_features
 from l2l_taskmix.benchmark.methods import METHOD_NAMES, Method
@@ -133,18 +133,46 @@ def test_one_default_per_hyperparameter():
     # the loop, the strategies and the data loader have no defaults of their own for the config's
     # settings: a parameter named after a field is required, or defaults to None ("not given")
     # exactly where the field does
-    for function in (training.train, evaluation.evaluate, runner.validation_scorer, load_features, Method.sampler, Method.objective):
+    for function in (training.train, evaluation.evaluate, run.validation_scorer, load_features, Method.sampler, Method.objective):
         for name, param in inspect.signature(function).parameters.items():
             if name in FIELDS and param.default is not inspect.Parameter.empty:
                 assert param.default is None and getattr(cfg, name) is None, f"{function.__qualname__}({name}=...)"
 
 
-def test_train_takes_explicit_values_the_config_names():
-    """Every hyperparameter of train() is a config field of the same name (and no config object)."""
+SETTINGS = {
+    "loop": settings.LoopSettings,
+    "maml": settings.MAMLSettings,
+    "mix": settings.MixSettings,
+    "finetune": settings.FinetuneSettings,
+    "validation": settings.ValidationSettings,
+}
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_each_settings_type_takes_its_values_from_the_config_fields_of_the_same_names(name):
+    """One place per default: a settings type has no defaults of its own, its fields are config
+    fields, and the config builds it from them."""
+    kind = SETTINGS[name]
+    names = [f.name for f in dataclasses.fields(kind)]
+    assert set(names) <= set(FIELDS)
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in dataclasses.fields(kind))
+    other = BenchmarkConfig.from_sources(
+        {n: parsed for n, (_, parsed) in OTHER.items() if n in names and n != "shots"}
+    )  # fraction: shots None
+    for cfg in (BenchmarkConfig(), other):
+        built = getattr(cfg, name)
+        assert type(built) is kind and dataclasses.asdict(built) == {n: getattr(cfg, n) for n in names}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(BenchmarkConfig().__getattribute__(name), names[0], None)
+
+
+def test_train_takes_typed_settings_and_no_config_value_by_name():
+    """train() takes the loop's, MAML's and the mixes' settings as typed groups, no config field by
+    name and no config object."""
     own = {"model", "method", "tasks", "seed", "num_classes", "score", "checkpoints", "on_checkpoint", "progress", "desc"}
     params = set(inspect.signature(training.train).parameters)
-    assert params - own <= set(FIELDS) and "config" not in params
-    assert set(BenchmarkConfig().kwargs_for(training.train)) == params - own
+    assert params - own == {"loop", "maml", "mix"} and not params & set(FIELDS)
+    assert not hasattr(BenchmarkConfig, "kwargs_for")
 
 
 def test_meta_batch_size_none_and_large_counts_pass_the_memory_estimate():

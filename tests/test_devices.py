@@ -9,7 +9,7 @@ import torch
 from test_parallel import GRID, grid_data
 
 from l2l_taskmix import __version__, cli
-from l2l_taskmix.benchmark import runner
+from l2l_taskmix.benchmark import run, runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.methods import MultiTaskObjective, get_method
 from l2l_taskmix.benchmark.store import data_fingerprint
@@ -42,8 +42,8 @@ def test_the_config_checks_the_spelling_and_leaves_the_device_out_of_the_run_has
 def test_cpu_runs_keep_their_key_and_gpu_runs_get_their_own():
     cfg, data = BenchmarkConfig(**GRID), grid_data()
     before = f"{cfg.run_hash()}|{data_fingerprint(list(data.train) + list(data.test))}|{__version__}"  # the key without devices
-    assert runner.run_key(cfg, data) == runner.run_key(cfg, data, "cpu") == hashlib.sha256(before.encode()).hexdigest()[:16]
-    assert runner.run_key(cfg, data, "cuda") == runner.run_key(cfg, data, "cuda:1") != runner.run_key(cfg, data)
+    assert run.run_key(cfg, data) == run.run_key(cfg, data, "cpu") == hashlib.sha256(before.encode()).hexdigest()[:16]
+    assert run.run_key(cfg, data, "cuda") == run.run_key(cfg, data, "cuda:1") != run.run_key(cfg, data)
 
 
 def test_cuda_where_there_is_none_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
@@ -65,8 +65,8 @@ def test_a_run_on_each_device(device, tmp_path, one_thread):
     same initial weights and batches, so its losses follow the CPU's to float rounding."""
     cfg, data = BenchmarkConfig(**{**GRID, "iterations": 12}), grid_data()
     for method in ("maml+metamix+taskmix", "mtl"):
-        cpu = runner.run_method(method, 0, data.train, data.test, cfg, protocol="select", progress=False)
-        here = runner.run_method(method, 0, data.train, data.test, cfg, protocol="select", device=device, progress=False)
+        cpu = run.run_method(method, 0, data.train, data.test, cfg, protocol="select", progress=False)
+        here = run.run_method(method, 0, data.train, data.test, cfg, protocol="select", device=device, progress=False)
         assert here["device"] == device and cpu["device"] == "cpu"
         if device == "cpu":
             for record in (cpu, here):

@@ -9,7 +9,8 @@ from sklearn.metrics import f1_score
 
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.evaluation import evaluate, finetune, macro_f1, make_splits, predict
-from l2l_taskmix.benchmark.runner import choose_val_tasks, compress_history, run_method
+from l2l_taskmix.benchmark.run import choose_val_tasks, compress_history, run_method
+from l2l_taskmix.benchmark.settings import FinetuneSettings
 from l2l_taskmix.features import FeatureTask, Standardizer
 from l2l_taskmix.models import make_model
 
@@ -80,13 +81,13 @@ def test_evaluate_leaves_the_model_alone_and_repeats(method):
     splits = make_splits(tasks, shots=5, seed=0)
     model = make_model(8, 4, hidden=(16,), generator=torch.Generator().manual_seed(0))
     before = copy.deepcopy(model.state_dict())
-    a = evaluate(model, method, tasks, splits, finetune_steps=30, finetune_lr=1e-2, seed=0)
-    b = evaluate(model, method, tasks, splits, finetune_steps=30, finetune_lr=1e-2, seed=0)
+    a = evaluate(model, method, tasks, splits, finetune=FinetuneSettings(30, 1e-2), seed=0)
+    b = evaluate(model, method, tasks, splits, finetune=FinetuneSettings(30, 1e-2), seed=0)
     assert a == b and list(a) == ["task0", "task1"]
     assert all(0.0 <= v <= 1.0 for v in a.values())
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     with pytest.raises(ValueError, match="2 tasks but 1 splits"):
-        evaluate(model, method, tasks, splits[:1], finetune_steps=1, finetune_lr=1e-2)
+        evaluate(model, method, tasks, splits[:1], finetune=FinetuneSettings(1, 1e-2))
 
 
 def test_choose_val_tasks():

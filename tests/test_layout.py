@@ -59,6 +59,7 @@ ORDER = [
     "l2l_taskmix.features.on_ray",
     "l2l_taskmix.features",
     # benchmark
+    "l2l_taskmix.benchmark.settings",
     "l2l_taskmix.benchmark.methods",
     "l2l_taskmix.benchmark.config",
     "l2l_taskmix.benchmark.training",
@@ -69,6 +70,8 @@ ORDER = [
     "l2l_taskmix.benchmark.datasets",
     "l2l_taskmix.benchmark.workers",
     "l2l_taskmix.benchmark.progress",
+    "l2l_taskmix.benchmark.run",
+    "l2l_taskmix.benchmark.grid",
     "l2l_taskmix.benchmark.runner",
     "l2l_taskmix.benchmark.sweep",
     "l2l_taskmix.benchmark.artifact",

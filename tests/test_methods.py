@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from l2l_taskmix import BatchTaskset, RealTasks, make_model
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.methods import METHOD_NAMES, METHODS, MAMLObjective, Method, MultiTaskObjective, get_method
+from l2l_taskmix.benchmark.settings import MixSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,7 +42,7 @@ def test_six_methods_in_the_papers_order():
 )
 def test_sampler_of_each_method(name, tasks_per_iteration, synthetic, mixed_points):
     g = torch.Generator().manual_seed(1)
-    sampler = get_method(name).sampler(tasksets(), eta=2.0, meta_batch_size=None, num_classes=3, generator=g)
+    sampler = get_method(name).sampler(tasksets(), mix=MixSettings(2.0, None), meta_batch_size=None, num_classes=3, generator=g)
     tasks = sampler.sample_iteration()
     assert len(tasks) == tasks_per_iteration
     assert sum(t.source is not None for t in tasks) == synthetic
@@ -73,7 +74,7 @@ def test_meta_batch_draws_distinct_tasks_reproducibly():
     # TaskMix wraps the subset sampler: T = meta_batch_size real tasks + N = T synthetic
     tasks = (
         get_method("maml+taskmix")
-        .sampler(ts, eta=2.0, meta_batch_size=3, num_classes=3, generator=torch.Generator().manual_seed(0))
+        .sampler(ts, mix=MixSettings(2.0, None), meta_batch_size=3, num_classes=3, generator=torch.Generator().manual_seed(0))
         .sample_iteration()
     )
     assert len(tasks) == 6 and sum(t.source is not None for t in tasks) == 3
@@ -124,7 +125,7 @@ def test_multitask_objective_one_head_per_task():
 def test_maml_objective_engines_agree():
     tasks = (
         get_method("maml+taskmix")
-        .sampler(tasksets(), eta=2.0, meta_batch_size=None, num_classes=3, generator=torch.Generator().manual_seed(0))
+        .sampler(tasksets(), mix=MixSettings(2.0, None), meta_batch_size=None, num_classes=3, generator=torch.Generator().manual_seed(0))
         .sample_iteration()
     )
     losses, grads = [], []
@@ -168,8 +169,7 @@ def test_method_flags():
     assert isinstance(get_method(METHODS["maml"]), Method)
     cfg = BenchmarkConfig()
     model = make_model(6, 3, hidden=(8,))
-    kwargs = dict(generator=None, **cfg.kwargs_for(Method.objective))
-    assert set(kwargs) == {"inner_lr", "inner_steps", "first_order", "engine", "generator"}
+    kwargs = dict(generator=None, maml=cfg.maml)
     objective = get_method("maml").objective(model, [3], **kwargs)
     assert isinstance(objective, MAMLObjective)
     assert (objective.inner_lr, objective.inner_steps, objective.first_order, objective.engine) == (

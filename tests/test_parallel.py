@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 
-from l2l_taskmix.benchmark import runner
+from l2l_taskmix.benchmark import grid, runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.datasets import BenchmarkData
 from l2l_taskmix.benchmark.evaluation import evaluate, evaluate_draws, finetune, finetune_many, make_splits
 from l2l_taskmix.benchmark.methods import get_method
+from l2l_taskmix.benchmark.settings import FinetuneSettings
 from l2l_taskmix.benchmark.workers import InProcess, LocalWorkers, available_cpus, make_executor
 from l2l_taskmix.features import FeatureTask
 from l2l_taskmix.models import make_model
@@ -73,8 +74,8 @@ def test_batched_evaluation_scores_equal_the_sequential_ones(method, device):
     model = make_model(8, 5, (16,), torch.Generator().manual_seed(0)).to(device)
     splits = make_splits(ts, shots=3, seed=0)
     before = weights(model)
-    seq = evaluate(model, method, ts, splits, finetune_steps=30, finetune_lr=1e-2, seed=4, batched=False)
-    bat = evaluate(model, method, ts, splits, finetune_steps=30, finetune_lr=1e-2, seed=4, batched=True)
+    seq = evaluate(model, method, ts, splits, finetune=FinetuneSettings(30, 1e-2), seed=4, batched=False)
+    bat = evaluate(model, method, ts, splits, finetune=FinetuneSettings(30, 1e-2), seed=4, batched=True)
     assert list(seq) == list(bat) == [t.name for t in ts]
     assert bat == pytest.approx(seq, abs=1e-12)
     assert all(torch.equal(p, q) for p, q in zip(before, weights(model)))  # the model itself untouched
@@ -85,9 +86,9 @@ def test_evaluate_draws_is_one_evaluate_per_draw():
     model = make_model(8, 5, (16,), torch.Generator().manual_seed(0))
     draws = [(make_splits(ts, shots=2, seed=s), 100 + s) for s in range(3)]
     for batched in (False, True):
-        together = evaluate_draws(model, "mtl", ts, draws, finetune_steps=20, finetune_lr=1e-2, batched=batched)
+        together = evaluate_draws(model, "mtl", ts, draws, finetune=FinetuneSettings(20, 1e-2), batched=batched)
         one_by_one = [
-            evaluate(model, "mtl", ts, splits, finetune_steps=20, finetune_lr=1e-2, seed=seed, batched=False) for splits, seed in draws
+            evaluate(model, "mtl", ts, splits, finetune=FinetuneSettings(20, 1e-2), seed=seed, batched=False) for splits, seed in draws
         ]
         assert (
             together == one_by_one
@@ -151,10 +152,10 @@ def test_a_grid_on_two_workers_gives_the_serial_records_bit_for_bit(tmp_path):
 def test_workers_stop_after_max_runs_and_resume(tmp_path, capsys):
     cfg, data = BenchmarkConfig(**{**GRID, "methods": ("maml", "mtl"), "protocols": ("paper",)}), grid_data()
     with LocalWorkers(data, workers=2) as pool:
-        runs, new, _ = runner.run_grid(cfg, tmp_path, data, progress=False, echo=False, max_runs=3, executor=pool)
+        runs, new, _ = grid.run_grid(cfg, tmp_path, data, progress=False, echo=False, max_runs=3, executor=pool)
         assert new == 3 and len(stored(tmp_path)) == 3
         assert len(runs) < 4  # incomplete: the grid's runs up to the first missing one
-        runs, new, _ = runner.run_grid(cfg, tmp_path, data, progress=False, echo=True, executor=pool)
+        runs, new, _ = grid.run_grid(cfg, tmp_path, data, progress=False, echo=True, executor=pool)
     assert new == 1 and len(runs) == 4 and capsys.readouterr().err.count("reused") == 3
 
 
@@ -189,8 +190,8 @@ def test_threads_apply_to_the_runs_only(tmp_path, monkeypatch, two_process_threa
     from l2l_taskmix import cli
 
     seen = []
-    real = runner.run_method
-    monkeypatch.setattr(runner, "run_method", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    real = grid.run_method
+    monkeypatch.setattr(grid, "run_method", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
     cfg = BenchmarkConfig(**{**GRID, "methods": ("maml",), "seeds": 1, "protocols": ("paper",)})
     runner.run_benchmark(cfg, tmp_path, data=grid_data(), progress=False, echo=False, workers=1, threads=1)
     assert seen == [1] and torch.get_num_threads() == 2

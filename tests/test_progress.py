@@ -8,8 +8,9 @@ import torch
 
 from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData, run_benchmark, run_grid
 from l2l_taskmix.benchmark import progress as prog
+from l2l_taskmix.benchmark.grid import _start_order
 from l2l_taskmix.benchmark.progress import CommandProgress, describe_seconds, run_cost
-from l2l_taskmix.benchmark.runner import _start_order, run_method
+from l2l_taskmix.benchmark.run import run_method
 from l2l_taskmix.benchmark.workers import InProcess
 from l2l_taskmix.data import IntentTask, MetaSplit
 from l2l_taskmix.features import FeatureTask, featurize_tasks
@@ -174,6 +175,59 @@ def test_benchmark_prints_the_table_before_writing_the_plots(tmp_path, capsys, m
     run_benchmark(cfg, tmp_path, data=data, progress=False)
     assert "| maml" in seen[0] and "Paired differences" in seen[0]
     assert "Wrote" in capsys.readouterr().out
+
+
+class Recording(CommandProgress):
+    """A reporter that keeps what it is told instead of writing it."""
+
+    said: list = []
+
+    def log(self, message):
+        Recording.said.append(("log", message))
+
+    def results(self, text):
+        Recording.said.append(("results", text))
+
+
+def test_every_line_of_a_benchmark_and_a_sweep_goes_through_the_reporter(tmp_path, capsys, monkeypatch):
+    from l2l_taskmix.benchmark import grid, runner, sweep
+
+    for module in (runner, grid, sweep):
+        monkeypatch.setattr(module, "CommandProgress", Recording)
+    monkeypatch.setattr(Recording, "said", [])
+    cfg = BenchmarkConfig(**{**GRID, "methods": ("maml", "mtl"), "seeds": 1})
+    data = BenchmarkData(feature_tasks(3), feature_tasks(1, seed=1))
+    run_benchmark(cfg, tmp_path / "b", data=data, progress=False)
+    out, err = capsys.readouterr()
+    assert out == err == ""  # nothing written past the reporter
+    logs = [text for kind, text in Recording.said if kind == "log"]
+    results = "\n".join(text for kind, text in Recording.said if kind == "results")
+    assert logs[0].startswith("4 runs, 1 at a time; about ") and logs[0].endswith("(an estimate, updated as runs finish)")
+    assert [line.split()[:2] for line in logs if line.startswith(("paper ", "select "))] == [
+        ["paper", "maml"],
+        ["paper", "mtl"],
+        ["select", "maml"],
+        ["select", "mtl"],
+    ]
+    assert any("Paper protocol (final weights), all 2 runs done (the other protocol's runs go on)" in line for line in logs)
+    assert "Average Macro F1 on" in results and "Paired differences" in results and "Wrote " in results
+    Recording.said.clear()
+    sweep.run_sweep(
+        cfg.replace(protocols=("paper",)),
+        "eta",
+        tmp_path / "s",
+        values="0.5,2",
+        method="maml+taskmix",
+        references=("maml",),
+        data=data,
+        progress=False,
+    )
+    out, err = capsys.readouterr()
+    assert out == err == ""
+    logs = [text for kind, text in Recording.said if kind == "log"]
+    assert logs[0].startswith("sweep of eta over [0.5, 2.0] (maml+taskmix; references maml;")
+    assert any(line.startswith("paper  maml+taskmix") for line in logs)
+    assert [kind for kind, _ in Recording.said][-1] == "results" and "Sweep of eta on" in Recording.said[-1][1]
 
 
 def test_progress_bar_counts_the_whole_command(tmp_path, capsys):

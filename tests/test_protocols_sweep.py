@@ -16,7 +16,7 @@ from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData
 from l2l_taskmix.benchmark.datasets import save_feature_split
 from l2l_taskmix.benchmark.paper import PAPER_TABLES, paper_column
 from l2l_taskmix.benchmark.report import markdown_table
-from l2l_taskmix.benchmark.runner import choose_train_subset, run_method
+from l2l_taskmix.benchmark.run import choose_train_subset, run_method
 from l2l_taskmix.benchmark.statistics import paired_differences, summarize
 from l2l_taskmix.benchmark.sweep import num_real_tasks, run_sweep, sweep_markdown, sweep_values
 from l2l_taskmix.cli import main
@@ -285,14 +285,14 @@ def test_a_long_run_gives_every_shorter_horizon_bit_for_bit():
 
 
 def test_iterations_sweep_stores_each_horizon_for_the_benchmark_to_reuse(tmp_path, monkeypatch):
-    from l2l_taskmix.benchmark import runner
+    from l2l_taskmix.benchmark import grid, runner
 
     cfg = config(protocols=("paper",), seeds=2, iterations=6)
     data = sweep_data()
     table = run_sweep(cfg, "iterations", tmp_path, values="3,6", data=data, progress=False, echo=False)
     assert table["value"].tolist() == [3, 3, 3, 6, 6, 6]
     calls = []
-    monkeypatch.setattr(runner, "run_method", lambda *a, **k: calls.append(a[:2]))
+    monkeypatch.setattr(grid, "run_method", lambda *a, **k: calls.append(a[:2]))
     summary = runner.run_benchmark(
         cfg.replace(iterations=3, methods=("maml+taskmix", "maml", "mtl")), tmp_path, data=data, progress=False, echo=False
     )

@@ -16,7 +16,7 @@ import torch
 from test_parallel import GRID, grid_data, stored
 
 from l2l_taskmix import cli, cluster
-from l2l_taskmix.benchmark import runner
+from l2l_taskmix.benchmark import grid, run, runner
 from l2l_taskmix.benchmark.config import BenchmarkConfig
 from l2l_taskmix.benchmark.store import RunStore
 from l2l_taskmix.benchmark.workers import RayWorkers, make_executor
@@ -65,7 +65,7 @@ def test_a_grid_on_ray_gives_the_serial_table_and_a_serial_rerun_reuses_it(tmp_p
     assert len(serial) == 16 and serial == on_ray  # every score, curve and name, exactly
     assert (tmp_path / "serial" / "results.csv").read_text() == (tmp_path / "ray" / "results.csv").read_text()
     assert ray.is_initialized()  # the instance this test started is left running
-    runs, new, _ = runner.run_grid(cfg, tmp_path / "ray", data, progress=False, echo=False)  # serially, here
+    runs, new, _ = grid.run_grid(cfg, tmp_path / "ray", data, progress=False, echo=False)  # serially, here
     assert new == 0 and len(runs) == 16
 
 
@@ -98,10 +98,10 @@ def test_killing_a_ray_worker_mid_grid_still_finishes_with_the_same_table(tmp_pa
 def test_a_ray_task_writes_its_run_into_the_store_itself(tmp_path, local_ray):
     """The worker saves the run (the caller's save is only for a node without this file system)."""
     cfg, data = BenchmarkConfig(**{**SMALL, "iterations": 4}), grid_data()
-    stores = {4: RunStore(tmp_path, runner.run_key(cfg, data))}
+    stores = {4: RunStore(tmp_path, run.run_key(cfg, data))}
     with RayWorkers(data, "local", threads=1) as executor:
         assert not executor.started and executor.slots == 2 and executor.gpus == 0 and not executor.cuda_available
-        found = executor.submit(runner.run_job, "maml", 1, cfg, "paper", stores, "cpu").result()
+        found = executor.submit(grid.run_job, "maml", 1, cfg, "paper", stores, "cpu").result()
     assert stores[4].load("maml", 1, "paper") == found[4]  # on disk before the caller saved anything
     assert ray.is_initialized()  # it did not start the instance, so it did not stop it
 
@@ -252,6 +252,6 @@ def test_ray_workers_write_a_relative_out_folder_where_the_caller_means_it(tmp_p
     cfg, data = BenchmarkConfig(**{**SMALL, "iterations": 4, "methods": ("maml", "mtl"), "seeds": 1, "protocols": ("paper",)}), grid_data()
     monkeypatch.setattr(RunStore, "save", lambda self, record: pytest.fail(f"the caller had to save {record['method']}"))
     with RayWorkers(data, "local") as executor:
-        runs, new, _ = runner.run_grid(cfg, "out", data, progress=False, echo=False, executor=executor)
+        runs, new, _ = grid.run_grid(cfg, "out", data, progress=False, echo=False, executor=executor)
     assert new == 2 and len(runs) == 2
     assert sorted(p.name for p in (tmp_path / "out").glob("runs/*/*.json")) == ["paper__maml__seed0.json", "paper__mtl__seed0.json"]

@@ -94,7 +94,7 @@ def test_a_record_stored_under_the_old_field_names_is_read_under_the_new_ones(tm
 
 
 def test_runs_stored_under_the_old_field_names_are_reused_and_give_the_same_results_md(tmp_path, monkeypatch):
-    from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData, runner
+    from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData, grid, runner
 
     g = torch.Generator().manual_seed(0)
 
@@ -118,7 +118,7 @@ def test_runs_stored_under_the_old_field_names_are_reused_and_give_the_same_resu
     def computed(*args, **kwargs):
         raise AssertionError("a run was computed again instead of reused")
 
-    monkeypatch.setattr(runner, "run_method", computed)
+    monkeypatch.setattr(grid, "run_method", computed)
     (tmp_path / "results.md").unlink()
     runner.run_benchmark(cfg, tmp_path, data=data, progress=False, echo=False)
     assert (tmp_path / "results.md").read_bytes() == table

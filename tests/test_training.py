@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from l2l_taskmix.benchmark.config import BenchmarkConfig
+from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
 from l2l_taskmix.benchmark.methods import Method
+from l2l_taskmix.benchmark.run import validation_scorer
+from l2l_taskmix.benchmark.settings import MixSettings
 from l2l_taskmix.benchmark.training import train
 from l2l_taskmix.features import FeatureTask, Standardizer
 from l2l_taskmix.models import make_model, reset_parameters
@@ -36,8 +39,8 @@ def cfg(**kw):
 
 
 def run(model, method, tasks, config, seed=0, **kw):
-    """train() with the config's values, as the benchmark's runner calls it."""
-    return train(model, method, tasks, seed=seed, progress=False, **config.kwargs_for(train), **kw)
+    """train() with the config's settings, as a benchmark run calls it."""
+    return train(model, method, tasks, seed=seed, progress=False, loop=config.loop, maml=config.maml, mix=config.mix, **kw)
 
 
 def fresh(seed=0, classes=3):
@@ -159,3 +162,51 @@ def test_standardizer():
         Standardizer.fit([torch.tensor([[float("nan"), 1.0], [0.0, 1.0]])])
     with pytest.raises(ValueError, match="at least one"):
         Standardizer.fit([])
+
+
+class Spy(Method):
+    """MAML that records what the loop hands its sampler and objective."""
+
+    def sampler(self, tasksets, **kwargs):
+        SEEN["sampler"] = kwargs
+        return super().sampler(tasksets, **kwargs)
+
+    def objective(self, model, task_classes, **kwargs):
+        SEEN["objective"] = kwargs
+        return super().objective(model, task_classes, **kwargs)
+
+
+SEEN: dict = {}
+
+
+def test_the_loop_hands_the_typed_settings_on_to_the_sampler_and_the_objective():
+    config = cfg(iterations=2, eta=0.5, num_synthetic=2, meta_batch_size=3, inner_steps=2)
+    run(fresh(), Spy("spy", taskmix=True), family(), config)
+    assert SEEN["sampler"]["mix"] == config.mix == MixSettings(eta=0.5, num_synthetic=2)
+    assert SEEN["sampler"]["meta_batch_size"] == 3
+    assert SEEN["objective"]["maml"] == config.maml and SEEN["objective"]["maml"].inner_steps == 2
+
+
+def wrong_settings_cases():
+    config = BenchmarkConfig()
+    tasks = family(num=2)
+    model = fresh()
+    split = make_splits(tasks[:1], shots=2)
+    good = dict(loop=config.loop, maml=config.maml, mix=config.mix)
+    method = Method("maml")
+    return [
+        ("loop", lambda: train(model, "maml", tasks, seed=0, **{**good, "loop": {"iterations": 2}})),
+        ("maml", lambda: train(model, "maml", tasks, seed=0, **{**good, "maml": config.mix})),
+        ("mix", lambda: train(model, "maml", tasks, seed=0, **{**good, "mix": None})),
+        ("finetune", lambda: evaluate(model, "maml", tasks[:1], split, finetune={"finetune_steps": 1, "finetune_lr": 0.1})),
+        ("mix", lambda: method.sampler([], mix=(1.0, None), meta_batch_size=None, num_classes=3, generator=None)),
+        ("maml", lambda: method.objective(model, [3], maml=dict(inner_lr=0.1), generator=None)),
+        ("validation", lambda: validation_scorer(method, tasks, seed=0, validation=config, finetune=config.finetune)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_settings_of_the_wrong_type_are_refused_naming_the_parameter(case):
+    name, call = wrong_settings_cases()[case]
+    with pytest.raises(TypeError, match=rf"^{name} must be a \w+Settings \(e\.g\. BenchmarkConfig\(\)\.{name}\), not \w+"):
+        call()

@@ -1,7 +1,8 @@
 """The paper's benchmark: six methods, meta-trained and fine-tuned on intent tasks, as one table.
 
 Layers, each importing only those above it in this list (and the core, data and feature
-layers): :mod:`~l2l_taskmix.benchmark.methods` (the six methods as strategies),
+layers): :mod:`~l2l_taskmix.benchmark.settings` (the typed groups of settings a trial hands
+down), :mod:`~l2l_taskmix.benchmark.methods` (the six methods as strategies),
 :mod:`~l2l_taskmix.benchmark.config` (the settings), :mod:`~l2l_taskmix.benchmark.training`
 (the one loop), :mod:`~l2l_taskmix.benchmark.evaluation` (fine-tune and macro-F1),
 :mod:`~l2l_taskmix.benchmark.statistics` (means, paired differences),
@@ -9,8 +10,9 @@ layers): :mod:`~l2l_taskmix.benchmark.methods` (the six methods as strategies),
 :mod:`~l2l_taskmix.benchmark.report` (tables, figures, the output files),
 :mod:`~l2l_taskmix.benchmark.datasets` (dataset name -> features),
 :mod:`~l2l_taskmix.benchmark.workers` (where runs execute),
-:mod:`~l2l_taskmix.benchmark.progress` (the command's bar and estimate of the time left),
-:mod:`~l2l_taskmix.benchmark.runner` (runs and outputs),
+:mod:`~l2l_taskmix.benchmark.progress` (the command's bar, estimate of the time left and reporter),
+:mod:`~l2l_taskmix.benchmark.run` (one run), :mod:`~l2l_taskmix.benchmark.grid` (every run of a
+configuration, resumable), :mod:`~l2l_taskmix.benchmark.runner` (the benchmark command: data, grid, outputs),
 :mod:`~l2l_taskmix.benchmark.sweep` (one setting varied), :mod:`~l2l_taskmix.benchmark.artifact`
 (the model folder) and :mod:`~l2l_taskmix.benchmark.classifier` (a meta-trained model adapted to
 a new task); :mod:`~l2l_taskmix.benchmark.paper` holds the paper's published tables.
@@ -47,9 +49,9 @@ _EXPORTS = {
     "summarize": "statistics",
     "markdown_table": "report",
     "write_outputs": "report",
-    "run_method": "runner",
+    "run_method": "run",
     "run_benchmark": "runner",
-    "run_grid": "runner",
+    "run_grid": "grid",
     "run_sweep": "sweep",
     "FewShotIntentClassifier": "classifier",
     "meta_train": "classifier",

@@ -2,7 +2,7 @@
 labelled utterances, then classify.
 
 :func:`meta_train` meta-trains one method exactly as the benchmark does (its
-:func:`~l2l_taskmix.benchmark.runner.fit_run`) and returns a :class:`FewShotIntentClassifier`
+:func:`~l2l_taskmix.benchmark.run.fit_run`) and returns a :class:`FewShotIntentClassifier`
 holding the :class:`~l2l_taskmix.benchmark.artifact.MetaTrainedModel`; ``save_pretrained`` writes
 its model folder, and ``FewShotIntentClassifier(folder)`` (or ``from_pretrained``) reads one
 (:mod:`~l2l_taskmix.benchmark.artifact`). ``fit(X, y)`` adapts a copy to a new task as the
@@ -68,7 +68,8 @@ from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
 from .datasets import BenchmarkData
 from .evaluation import evaluate, finetune, macro_f1, make_splits
 from .methods import get_method
-from .runner import fit_run, load_data
+from .run import fit_run
+from .runner import load_data
 from .store import data_fingerprint
 
 __all__ = ["FewShotIntentClassifier", "NotFittedError", "meta_train", "PROBE_COSINE"]
@@ -585,7 +586,7 @@ def meta_train(
     progress: bool = True,
 ) -> FewShotIntentClassifier:
     """Meta-train ``method`` on ``config.dataset``'s meta-training tasks, as the benchmark's run
-    of that method and seed does (:func:`~l2l_taskmix.benchmark.runner.fit_run`), and return it
+    of that method and seed does (:func:`~l2l_taskmix.benchmark.run.fit_run`), and return it
     ready to adapt.
 
     A task table meta-trains on every task (a user's old clients) unless ``config.num_train``
@@ -618,7 +619,7 @@ def meta_train(
     model = run.trained.model
     benchmark = None
     if data.test:
-        per_task = evaluate(model, method, run.test_side, splits, seed=seed, **config.kwargs_for(evaluate))
+        per_task = evaluate(model, method, run.test_side, splits, seed=seed, finetune=config.finetune)
         benchmark = {
             "macro_f1": float(np.mean(list(per_task.values()))),
             "per_task": per_task,

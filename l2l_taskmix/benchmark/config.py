@@ -7,7 +7,9 @@ are checked once, here, when the config is built (:func:`~l2l_taskmix.validation
 ``TypeError`` for a wrong type, ``ValueError`` for a value out of range, each naming the field).
 Values come, from lowest to highest precedence, from the defaults, a config file (``--config``)
 and command-line flags (:meth:`BenchmarkConfig.from_sources`). The loop, the methods and the
-evaluation receive the values they use (:meth:`BenchmarkConfig.kwargs_for`), never the config.
+evaluation receive the groups of values they use (``config.loop``, ``config.maml``,
+``config.mix``, ``config.finetune``, ``config.validation``: the types of
+:mod:`~l2l_taskmix.benchmark.settings`), never the config.
 
 Example::
 
@@ -28,19 +30,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import inspect
 import json
 import os
 import re
 import typing
 import warnings
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from ..mixing import DEFAULT_ETA
 from ..models import DEFAULT_HIDDEN
 from ..validation import check_bool, check_choice, check_device, check_scalar, short_repr
 from .methods import ENGINES, METHOD_NAMES
+from .settings import FinetuneSettings, LoopSettings, MAMLSettings, MixSettings, ValidationSettings
 
 #: Evaluation protocols: ``paper`` (meta-train on every meta-training task for a fixed number
 #: of iterations, evaluate the final weights, as the paper does) and ``select`` (hold
@@ -414,21 +416,40 @@ class BenchmarkConfig:
         resolved = self.for_method(method)
         return {name: getattr(resolved, name) for name in METHOD_FIELDS}
 
-    def kwargs_for(self, function: Callable[..., Any]) -> dict[str, Any]:
-        """The values of the fields that ``function`` takes as keyword arguments, by name.
+    # -- the settings a trial hands down (:mod:`~l2l_taskmix.benchmark.settings`) ----------
+    def _settings(self, kind: type) -> Any:
+        return kind(**{f.name: getattr(self, f.name) for f in fields(kind)})
 
-        It reads ``function``'s signature, so a wrapper of it must keep that signature
-        (``functools.wraps``).
+    @property
+    def loop(self) -> LoopSettings:
+        """The training loop's settings (:class:`~l2l_taskmix.benchmark.settings.LoopSettings`)."""
+        return self._settings(LoopSettings)
+
+    @property
+    def maml(self) -> MAMLSettings:
+        """MAML's settings (:class:`~l2l_taskmix.benchmark.settings.MAMLSettings`)."""
+        return self._settings(MAMLSettings)
+
+    @property
+    def mix(self) -> MixSettings:
+        """TaskMix's and MetaMix's settings (:class:`~l2l_taskmix.benchmark.settings.MixSettings`)."""
+        return self._settings(MixSettings)
+
+    @property
+    def finetune(self) -> FinetuneSettings:
+        """Fine-tuning's settings (:class:`~l2l_taskmix.benchmark.settings.FinetuneSettings`).
 
         Example::
 
-            >>> def finetune(model, *, finetune_steps, finetune_lr): ...
-            >>> BenchmarkConfig().kwargs_for(finetune)
-            {'finetune_steps': 100, 'finetune_lr': 0.001}
+            >>> BenchmarkConfig(finetune_steps=30).finetune
+            FinetuneSettings(finetune_steps=30, finetune_lr=0.001)
         """
-        names = {f.name for f in fields(self)}
-        params = inspect.signature(function).parameters
-        return {name: getattr(self, name) for name in params if name in names}
+        return self._settings(FinetuneSettings)
+
+    @property
+    def validation(self) -> ValidationSettings:
+        """The validation checks' settings (:class:`~l2l_taskmix.benchmark.settings.ValidationSettings`)."""
+        return self._settings(ValidationSettings)
 
     @classmethod
     def from_sources(cls, *sources: Mapping[str, Any]) -> "BenchmarkConfig":
@@ -631,7 +652,7 @@ def check_head_width(head_width: Any, hidden: tuple[int, ...], name: str = "head
 
 
 #: Fields that do not change any single run's numbers (left out of :meth:`BenchmarkConfig.run_hash`).
-#: ``device`` is left out too: :func:`~l2l_taskmix.benchmark.runner.run_key` adds the kind of
+#: ``device`` is left out too: :func:`~l2l_taskmix.benchmark.run.run_key` adds the kind of
 #: device a run resolves to only where it is not the CPU, so a CPU run's key does not depend on
 #: the device flag (the key holds the package version as well: a new version is a new key).
 #: ``per_method`` is left out as well: a run's key is that of the config its method resolves to

@@ -8,12 +8,14 @@ Example::
 
     >>> import torch
     >>> from l2l_taskmix import make_model
+    >>> from l2l_taskmix.benchmark.config import BenchmarkConfig
     >>> from l2l_taskmix.benchmark.evaluation import evaluate, make_splits
     >>> from l2l_taskmix.features import FeatureTask
     >>> g = torch.Generator().manual_seed(0)
     >>> task = FeatureTask("t", torch.randn(30, 8, generator=g), torch.arange(30) % 3, ["a", "b", "c"])
     >>> splits = make_splits([task], shots=5, seed=0)
-    >>> scores = evaluate(make_model(8, 3, (16,), g), "maml", [task], splits, finetune_steps=5, finetune_lr=1e-2)
+    >>> finetune = BenchmarkConfig(finetune_steps=5, finetune_lr=1e-2).finetune
+    >>> scores = evaluate(make_model(8, 3, (16,), g), "maml", [task], splits, finetune=finetune)
     >>> list(scores), 0.0 <= scores["t"] <= 1.0
     (['t'], True)
 """
@@ -32,6 +34,7 @@ from ..data import support_test_split
 from ..features import FeatureTask
 from ..validation import check_scalar
 from .methods import Method, get_method
+from .settings import FinetuneSettings, check_settings
 
 __all__ = ["finetune", "finetune_many", "predict", "macro_f1", "make_splits", "evaluate", "evaluate_draws"]
 
@@ -54,6 +57,9 @@ def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: in
     if not torch.isfinite(loss):
         raise FloatingPointError(f"fine-tuning loss became {loss.item()}; lower finetune_lr")
     return model
+
+
+_finetune_one = finetune  # for :func:`evaluate_draws`, whose ``finetune`` parameter is the settings
 
 
 def finetune_many(
@@ -172,13 +178,13 @@ def evaluate(
     tasks: Sequence[FeatureTask],
     splits: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
-    finetune_steps: int,
-    finetune_lr: float,
+    finetune: FinetuneSettings,
     seed: int = 0,
     names: Sequence[str] | None = None,
     batched: bool | None = None,
 ) -> dict[str, float]:
-    """Macro-F1 per task after fine-tuning a copy of ``model`` on the task's support split.
+    """Macro-F1 per task after fine-tuning a copy of ``model`` on the task's support split
+    (``finetune``: :class:`~l2l_taskmix.benchmark.settings.FinetuneSettings`, ``config.finetune``).
 
     New heads (MTL, transfer) are drawn from a generator seeded by ``seed``, so calling this
     twice gives the same scores; ``model`` itself is never changed. ``batched``: fine-tune the
@@ -189,9 +195,7 @@ def evaluate(
     Returns:
         ``{task name: macro-F1 on its test split}`` (the Average Macro F1 is the mean).
     """
-    return evaluate_draws(
-        model, method, tasks, [(splits, seed)], finetune_steps=finetune_steps, finetune_lr=finetune_lr, names=names, batched=batched
-    )[0]
+    return evaluate_draws(model, method, tasks, [(splits, seed)], finetune=finetune, names=names, batched=batched)[0]
 
 
 def evaluate_draws(
@@ -200,8 +204,7 @@ def evaluate_draws(
     tasks: Sequence[FeatureTask],
     draws: Sequence[tuple[Sequence[tuple[np.ndarray, np.ndarray]], int]],
     *,
-    finetune_steps: int,
-    finetune_lr: float,
+    finetune: FinetuneSettings,
     names: Sequence[str] | None = None,
     batched: bool | None = None,
 ) -> list[dict[str, float]]:
@@ -210,6 +213,7 @@ def evaluate_draws(
     of every task of every draw are fine-tuned together in one batched model (the validation
     checks of the model-selection protocol: a few tasks times a few draws)."""
     method = get_method(method)
+    finetune = check_settings(finetune, "finetune", FinetuneSettings)
     jobs = []  # (draw, name, tuned copy, support x, support y, classes, test x, test y)
     for d, (splits, seed) in enumerate(draws):
         if len(tasks) != len(splits):
@@ -227,7 +231,7 @@ def evaluate_draws(
             support_t, test_t = torch.as_tensor(support), torch.as_tensor(test)
             tuned = method.finetune_model(model, c, generator)  # draws a new head in task order
             jobs.append((d, name, tuned, task.x[support_t], task.y[support_t], c, task.x[test_t], task.y[test_t]))
-    hp = dict(finetune_steps=finetune_steps, finetune_lr=finetune_lr)
+    hp = dict(finetune_steps=finetune.finetune_steps, finetune_lr=finetune.finetune_lr)
     if batched is None:
         batched = next(model.parameters()).device.type == "cuda"
     if batched and len(jobs) > 1:
@@ -235,7 +239,7 @@ def evaluate_draws(
         tuned = [_pad_head(job[2], width) if width else job[2] for job in jobs]
         finetune_many(tuned, [j[3] for j in jobs], [j[4] for j in jobs], [j[5] for j in jobs], **hp)
     else:
-        tuned = [finetune(job[2], job[3], job[4], job[5], **hp) for job in jobs]
+        tuned = [_finetune_one(job[2], job[3], job[4], job[5], **hp) for job in jobs]
     scores: list[dict[str, float]] = [{} for _ in draws]
     for job, model_k in zip(jobs, tuned):
         d, name, _, _, _, c, x_test, y_test = job

@@ -45,6 +45,7 @@ from ..samplers import RealTasks
 from ..task import Task
 from ..tasksets import MetaMix, TaskMix
 from ..validation import check_choice
+from .settings import MAMLSettings, MixSettings, check_settings
 
 __all__ = ["Method", "METHODS", "METHOD_NAMES", "ENGINES", "get_method", "MAMLObjective", "MultiTaskObjective", "new_head"]
 
@@ -144,43 +145,35 @@ class Method:
         self,
         tasksets: Sequence[Any],
         *,
-        eta: float,
+        mix: MixSettings,
         meta_batch_size: int | None,
         num_classes: int,
         generator: torch.Generator,
-        num_synthetic: int | None = None,
     ):
         """The iteration sampler: ``sample_iteration() -> list[Task]``.
 
         The real tasks come from :class:`~l2l_taskmix.samplers.RealTasks` (``meta_batch_size``
-        of the tasksets per iteration; ``None``: all); TaskMix adds ``num_synthetic`` synthetic
+        of the tasksets per iteration; ``None``: all); TaskMix adds ``mix.num_synthetic`` synthetic
         tasks (``None``: N = T; 0: none, and no random draw, so the run is MAML's exactly);
-        MetaMix appends mixed query points to every task (after TaskMix when both are on).
+        MetaMix appends mixed query points to every task (after TaskMix when both are on); both
+        draw lambda from Beta(``mix.eta``, ``mix.eta``).
         """
+        mix = check_settings(mix, "mix", MixSettings)
         sampler: Any = RealTasks(tasksets, meta_batch_size=meta_batch_size, generator=generator)
         if self.taskmix:
-            sampler = TaskMix(sampler, eta=eta, num_synthetic=num_synthetic, num_classes=num_classes, generator=generator)
+            sampler = TaskMix(sampler, eta=mix.eta, num_synthetic=mix.num_synthetic, num_classes=num_classes, generator=generator)
         if self.metamix:
-            sampler = MetaMix(sampler, eta=eta, num_classes=num_classes, generator=generator)
+            sampler = MetaMix(sampler, eta=mix.eta, num_classes=num_classes, generator=generator)
         return sampler
 
-    def objective(
-        self,
-        model: nn.Module,
-        task_classes: Sequence[int],
-        *,
-        inner_lr: float,
-        inner_steps: int,
-        first_order: bool,
-        engine: str,
-        generator: torch.Generator,
-    ):
+    def objective(self, model: nn.Module, task_classes: Sequence[int], *, maml: MAMLSettings, generator: torch.Generator):
         """What the loop optimizes: an object with ``parameters()`` and ``loss(tasks)``.
 
         ``task_classes``: the class count of each meta-training task (multi-task heads);
-        ``inner_lr``, ``inner_steps``, ``first_order``, ``engine``: MAML's.
+        ``maml``: MAML's settings (:class:`~l2l_taskmix.benchmark.settings.MAMLSettings`).
         """
-        return MAMLObjective(model, inner_lr, inner_steps, first_order, engine)
+        maml = check_settings(maml, "maml", MAMLSettings)
+        return MAMLObjective(model, maml.inner_lr, maml.inner_steps, maml.first_order, maml.engine)
 
     def finetune_model(self, model: nn.Module, num_classes: int, generator: torch.Generator | None = None) -> nn.Module:
         """A copy of ``model`` ready to fine-tune on a task of ``num_classes`` classes.
@@ -198,10 +191,12 @@ class Method:
 class MultiTaskMethod(Method):
     """Multi-task learning: every task every step, each with its own head (discarded after)."""
 
-    def sampler(self, tasksets, *, eta, meta_batch_size, num_classes, generator, num_synthetic=None):
+    def sampler(self, tasksets, *, mix, meta_batch_size, num_classes, generator):
+        check_settings(mix, "mix", MixSettings)
         return RealTasks(tasksets, generator=generator)
 
-    def objective(self, model, task_classes, *, inner_lr, inner_steps, first_order, engine, generator):
+    def objective(self, model, task_classes, *, maml, generator):
+        check_settings(maml, "maml", MAMLSettings)
         return MultiTaskObjective(model, task_classes, generator)
 
 

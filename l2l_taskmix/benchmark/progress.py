@@ -2,12 +2,16 @@
 command (featurization, then every run), not only for the stage it is in.
 
 A run's cost is estimated before it starts (:func:`run_cost`: seconds on the reference 2-core
-CPU, one thread per run, from its settings); the runner starts the model-selection runs longest
+CPU, one thread per run, from its settings); the grid starts the model-selection runs longest
 first with it, so that no long run is left alone at the end. :class:`CommandProgress` turns
 those costs and what it has seen so far into the time left: texts to featurize at the rate
 they have been featurized, runs at the speed finished runs ran (relative to their estimated
 cost), spread over the runs that execute at once; before anything is measured, the reference
 figures. The estimate never changes what is computed.
+
+It is also the command's reporter: everything a benchmark or sweep command says goes through it,
+status lines to stderr (:meth:`CommandProgress.log`, above the bar) and the results block to
+stdout (:meth:`CommandProgress.results`).
 
 Example::
 
@@ -22,10 +26,13 @@ Example::
     >>> tracker.run_finished(("paper", "maml", 0), seconds=9.0)
     >>> round(tracker.seconds_left(), 1) > 0, tracker.done_runs
     (True, 1)
+    >>> tracker.results("| method | macro-F1 |")
+    | method | macro-F1 |
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Callable
 
@@ -101,7 +108,8 @@ class CommandProgress:
 
     The caller reports: :meth:`plan` once the tasks are known, :meth:`encoded` as texts are
     featurized (``(done, total)``, the shape of a featurization callback), :meth:`reused` for
-    runs found finished, :meth:`run_started` and :meth:`run_finished` for the others.
+    runs found finished, :meth:`run_started` and :meth:`run_finished` for the others. What the
+    command says goes through :meth:`log` (status lines) and :meth:`results` (the results block).
     """
 
     def __init__(
@@ -158,6 +166,18 @@ class CommandProgress:
 
     def set_slots(self, slots: int) -> None:
         self.slots = check_scalar(slots, "slots", int, min_val=1)
+
+    # -- what the command says --------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        """A status line (or block) to stderr, written above the bar (``tqdm.write``)."""
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+
+    def results(self, text: str) -> None:
+        """The command's results (tables, what was written) to stdout, flushed."""
+        print(text, flush=True)
 
     # -- the estimate ------------------------------------------------------------------------
 

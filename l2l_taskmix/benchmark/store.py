@@ -2,7 +2,7 @@
 
 Each finished (protocol, method, seed) run is one JSON file under ``OUT/runs/<key>/``, written
 atomically (temporary file, then ``os.replace``). ``<key>``
-(:func:`~l2l_taskmix.benchmark.runner.run_key`) hashes the configuration that decides a run's
+(:func:`~l2l_taskmix.benchmark.run.run_key`) hashes the configuration that decides a run's
 numbers, a fingerprint of the data (:func:`data_fingerprint`) and the package version, so a
 changed configuration never reuses stale results while an interrupted run picks up where it
 stopped. A record stored by an earlier version under field names since renamed

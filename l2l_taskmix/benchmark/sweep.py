@@ -5,9 +5,10 @@ N < T (N = 0 is MAML), and helps most when meta-training tasks are few. :func:`r
 one method (``maml+taskmix`` by default) at each value of one setting (:data:`SWEEPS`), and the
 reference methods (MAML and MTL) once, or at each value where the setting changes them (the
 number of meta-training tasks does; N and eta do not). Every run goes through the benchmark's
-resumable run store (:func:`~l2l_taskmix.benchmark.runner.run_grid`) in the same output folder,
+resumable run store (:func:`~l2l_taskmix.benchmark.grid.run_grid`) in the same output folder,
 so a sweep reuses the benchmark's finished runs, a killed sweep resumes where it stopped, and
-each point's differences to the references are paired by seed.
+each point's differences to the references are paired by seed. What a sweep says goes through
+its reporter (:class:`~l2l_taskmix.benchmark.progress.CommandProgress`).
 
 Example, with precomputed features of four tiny tasks::
 
@@ -43,9 +44,11 @@ from ..files import atomic_write, check_writable, to_jsonable
 from ..validation import check_choice, short_repr
 from .config import MAX_COUNT, BenchmarkConfig
 from .datasets import BenchmarkData
+from .grid import run_grid
 from .methods import get_method
+from .progress import CommandProgress
 from .report import PROTOCOL_TITLES, markdown_grid, png_figure
-from .runner import OUT_BYTES, _log, load_data, run_grid
+from .runner import OUT_BYTES, load_data
 from .statistics import ROUNDING_MARGIN, paired_differences, protocol_of, summarize
 from .workers import check_executor, make_executor
 
@@ -204,6 +207,7 @@ def run_sweep(
     sweep_values(over, values, real_tasks=1, num_train=MAX_COUNT, config=config)
     check_executor(workers, threads)  # before the data are loaded
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)
+    reporter = CommandProgress(config, progress=False)  # the sweep's own lines; each grid shows its own bar
     with ray_session(ray_address) as on_ray:
         if data is None:
             data = load_data(config, on_ray=on_ray, progress=progress)
@@ -211,16 +215,18 @@ def run_sweep(
         num_fit = len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0)  # tasks a run can train on
         points = sweep_values(over, values, real_tasks=real, num_train=num_fit, config=config)
         if echo:
-            _log(
+            reporter.log(
                 f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "
                 f"{PROTOCOL_TITLES[config.protocols[0]]}; {config.seeds} seeds)"
             )
         # one pool for every grid of the sweep
         with make_executor(data, workers, threads, progress=progress, ray_address=ray_address, device=config.device) as executor:
-            return _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor)
+            return _sweep_grids(
+                config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor, reporter
+            )
 
 
-def _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor):
+def _sweep_grids(config, over, out, data, points, method, references, real, num_fit, max_runs, echo, progress, executor, reporter):
     """:func:`run_sweep`'s grids, one per value (and the references'), through ``executor``."""
     budget = [max_runs]  # new runs left, over every grid of the sweep
 
@@ -233,15 +239,15 @@ def _sweep_grids(config, over, out, data, points, method, references, real, num_
     if over == "iterations":  # one run per method and seed to the longest horizon, scored at each
         found = grid(config.replace(iterations=max(points), methods=(method, *references)), horizons=points)
         if found is None:
-            return _stopped(echo)
+            return _stopped(echo, reporter)
         runs = [{**r, "value": r["horizon"]} for h in points for r in found if r["horizon"] == h]
-        return _finish(config, over, out, runs, method, references, echo)
+        return _finish(config, over, out, runs, method, references, echo, reporter)
     runs: list[dict[str, Any]] = []
     vary = SWEEPS[over]["references_vary"]
     if not vary:
         base = grid(config.replace(methods=tuple(references)))
         if base is None:
-            return _stopped(echo)
+            return _stopped(echo, reporter)
     for value in points:
         # the value that equals the default is run as the default, so the benchmark's runs are reused
         same = (over == "num_synthetic" and config.num_synthetic is None and value == real) or (
@@ -250,27 +256,36 @@ def _sweep_grids(config, over, out, data, points, method, references, real, num_
         point = config.replace(**{over: None if same else value})
         found = grid(point.replace(methods=(method,) + (tuple(references) if vary else ())))
         if found is None:
-            return _stopped(echo)
+            return _stopped(echo, reporter)
         runs += _tag(found, value) + ([] if vary else _tag(base, value))
-    return _finish(config, over, out, runs, method, references, echo)
+    return _finish(config, over, out, runs, method, references, echo, reporter)
 
 
 def _finish(
-    config: BenchmarkConfig, over: str, out: Path, runs: list[dict[str, Any]], method: str, references: Sequence[str], echo: bool
+    config: BenchmarkConfig,
+    over: str,
+    out: Path,
+    runs: list[dict[str, Any]],
+    method: str,
+    references: Sequence[str],
+    echo: bool,
+    reporter: CommandProgress,
 ) -> pd.DataFrame:
-    """The table of a completed sweep, written to ``out`` (and printed with ``echo``)."""
+    """The table of a completed sweep, written to ``out`` (and reported with ``echo``)."""
     table = sweep_table(runs, method, references)
     write_sweep(out, over, table, runs, config, method, references)
     if echo:
-        print(f"\nSweep of {over} on {config.dataset} ({PROTOCOL_TITLES[config.protocols[0]]}, {config.regime}):\n")
-        print(sweep_markdown(table, over))
-        print(f"\nWrote {Path(out) / f'sweep_{over}.md'}, .csv, .json, .png")
+        reporter.results(
+            f"\nSweep of {over} on {config.dataset} ({PROTOCOL_TITLES[config.protocols[0]]}, {config.regime}):\n\n"
+            f"{sweep_markdown(table, over)}\n"
+            f"\nWrote {Path(out) / f'sweep_{over}.md'}, .csv, .json, .png"
+        )
     return table
 
 
-def _stopped(echo: bool) -> None:
+def _stopped(echo: bool, reporter: CommandProgress) -> None:
     if echo:
-        _log("stopped (--max-runs); run the same command again to continue")
+        reporter.log("stopped (--max-runs); run the same command again to continue")
     return None
 
 

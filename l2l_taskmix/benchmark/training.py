@@ -3,9 +3,10 @@
 :func:`train` runs any :class:`~l2l_taskmix.benchmark.methods.Method`: the method decides how
 an iteration's tasks are sampled and what is optimized; the loop owns the outer Adam optimizer,
 the progress bar, NaN checks and model selection (the checkpoint with the best score on
-held-out meta-validation tasks is kept; MAML overfits the few meta-training tasks). It takes the
-hyperparameters it uses as keyword arguments; a
-:class:`~l2l_taskmix.benchmark.config.BenchmarkConfig` gives them with ``kwargs_for(train)``.
+held-out meta-validation tasks is kept; MAML overfits the few meta-training tasks). It takes
+its settings as a few typed groups (:mod:`~l2l_taskmix.benchmark.settings`), which a
+:class:`~l2l_taskmix.benchmark.config.BenchmarkConfig` builds: ``config.loop``, ``config.maml``
+and ``config.mix``.
 
 Example::
 
@@ -19,7 +20,7 @@ Example::
     ...          for k in range(3)]
     >>> cfg = BenchmarkConfig(iterations=5, batch_size=4, hidden=(16,), val_tasks=0)
     >>> result = train(make_model(8, 3, hidden=(16,), generator=g), "maml+taskmix", tasks, seed=0,
-    ...                progress=False, **cfg.kwargs_for(train))
+    ...                loop=cfg.loop, maml=cfg.maml, mix=cfg.mix, progress=False)
     >>> len(result.history)
     5
 """
@@ -38,6 +39,7 @@ from ..features import FeatureTask
 from ..samplers import BatchTaskset
 from ..validation import check_scalar
 from .methods import Method, get_method
+from .settings import LoopSettings, MAMLSettings, MixSettings, check_settings
 
 __all__ = ["train", "TrainResult"]
 
@@ -66,18 +68,10 @@ def train(
     method: Method | str,
     tasks: Sequence[FeatureTask],
     *,
-    iterations: int,
-    eval_every: int,
-    batch_size: int,
-    meta_batch_size: int | None,
-    outer_lr: float,
-    inner_lr: float,
-    inner_steps: int,
-    first_order: bool,
-    engine: str,
-    eta: float,
+    loop: LoopSettings,
+    maml: MAMLSettings,
+    mix: MixSettings,
     seed: int,
-    num_synthetic: int | None = None,
     num_classes: int | None = None,
     score: Callable[[nn.Module], float] | None = None,
     checkpoints: Sequence[int] = (),
@@ -92,15 +86,14 @@ def train(
             learning needs ``.neck`` and ``.head``). Trained in place.
         method: a :class:`~l2l_taskmix.benchmark.methods.Method` or its name.
         tasks: the meta-training tasks.
-        iterations, eval_every, batch_size, meta_batch_size, outer_lr: the loop's settings (see
-            :class:`~l2l_taskmix.benchmark.config.BenchmarkConfig` for each).
-        inner_lr, inner_steps, first_order, engine: MAML's, for the method's objective.
-        eta: TaskMix's and MetaMix's Beta parameter, for the method's sampler.
-        num_synthetic: N, TaskMix's synthetic tasks per iteration (``None``: T; 0: MAML).
+        loop: the loop's settings (:class:`~l2l_taskmix.benchmark.settings.LoopSettings`:
+            iterations, eval_every, batch_size, meta_batch_size, outer_lr).
+        maml: MAML's, for the method's objective (:class:`~l2l_taskmix.benchmark.settings.MAMLSettings`).
+        mix: TaskMix's and MetaMix's, for the method's sampler (:class:`~l2l_taskmix.benchmark.settings.MixSettings`).
         seed: seeds every draw of the task sampling and the multi-task heads.
         num_classes: C, the head's outputs (default: the model's ``num_classes``).
         score: ``model -> score`` (higher is better) on held-out meta-validation data; called
-            every ``eval_every`` iterations and at the end; the best of these checkpoints is kept
+            every ``loop.eval_every`` iterations and at the end; the best of these checkpoints is kept
             (the untrained initialization is not a candidate: a method is judged by what its
             training gives). ``None``: keep the last weights.
         checkpoints, on_checkpoint: ``on_checkpoint(iteration, model)`` is called after each
@@ -110,7 +103,11 @@ def train(
         progress: show a tqdm bar over iterations; ``desc`` is its label.
     """
     method = get_method(method)
+    loop = check_settings(loop, "loop", LoopSettings)
+    maml = check_settings(maml, "maml", MAMLSettings)
+    mix = check_settings(mix, "mix", MixSettings)
     seed = check_scalar(seed, "seed", int)
+    iterations, eval_every, batch_size = loop.iterations, loop.eval_every, loop.batch_size
     start = time.perf_counter()
     result = TrainResult(model=model)
     if not method.trains:
@@ -131,13 +128,9 @@ def train(
         BatchTaskset(t.x, t.y, num_support=batch_size, num_query=batch_size, num_classes=num_classes, generator=generator, name=t.name)
         for t in tasks
     ]
-    sampler = method.sampler(
-        tasksets, eta=eta, meta_batch_size=meta_batch_size, num_classes=num_classes, generator=generator, num_synthetic=num_synthetic
-    )
-    objective = method.objective(
-        model, classes, inner_lr=inner_lr, inner_steps=inner_steps, first_order=first_order, engine=engine, generator=generator
-    )
-    optimizer = torch.optim.Adam(objective.parameters(), lr=outer_lr)
+    sampler = method.sampler(tasksets, mix=mix, meta_batch_size=loop.meta_batch_size, num_classes=num_classes, generator=generator)
+    objective = method.objective(model, classes, maml=maml, generator=generator)
+    optimizer = torch.optim.Adam(objective.parameters(), lr=loop.outer_lr)
 
     best_state = None
     marks = {int(i) for i in checkpoints}

@@ -1,6 +1,6 @@
 """Where the runs of a grid execute: in this process, one after another, or in worker processes.
 
-:func:`~l2l_taskmix.benchmark.runner.run_grid` hands every (protocol, method, seed) run it has
+:func:`~l2l_taskmix.benchmark.grid.run_grid` hands every (protocol, method, seed) run it has
 to compute to an executor's ``submit(fn, *args)`` (the executor calls ``fn(data, *args,
 progress=...)`` with the data it holds) and saves each record as it comes back, so a grid stays
 resumable whichever executor runs it. This module knows nothing of runs, so it imports nothing
@@ -15,7 +15,7 @@ of the benchmark. Three executors:
 * :class:`RayWorkers`: each run a Ray task on a Ray cluster (or a local Ray instance), asking
   for ``threads`` CPUs and, where the runs go to CUDA, a share of a GPU; a task whose worker
   dies is retried by Ray (``max_retries``). The job saves its run into the run store itself
-  (:func:`~l2l_taskmix.benchmark.runner.run_job`), so a finished run is kept whatever happens
+  (:func:`~l2l_taskmix.benchmark.grid.run_job`), so a finished run is kept whatever happens
   to the caller.
 
 Each executor says whether its runs can use CUDA (``cuda_available``), which decides
