@@ -32,6 +32,8 @@ __all__ = [
     "summarize",
     "paired_differences",
     "seeds_to_resolve",
+    "resolvable_difference",
+    "variance_components",
     "protocol_of",
     "protocol_order",
     "method_order",
@@ -150,6 +152,62 @@ def seeds_to_resolve(diff_std: float, delta: float = 0.01, level: float = 0.95, 
         if stats.t.ppf(0.5 + level / 2, n - 1) * diff_std / math.sqrt(n) < delta - margin:
             return n
     return None
+
+
+def resolvable_difference(diff_std: float, seeds: int, level: float = 0.95) -> float | None:
+    """The smallest true paired difference that ``seeds`` seeds resolve at ``level`` on average:
+    the half-width of the Student-t interval at that per-seed std (``None`` for an unknown std
+    or a single seed). :func:`seeds_to_resolve` is its inverse.
+
+    Example::
+
+        >>> round(resolvable_difference(0.008, 3), 4)
+        0.0199
+        >>> seeds_to_resolve(0.008, delta=0.02), seeds_to_resolve(0.008, delta=0.019)
+        (3, 4)
+    """
+    from scipy import stats
+
+    seeds = check_scalar(seeds, "seeds", int, min_val=1)
+    if diff_std is None or not math.isfinite(diff_std) or seeds < 2:
+        return None
+    return float(stats.t.ppf(0.5 + level / 2, seeds - 1) * diff_std / math.sqrt(seeds))
+
+
+def variance_components(scores: Any) -> dict[str, float]:
+    """The one-way random-effects (nested) decomposition of a ``(seeds, draws)`` table of
+    scores: row ``s`` holds one meta-trained model's (seed ``s``) score on each of its
+    support/test draws.
+
+    ``draw_var`` is the within-seed variance (the mean over seeds of each row's sample
+    variance); ``seed_var`` the variance of the seed effect, the between-seed variance of the
+    row means less ``draw_var / draws`` (the method of moments; below 0, as sampling can give,
+    it is 0). A run scored on ``k`` draws then has variance ``seed_var + draw_var / k``
+    (``run_var(k)``). Balanced tables only: every seed with the same number of draws, at least
+    two of each.
+
+    Example::
+
+        >>> c = variance_components([[0.50, 0.52], [0.60, 0.62], [0.55, 0.53]])
+        >>> round(c["draw_var"], 6), round(c["seed_var"], 6), round(c["mean"], 4)
+        (0.0002, 0.002533, 0.5533)
+    """
+    table = np.asarray(scores, dtype=float)
+    if table.ndim != 2 or table.shape[0] < 2 or table.shape[1] < 2:
+        raise ValueError(f"variance_components: need a (seeds, draws) table with at least 2 of each, got shape {table.shape}")
+    if not np.isfinite(table).all():
+        raise ValueError("variance_components: the table holds NaN or infinite scores")
+    seeds, draws = table.shape
+    draw_var = float(table.var(axis=1, ddof=1).mean())
+    between = float(table.mean(axis=1).var(ddof=1))  # variance of the row means
+    return {
+        "mean": float(table.mean()),
+        "seeds": int(seeds),
+        "draws": int(draws),
+        "seed_var": max(0.0, between - draw_var / draws),
+        "draw_var": draw_var,
+        "between_var": between,
+    }
 
 
 def paired_differences(
