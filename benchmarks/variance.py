@@ -56,11 +56,12 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from sensitivity import cpu_model  # noqa: E402
 
+from l2l_taskmix.benchmark.statistics import GOAL_DIFFERENCE  # noqa: E402
+
 #: The held-out meta-training tasks of the dev grid are drawn with this seed (the same for every run).
 HOLDOUT_SEED = 31337
-#: The goal: a paired difference of this size resolved at 95% by the main command ...
-GOAL_DIFFERENCE = 0.02
-#: ... in at most this many times its run time at one draw.
+#: The goal: a paired difference of statistics.GOAL_DIFFERENCE resolved at 95% by the main command
+#: in at most this many times its run time at one draw.
 TIME_BUDGET = 1.5
 REFERENCES = ("maml", "mtl")
 
@@ -121,7 +122,7 @@ def tables(runs: list[dict], grid: str, methods: list[str]) -> dict[str, np.ndar
             out[m] = np.array([by[(m, s)] for s in seeds], dtype=float)
     for ref in REFERENCES:
         for m in methods:
-            if m != ref and m in out and ref in out:
+            if m != ref and m in out and ref in out and f"{ref} - {m}" not in out:  # each pair once (the main table has both signs)
                 out[f"{m} - {ref}"] = out[m] - out[ref]
     return out
 
@@ -189,10 +190,14 @@ def rounding(sensitivity: dict) -> dict:
     return out
 
 
-def choose_draws(dev: list[dict], time_per_run: dict, seeds: int = 3, most: int = 64) -> dict:
+def choose_draws(dev: list[dict], time_per_run: dict, seeds: int = 3, most: int = 64, task_ratio: float = 1.0) -> dict:
     """The default number of draws from the dev grid: the per-seed std of a paired difference
-    at ``k`` draws is ``sqrt(seed_var + draw_var / k)`` (the median over the differences of
-    their variance at ``k``); the main command's time at ``k`` draws, relative to one, is
+    at ``k`` draws is ``sqrt(seed_var + task_ratio * draw_var / k)`` (the median over the
+    differences of their variance at ``k``). ``task_ratio``: the dev grid's tasks over the
+    main table's meta-test tasks (a draw splits each task on its own seed and fine-tunes each
+    task's copy on its own, so the draw part of a mean over ``K`` tasks is the tasks' mean draw
+    variance over ``K``; the seed part, one model for every task, is not scaled). The main
+    command's time at ``k`` draws, relative to one, is
     ``(train + k * eval) / (train + eval)`` (seconds per run, measured). The fewest ``k``
     within :data:`TIME_BUDGET` whose resolvable difference is at most :data:`GOAL_DIFFERENCE`,
     else the fewest within 0.001 of the best within the budget."""
@@ -202,7 +207,7 @@ def choose_draws(dev: list[dict], time_per_run: dict, seeds: int = 3, most: int 
     train, per_draw = time_per_run["training"], time_per_run["evaluation_per_draw"]
 
     def std_at(k: int) -> float:
-        return float(math.sqrt(np.median([r["seed_var"] + r["draw_var"] / k for r in diffs])))
+        return float(math.sqrt(np.median([r["seed_var"] + task_ratio * r["draw_var"] / k for r in diffs])))
 
     rows = []
     for k in range(1, most + 1):
@@ -222,11 +227,12 @@ def choose_draws(dev: list[dict], time_per_run: dict, seeds: int = 3, most: int 
 
     for k in sorted({1, chosen["draws"]}):
         seeds_needed[k] = seeds_to_resolve(std_at(k), delta=GOAL_DIFFERENCE)
-    return {"options": rows, "chosen": chosen, "why": why, "seeds_for_goal": seeds_needed}
+    return {"options": rows, "chosen": chosen, "why": why, "seeds_for_goal": seeds_needed, "task_ratio": task_ratio}
 
 
 def analyse(result: dict, sensitivity: dict | None) -> dict:
-    methods = result["config"]["methods"]
+    c = result["config"]
+    methods = c["methods"]
     runs = result["runs"]
     result["components"] = {g: decompose(runs, g, methods) for g in result["config"]["grids"]}
     test_runs = [r for r in runs if r["grid"] == "test"] or runs
@@ -236,12 +242,35 @@ def analyse(result: dict, sensitivity: dict | None) -> dict:
         "evaluation_per_draw": float(np.mean([r["evaluation_seconds"] for r in test_runs]) / draws),
     }
     if "dev" in result["components"]:
-        result["default"] = choose_draws(result["components"]["dev"], result["time_per_run"])
+        ratio = c["holdout"] / c["test_tasks"] if "test_tasks" in c else 1.0
+        result["default"] = choose_draws(result["components"]["dev"], result["time_per_run"], task_ratio=ratio)
         if "test" in result["components"]:  # the same rule on the meta-test tasks, for information only
             result["test_would_choose"] = choose_draws(result["components"]["test"], result["time_per_run"])
     if sensitivity is not None:
         result["rounding"] = rounding(sensitivity)
+        result["margin"] = margin_from(result["rounding"])
     return result
+
+
+def margin_from(measured: dict) -> dict:
+    """The rounding margin the measurement supports. Where every perturbation's means lie in the
+    reference's 95% seed intervals and moved less than another draw of the seeds would move them
+    (``mean_z2 < 1``), a perturbed run is no more than another draw of what the seeds already
+    vary, so the seed interval holds it: no margin. Else the extra variance: the 95% half-width
+    of the largest rounding variance of one run, on the difference of two 3-seed means, rounded
+    up to 0.001."""
+    like_seeds = all(r["mean_coverage"][0] == r["mean_coverage"][1] and (r["mean_z2"] or 0.0) < 1 for r in measured.values())
+    if like_seeds:
+        return {
+            "value": 0.0,
+            "why": "every perturbation moved the means less than another draw of the seeds and inside the 95% seed intervals",
+        }
+    extra = max((r["run_var"] or 0.0) for r in measured.values())
+    value = math.ceil(round(1.96 * math.sqrt(2 * extra / 3) * 1000, 6)) / 1000
+    return {
+        "value": value,
+        "why": "a perturbation moved the means beyond what the seeds explain: the 95% half-width of rounding's extra variance",
+    }
 
 
 def commit_of() -> str | None:
@@ -341,6 +370,7 @@ def main(argv=None) -> int:
             "iterations": config.iterations,
             "holdout": args.holdout,
             "held_out": parts["dev"].info["held_out"],
+            "test_tasks": len(data.test),
             "workers": args.workers,
         },
         "seconds": round(seconds, 1),
@@ -362,7 +392,99 @@ def write(out: Path, result: dict) -> None:
 
 
 def report(result: dict) -> str:
-    return "# Variance\n\n(report to come)\n"
+    """The Markdown report (what the results page quotes)."""
+    c = result["config"]
+    lines = [
+        f"# Where the spread comes from ({c['dataset']})",
+        "",
+        f"`{result['command']}`, {result['date']}, l2l-taskmix {result['version']} (commit {result.get('commit') or 'n/a'}), "
+        f"{result['cpu_model']}, {result['cpus']} CPUs, torch {result['torch']}; load (1, 5, 15 min) "
+        f"{', '.join(map(str, result['load_before']))} before, {', '.join(map(str, result['load_after']))} after; "
+        f"{result['seconds'] / 60:.0f} min of runs ({c['workers']} workers of 1 thread). Each of "
+        f"{', '.join(c['methods'])} meta-trained once per seed ({c['seeds']} seeds, {c['protocol']} protocol, "
+        f"{c['iterations']} iterations) and scored on {c['draws']} support/test draws.",
+        "",
+        f"Grids: **dev**, {c['holdout']} meta-training tasks ({', '.join(c['held_out'])}) held out of meta-training and "
+        "scored like meta-test tasks (the default is chosen here, on meta-training tasks only); **test**, the meta-test "
+        "tasks (for information: never used to choose a default).",
+        "",
+        "Per score: its mean, the variance of the meta-training seed's effect (`seed`), of the support/test draw's "
+        "(`draw`, within a seed), and the draw's share of one run's variance at one draw. A run scored on k draws has "
+        "variance seed + draw / k.",
+        "",
+    ]
+    for grid in c["grids"]:
+        lines += [
+            f"## {grid}",
+            "",
+            "| Score | mean | seed std | draw std | draw's share at 1 draw |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for r in result["components"][grid]:
+            lines.append(
+                f"| {r['name']} | {r['mean']:+.4f} | {math.sqrt(r['seed_var']):.4f} | {math.sqrt(r['draw_var']):.4f} | "
+                f"{r['draw_share_at_1']:.0%} |"
+            )
+        lines.append("")
+    t = result["time_per_run"]
+    d = result.get("default")
+    if d:
+        ch = d["chosen"]
+        lines += [
+            "## The default number of draws (dev grid)",
+            "",
+            f"Seconds per run: {t['training']:.1f} training, {t['evaluation_per_draw']:.2f} a draw (means over the test "
+            "grid's runs; the main command's model-selection runs also spend time on validation checks, so its ratios "
+            "are at most these). Per-seed std of a paired difference: the median over the differences of "
+            f"sqrt(seed + {d['task_ratio']:g} x draw / k) ({c['holdout']} dev tasks against the main table's "
+            f"{c.get('test_tasks', c['holdout'])} meta-test tasks: a draw moves each task on its own); resolvable: "
+            "the half-width of the 95% interval with 3 seeds (the main command's).",
+            "",
+            "| draws | time vs 1 draw | per-seed std of a difference | resolvable with 3 seeds |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
+        for o in d["options"]:
+            mark = " (chosen)" if o["draws"] == ch["draws"] else ""
+            lines.append(f"| {o['draws']}{mark} | {o['time_ratio']:.2f}x | {o['diff_std']:.4f} | {o['resolvable']:.4f} |")
+        seeds_for = " and ".join(
+            f"{n if n is not None else 'more than 10,000'} seeds at {k} draw(s)" for k, n in d["seeds_for_goal"].items()
+        )
+        lines += [
+            "",
+            f"Chosen: {ch['draws']} draws ({d['why']}): {ch['time_ratio']:.2f}x the time, a per-seed std of "
+            f"{ch['diff_std']:.4f}, so 3 seeds resolve a {ch['resolvable']:.3f} difference at 95%. A {GOAL_DIFFERENCE} "
+            f"difference needs {seeds_for}.",
+        ]
+        w = result.get("test_would_choose")
+        if w:
+            lines += [
+                "",
+                f"The same rule on the meta-test tasks (information only) would choose {w['chosen']['draws']} draws "
+                f"(per-seed std {w['chosen']['diff_std']:.4f}, resolvable with 3 seeds {w['chosen']['resolvable']:.3f}).",
+            ]
+        lines.append("")
+    if "rounding" in result:
+        lines += [
+            "## Rounding against the seeds (benchmarks/results/sensitivity.json)",
+            "",
+            "Per perturbation: rounding's variance of one run (half the mean squared shift of a run) over the seed-to-seed "
+            "variance; the reference's 95% seed intervals that hold the perturbed means (methods; paired differences); "
+            "mean z² of the shift of a mean against what another draw of the seeds gives (1: like another draw).",
+            "",
+            "| Perturbation | runs | rounding / seed variance | means covered | differences covered | z² means | z² differences |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        na = "n/a"
+        for name, r in result["rounding"].items():
+            ratio = na if r["run_var_over_seed_var"] is None else f"{r['run_var_over_seed_var']:.3f}"
+            z = lambda v: na if v is None else f"{v:.3f}"  # noqa: E731
+            lines.append(
+                f"| {name}: {r['how']} | {r['runs']} | {ratio} | {r['mean_coverage'][0]}/{r['mean_coverage'][1]} | "
+                f"{r['difference_coverage'][0]}/{r['difference_coverage'][1]} | {z(r['mean_z2'])} | {z(r['difference_z2'])} |"
+            )
+        m = result["margin"]
+        lines += ["", f"Rounding margin: {m['value']:g} ({m['why']}).", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

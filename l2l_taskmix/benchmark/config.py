@@ -231,6 +231,14 @@ class BenchmarkConfig:
     val_repeats: int = setting(
         3, "select protocol: support/test draws per validation task (scores averaged)", type=int, min_val=1, max_val=10_000
     )
+    test_draws: int = setting(
+        1,
+        "support/test draws per meta-test task, its scores averaged (draw 0 is the seed's own split; the others "
+        "evaluation.draw_seeds); the default: TEST_DRAWS_WHY",
+        type=int,
+        min_val=1,
+        max_val=10_000,
+    )
 
     # -- model -----------------------------------------------------------------------------
     hidden: tuple[int, ...] = setting(
