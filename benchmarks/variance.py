@@ -16,7 +16,8 @@ Two grids, the same runs otherwise:
   draws (``BenchmarkConfig.test_draws``) is chosen here, on meta-training tasks only: the fewest
   draws at which the main command, within 1.5x its time at one draw, resolves a 0.02 paired
   difference at 95% with its 3 seeds, else the fewest within 0.001 of the best it can resolve
-  within that time.
+  within that time. The time is the main command's own, timed at one draw and at more
+  (``--report-only --time-main SEEDS``), else estimated from the runs' training and draw times.
 * ``test`` (for information): the real meta-test tasks, the main table's.
 
 Rounding is not rerun: ``benchmarks/results/sensitivity.json`` holds the main grid rerun under
@@ -190,14 +191,17 @@ def rounding(sensitivity: dict) -> dict:
     return out
 
 
-def choose_draws(dev: list[dict], time_per_run: dict, seeds: int = 3, most: int = 64, task_ratio: float = 1.0) -> dict:
+def choose_draws(
+    dev: list[dict], time_per_run: dict, seeds: int = 3, most: int = 64, task_ratio: float = 1.0, main: dict | None = None
+) -> dict:
     """The default number of draws from the dev grid: the per-seed std of a paired difference
     at ``k`` draws is ``sqrt(seed_var + task_ratio * draw_var / k)`` (the median over the
     differences of their variance at ``k``). ``task_ratio``: the dev grid's tasks over the
     main table's meta-test tasks (a draw splits each task on its own seed and fine-tunes each
     task's copy on its own, so the draw part of a mean over ``K`` tasks is the tasks' mean draw
     variance over ``K``; the seed part, one model for every task, is not scaled). The main
-    command's time at ``k`` draws, relative to one, is
+    command's time at ``k`` draws, relative to one, is, where ``main`` (:func:`time_main`) timed the
+    main command itself at 1 and ``D`` draws, ``1 + (k - 1) * (ratio - 1) / (D - 1)``; else
     ``(train + k * eval) / (train + eval)`` (seconds per run, measured). The fewest ``k``
     within :data:`TIME_BUDGET` whose resolvable difference is at most :data:`GOAL_DIFFERENCE`,
     else the fewest within 0.001 of the best within the budget."""
@@ -211,7 +215,11 @@ def choose_draws(dev: list[dict], time_per_run: dict, seeds: int = 3, most: int 
 
     rows = []
     for k in range(1, most + 1):
-        ratio = (train + k * per_draw) / (train + per_draw)
+        if main:
+            timed = main["runs"][1]["test_draws"]
+            ratio = 1 + (k - 1) * (main["ratio"] - 1) / (timed - 1)
+        else:
+            ratio = (train + k * per_draw) / (train + per_draw)
         if ratio > TIME_BUDGET and k > 1:
             break
         rows.append({"draws": k, "time_ratio": ratio, "diff_std": std_at(k), "resolvable": resolvable_difference(std_at(k), seeds)})
@@ -243,9 +251,13 @@ def analyse(result: dict, sensitivity: dict | None) -> dict:
     }
     if "dev" in result["components"]:
         ratio = c["holdout"] / c["test_tasks"] if "test_tasks" in c else 1.0
-        result["default"] = choose_draws(result["components"]["dev"], result["time_per_run"], task_ratio=ratio)
+        result["default"] = choose_draws(
+            result["components"]["dev"], result["time_per_run"], task_ratio=ratio, main=result.get("main_command")
+        )
         if "test" in result["components"]:  # the same rule on the meta-test tasks, for information only
-            result["test_would_choose"] = choose_draws(result["components"]["test"], result["time_per_run"])
+            result["test_would_choose"] = choose_draws(
+                result["components"]["test"], result["time_per_run"], main=result.get("main_command")
+            )
     if sensitivity is not None:
         result["rounding"] = rounding(sensitivity)
         result["margin"] = margin_from(result["rounding"])
@@ -273,6 +285,34 @@ def margin_from(measured: dict) -> dict:
     }
 
 
+def time_main(dataset: str, seeds: int, draws: int) -> dict:
+    """The main command's wall time at ``test_draws`` 1 and ``draws``, one after the other, each
+    into a fresh run store (the feature cache is shared: featurized already)."""
+    import tempfile
+
+    rows = []
+    for k in (1, draws):
+        with tempfile.TemporaryDirectory(prefix="l2l-variance-time-") as tmp:
+            command = ["l2l-taskmix", "benchmark", "--dataset", dataset, "--seeds", str(seeds), "--test-draws", str(k)]
+            before = os.getloadavg()
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "l2l_taskmix.cli", *command[1:], "--out", tmp, "--no-progress"],
+                check=True,
+                capture_output=True,
+            )
+            rows.append(
+                {
+                    "command": " ".join(command),
+                    "test_draws": k,
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "load_before": [round(x, 2) for x in before],
+                    "load_after": [round(x, 2) for x in os.getloadavg()],
+                }
+            )
+    return {"runs": rows, "ratio": round(rows[1]["seconds"] / rows[0]["seconds"], 3), "cpu_model": cpu_model()}
+
+
 def commit_of() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
@@ -298,10 +338,26 @@ def main(argv=None) -> int:
     p.add_argument("--sensitivity", default="benchmarks/results/sensitivity.json", help="the rounding reruns to read")
     p.add_argument("--out", default="benchmarks/results/variance.json")
     p.add_argument("--report-only", action="store_true", help="rework the analysis and the report from --out's runs")
+    p.add_argument(
+        "--time-main",
+        type=int,
+        default=None,
+        metavar="SEEDS",
+        help="with --report-only: time the main command (SEEDS seeds, fresh run stores) at test_draws 1 and at the chosen "
+        "default, back to back, and add both times to --out",
+    )
     args = p.parse_args(argv)
     out = Path(args.out)
     sens_path = Path(args.sensitivity)
     sensitivity = json.loads(sens_path.read_text()) if sens_path.is_file() else None
+    if args.time_main is not None:
+        if not args.report_only:
+            p.error("--time-main goes with --report-only")
+        result = json.loads(out.read_text())
+        result["main_command"] = time_main(args.dataset, args.time_main, analyse(result, sensitivity)["default"]["chosen"]["draws"])
+        write(out, analyse(result, sensitivity))
+        say(f"main command: {result['main_command']}")
+        return 0
     if args.report_only:
         result = analyse(json.loads(out.read_text()), sensitivity)
         write(out, result)
@@ -434,8 +490,14 @@ def report(result: dict) -> str:
             "## The default number of draws (dev grid)",
             "",
             f"Seconds per run: {t['training']:.1f} training, {t['evaluation_per_draw']:.2f} a draw (means over the test "
-            "grid's runs; the main command's model-selection runs also spend time on validation checks, so its ratios "
-            "are at most these). Per-seed std of a paired difference: the median over the differences of "
+            "grid's runs). Time against one draw: "
+            + (
+                "from the main command timed at 1 and "
+                f"{result['main_command']['runs'][1]['test_draws']} draws (below), linear in the draws between. "
+                if result.get("main_command")
+                else "(training + k draws) / (training + 1 draw). "
+            )
+            + "Per-seed std of a paired difference: the median over the differences of "
             f"sqrt(seed + {d['task_ratio']:g} x draw / k) ({c['holdout']} dev tasks against the main table's "
             f"{c.get('test_tasks', c['holdout'])} meta-test tasks: a draw moves each task on its own); resolvable: "
             "the half-width of the 95% interval with 3 seeds (the main command's).",
@@ -455,6 +517,15 @@ def report(result: dict) -> str:
             f"{ch['diff_std']:.4f}, so 3 seeds resolve a {ch['resolvable']:.3f} difference at 95%. A {GOAL_DIFFERENCE} "
             f"difference needs {seeds_for}.",
         ]
+        mc = result.get("main_command")
+        if mc:
+            a, b = mc["runs"]
+            lines += [
+                "",
+                f"The main command, timed on {mc['cpu_model']} back to back: `{a['command']}` {a['seconds']:.0f} s (load "
+                f"{a['load_before'][0]} before), `{b['command']}` {b['seconds']:.0f} s (load {b['load_before'][0]} before): "
+                f"{mc['ratio']:.2f}x.",
+            ]
         w = result.get("test_would_choose")
         if w:
             lines += [
