@@ -357,7 +357,7 @@ def test_seeds_to_resolve_a_difference():
     text = paired_table(paired_differences(runs, references=("maml",), margin=0))
     std = np.std([-0.013, 0.013, -0.013, 0.013], ddof=1)
     assert f"median per-seed std of the differences to MAML is {std:.3f}" in text
-    assert f"needs {seeds_to_resolve(std)} seeds" in text
+    assert f"a 0.02 difference needs {seeds_to_resolve(std, delta=0.02)} seeds" in text
 
 
 def test_sweep_table_pairs_each_value_with_its_references():
