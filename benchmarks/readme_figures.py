@@ -210,7 +210,8 @@ SWEEPS = [
 
 def render_pages(results: Path | None = None) -> dict[str, str]:
     """The results pages (file name -> Markdown), from the committed files under ``results``
-    (default :data:`RESULTS`: ``readme_figures.json``, ``sensitivity.json`` and ``.md``, the
+    (default :data:`RESULTS`: ``readme_figures.json``, ``sensitivity.json`` and ``.md``,
+    ``variance.json`` and ``.md``, the
     reports in ``readme/``) only."""
     results = RESULTS if results is None else Path(results)
     figures = json.loads((results / "readme_figures.json").read_text(encoding="utf-8"))
@@ -223,8 +224,15 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
         return f"benchmarks/results/readme/{name}"
 
     pages: dict[str, str] = {}
-    sensitivity = json.loads((results / "sensitivity.json").read_text(encoding="utf-8"))
-    margin = sensitivity["spread"]["recommended_margin"]
+    variance = json.loads((results / "variance.json").read_text(encoding="utf-8"))
+    margin = variance["margin"]["value"]
+    held = (
+        "that interval excludes 0 (rounding moves a run less than another seed does, so the seed interval holds it: "
+        "[where the spread comes from](variance.md))"
+        if not margin
+        else f"that interval, widened by the rounding margin of {margin} on both sides, excludes 0 "
+        "([where the spread comes from](variance.md) says where the margin comes from)"
+    )
     pages["index.md"] = (
         "\n\n".join(
             [
@@ -239,14 +247,13 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "Average Macro F1 (macro-F1 on a meta-test task's test split, averaged over the meta-test tasks), "
                 "mean ± sample std over seeds. Methods of one seed share the data split, the validation tasks, the "
                 "initial weights and the evaluation draws, so each report also gives paired per-seed differences "
-                f"with a 95% Student-t interval; a difference is called resolved only if that interval, widened by "
-                f"the rounding margin of {margin} on both sides, excludes 0 ([another machine](sensitivity.md) says "
-                "where the margin comes from).",
+                f"with a 95% Student-t interval; a difference is called resolved only if {held}.",
                 "- [The bundled sample](sample.md): the main command's table (`make benchmark`).\n"
                 "- [Beside the paper](paper.md): MTOP-Long, MTOP-Wide and simulated N-best next to the paper's Tables 2-4.\n"
                 "- [Sweeps](sweeps.md): one setting varied at a time.\n"
                 "- [Seeds](seeds.md): the main table with 10 seeds.\n"
                 "- [Another machine](sensitivity.md): how far rounding moves the table.\n"
+                "- [Where the spread comes from](variance.md): the seed, the support/test draw and rounding.\n"
                 "- [Time](time.md): what each command took.",
             ]
         )
@@ -298,8 +305,8 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
         "`l2l-taskmix sweep --over SETTING` runs one method (MAML+TaskMix by default) at each value "
         "of one setting, with MAML and MTL as references, under the paper's protocol with 5 seeds "
         "(see [the benchmark](../benchmark.md)). Each report gives every point's mean and its paired "
-        "differences to MAML and MTL with 95% intervals; * marks a difference resolved at the "
-        "rounding margin. These are meta-test scores: they are reported, never used to choose a default. "
+        "differences to MAML and MTL with 95% intervals; * marks a difference the report calls "
+        "resolved. These are meta-test scores: they are reported, never used to choose a default. "
         "A point at the main command's settings (N = T, eta = 1, every task, 400 iterations) is the main "
         "table's configuration with 5 seeds; where a step ran on another CPU than the main table, its means "
         "can differ from [the sample's](sample.md) by up to the rounding shift measured on "
@@ -321,8 +328,8 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "# Seeds",
                 GENERATED,
                 "The main table with 10 seeds, once per protocol: how many of its differences 10 seeds resolve, "
-                "and, at the spread measured, how many seeds a difference 0.01 beyond the rounding margin would "
-                "need (`l2l_taskmix.benchmark.statistics.seeds_to_resolve`). A rerun with more seeds reuses the "
+                "and, at the spread measured, how many seeds a difference would need "
+                "(`l2l_taskmix.benchmark.statistics.seeds_to_resolve`). A rerun with more seeds reuses the "
                 "finished ones.",
                 "## Paper protocol, 10 seeds",
                 _source("seeds", figures, rel("mtop-long-10seeds.md")),
@@ -345,11 +352,31 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "benchmarks/sensitivity.py` reruns the main table's runs under such perturbations and compares "
                 "each with the reference run; `--report-only --machine RESULTS_JSON` adds another machine's "
                 "`results.json` of the main command as one more perturbation.",
-                f"A difference is resolved only if its 95% interval, widened by {margin} on both sides, excludes 0; "
-                "every output uses that margin (`l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`), and the report "
-                "below says how it was chosen. A machine that rounds differently again may move runs further.",
+                "The report's margin is this measurement's own rule (the smallest at which no rerun flips a verdict). "
+                f"The margin every output uses (`l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`, {margin:g}) is "
+                "decided by [where the spread comes from](variance.md), which sets these reruns against the "
+                "seed-to-seed spread. A machine that rounds differently again may move runs further.",
                 "The report, `benchmarks/results/sensitivity.md`, written by the command with `benchmarks/results/sensitivity.json`:",
                 _report_body((results / "sensitivity.md").read_text(encoding="utf-8")),
+            ]
+        )
+        + "\n"
+    )
+
+    pages["variance.md"] = (
+        "\n\n".join(
+            [
+                "# Where the spread comes from",
+                GENERATED,
+                "A run's Average Macro F1 moves with the meta-training seed (the model) and with which utterances "
+                "are each meta-test task's support set (the draw); rounding moves it too. `python "
+                "benchmarks/variance.py` meta-trains each method once per seed and scores each model on several "
+                "support/test draws, splits the spread into the seed's part and the draw's, and sets the rounding "
+                "reruns of [another machine](sensitivity.md) against the seeds. The default number of draws "
+                "(`--test-draws`) is chosen on held-out meta-training tasks only; the meta-test decomposition is "
+                "reported beside it for information, never used to choose.",
+                "The report, `benchmarks/results/variance.md`, written by the command with `benchmarks/results/variance.json`:",
+                _report_body((results / "variance.md").read_text(encoding="utf-8")),
             ]
         )
         + "\n"

@@ -16,12 +16,11 @@ what ``--methods``/``--seeds``/``--protocols`` keep of it) is run as a reference
 For each perturbation: per (protocol, method), the mean macro-F1's shift from the reference
 against the seed-to-seed std; per run, the shift of its macro-F1; per paired difference
 (:func:`~l2l_taskmix.benchmark.statistics.paired_differences`), the shift of its mean and whether
-it is resolved there. The rounding margin (:func:`stable_margin`) is the smallest margin, in
+it is resolved there. The flip-free margin (:func:`stable_margin`) is the smallest margin, in
 steps of 0.001, that is at least the largest shift of a paired difference's mean and at which
 no difference is resolved under one perturbation and not under the reference, or the other way
-round: the main command calls a difference resolved only if its interval, widened by that margin
-on both sides, excludes 0 (:data:`~l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`), so what it
-calls resolved is resolved under every measured perturbation too. Results go to ``--out``
+round. The margin the outputs use (:data:`~l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`)
+is ``benchmarks/variance.py``'s, which sets these reruns against the seed-to-seed spread. Results go to ``--out``
 (JSON) and a Markdown report beside it; ``--report-only`` rewrites both from the JSON.
 
 Usage::
@@ -417,14 +416,14 @@ def report(result: dict) -> str:
         "",
         f"Against the seed-to-seed spread: median std over seeds of a mean {s['median_seed_std']:.4f}, median per-seed std "
         f"of a paired difference {s['median_diff_std']:.4f}. Largest shift of a paired difference's mean under a "
-        f"perturbation: {s['max_difference_shift']:.4f}. The rounding margin is {s['recommended_margin']}: the smallest "
+        f"perturbation: {s['max_difference_shift']:.4f}. The flip-free margin is {s['recommended_margin']}: the smallest "
         "(in steps of 0.001, no smaller than that shift) at which no difference is resolved under a perturbation and "
-        "not under the reference or the other way round (a difference is resolved only if its 95% interval, widened by "
+        "not under the reference or the other way round (a difference resolved only if its 95% interval, widened by "
         "the margin on both sides, excludes 0). At that margin the reference resolves "
         f"{len(result['reference']['resolved_with_margin'])} of {len(result['reference']['paired'])} differences"
         + (f" ({', '.join(result['reference']['resolved_with_margin'])})." if result["reference"]["resolved_with_margin"] else ".")
-        + f" The margin is measured on {result['config']['seeds']}-seed means and applied at every seed count: more seeds "
-        "narrow an interval, but a difference no larger than the margin is never called resolved.",
+        + " The margin the outputs use is not this one: benchmarks/variance.py sets these reruns against the seed-to-seed "
+        "spread and keeps only what rounding adds beyond it (statistics.ROUNDING_MARGIN).",
         "",
     ]
     for name, v in result["perturbations"].items():

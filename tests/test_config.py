@@ -30,6 +30,7 @@ OTHER = {
     "fraction": ("0.3", 0.3),
     "val_tasks": ("1", 1),
     "val_repeats": ("2", 2),
+    "test_draws": ("4", 4),
     "hidden": ("64,32", (64, 32)),
     "iterations": ("7", 7),
     "eval_every": ("3", 3),

@@ -8,7 +8,16 @@ import torch
 from sklearn.metrics import f1_score
 
 from l2l_taskmix.benchmark.config import BenchmarkConfig
-from l2l_taskmix.benchmark.evaluation import evaluate, finetune, macro_f1, make_splits, predict
+from l2l_taskmix.benchmark.evaluation import (
+    draw_seeds,
+    evaluate,
+    evaluate_draws,
+    evaluate_over_draws,
+    finetune,
+    macro_f1,
+    make_splits,
+    predict,
+)
 from l2l_taskmix.benchmark.run import choose_val_tasks, compress_history, run_method
 from l2l_taskmix.benchmark.settings import FinetuneSettings
 from l2l_taskmix.features import FeatureTask, Standardizer
@@ -88,6 +97,57 @@ def test_evaluate_leaves_the_model_alone_and_repeats(method):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     with pytest.raises(ValueError, match="2 tasks but 1 splits"):
         evaluate(model, method, tasks, splits[:1], finetune=FinetuneSettings(1, 1e-2))
+
+
+@pytest.mark.parametrize("method", ["mtl", "maml"])
+def test_one_draw_is_todays_evaluation_number_for_number(method):
+    tasks = family(num=3)
+    model = make_model(8, 4, hidden=(16,), generator=torch.Generator().manual_seed(0))
+    hp = dict(finetune_steps=20, finetune_lr=1e-2)
+    today = evaluate(model, method, tasks, make_splits(tasks, shots=5, seed=7), seed=7, **hp)
+    per_task, per_draw = evaluate_over_draws(model, method, tasks, 7, test_draws=1, shots=5, **hp)
+    assert per_task == today  # exactly: the same splits, the same heads
+    assert per_draw == [float(np.mean(list(today.values())))]
+
+
+@pytest.mark.parametrize("method", ["mtl", "maml"])
+def test_several_draws_average_per_task_and_draw_0_is_the_seeds_own(method):
+    tasks = family(num=3)
+    model = make_model(8, 4, hidden=(16,), generator=torch.Generator().manual_seed(0))
+    hp = dict(finetune_steps=20, finetune_lr=1e-2)
+    per_task, per_draw = evaluate_over_draws(model, method, tasks, 7, test_draws=4, shots=5, **hp)
+    seeds = draw_seeds(7, 4)
+    each = evaluate_draws(model, method, tasks, [(make_splits(tasks, shots=5, seed=s), s) for s in seeds], **hp)
+    assert each[0] == evaluate(model, method, tasks, make_splits(tasks, shots=5, seed=7), seed=7, **hp)
+    for name in per_task:  # the per-task score is the mean over the draws
+        assert per_task[name] == pytest.approx(np.mean([d[name] for d in each]), abs=1e-12)
+    assert per_draw == pytest.approx([np.mean(list(d.values())) for d in each], abs=1e-12)
+    assert len(set(per_draw)) > 1  # the draws are different splits
+
+
+def test_draw_seeds_are_their_own_stream():
+    for seed in (0, 1, 9_999):
+        seeds = draw_seeds(seed, 50)
+        assert seeds[0] == seed and seeds == draw_seeds(seed, 60)[:50]  # more draws keep the first ones
+        assert len(set(seeds)) == 50 and min(seeds[1:]) >= 2**32
+        validation = {seed + 500 + r for r in range(10_000)}  # runner.validation_scorer's draws
+        assert not validation & set(seeds[1:]) and not set(range(10_000)) & set(seeds[1:])
+    assert not set(draw_seeds(0, 50)[1:]) & set(draw_seeds(1, 50)[1:])  # another run's further draws differ
+    tasks = family(num=1)
+    a, b = (make_splits(tasks, shots=5, seed=s)[0][0] for s in draw_seeds(3, 2))
+    assert not np.array_equal(np.sort(a), np.sort(b))  # another support set
+    with pytest.raises(ValueError, match="test_draws"):
+        draw_seeds(0, 0)
+
+
+def test_a_run_scores_test_draws_and_one_draw_keeps_todays_record():
+    tasks = family(num=6)
+    one = run_method("maml", 1, tasks[:4], tasks[4:], cfg(test_draws=1), progress=False)
+    assert "draw_macro_f1" not in one
+    three = run_method("maml", 1, tasks[:4], tasks[4:], cfg(test_draws=3), progress=False)
+    assert len(three["draw_macro_f1"]) == 3 and three["draw_macro_f1"][0] == pytest.approx(one["macro_f1"], abs=1e-12)
+    assert three["macro_f1"] == pytest.approx(np.mean(three["draw_macro_f1"]), abs=1e-12)
+    assert three["curve"] == one["curve"]  # training and validation do not see the meta-test draws
 
 
 def test_choose_val_tasks():

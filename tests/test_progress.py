@@ -47,8 +47,9 @@ class Clock:
 def test_run_costs_follow_the_work_each_run_does():
     cfg = BenchmarkConfig()
     cost = {(p, m): run_cost(m, p, cfg, num_train=7, num_test=4) for p in ("paper", "select") for m in cfg.methods}
-    # no training: only the fine-tuning of the meta-test tasks
-    assert cost["paper", "transfer"] == pytest.approx(4 * prog.FINETUNE)
+    # no training: only the fine-tuning of the meta-test tasks, once per draw
+    assert cost["paper", "transfer"] == pytest.approx(4 * cfg.test_draws * prog.FINETUNE)
+    assert run_cost("transfer", "paper", cfg.replace(test_draws=1), num_train=7, num_test=4) == pytest.approx(4 * prog.FINETUNE)
     assert cost["paper", "transfer"] < cost["paper", "mtl"] < cost["paper", "maml"] < cost["paper", "maml+metamix"]
     assert cost["paper", "maml"] < cost["paper", "maml+taskmix"] < cost["paper", "maml+metamix+taskmix"]
     # TaskMix with N = T doubles the tasks of an iteration

@@ -75,8 +75,19 @@ def test_sensitivity_page_quotes_the_measurement_and_the_margin_the_outputs_use(
             f"{len(v['flips'])} | {v['flips_with_margin']} |"
         )
         assert row in page, row
-    assert r["spread"]["recommended_margin"] == ROUNDING_MARGIN
-    assert f"widened by {ROUNDING_MARGIN} on both sides, excludes 0" in page
+    assert f"`l2l_taskmix.benchmark.statistics.ROUNDING_MARGIN`, {ROUNDING_MARGIN:g}) is decided by" in page
+    v = json.loads((ROOT / "benchmarks" / "results" / "variance.json").read_text())
+    assert v["margin"]["value"] == ROUNDING_MARGIN
+    index = generator.render_pages()["index.md"]
+    assert "the seed interval holds it" in index if ROUNDING_MARGIN == 0 else f"margin of {ROUNDING_MARGIN}" in index
+
+
+def test_variance_page_quotes_the_measurement(generator):
+    page = generator.render_pages()["variance.md"]
+    report = (ROOT / "benchmarks" / "results" / "variance.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| ")]
+    assert rows and all(row in page for row in rows)
+    assert "chosen on held-out meta-training tasks only" in page
 
 
 def test_check_flag_fails_on_missing_or_edited_pages_and_runs_nothing(generator, monkeypatch, tmp_path, capsys):

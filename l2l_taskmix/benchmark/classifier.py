@@ -66,7 +66,7 @@ from .artifact import (
 )
 from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
 from .datasets import BenchmarkData
-from .evaluation import evaluate, finetune, macro_f1, make_splits
+from .evaluation import evaluate_over_draws, finetune, macro_f1
 from .methods import get_method
 from .run import fit_run
 from .runner import load_data
@@ -612,14 +612,22 @@ def meta_train(
         data = load_data(config, encoder, progress=progress, num_train="all" if config.num_train is None else None)
     else:
         source = str(data.info.get("source") or data.info.get("dataset") or "tasks given to meta_train")
-    splits = make_splits(data.test, config.shots, config.fraction, seed=seed) if data.test else []
     run = fit_run(
         method, seed, data.train, data.test, config, protocol=protocol, head_width=head_width, device=config.device, progress=progress
     )
     model = run.trained.model
     benchmark = None
     if data.test:
-        per_task = evaluate(model, method, run.test_side, splits, seed=seed, finetune=config.finetune)
+        per_task, _ = evaluate_over_draws(
+            model,
+            method,
+            run.test_side,
+            seed,
+            test_draws=config.test_draws,
+            shots=config.shots,
+            fraction=config.fraction,
+            finetune=config.finetune,
+        )
         benchmark = {
             "macro_f1": float(np.mean(list(per_task.values()))),
             "per_task": per_task,

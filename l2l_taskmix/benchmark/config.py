@@ -250,6 +250,16 @@ class BenchmarkConfig:
     val_repeats: int = setting(
         3, "select protocol: support/test draws per validation task (scores averaged)", type=int, min_val=1, max_val=10_000
     )
+    test_draws: int = setting(
+        8,
+        "support/test draws per meta-test task, its scores averaged (draw 0 is the seed's own split, the others "
+        "evaluation.draw_seeds; 1: one draw per seed). 8: which support examples a task gets moves a paired difference "
+        "more than the meta-training seed does, and 8 draws resolve the most that fits in 1.5x the main command's time "
+        "at one draw (benchmarks/variance.py, measured on held-out meta-training tasks)",
+        type=int,
+        min_val=1,
+        max_val=10_000,
+    )
 
     # -- model -----------------------------------------------------------------------------
     hidden: tuple[int, ...] = setting(

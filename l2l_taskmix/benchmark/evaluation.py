@@ -2,7 +2,9 @@
 
 :func:`evaluate` is the paper's protocol for one trained model: for each task, a copy of the
 model (with a new head for MTL and transfer) is fine-tuned on the task's support split and
-scored by macro-F1 on its test split. :func:`make_splits` draws the support/test splits.
+scored by macro-F1 on its test split. :func:`make_splits` draws the support/test splits;
+:func:`evaluate_over_draws` scores each task over several draws (:func:`draw_seeds`) and
+averages them (the benchmark's ``test_draws``).
 
 Example::
 
@@ -36,7 +38,23 @@ from ..validation import check_scalar
 from .methods import Method, get_method
 from .settings import FinetuneSettings, check_settings
 
-__all__ = ["finetune", "finetune_many", "predict", "macro_f1", "make_splits", "evaluate", "evaluate_draws"]
+__all__ = [
+    "finetune",
+    "finetune_many",
+    "predict",
+    "macro_f1",
+    "make_splits",
+    "evaluate",
+    "evaluate_draws",
+    "draw_seeds",
+    "evaluate_over_draws",
+    "DRAW_STREAM",
+]
+
+#: The stream of a run's further meta-test draws: mixed into each one's seed (see :func:`draw_seeds`).
+DRAW_STREAM = 0x7E57D8A3
+#: Further draws' seeds are at least this, above every run seed and validation draw seed.
+_DRAW_SEED_BASE = 2**32
 
 
 def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, *, finetune_steps: int, finetune_lr: float) -> nn.Module:
@@ -264,3 +282,74 @@ def _pad_head(model: nn.Module, width: int) -> nn.Module:
             wide.bias[: head.out_features] = head.bias
     model.head = wide
     return model
+
+
+def draw_seeds(seed: int, test_draws: int) -> list[int]:
+    """The seeds of run ``seed``'s ``test_draws`` meta-test draws (each seeds the support/test
+    splits, :func:`make_splits`, and the new heads, :func:`evaluate`).
+
+    The first is ``seed`` itself: the one draw a run scored on before there were several, so
+    ``test_draws=1`` gives the same scores. Draw ``r >= 1`` has ``2**32 +`` the first word of
+    ``numpy.random.SeedSequence([seed, DRAW_STREAM, r])``: a stream of its own, at least
+    ``2**32``, so it is no run's seed and no validation draw's (``seed + 500 + r``, below
+    ``2**32`` for every seed the benchmark takes), and other runs' further draws differ from
+    it (32-bit hashes of different inputs).
+
+    Example::
+
+        >>> s = draw_seeds(3, 3)
+        >>> s[0], len(set(s)), all(x >= 2**32 for x in s[1:])
+        (3, 3, True)
+        >>> draw_seeds(3, 2) == s[:2]
+        True
+    """
+    seed = check_scalar(seed, "seed", int, min_val=0)
+    test_draws = check_scalar(test_draws, "test_draws", int, min_val=1)
+    further = [int(np.random.SeedSequence([seed, DRAW_STREAM, r]).generate_state(1, np.uint32)[0]) for r in range(1, test_draws)]
+    return [int(seed)] + [_DRAW_SEED_BASE + x for x in further]
+
+
+def evaluate_over_draws(
+    model: nn.Module,
+    method: Method | str,
+    tasks: Sequence[FeatureTask],
+    seed: int,
+    *,
+    test_draws: int = 1,
+    shots: int | None = None,
+    fraction: float | None = None,
+    finetune: FinetuneSettings,
+    batched: bool | None = None,
+) -> tuple[dict[str, float], list[float]]:
+    """Each task scored on ``test_draws`` support/test draws (:func:`draw_seeds` of ``seed``:
+    the splits of :func:`make_splits` with ``shots`` or ``fraction``, and the new heads), the
+    scores averaged per task.
+
+    With one draw this is ``evaluate(model, method, tasks, make_splits(tasks, shots, fraction,
+    seed=seed), seed=seed)``, number for number. Which 5 utterances are a task's support set
+    moves its macro-F1 as much as another meta-training run does (``benchmarks/variance.py``);
+    the mean over draws keeps the meta-training run's part.
+
+    Returns:
+        ``(per_task, per_draw)``: ``{task name: mean macro-F1 over the draws}`` and each draw's
+        Average Macro F1 (the mean over tasks), in draw order.
+
+    Example::
+
+        >>> import torch
+        >>> from l2l_taskmix import make_model
+        >>> g = torch.Generator().manual_seed(0)
+        >>> task = FeatureTask("t", torch.randn(30, 8, generator=g), torch.arange(30) % 3, ["a", "b", "c"])
+        >>> model = make_model(8, 3, (16,), g)
+        >>> from l2l_taskmix.benchmark.settings import FinetuneSettings
+        >>> tune = FinetuneSettings(finetune_steps=5, finetune_lr=1e-2)
+        >>> per_task, per_draw = evaluate_over_draws(model, "maml", [task], 0, test_draws=3, shots=5, finetune=tune)
+        >>> len(per_draw), abs(per_task["t"] - sum(per_draw) / 3) < 1e-12
+        (3, True)
+    """
+    tasks = list(tasks)
+    draws = [(make_splits(tasks, shots, fraction, seed=s), s) for s in draw_seeds(seed, test_draws)]
+    scores = evaluate_draws(model, method, tasks, draws, finetune=finetune, batched=batched)
+    per_task = {name: sum(draw[name] for draw in scores) / len(scores) for name in scores[0]}
+    per_draw = [float(np.mean(list(draw.values()))) for draw in scores]
+    return per_task, per_draw

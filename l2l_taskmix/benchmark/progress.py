@@ -71,7 +71,7 @@ def run_cost(method: str, protocol: str, config: BenchmarkConfig, *, num_train: 
     if config.meta_batch_size is not None:
         fit = min(fit, config.meta_batch_size)
     per_finetune = FINETUNE * config.finetune_steps / 100
-    seconds = num_test * per_finetune
+    seconds = num_test * per_finetune * config.test_draws
     if not m.trains:
         return seconds
     tasks = fit

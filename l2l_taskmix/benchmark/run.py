@@ -43,7 +43,7 @@ from ..models import make_model
 from ..validation import check_choice, check_device, check_scalar
 from .config import PROTOCOLS, BenchmarkConfig, check_head_width
 from .datasets import BenchmarkData
-from .evaluation import evaluate, evaluate_draws, make_splits
+from .evaluation import evaluate_draws, evaluate_over_draws, make_splits
 from .methods import Method, get_method
 from .settings import FinetuneSettings, ValidationSettings, check_settings
 from .store import data_fingerprint
@@ -238,7 +238,7 @@ def fit_run(
 
     def at_horizon(iteration: int, model: nn.Module) -> None:
         begin = time.perf_counter()
-        early[iteration] = evaluate(model, method, test_side, splits, seed=int(seed), finetune=config.finetune)
+        early[iteration] = _score_test(model, method, test_side, int(seed), config)[0]
         stages["evaluation"] += time.perf_counter() - begin
 
     trained = train(
@@ -258,6 +258,16 @@ def fit_run(
     )
     stages["training"] = trained.seconds - stages["validation"] - stages["evaluation"]
     return FittedRun(trained, standardizer, fit_side, val_side, test_side, num_classes, stages, early)
+
+
+def _score_test(
+    model: nn.Module, method: Method, test_side: Sequence[FeatureTask], seed: int, config: BenchmarkConfig
+) -> tuple[dict[str, float], list[float]]:
+    """A run's meta-test scores: each task over ``config.test_draws`` support/test draws
+    (:func:`~l2l_taskmix.benchmark.evaluation.evaluate_over_draws`); ``(per_task, per_draw)``."""
+    return evaluate_over_draws(
+        model, method, test_side, seed, test_draws=config.test_draws, shots=config.shots, fraction=config.fraction, finetune=config.finetune
+    )
 
 
 def run_method(
@@ -292,7 +302,10 @@ def run_method(
     the CPU was chosen (``"cpu"``, or ``"auto"`` without a GPU).
 
     Returns:
-        ``method, seed, protocol, macro_f1`` (mean over meta-test tasks), ``per_task`` scores,
+        ``method, seed, protocol, macro_f1`` (mean over meta-test tasks), ``per_task`` scores
+        (each the mean over ``config.test_draws`` support/test draws,
+        :func:`~l2l_taskmix.benchmark.evaluation.evaluate_over_draws`; with more than one,
+        ``draw_macro_f1``: each draw's mean over tasks),
         ``best_iteration``, ``val_macro_f1``, ``curve`` (loss and validation curve),
         ``fit_tasks`` (the names of the meta-training tasks it trained on) and ``validation_tasks``
         (of those it held out, ``config.val_tasks`` of them), ``test_split_sizes``, ``seconds`` (and
@@ -310,7 +323,7 @@ def run_method(
     )
     trained, stages, early = run.trained, run.stages, run.early
     begin = time.perf_counter()
-    per_task = evaluate(trained.model, method, run.test_side, splits, seed=int(seed), finetune=config.finetune)
+    per_task, draws = _score_test(trained.model, method, run.test_side, int(seed), config)
     stages["evaluation"] += time.perf_counter() - begin
     if not method.trains:  # nothing trains: every horizon is the untrained model
         early = {h: per_task for h in horizons}
@@ -320,6 +333,7 @@ def run_method(
         "protocol": protocol,
         "macro_f1": float(np.mean(list(per_task.values()))),
         "per_task": per_task,
+        **({"draw_macro_f1": draws} if len(draws) > 1 else {}),
         "best_iteration": int(trained.best_iteration) if method.trains else 0,
         "val_macro_f1": trained.best_score,
         "curve": compress_history(trained.history, config.eval_every),
