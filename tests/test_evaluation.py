@@ -103,7 +103,7 @@ def test_evaluate_leaves_the_model_alone_and_repeats(method):
 def test_one_draw_is_todays_evaluation_number_for_number(method):
     tasks = family(num=3)
     model = make_model(8, 4, hidden=(16,), generator=torch.Generator().manual_seed(0))
-    hp = dict(finetune_steps=20, finetune_lr=1e-2)
+    hp = dict(finetune=FinetuneSettings(finetune_steps=20, finetune_lr=1e-2))
     today = evaluate(model, method, tasks, make_splits(tasks, shots=5, seed=7), seed=7, **hp)
     per_task, per_draw = evaluate_over_draws(model, method, tasks, 7, test_draws=1, shots=5, **hp)
     assert per_task == today  # exactly: the same splits, the same heads
@@ -114,7 +114,7 @@ def test_one_draw_is_todays_evaluation_number_for_number(method):
 def test_several_draws_average_per_task_and_draw_0_is_the_seeds_own(method):
     tasks = family(num=3)
     model = make_model(8, 4, hidden=(16,), generator=torch.Generator().manual_seed(0))
-    hp = dict(finetune_steps=20, finetune_lr=1e-2)
+    hp = dict(finetune=FinetuneSettings(finetune_steps=20, finetune_lr=1e-2))
     per_task, per_draw = evaluate_over_draws(model, method, tasks, 7, test_draws=4, shots=5, **hp)
     seeds = draw_seeds(7, 4)
     each = evaluate_draws(model, method, tasks, [(make_splits(tasks, shots=5, seed=s), s) for s in seeds], **hp)
