@@ -71,6 +71,7 @@ ORDER = [
     "l2l_taskmix.benchmark.progress",
     "l2l_taskmix.benchmark.runner",
     "l2l_taskmix.benchmark.sweep",
+    "l2l_taskmix.benchmark.tune",
     "l2l_taskmix.benchmark.artifact",
     "l2l_taskmix.benchmark.classifier",
     "l2l_taskmix.benchmark.paper",

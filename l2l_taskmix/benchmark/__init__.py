@@ -11,7 +11,8 @@ layers): :mod:`~l2l_taskmix.benchmark.methods` (the six methods as strategies),
 :mod:`~l2l_taskmix.benchmark.workers` (where runs execute),
 :mod:`~l2l_taskmix.benchmark.progress` (the command's bar and estimate of the time left),
 :mod:`~l2l_taskmix.benchmark.runner` (runs and outputs),
-:mod:`~l2l_taskmix.benchmark.sweep` (one setting varied), :mod:`~l2l_taskmix.benchmark.artifact`
+:mod:`~l2l_taskmix.benchmark.sweep` (one setting varied), :mod:`~l2l_taskmix.benchmark.tune`
+(each method's settings searched on meta-validation tasks), :mod:`~l2l_taskmix.benchmark.artifact`
 (the model folder) and :mod:`~l2l_taskmix.benchmark.classifier` (a meta-trained model adapted to
 a new task); :mod:`~l2l_taskmix.benchmark.paper` holds the paper's published tables.
 
@@ -51,6 +52,7 @@ _EXPORTS = {
     "run_benchmark": "runner",
     "run_grid": "runner",
     "run_sweep": "sweep",
+    "run_tune": "tune",
     "FewShotIntentClassifier": "classifier",
     "meta_train": "classifier",
     "MetaTrainedModel": "artifact",
