@@ -246,3 +246,16 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(tmp_
         return sorted(tuple(sorted((k, v) for k, v in r.items() if k not in drop)) for r in table if r["state"] == "COMPLETE")
 
     assert len(complete) == 8 and points(after) == points(rows(tmp_path / "straight"))
+
+
+def test_the_tune_page_lists_every_space_as_declared():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "tune.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| `")}
+    declared = {p.name: p for method in METHODS.values() for p in method.space}
+    assert set(rows) == set(declared)
+    for name, param in declared.items():
+        low, _, high = rows[name].split(",")[0].split()
+        assert (float(low), float(high)) == (param.low, param.high), (name, rows[name])
+        assert ("log scale" in rows[name]) == param.log and (f"step {param.step}" in rows[name]) == bool(param.step), name
