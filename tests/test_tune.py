@@ -259,3 +259,12 @@ def test_the_tune_page_lists_every_space_as_declared():
         low, _, high = rows[name].split(",")[0].split()
         assert (float(low), float(high)) == (param.low, param.high), (name, rows[name])
         assert ("log scale" in rows[name]) == param.log and (f"step {param.step}" in rows[name]) == bool(param.step), name
+
+
+def test_settings_that_diverge_score_the_worst_macro_f1_in_a_study():
+    from l2l_taskmix.benchmark.tune import DIVERGED
+
+    wild = {"iterations": 3, "inner_lr": 1e12}
+    with pytest.raises(FloatingPointError):
+        score_settings("maml", wild, small(), data(), seeds=1)
+    assert score_settings("maml", wild, small(), data(), seeds=2, diverged=DIVERGED) == [0.0, 0.0]

@@ -61,13 +61,16 @@ from .config import RESULT_FIELDS, BenchmarkConfig
 from .datasets import BenchmarkData
 from .methods import METHOD_NAMES, SearchParam, get_method
 
-__all__ = ["run_tune", "score_settings", "trial_job", "check_space", "TUNE_INSTALL", "STARTUP_TRIALS", "OUT_FILES"]
+__all__ = ["run_tune", "score_settings", "trial_job", "check_space", "TUNE_INSTALL", "STARTUP_TRIALS", "DIVERGED", "OUT_FILES"]
 
 #: How to install the optional dependency (Optuna).
 TUNE_INSTALL = "pip install 'l2l-taskmix[tune]'"
 #: TPE's random start: trials per method drawn at random before TPE models the results (Optuna's
 #: default is 10; budgets here are 10 to 30 trials, so half that leaves TPE something to do).
 STARTUP_TRIALS = 5
+#: The score of a seed whose training or fine-tuning diverges (a ``FloatingPointError``): the
+#: worst macro-F1, so that TPE learns to avoid such settings; the trial counts as any other.
+DIVERGED = 0.0
 #: What the command writes into its output folder.
 OUT_FILES = ("study.journal", "trials.csv", "best.yaml", "trials.png", "study.json")
 #: Free space the output folder must have: the journal, the table and the figure take under 1 MB.
@@ -125,13 +128,16 @@ def score_settings(
     data: BenchmarkData,
     seeds: int,
     head_width: int | None = None,
+    diverged: float | None = None,
 ) -> list[float]:
     """The validation macro-F1 of ``method`` at ``settings`` (over ``config.for_method(method)``)
     for each seed ``0 .. seeds-1``: the model-selection protocol's split of ``data.train``
     (``config.val_tasks`` held out), meta-training on the rest, and the final weights
     fine-tuned and scored on the held-out tasks (``val_repeats`` draws each). ``data.test`` is
     not used (``head_width``: the head's outputs, default the largest class count of both sides,
-    the benchmark's model)."""
+    the benchmark's model). A seed whose training or fine-tuning diverges (``FloatingPointError``)
+    raises, or with ``diverged`` set scores that (the tuner gives such settings 0, the worst
+    macro-F1, so that TPE learns to avoid them)."""
     from .runner import fit_run, validation_scorer
 
     method = get_method(method).name
@@ -142,12 +148,17 @@ def score_settings(
     cfg = base.replace(eval_every=base.iterations)  # one check, on the final weights
     scores = []
     for seed in range(int(seeds)):
-        run = fit_run(method, seed, data.train, [], cfg, protocol="select", head_width=head_width, progress=False)
-        if run.trained.best_score is not None:
-            scores.append(float(run.trained.best_score))
-        else:  # transfer: nothing trains, the initial weights are fine-tuned on the validation tasks
-            scorer = validation_scorer(get_method(method), run.val_side, seed=seed, **cfg.kwargs_for(validation_scorer))
-            scores.append(float(scorer(run.trained.model)))
+        try:
+            run = fit_run(method, seed, data.train, [], cfg, protocol="select", head_width=head_width, progress=False)
+            if run.trained.best_score is not None:
+                scores.append(float(run.trained.best_score))
+            else:  # transfer: nothing trains, the initial weights are fine-tuned on the validation tasks
+                scorer = validation_scorer(get_method(method), run.val_side, seed=seed, **cfg.kwargs_for(validation_scorer))
+                scores.append(float(scorer(run.trained.model)))
+        except FloatingPointError:
+            if diverged is None:
+                raise
+            scores.append(float(diverged))
     return scores
 
 
@@ -163,7 +174,7 @@ def trial_job(
     """One trial on ``data``, what an executor of :mod:`~l2l_taskmix.benchmark.workers` calls:
     ``{"values": per-seed scores, "seconds": wall time}``."""
     begin = time.perf_counter()
-    values = score_settings(method, settings, config, data, seeds, head_width=head_width)
+    values = score_settings(method, settings, config, data, seeds, head_width=head_width, diverged=DIVERGED)
     return {"values": values, "seconds": round(time.perf_counter() - begin, 3)}
 
 
@@ -346,7 +357,6 @@ def run_tune(
             return sum(t.state == optuna.trial.TrialState.COMPLETE for t in studies[m].get_trials(deepcopy=False))
 
         done = {m: complete(m) for m in methods}
-        failed = {m: 0 for m in methods}
         with make_executor(data, workers, threads, progress=False, ray_address=ray_address, device=config.device) as executor:
             reporter = _Reporter(trials * len(methods), sum(min(trials, d) for d in done.values()), executor.slots, progress, echo)
             if any(done.values()):
@@ -374,17 +384,7 @@ def run_tune(
                     for future in finished:
                         m, trial, settings = inflight.pop(future)
                         study = studies[m]
-                        try:
-                            result = future.result()
-                        except FloatingPointError as err:  # the settings diverge: a failed trial, not counted
-                            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                            failed[m] += 1
-                            reporter.log(f"{m} trial {trial.number} failed ({err}); it does not count toward the budget")
-                            if failed[m] > trials:
-                                raise RuntimeError(
-                                    f"{m}: {failed[m]} trials failed, more than --trials {trials}; narrow its space"
-                                ) from err
-                            continue
+                        result = future.result()
                         trial.set_user_attr("seed_values", result["values"])
                         trial.set_user_attr("seconds", result["seconds"])
                         study.tell(trial, float(np.mean(result["values"])))
