@@ -268,3 +268,23 @@ def test_settings_that_diverge_score_the_worst_macro_f1_in_a_study():
     with pytest.raises(FloatingPointError):
         score_settings("maml", wild, small(), data(), seeds=1)
     assert score_settings("maml", wild, small(), data(), seeds=2, diverged=DIVERGED) == [0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_a_study_on_ray_gives_the_serial_trials(tmp_path, tmp_path_factory):
+    """The trials as Ray tasks (a local instance of 2 CPUs): the serial study's trials."""
+    ray = pytest.importorskip("ray")
+    study(tmp_path / "serial", trials=2)
+    assert not ray.is_initialized()
+    ray.init(
+        num_cpus=2,
+        object_store_memory=200 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
+    try:
+        study(tmp_path / "on-ray", trials=2, ray_address="local")
+    finally:
+        ray.shutdown()
+    assert without_seconds(rows(tmp_path / "serial")) == without_seconds(rows(tmp_path / "on-ray"))
