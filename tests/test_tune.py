@@ -132,6 +132,11 @@ def test_a_study_extended_or_resumed_draws_what_an_uninterrupted_one_would(tmp_p
     study(tmp_path / "once", trials=4)
     assert without_seconds(grown) == without_seconds(rows(tmp_path / "once"))
     assert [r["seconds"] for r in grown if r in first] == [r["seconds"] for r in first]  # kept, not run again
+    # a lower --trials afterwards: each method's best of its first trials only, the budget
+    best = study(tmp_path / "grow", trials=2)
+    top = max((r for r in first if r["method"] == "maml"), key=lambda r: float(r["value"]))
+    assert best["maml"] == {"inner_lr": float(top["inner_lr"]), "iterations": int(top["iterations"])}
+    assert without_seconds(rows(tmp_path / "grow")) == without_seconds(grown)
 
 
 @pytest.mark.slow

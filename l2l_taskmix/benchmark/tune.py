@@ -461,7 +461,7 @@ def _write_outputs(
             row.update({n: t.params.get(n, "") for n in names})
             row["seconds"] = t.user_attrs.get("seconds", "")
             rows.append(row)
-        complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+        complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE][:trials]  # the budget, if --trials was lowered
         if complete:
             top = max(complete, key=lambda t: (t.value, -t.number))
             best[m] = {p.name: top.params[p.name] for p in spaces[m]}
