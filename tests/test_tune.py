@@ -293,3 +293,21 @@ def test_a_study_on_ray_gives_the_serial_trials(tmp_path, tmp_path_factory):
     finally:
         ray.shutdown()
     assert without_seconds(rows(tmp_path / "serial")) == without_seconds(rows(tmp_path / "on-ray"))
+
+
+def test_the_committed_study_has_one_budget_and_a_best_yaml_the_benchmark_reads():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "tune"
+    table = rows(folder)
+    complete = [r for r in table if r["state"] == "COMPLETE"]
+    counts = {m: sum(r["method"] == m for r in complete) for m in METHODS}
+    assert len(set(counts.values())) == 1 and min(counts.values()) >= 10, counts  # every method, the same budget
+    assert all(r["seed0"] and r["seed1"] for r in complete)
+    cfg = config_from_args(build_parser().parse_args(["benchmark", "--config", str(folder / "best.yaml")]))
+    for name, method in METHODS.items():
+        tuned = dict(dict(cfg.per_method)[name])
+        assert set(tuned) == {p.name for p in method.space}, name
+        best = max((r for r in complete if r["method"] == name), key=lambda r: float(r["value"]))
+        assert all(float(best[k]) == pytest.approx(v) for k, v in tuned.items()), name
+    assert json.loads((folder / "study.json").read_text())["seeds"] == 2
