@@ -1,6 +1,7 @@
 """The ``l2l-taskmix`` command: ``benchmark`` (the paper's Tables 2-4), ``sweep`` (one setting
-varied), ``stats`` (Table 1), and a model for a new task: ``train`` (meta-train one method into a
-model folder), ``adapt`` (fine-tune it on a task's labelled examples), ``predict`` and ``evaluate``.
+varied), ``tune`` (each method's settings searched on meta-validation tasks), ``stats`` (Table
+1), and a model for a new task: ``train`` (meta-train one method into a model folder),
+``adapt`` (fine-tune it on a task's labelled examples), ``predict`` and ``evaluate``.
 
 This module only parses arguments and hands them to :mod:`l2l_taskmix.benchmark`. The
 benchmark's flags are generated from the fields of
@@ -11,6 +12,7 @@ Run on a fresh machine, with the bundled MTOP sample and the offline encoder::
 
     l2l-taskmix benchmark --dataset mtop-long --out runs/mtop-long
     l2l-taskmix sweep --over num_synthetic --dataset mtop-long --out runs/mtop-long
+    l2l-taskmix tune --dataset mtop-long --trials 16 --seeds 2 --out runs/tune-mtop-long
     l2l-taskmix stats --dataset mtop-long
     l2l-taskmix train --dataset mtop-long --method maml+taskmix --out models/mtop
     l2l-taskmix adapt --model models/mtop --support client.csv --out models/client
@@ -178,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="TaskMix and MetaMix for meta-learning with learn2learn: the paper's benchmark on multilingual intent classification.",
     )
     parser.add_argument("--version", action="version", version=f"l2l-taskmix {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{benchmark,sweep,stats,train,adapt,predict,evaluate}")
+    sub = parser.add_subparsers(dest="command", metavar="{benchmark,sweep,tune,stats,train,adapt,predict,evaluate}")
 
     b = sub.add_parser(
         "benchmark",
@@ -218,11 +220,41 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(w, names=[n for n in _config_names() if n != "methods"])
     _add_run_flags(w)
 
+    _add_tune(sub)
+
     s = sub.add_parser("stats", help="Table 1: tasks, classes and examples of a dataset")
     add_config_flags(s, names=("dataset", "data_root", "num_train"))
     s.add_argument("--per-task", action="store_true", help="also list every task")
     _add_model_commands(sub)
     return parser
+
+
+def _add_tune(sub: Any) -> None:
+    """``tune``: each method's settings searched on the meta-validation tasks, one budget for all."""
+    from .benchmark.config import MAX_SEED
+
+    u = sub.add_parser(
+        "tune",
+        help="search each method's settings on meta-validation tasks (Optuna), the same budget for every method; "
+        "write best.yaml for benchmark --config",
+        description=(
+            "For each method, --trials complete trials of its search space (Optuna's TPE), each meta-trained over --seeds "
+            "seeds with --val-tasks meta-training tasks held out; a trial's value is the mean validation macro-F1 of the "
+            "final weights on those held-out tasks. The meta-test tasks are never used (only their intent count, for "
+            "the head's width). Writes OUT/best.yaml (per-method settings: l2l-taskmix benchmark --config OUT/best.yaml), "
+            "OUT/trials.csv, OUT/trials.png, OUT/study.json and the study itself, OUT/study.journal: rerunning the "
+            "same command resumes it, finished trials kept. Needs: pip install 'l2l-taskmix[tune]'."
+        ),
+    )
+    add_config_flags(u, names=[n for n in _config_names() if n != "protocols"])
+    u.add_argument(
+        "--trials", type=int, default=20, help="complete trials per method, the same for every method (at most 100,000) [default: 20]"
+    )
+    u.add_argument("--seed", type=int, default=0, help=f"the sampler's seed (at most {MAX_SEED:,}) [default: 0]")
+    u.add_argument("--out", default=None, help="output folder of the study [default: runs/tune-DATASET]")
+    u.add_argument("--config", default=None, help="YAML or JSON file of settings (keys as the long flags, e.g. inner_lr)")
+    add_executor_flags(u)
+    u.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_model_commands(sub: Any) -> None:
@@ -415,6 +447,46 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .benchmark.config import MAX_SEED, NAMED_DATASETS
+    from .files import check_not_input
+    from .validation import check_scalar, short_repr
+
+    config = config_from_args(args)
+    check_scalar(args.trials, "--trials", int, min_val=1, max_val=100_000)
+    check_scalar(args.seed, "--seed", int, min_val=0, max_val=MAX_SEED)
+    if config.val_tasks < 1:
+        raise ValueError("--val-tasks 0: tune scores settings on meta-validation tasks held out of the meta-training tasks; give 1 or more")
+    if args.out is not None and not args.out.strip():
+        raise ValueError(f"--out == {short_repr(args.out)}: give an output folder, or leave --out out for runs/tune-DATASET")
+    if check_executor_flags(args) is None:
+        from .validation import check_device
+
+        check_device(config.device, "--device")
+    dataset = str(config.dataset)
+    out = args.out or os.path.join("runs", "tune-" + (dataset if dataset in NAMED_DATASETS else Path(dataset).stem))
+    inputs = {"--config": args.config, "--dataset": config.dataset, "--data-root": config.data_root, "--cache-dir": config.cache_dir}
+    check_not_input(out, "--out", inputs)
+    from .benchmark.tune import run_tune
+
+    start = time.perf_counter()
+    run_tune(
+        config,
+        out,
+        trials=args.trials,
+        seed=args.seed,
+        workers=args.workers,
+        threads=args.threads,
+        ray_address=args.ray_address,
+        progress=not args.no_progress,
+        command=shlex.join(["l2l-taskmix", *sys.argv[1:]]) if sys.argv[1:2] == ["tune"] else None,
+    )
+    print(f"Total time {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from .benchmark.artifact import check_model_target
     from .benchmark.classifier import meta_train
@@ -561,7 +633,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         command = args.command
-        commands = {"stats": _stats, "sweep": _sweep, "train": _train, "adapt": _adapt, "predict": _predict, "evaluate": _evaluate}
+        commands = {
+            "stats": _stats,
+            "sweep": _sweep,
+            "tune": _tune,
+            "train": _train,
+            "adapt": _adapt,
+            "predict": _predict,
+            "evaluate": _evaluate,
+        }
         return commands.get(args.command, _benchmark)(args)
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; run the same command again to resume", file=sys.stderr)
@@ -597,6 +677,10 @@ def missing_dependency_message(err: ModuleNotFoundError, command: str) -> str | 
         from .cluster import RAY_CLIENT_INSTALL
 
         return f"'l2l-taskmix {command}' with a ray:// address needs Ray Client (missing: grpc); install it with: {RAY_CLIENT_INSTALL}"
+    if name == "optuna":
+        from .benchmark.tune import TUNE_INSTALL
+
+        return f"'l2l-taskmix {command}' needs the optional tune extra (missing: optuna); install it with: {TUNE_INSTALL}"
     if name in BENCHMARK_MODULES:
         return (
             f"'l2l-taskmix {command}' needs the optional benchmark dependencies (missing: {name}); "

@@ -18,7 +18,7 @@ DOCS = ROOT / "docs"
 RESULTS = ROOT / "benchmarks" / "results"
 
 #: The pages written by hand (docs/design.md and docs/results/ have their own owners and tests).
-HAND_WRITTEN = ("index.md", "install.md", "learn2learn.md", "client.md", "data.md", "benchmark.md", "speed.md", "refuses.md")
+HAND_WRITTEN = ("index.md", "install.md", "learn2learn.md", "client.md", "data.md", "benchmark.md", "speed.md", "refuses.md", "tune.md")
 
 
 def page(name: str) -> str:

@@ -74,6 +74,7 @@ ORDER = [
     "l2l_taskmix.benchmark.grid",
     "l2l_taskmix.benchmark.runner",
     "l2l_taskmix.benchmark.sweep",
+    "l2l_taskmix.benchmark.tune",
     "l2l_taskmix.benchmark.artifact",
     "l2l_taskmix.benchmark.classifier",
     "l2l_taskmix.benchmark.paper",

@@ -13,7 +13,8 @@ down), :mod:`~l2l_taskmix.benchmark.methods` (the six methods as strategies),
 :mod:`~l2l_taskmix.benchmark.progress` (the command's bar, estimate of the time left and reporter),
 :mod:`~l2l_taskmix.benchmark.run` (one run), :mod:`~l2l_taskmix.benchmark.grid` (every run of a
 configuration, resumable), :mod:`~l2l_taskmix.benchmark.runner` (the benchmark command: data, grid, outputs),
-:mod:`~l2l_taskmix.benchmark.sweep` (one setting varied), :mod:`~l2l_taskmix.benchmark.artifact`
+:mod:`~l2l_taskmix.benchmark.sweep` (one setting varied), :mod:`~l2l_taskmix.benchmark.tune`
+(each method's settings searched on meta-validation tasks), :mod:`~l2l_taskmix.benchmark.artifact`
 (the model folder) and :mod:`~l2l_taskmix.benchmark.classifier` (a meta-trained model adapted to
 a new task); :mod:`~l2l_taskmix.benchmark.paper` holds the paper's published tables.
 
@@ -53,6 +54,7 @@ _EXPORTS = {
     "run_benchmark": "runner",
     "run_grid": "grid",
     "run_sweep": "sweep",
+    "run_tune": "tune",
     "FewShotIntentClassifier": "classifier",
     "meta_train": "classifier",
     "MetaTrainedModel": "artifact",

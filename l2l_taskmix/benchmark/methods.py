@@ -47,7 +47,17 @@ from ..tasksets import MetaMix, TaskMix
 from ..validation import check_choice
 from .settings import MAMLSettings, MixSettings, check_settings
 
-__all__ = ["Method", "METHODS", "METHOD_NAMES", "ENGINES", "get_method", "MAMLObjective", "MultiTaskObjective", "new_head"]
+__all__ = [
+    "Method",
+    "METHODS",
+    "METHOD_NAMES",
+    "ENGINES",
+    "SearchParam",
+    "get_method",
+    "MAMLObjective",
+    "MultiTaskObjective",
+    "new_head",
+]
 
 #: MAML implementations: the vectorized engine, or learn2learn's ``MAML`` clone/adapt loop.
 ENGINES = ("fast", "l2l")
@@ -124,6 +134,60 @@ def new_head(in_features: int, num_classes: int, generator: torch.Generator | No
 
 
 @dataclass(frozen=True)
+class SearchParam:
+    """One setting of a method's search space (``l2l-taskmix tune``): a number from ``low`` to
+    ``high`` (both included), drawn on a log scale with ``log``, a whole number with
+    ``integer`` (``step``: only every ``step``-th whole number from ``low``). ``name`` is a
+    per-method setting of the benchmark's config (``config.METHOD_FIELDS``). Plain data: the
+    tuner turns it into Optuna's distributions.
+
+    Example::
+
+        >>> SearchParam("inner_steps", 1, 5, integer=True).describe()
+        'inner_steps: whole number in [1, 5]'
+    """
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+    step: int | None = None
+
+    def describe(self) -> str:
+        """The range in words (the documentation and ``tune --help`` list it)."""
+        kind = "whole number" if self.integer else "number"
+        scale = ", log scale" if self.log else ""
+        step = f", step {self.step}" if self.step else ""
+        return f"{self.name}: {kind} in [{self.low:g}, {self.high:g}]{scale}{step}"
+
+
+# The search spaces' building blocks (why each range: docs/tune.md). Fine-tuning: 10 steps already
+# fit a 5-shot support set at a high rate, 300 at 1e-4 is where it stops moving; rates from 1e-4
+# (barely moves in 10 steps) to 3e-2 (Adam on a 256-wide head starts to diverge beyond).
+_FINETUNE = (
+    SearchParam("finetune_steps", 10, 300, log=True, integer=True),
+    SearchParam("finetune_lr", 1e-4, 3e-2, log=True),
+)
+# Meta-training: Adam's usual 1e-4..1e-2; 100 iterations (MAML's meta-loss still falling on the
+# sample) to 800 (twice the default; validation stops improving well before 400), in steps of 50.
+_TRAINING = (
+    SearchParam("outer_lr", 1e-4, 1e-2, log=True),
+    SearchParam("iterations", 100, 800, integer=True, step=50),
+)
+# MAML's inner loop: SGD rates from 0.01 (too small to adapt in 5 steps) to 1 (the edge of
+# divergence on standardized features), 1 to 5 steps (the paper's range).
+_MAML = (
+    SearchParam("inner_lr", 0.01, 1.0, log=True),
+    SearchParam("inner_steps", 1, 5, integer=True),
+)
+# Beta(eta, eta): 0.2 (lambdas near 0 or 1: almost no mixing) to 5 (lambdas near 1/2).
+_ETA = (SearchParam("eta", 0.2, 5.0, log=True),)
+# TaskMix's N: 1 to 16, twice the default T = 8.
+_SYNTHETIC = (SearchParam("num_synthetic", 1, 16, integer=True),)
+
+
+@dataclass(frozen=True)
 class Method:
     """A method of the benchmark: a strategy for :func:`l2l_taskmix.benchmark.training.train`.
 
@@ -133,6 +197,7 @@ class Method:
         keeps_head: whether meta-test fine-tuning starts from the trained head (MAML variants)
             or from a new head (MTL, transfer).
         taskmix, metamix: the task augmentations of a MAML variant.
+        space: the settings ``l2l-taskmix tune`` searches for it (:class:`SearchParam` each).
     """
 
     name: str
@@ -140,6 +205,7 @@ class Method:
     keeps_head: bool = True
     taskmix: bool = False
     metamix: bool = False
+    space: tuple[SearchParam, ...] = ()
 
     def sampler(
         self,
@@ -204,12 +270,12 @@ class MultiTaskMethod(Method):
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
-        MultiTaskMethod("mtl", keeps_head=False),
-        Method("transfer", trains=False, keeps_head=False),
-        Method("maml"),
-        Method("maml+metamix", metamix=True),
-        Method("maml+taskmix", taskmix=True),
-        Method("maml+metamix+taskmix", taskmix=True, metamix=True),
+        MultiTaskMethod("mtl", keeps_head=False, space=_TRAINING + _FINETUNE),
+        Method("transfer", trains=False, keeps_head=False, space=_FINETUNE),
+        Method("maml", space=_MAML + _TRAINING + _FINETUNE),
+        Method("maml+metamix", metamix=True, space=_MAML + _TRAINING + _ETA + _FINETUNE),
+        Method("maml+taskmix", taskmix=True, space=_MAML + _TRAINING + _ETA + _SYNTHETIC + _FINETUNE),
+        Method("maml+metamix+taskmix", taskmix=True, metamix=True, space=_MAML + _TRAINING + _ETA + _SYNTHETIC + _FINETUNE),
     )
 }
 #: Their names, in the paper's order.

@@ -1,0 +1,314 @@
+"""``l2l-taskmix tune``: per-method search spaces, the study on meta-validation tasks only, its
+outputs read by ``benchmark --config``, resuming after a kill, and the refusals."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData
+from l2l_taskmix.benchmark.config import METHOD_FIELDS
+from l2l_taskmix.benchmark.datasets import save_feature_split
+from l2l_taskmix.benchmark.methods import METHODS, SearchParam
+from l2l_taskmix.benchmark.run import run_key
+from l2l_taskmix.benchmark.runner import run_benchmark
+from l2l_taskmix.benchmark.tune import check_space, run_tune, score_settings
+from l2l_taskmix.cli import build_parser, config_from_args, main
+from l2l_taskmix.features import FeatureTask
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: A narrow space for tiny studies: a few iterations, the rates that matter.
+SPACE = {
+    "maml": (SearchParam("inner_lr", 0.05, 0.5, log=True), SearchParam("iterations", 2, 6, integer=True)),
+    "mtl": (SearchParam("outer_lr", 1e-3, 1e-1, log=True), SearchParam("iterations", 2, 6, integer=True)),
+}
+
+
+def tasks(count, seed=0, classes=3, rows=24):
+    g = torch.Generator().manual_seed(seed)
+    names = [chr(ord("a") + c) for c in range(classes)]
+    return [FeatureTask(f"t{seed}-{k}", torch.randn(rows, 8, generator=g), torch.arange(rows) % classes, names) for k in range(count)]
+
+
+def data(test_seed=1):
+    return BenchmarkData(tasks(4), tasks(1, seed=test_seed, classes=4))
+
+
+def small(**changes):
+    base = dict(iterations=4, eval_every=2, batch_size=4, hidden=(8,), val_tasks=1, finetune_steps=3, seeds=2)
+    return BenchmarkConfig(**{**base, **changes})
+
+
+def rows(out):
+    with open(out / "trials.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def study(out, **kwargs):
+    kwargs = {"methods": ["maml", "mtl"], "trials": 3, "data": data(), "space": SPACE, "progress": False, "echo": False, **kwargs}
+    return run_tune(kwargs.pop("config", small()), out, **kwargs)
+
+
+def without_seconds(table):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in table]
+
+
+def test_every_space_names_method_settings_within_their_checks():
+    config = BenchmarkConfig()
+    for name, method in METHODS.items():
+        assert method.space and {p.name for p in method.space} <= set(METHOD_FIELDS), name
+        check_space(name, method.space, config)  # both bounds pass each setting's own check
+        assert {"finetune_steps", "finetune_lr"} <= {p.name for p in method.space}
+    assert {p.name for p in METHODS["transfer"].space} == {"finetune_steps", "finetune_lr"}
+    assert {p.name for p in METHODS["maml+taskmix"].space} >= {"inner_lr", "inner_steps", "outer_lr", "iterations", "eta", "num_synthetic"}
+    assert "eta" not in {p.name for p in METHODS["maml"].space} and "num_synthetic" not in {p.name for p in METHODS["maml+metamix"].space}
+    with pytest.raises(ValueError, match="not a per-method setting"):
+        check_space("maml", (SearchParam("hidden", 1, 2, integer=True),), config)
+    with pytest.raises(ValueError, match=r"per_method.maml: inner_steps == 0"):
+        check_space("maml", (SearchParam("inner_steps", 0, 3, integer=True),), config)
+
+
+def test_importing_the_package_and_the_benchmark_does_not_load_optuna():
+    code = (
+        "import sys, l2l_taskmix, l2l_taskmix.benchmark, l2l_taskmix.benchmark.tune, l2l_taskmix.cli;"
+        "l2l_taskmix.benchmark.BenchmarkConfig; print('optuna' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_a_trial_is_the_final_weights_validation_score_per_seed():
+    values = score_settings("maml", {"iterations": 3}, small(), data(), seeds=2)
+    again = score_settings("maml", {"iterations": 3}, small(eval_every=1), data(), seeds=2)  # eval_every does not matter
+    assert len(values) == 2 and values == again and all(0 <= v <= 1 for v in values)
+    assert score_settings("maml", {"iterations": 3, "finetune_steps": 30}, small(), data(), seeds=1) != values[:1]
+    transfer = score_settings("transfer", {"finetune_steps": 5}, small(), data(), seeds=1)
+    assert len(transfer) == 1 and 0 <= transfer[0] <= 1
+
+
+def test_a_study_writes_its_trials_and_a_best_yaml_that_the_benchmark_uses(tmp_path):
+    out = tmp_path / "tune"
+    best = study(out)
+    table = rows(out)
+    assert [r["method"] for r in table].count("maml") == 3 and [r["method"] for r in table].count("mtl") == 3
+    assert all(r["state"] == "COMPLETE" and r["seed0"] and r["seed1"] for r in table)
+    for r in table:  # the value is the mean over the seeds
+        assert float(r["value"]) == pytest.approx((float(r["seed0"]) + float(r["seed1"])) / 2)
+    top = max((r for r in table if r["method"] == "maml"), key=lambda r: float(r["value"]))
+    assert best["maml"] == {"inner_lr": float(top["inner_lr"]), "iterations": int(top["iterations"])}
+    assert (out / "trials.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "study.json").read_text())["trials"] == 3
+
+    # benchmark --config best.yaml runs each method at its tuned values (through the run records)
+    dataset = tmp_path / "tiny.pt"
+    save_feature_split(dataset, data().train, data().test)
+    text = (out / "best.yaml").read_text()
+    assert text.startswith("# Per-method settings") and "meta-test tasks are never used" in text
+    flags = ["--dataset", str(dataset), "--methods", "maml,mtl", "--seeds", "1", "--protocols", "paper"]
+    cfg = config_from_args(build_parser().parse_args(["benchmark", "--config", str(out / "best.yaml"), *flags]))
+    assert cfg.hidden == (8,) and cfg.val_tasks == 1 and cfg.batch_size == 4  # the study's shared settings
+    run_benchmark(cfg, tmp_path / "bench", data=data(), progress=False, echo=False)
+    runs = {r["method"]: r for r in json.loads((tmp_path / "bench" / "results.json").read_text())["runs"]}
+    for method in ("maml", "mtl"):
+        assert runs[method]["curve"][-1]["iteration"] == best[method]["iterations"]
+        assert runs[method]["key"] == run_key(cfg.replace(per_method=(), **best[method]), data())
+
+
+def test_the_meta_test_tasks_are_never_used(tmp_path):
+    study(tmp_path / "a", trials=2)
+    study(tmp_path / "b", trials=2, data=data(test_seed=9))  # other meta-test features, same class count
+    assert without_seconds(rows(tmp_path / "a")) == without_seconds(rows(tmp_path / "b"))
+
+
+def test_a_study_extended_or_resumed_draws_what_an_uninterrupted_one_would(tmp_path):
+    study(tmp_path / "grow", trials=2)
+    first = rows(tmp_path / "grow")
+    study(tmp_path / "grow", trials=4)
+    grown = rows(tmp_path / "grow")
+    study(tmp_path / "once", trials=4)
+    assert without_seconds(grown) == without_seconds(rows(tmp_path / "once"))
+    assert [r["seconds"] for r in grown if r in first] == [r["seconds"] for r in first]  # kept, not run again
+    # a lower --trials afterwards: each method's best of its first trials only, the budget
+    best = study(tmp_path / "grow", trials=2)
+    top = max((r for r in first if r["method"] == "maml"), key=lambda r: float(r["value"]))
+    assert best["maml"] == {"inner_lr": float(top["inner_lr"]), "iterations": int(top["iterations"])}
+    assert without_seconds(rows(tmp_path / "grow")) == without_seconds(grown)
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_serial_study(tmp_path):
+    """With a trial of each method in flight at once, each method's trials still run one after
+    another: the study does not depend on the number of workers."""
+    study(tmp_path / "one", trials=2)
+    study(tmp_path / "two", trials=2, workers=2)
+    assert without_seconds(rows(tmp_path / "one")) == without_seconds(rows(tmp_path / "two"))
+
+
+def test_a_resume_under_other_settings_is_refused_naming_them(tmp_path):
+    study(tmp_path, trials=1, methods=["maml"])
+    with pytest.raises(ValueError, match=r"other settings \(batch_size: 4 there, 5 now\)"):
+        study(tmp_path, trials=1, methods=["maml"], config=small(batch_size=5))
+    with pytest.raises(ValueError, match="other settings .*seeds"):
+        study(tmp_path, trials=1, methods=["maml"], config=small(seeds=1))
+    with pytest.raises(ValueError, match="other settings .*space"):
+        study(tmp_path, trials=1, methods=["maml"], space={"maml": SPACE["maml"][:1]})
+
+
+def test_bad_input_is_refused_before_any_trial(tmp_path, capsys):
+    with pytest.raises(ValueError, match="trials == 0"):
+        study(tmp_path, trials=0)
+    with pytest.raises(ValueError, match="val_tasks == 0"):
+        study(tmp_path, config=small(val_tasks=0))
+    config = tmp_path / "settings.yaml"
+    config.write_text("iterations: 4\n")
+    for argv, message in [
+        (["--trials", "0"], "--trials == 0"),
+        (["--val-tasks", "0"], "--val-tasks 0"),
+        (["--config", str(config), "--out", str(config)], "is the --config file"),
+        (["--seed", "-1"], "--seed == -1"),
+    ]:
+        assert main(["tune", "--dataset", str(tmp_path / "x.pt"), "--out", str(tmp_path / "o"), *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_optuna_names_the_extra():
+    from l2l_taskmix.cli import missing_dependency_message
+
+    message = missing_dependency_message(ModuleNotFoundError("No module named 'optuna'", name="optuna"), "tune")
+    assert "pip install 'l2l-taskmix[tune]'" in message
+
+
+def test_tune_help_lists_its_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    text = capsys.readouterr().out
+    for flag in (
+        "--trials",
+        "--seeds",
+        "--seed",
+        "--methods",
+        "--out",
+        "--config",
+        "--workers",
+        "--threads",
+        "--ray",
+        "--ray-address",
+        "--no-progress",
+        "--val-tasks",
+    ):
+        assert flag in text, flag
+    assert "--protocols" not in text
+
+
+SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_tune import small, study
+torch.set_num_threads(1)
+study(__import__("pathlib").Path(sys.argv[1]), trials=4, config=small(iterations=4), echo=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(tmp_path):
+    """kill -9 while a trial runs, after at least one finished: the rerun keeps the finished trials
+    (untouched), runs the interrupted trial's settings again, and ends with the trials of an
+    uninterrupted study."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    script = tmp_path / "tune_script.py"
+    script.write_text(SCRIPT.format(tests=str(__import__("pathlib").Path(__file__).parent)))
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), str(killed)], stderr=subprocess.DEVNULL)
+    deadline, running = time.time() + 180, False
+    while time.time() < deadline and not running:
+        time.sleep(0.02)
+        if (killed / "trials.csv").exists() and (killed / "study.journal").exists():
+            storage = JournalStorage(JournalFileBackend(str(killed / "study.journal")))
+            states = [t.state for s in storage.get_all_studies() for t in storage.get_all_trials(s._study_id, deepcopy=False)]
+            running = optuna.trial.TrialState.RUNNING in states and optuna.trial.TrialState.COMPLETE in states
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert running, "the study finished before a trial could be interrupted"
+    before = [r for r in rows(killed) if r["state"] == "COMPLETE"]
+    assert 1 <= len(before) < 8
+    subprocess.run([sys.executable, str(script), str(killed)], check=True, stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "straight")], check=True, stderr=subprocess.DEVNULL)
+    after = rows(killed)
+    assert [r for r in after if r in before] == before  # the finished trials kept as they were (seconds included)
+    assert any(r["state"] == "FAIL" for r in after)  # the interrupted one, marked failed and run again
+    complete = [r for r in after if r["state"] == "COMPLETE"]
+
+    def points(table):
+        drop = ("seconds", "trial", "state")
+        return sorted(tuple(sorted((k, v) for k, v in r.items() if k not in drop)) for r in table if r["state"] == "COMPLETE")
+
+    assert len(complete) == 8 and points(after) == points(rows(tmp_path / "straight"))
+
+
+def test_the_tune_page_lists_every_space_as_declared():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "tune.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| `")}
+    declared = {p.name: p for method in METHODS.values() for p in method.space}
+    assert set(rows) == set(declared)
+    for name, param in declared.items():
+        low, _, high = rows[name].split(",")[0].split()
+        assert (float(low), float(high)) == (param.low, param.high), (name, rows[name])
+        assert ("log scale" in rows[name]) == param.log and (f"step {param.step}" in rows[name]) == bool(param.step), name
+
+
+def test_settings_that_diverge_score_the_worst_macro_f1_in_a_study():
+    from l2l_taskmix.benchmark.tune import DIVERGED
+
+    wild = {"iterations": 3, "inner_lr": 1e12}
+    with pytest.raises(FloatingPointError):
+        score_settings("maml", wild, small(), data(), seeds=1)
+    assert score_settings("maml", wild, small(), data(), seeds=2, diverged=DIVERGED) == [0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_a_study_on_ray_gives_the_serial_trials(tmp_path, tmp_path_factory):
+    """The trials as Ray tasks (a local instance of 2 CPUs): the serial study's trials."""
+    ray = pytest.importorskip("ray")
+    study(tmp_path / "serial", trials=2)
+    assert not ray.is_initialized()
+    ray.init(
+        num_cpus=2,
+        object_store_memory=200 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
+    try:
+        study(tmp_path / "on-ray", trials=2, ray_address="local")
+    finally:
+        ray.shutdown()
+    assert without_seconds(rows(tmp_path / "serial")) == without_seconds(rows(tmp_path / "on-ray"))
+
+
+def test_the_committed_study_has_one_budget_and_a_best_yaml_the_benchmark_reads():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "tune"
+    table = rows(folder)
+    complete = [r for r in table if r["state"] == "COMPLETE"]
+    counts = {m: sum(r["method"] == m for r in complete) for m in METHODS}
+    assert len(set(counts.values())) == 1 and min(counts.values()) >= 10, counts  # every method, the same budget
+    assert all(r["seed0"] and r["seed1"] for r in complete)
+    cfg = config_from_args(build_parser().parse_args(["benchmark", "--config", str(folder / "best.yaml")]))
+    for name, method in METHODS.items():
+        tuned = dict(dict(cfg.per_method)[name])
+        assert set(tuned) == {p.name for p in method.space}, name
+        best = max((r for r in complete if r["method"] == name), key=lambda r: float(r["value"]))
+        assert all(float(best[k]) == pytest.approx(v) for k, v in tuned.items()), name
+    assert json.loads((folder / "study.json").read_text())["seeds"] == 2
