@@ -50,6 +50,17 @@ def steps(root: str) -> dict[str, list[str]]:
     sweep = [*CLI, "sweep", "--dataset", "mtop-long", "--out", long, "--no-progress", "--over"]
     return {
         "main": [*CLI, "benchmark", "--dataset", "mtop-long", "--out", long, "--no-progress"],
+        "main-tuned": [
+            *CLI,
+            "benchmark",
+            "--dataset",
+            "mtop-long",
+            "--config",
+            "benchmarks/results/tune/best.yaml",
+            "--out",
+            f"{root}/mtop-long-tuned",
+            "--no-progress",
+        ],
         "tables": [sys.executable, str(ROOT / "benchmarks" / "reproduce_tables.py"), "--out", root, "--no-progress"],
         "sweep-n": [*sweep, "num_synthetic"],
         "sweep-tasks": [*sweep, "train_subset"],
@@ -99,6 +110,7 @@ def steps(root: str) -> dict[str, list[str]]:
 FIGURES = [
     ("mtop-long/results.png", "mtop-long-results.png"),
     ("mtop-long/curves.png", "mtop-long-curves.png"),
+    ("mtop-long-tuned/results.png", "mtop-long-tuned-results.png"),
     ("mtop-long/sweep_num_synthetic.png", "mtop-long-sweep-num_synthetic.png"),
     ("mtop-long/sweep_train_subset.png", "mtop-long-sweep-train_subset.png"),
     ("mtop-long/sweep_eta.png", "mtop-long-sweep-eta.png"),
@@ -113,6 +125,9 @@ FIGURES = [
 #: benchmarks/results/readme/).
 REPORTS = [
     ("mtop-long/results.md", "mtop-long.md"),
+    ("mtop-long/results.json", "mtop-long.json"),
+    ("mtop-long-tuned/results.md", "mtop-long-tuned.md"),
+    ("mtop-long-tuned/results.json", "mtop-long-tuned.json"),
     ("tables.md", "tables.md"),
     ("mtop-long/sweep_num_synthetic.md", "mtop-long-sweep-num_synthetic.md"),
     ("mtop-long/sweep_train_subset.md", "mtop-long-sweep-train_subset.md"),
