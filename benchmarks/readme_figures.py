@@ -267,6 +267,7 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "- [Beside the paper](paper.md): MTOP-Long, MTOP-Wide and simulated N-best next to the paper's Tables 2-4.\n"
                 "- [Sweeps](sweeps.md): one setting varied at a time.\n"
                 "- [Seeds](seeds.md): the main table with 10 seeds.\n"
+                "- [Tuned](tuned.md): every method tuned with one budget on meta-validation, against the defaults.\n"
                 "- [Another machine](sensitivity.md): how far rounding moves the table.\n"
                 "- [Where the spread comes from](variance.md): the seed, the support/test draw and rounding.\n"
                 "- [Time](time.md): what each command took.",
@@ -397,6 +398,9 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
         + "\n"
     )
 
+    if (readme / "mtop-long-tuned.md").exists():
+        pages["tuned.md"] = tuned_page(results, figures)
+
     pages["time.md"] = (
         "\n\n".join(
             [
@@ -415,6 +419,101 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
         + "\n"
     )
     return pages
+
+
+def tuned_comparison(default_runs: list, tuned_runs: list, methods: list) -> str:
+    """The Markdown table of each method's Average Macro F1 at the defaults and at its tuned
+    settings, per protocol, with the paired per-seed difference (tuned - default; the same
+    seeds, splits, draws and initial weights) and its 95% Student-t interval."""
+    import math
+
+    from scipy import stats
+
+    def scores(runs):
+        out = {}
+        for r in runs:
+            out.setdefault((r.get("protocol") or "select", r["method"]), {})[r["seed"]] = r["macro_f1"]
+        return out
+
+    default, tuned = scores(default_runs), scores(tuned_runs)
+    lines = [
+        "| Protocol | Method | defaults | tuned | tuned - defaults [95% interval] | seeds |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for protocol in ("paper", "select"):
+        for method in methods:
+            a, b = default.get((protocol, method), {}), tuned.get((protocol, method), {})
+            seeds = sorted(set(a) & set(b))
+            if not seeds:
+                continue
+            x, y = [a[k] for k in seeds], [b[k] for k in seeds]
+            diffs = [v - u for u, v in zip(x, y)]
+            n, mean = len(diffs), sum(diffs) / len(diffs)
+
+            def cell(values):
+                m = sum(values) / len(values)
+                sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+                return f"{m:.3f} ± {sd:.3f}"
+
+            if n > 1:
+                sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+                half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+                resolved = "*" if mean - half > 0 or mean + half < 0 else ""
+                diff = f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]{resolved}"
+            else:
+                diff = f"{mean:+.3f}"
+            lines.append(f"| {protocol} | {method} | {cell(x)} | {cell(y)} | {diff} | {n} |")
+    return "\n".join(lines)
+
+
+def tuned_page(results: Path, figures: dict) -> str:
+    """The page of the committed study (``tune/``) and of the main command at its settings."""
+    import yaml
+
+    readme = results / "readme"
+    study = json.loads((results / "tune" / "study.json").read_text(encoding="utf-8"))
+    best = yaml.safe_load((results / "tune" / "best.yaml").read_text(encoding="utf-8"))["per_method"]
+    default = json.loads((readme / "mtop-long.json").read_text(encoding="utf-8"))
+    tuned = json.loads((readme / "mtop-long-tuned.json").read_text(encoding="utf-8"))
+    methods = list(dict.fromkeys(r["method"] for r in default["runs"]))
+    sessions = study["sessions"]
+    wall = sum(x["wall_seconds"] for x in sessions) / 60
+    settings = ["| Method | tuned settings |", "| --- | --- |"]
+    for method, values in best.items():
+        settings.append(
+            f"| {method} | " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) + " |"
+        )
+    return (
+        "\n\n".join(
+            [
+                "# Tuned: every method with one budget",
+                GENERATED,
+                "Is MTL ahead because it is better, or because the defaults suit it better? `l2l-taskmix tune` "
+                "([Tuning](../tune.md)) searched each method's own settings with the same budget, "
+                f"{study['trials']} trials of {study['seeds']} seeds per method, scored on meta-validation tasks held out "
+                "of the meta-training tasks (the meta-test tasks never seen); then the main command ran at each "
+                "method's best settings. Both tables below use the same seeds, splits, draws and initial weights, "
+                "so the paired differences are per seed.",
+                f"Source of the study: `{sessions[-1]['command'].replace('/tmp/study', 'benchmarks/results/tune')}` "
+                f"in {len(sessions)} sessions, {wall:.0f} min of wall time on a {study['cores']}-core {study['cpu']} "
+                f"(load {sessions[0]['load_before'][0]} to {sessions[-1]['load_after'][0]}; `benchmarks/results/tune/study.json`, "
+                "whose README says how the sessions went); its trials are `benchmarks/results/tune/trials.csv`.",
+                *_figure("tune_trials.png", "Each method's best meta-validation macro-F1 against trials"),
+                "Each method's best settings (`benchmarks/results/tune/best.yaml`; every other setting at its default):",
+                "\n".join(settings),
+                "## The main table at the tuned settings",
+                _source("main-tuned", figures, "benchmarks/results/readme/mtop-long-tuned.md"),
+                *_figure("mtop-long-tuned-results.png", "MTOP-Long at the tuned settings: each method's mean ± 1 sample std over 3 seeds"),
+                _report_body((readme / "mtop-long-tuned.md").read_text(encoding="utf-8"), 2),
+                "## Tuned against the defaults",
+                "Each method at the defaults ([the bundled sample](sample.md)) and at its tuned settings; the "
+                "difference is paired by seed, * where its 95% interval excludes 0 (from "
+                "`benchmarks/results/readme/mtop-long.json` and `mtop-long-tuned.json`, the two commands' results):",
+                tuned_comparison(default["runs"], tuned["runs"], methods),
+            ]
+        )
+        + "\n"
+    )
 
 
 def write_pages(pages_dir: Path | None = None, results: Path | None = None) -> list[str]:

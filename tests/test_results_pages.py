@@ -29,12 +29,14 @@ def test_pages_follow_the_committed_files_not_a_copy_in_the_generator(generator,
     results = tmp_path / "results"
     shutil.copytree(ROOT / "benchmarks" / "results", results)
     report = results / "readme" / "mtop-long.md"
-    report.write_text(report.read_text(encoding="utf-8").replace("0.511 ± 0.003", "0.999 ± 0.001"), encoding="utf-8")
+    text = report.read_text(encoding="utf-8")
+    cell = next(line for line in text.splitlines() if line.startswith("| mtl ")).split("|")[2].strip()  # "0.543 ± 0.024"
+    report.write_text(text.replace(cell, "0.999 ± 0.001"), encoding="utf-8")
     record = json.loads((results / "readme_figures.json").read_text(encoding="utf-8"))
     record["main"]["started"] = "2031-01-01 00:00 UTC"
     (results / "readme_figures.json").write_text(json.dumps(record), encoding="utf-8")
     pages = generator.render_pages(results)
-    assert "0.999 ± 0.001" in pages["sample.md"] and "0.511 ± 0.003" not in pages["sample.md"]
+    assert "0.999 ± 0.001" in pages["sample.md"] and cell not in pages["sample.md"]
     assert "started 2031-01-01 00:00 UTC" in pages["sample.md"] and "2031-01-01 00:00 UTC" in pages["time.md"]
     written = generator.write_pages(tmp_path / "pages", results)
     assert written == sorted(pages)
@@ -50,11 +52,15 @@ def test_every_report_table_row_is_on_its_page(generator):
         "tables.md": "paper.md",
         "mtop-long-10seeds.md": "seeds.md",
         "mtop-long-10seeds-select.md": "seeds.md",
+        "mtop-long-tuned.md": "tuned.md",
     }
     quoted.update({name: "sweeps.md" for _, name, _, _ in generator.SWEEPS})
     for report, page in quoted.items():
         path = ROOT / "benchmarks" / "results" / "readme" / report
-        if report not in {"mtop-long.md", "tables.md", "mtop-long-10seeds.md", "mtop-long-10seeds-select.md"} and not path.exists():
+        if (
+            report not in {"mtop-long.md", "tables.md", "mtop-long-10seeds.md", "mtop-long-10seeds-select.md", "mtop-long-tuned.md"}
+            and not path.exists()
+        ):
             continue  # a sweep whose report is not committed is left off the page
         rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
         assert rows, report
@@ -100,3 +106,19 @@ def test_check_flag_fails_on_missing_or_edited_pages_and_runs_nothing(generator,
     (tmp_path / "seeds.md").write_text("# Seeds\n\nhand-edited\n", encoding="utf-8")
     assert generator.main(["--check"]) == 1
     assert "stale results pages: seeds.md" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_tuned_comparison_pairs_each_method_by_seed(generator):
+    """tuned - defaults is the mean of per-seed differences, with its t-interval; * only where it excludes 0."""
+    default = [
+        {"protocol": "paper", "method": m, "seed": k, "macro_f1": f}
+        for m, fs in {"maml": [0.50, 0.52, 0.48]}.items()
+        for k, f in enumerate(fs)
+    ]
+    tuned = [{"protocol": "paper", "method": "maml", "seed": k, "macro_f1": f} for k, f in enumerate([0.53, 0.54, 0.52])]
+    table = generator.tuned_comparison(default, tuned, ["maml"])
+    row = table.splitlines()[2]
+    assert row.startswith("| paper | maml | 0.500 ± 0.020 | 0.530 ± 0.010 | +0.030 [+0.005, +0.055]* | 3 |"), row
+    same = generator.tuned_comparison(default, default, ["maml"]).splitlines()[2]
+    assert "+0.000 [+0.000, +0.000] | 3" in same and "*" not in same  # no difference: not resolved
+    assert len(generator.tuned_comparison(default, tuned, ["maml", "mtl"]).splitlines()) == 3  # mtl in neither: no row
