@@ -312,3 +312,12 @@ def test_the_committed_study_has_one_budget_and_a_best_yaml_the_benchmark_reads(
         best = max((r for r in complete if r["method"] == name), key=lambda r: float(r["value"]))
         assert all(float(best[k]) == pytest.approx(v) for k, v in tuned.items()), name
     assert json.loads((folder / "study.json").read_text())["seeds"] == 2
+
+
+def test_a_resume_with_another_sampler_seed_is_refused_naming_it(tmp_path):
+    """The sampler's seed decides which settings later trials draw: a resume under another one
+    would make a study that no uninterrupted run gives."""
+    study(tmp_path, trials=1, methods=["maml"])
+    with pytest.raises(ValueError, match=r"other settings \(sampler_seed: 0 there, 1 now\)"):
+        study(tmp_path, trials=2, methods=["maml"], seed=1)
+

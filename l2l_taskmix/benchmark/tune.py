@@ -185,8 +185,11 @@ def _sampler_seed(seed: int, method: str, asked: int) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
-def _fingerprint(method: str, config: BenchmarkConfig, seeds: int, data_key: str, space: Sequence[SearchParam]) -> dict[str, Any]:
-    """What decides a trial's value in ``method``'s study."""
+def _fingerprint(
+    method: str, config: BenchmarkConfig, seeds: int, data_key: str, space: Sequence[SearchParam], sampler_seed: int
+) -> dict[str, Any]:
+    """What decides a trial's value in ``method``'s study, and the sampler's seed (what decides
+    which settings its trials draw)."""
     values = config.for_method(method).to_dict()
     shared = {k: values[k] for k in RESULT_FIELDS if k not in _NOT_DECIDING}
     return {
@@ -194,6 +197,7 @@ def _fingerprint(method: str, config: BenchmarkConfig, seeds: int, data_key: str
         "seeds": int(seeds),
         "data": data_key,
         "space": [p.describe() for p in space],
+        "sampler_seed": int(sampler_seed),
     }
 
 
@@ -202,6 +206,8 @@ def _check_fingerprint(study: Any, method: str, want: dict[str, Any], out: Path)
     if have is None:
         study.set_user_attr("fingerprint", want)
         return
+    if "sampler_seed" not in have:  # a fingerprint without it: the seed study.json records
+        have = {**have, "sampler_seed": _recorded_sampler_seed(out, want["sampler_seed"])}
     differ = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
     if differ:
         shown = "; ".join(f"{k}: {short_repr(have.get(k))} there, {short_repr(want.get(k))} now" for k in differ[:4])
@@ -209,6 +215,14 @@ def _check_fingerprint(study: Any, method: str, want: dict[str, Any], out: Path)
             f"--out {out} holds a study of {method} under other settings ({shown}); its trials would not compare with new "
             "ones: give the same settings to resume it, or another --out"
         )
+
+
+def _recorded_sampler_seed(out: Path, default: int) -> Any:
+    """The sampler's seed ``out/study.json`` records, ``default`` where it records none."""
+    try:
+        return json.loads((out / "study.json").read_text()).get("sampler_seed", default)
+    except (OSError, ValueError, AttributeError):
+        return default
 
 
 def _distributions(optuna: Any, space: Sequence[SearchParam]) -> dict[str, Any]:
@@ -348,7 +362,7 @@ def run_tune(
         studies = {}
         for m in methods:
             study = optuna.create_study(study_name=m, storage=storage, direction="maximize", load_if_exists=True)
-            _check_fingerprint(study, m, _fingerprint(m, config, config.seeds, data_key, spaces[m]), out)
+            _check_fingerprint(study, m, _fingerprint(m, config, config.seeds, data_key, spaces[m], seed), out)
             _requeue_orphans(optuna, study)
             studies[m] = study
         dists = {m: _distributions(optuna, spaces[m]) for m in methods}
