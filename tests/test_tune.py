@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+import yaml
 
 from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData
 from l2l_taskmix.benchmark.config import METHOD_FIELDS
@@ -321,3 +322,12 @@ def test_a_resume_with_another_sampler_seed_is_refused_naming_it(tmp_path):
     with pytest.raises(ValueError, match=r"other settings \(sampler_seed: 0 there, 1 now\)"):
         study(tmp_path, trials=2, methods=["maml"], seed=1)
 
+
+def test_best_yaml_keeps_the_per_method_settings_the_study_ran_under(tmp_path):
+    """A setting the input config gave one method (not searched) decided that method's trials:
+    best.yaml, which the benchmark reads, gives it too, with the searched ones."""
+    config = small().replace(per_method={"maml": {"finetune_steps": 7}, "mtl": {"outer_lr": 0.02}})
+    best = study(tmp_path, trials=1, methods=["maml"], config=config)
+    cfg = BenchmarkConfig.from_sources(yaml.safe_load((tmp_path / "best.yaml").read_text()))
+    assert cfg.for_method("maml").finetune_steps == 7 and cfg.for_method("maml").inner_lr == best["maml"]["inner_lr"]
+    assert cfg.for_method("mtl").outer_lr == 0.02  # a method not tuned keeps its section

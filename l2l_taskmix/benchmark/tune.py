@@ -513,8 +513,16 @@ def _best_yaml(
         if m in best:
             lines.append(f"#   {m}: {study.best_value:.4f}")
     body = dict(shared)
-    body["per_method"] = {m: {k: (float(v) if isinstance(v, float) else int(v)) for k, v in s.items()} for m, s in best.items()}
+    per_method = {m: dict(s) for m, s in config.per_method}  # the input's sections: the study ran under them
+    for m, s in best.items():
+        per_method.setdefault(m, {}).update(s)
+    body["per_method"] = {m: {k: _plain(v) for k, v in s.items()} for m, s in per_method.items() if s}
     return "\n".join(lines) + "\n" + yaml.safe_dump(body, sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    """A setting's value as YAML writes it plainly: a bool, a float or an int."""
+    return value if isinstance(value, bool) else float(value) if isinstance(value, float) else int(value)
 
 
 def _plot(path: Path, studies: Mapping[str, Any]) -> None:
