@@ -331,3 +331,14 @@ def test_best_yaml_keeps_the_per_method_settings_the_study_ran_under(tmp_path):
     cfg = BenchmarkConfig.from_sources(yaml.safe_load((tmp_path / "best.yaml").read_text()))
     assert cfg.for_method("maml").finetune_steps == 7 and cfg.for_method("maml").inner_lr == best["maml"]["inner_lr"]
     assert cfg.for_method("mtl").outer_lr == 0.02  # a method not tuned keeps its section
+
+
+def test_best_yaml_states_the_value_of_the_settings_it_gives_under_a_lowered_budget(tmp_path):
+    """With --trials lowered after a longer study, best.yaml gives each method's best of its first
+    trials; its header states that trial's value, not the best of every trial in the journal."""
+    study(tmp_path, trials=4, methods=["maml"])
+    table = [r for r in rows(tmp_path) if r["method"] == "maml"]
+    study(tmp_path, trials=1, methods=["maml"])
+    text = (tmp_path / "best.yaml").read_text()
+    assert f"#   maml: {float(table[0]['value']):.4f}" in text, text
+    assert json.loads((tmp_path / "study.json").read_text())["trials"] == 1

@@ -459,7 +459,7 @@ def _write_outputs(
     each method's best settings."""
     import optuna
 
-    rows, best = [], {}
+    rows, best, best_values = [], {}, {}
     names = list(dict.fromkeys(p.name for m in studies for p in spaces[m]))
     seeds = config.seeds
     for m, study in studies.items():
@@ -479,26 +479,35 @@ def _write_outputs(
         if complete:
             top = max(complete, key=lambda t: (t.value, -t.number))
             best[m] = {p.name: top.params[p.name] for p in spaces[m]}
+            best_values[m] = float(top.value)
     text = io.StringIO()
     fieldnames = ["method", "trial", "state", "value", *[f"seed{k}" for k in range(seeds)], *names, "seconds"]
     writer = csv.DictWriter(text, fieldnames=fieldnames, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(out / "trials.csv", text.getvalue())
-    atomic_write(out / "best.yaml", _best_yaml(best, studies, config, command, trials, seed))
+    atomic_write(out / "best.yaml", _best_yaml(best, best_values, config, command, trials, seed))
     _plot(out / "trials.png", studies)
     _write_study_json(out, studies, config, trials, seed, session)
     return best
 
 
 def _best_yaml(
-    best: Mapping[str, Mapping[str, Any]], studies: Mapping[str, Any], config: BenchmarkConfig, command: str | None, trials: int, seed: int
+    best: Mapping[str, Mapping[str, Any]],
+    values: Mapping[str, float],
+    config: BenchmarkConfig,
+    command: str | None,
+    trials: int,
+    seed: int,
 ) -> str:
+    """``best.yaml``: the shared settings that differ from the defaults, and each method's
+    ``per_method`` section (``best``, over the config's own sections); the header states each
+    method's value of the trial chosen (``values``)."""
     import yaml
 
     defaults = BenchmarkConfig().to_dict()
-    values = config.to_dict()
-    shared = {k: values[k] for k in RESULT_FIELDS if k not in _NOT_DECIDING and values[k] != defaults[k]}
+    given = config.to_dict()
+    shared = {k: given[k] for k in RESULT_FIELDS if k not in _NOT_DECIDING and given[k] != defaults[k]}
     shared = {k: (list(v) if isinstance(v, tuple) else v) for k, v in shared.items()}
     lines = [
         "# Per-method settings chosen by l2l-taskmix tune; use them with: l2l-taskmix benchmark --config THIS_FILE",
@@ -509,9 +518,8 @@ def _best_yaml(
         f"# of the final weights on {config.val_tasks} meta-validation task(s) held out of the meta-training tasks "
         "(the meta-test tasks are never used)",
     ]
-    for m, study in studies.items():
-        if m in best:
-            lines.append(f"#   {m}: {study.best_value:.4f}")
+    for m, value in values.items():
+        lines.append(f"#   {m}: {value:.4f}")
     body = dict(shared)
     per_method = {m: dict(s) for m, s in config.per_method}  # the input's sections: the study ran under them
     for m, s in best.items():
