@@ -342,3 +342,19 @@ def test_best_yaml_states_the_value_of_the_settings_it_gives_under_a_lowered_bud
     text = (tmp_path / "best.yaml").read_text()
     assert f"#   maml: {float(table[0]['value']):.4f}" in text, text
     assert json.loads((tmp_path / "study.json").read_text())["trials"] == 1
+
+
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        (SearchParam("iterations", 100, 800, integer=True, step=0), r"iterations: step 0 .*positive whole number"),
+        (SearchParam("iterations", 100, 800, integer=True, step=-50), r"iterations: step -50 .*positive whole number"),
+        (SearchParam("iterations", 100, 820, integer=True, step=50), r"iterations: 820 - 100 is not a multiple of the step 50"),
+        (SearchParam("iterations", 100, 800, log=True, integer=True, step=50), r"iterations: a log scale takes no step"),
+        (SearchParam("inner_lr", 0.1, 1.0, step=3), r"inner_lr: a step needs integer=True"),
+        (SearchParam("inner_steps", 1.5, 5, integer=True), r"inner_steps: the bounds of a whole number must be whole"),
+    ],
+)
+def test_a_search_param_optuna_would_change_or_refuse_is_refused_naming_it(param, message):
+    with pytest.raises(ValueError, match=f"the search space of maml: {message}"):
+        check_space("maml", (param,), BenchmarkConfig())

@@ -109,10 +109,36 @@ def check_space(method: str, space: Sequence[SearchParam], config: BenchmarkConf
             raise ValueError(f"the search space of {method} gives {param.name} twice")
         if not param.low <= param.high or (param.log and param.low <= 0):
             raise ValueError(f"the search space of {method}: {param.describe()} is empty or not positive on a log scale")
+        _check_grid(method, param)
         for value in (param.low, param.high):
             value = int(value) if param.integer else float(value)
             config.replace(per_method={method: {param.name: value}})  # the setting's own check, naming it
     return space
+
+
+def _check_grid(method: str, param: SearchParam) -> None:
+    """``param``'s whole-number grid as Optuna takes it unchanged: whole bounds, a ``step`` only
+    with ``integer``, a positive whole number that divides ``high - low``, and no step on a log
+    scale."""
+    where = f"the search space of {method}: {param.name}"
+    if not param.integer:
+        if param.step is not None:
+            raise ValueError(f"{where}: a step needs integer=True (a number is drawn from the whole range), got step {param.step!r}")
+        return
+    if any(isinstance(v, bool) or not float(v).is_integer() for v in (param.low, param.high)):
+        raise ValueError(f"{where}: the bounds of a whole number must be whole, got [{param.low!r}, {param.high!r}]")
+    if param.step is None:
+        return
+    if isinstance(param.step, bool) or not isinstance(param.step, int) or param.step < 1:
+        raise ValueError(f"{where}: step {param.step!r} must be a positive whole number")
+    if param.log and param.step > 1:
+        raise ValueError(
+            f"{where}: a log scale takes no step (Optuna draws whole numbers on a log scale with step 1), got step {param.step}"
+        )
+    if (int(param.high) - int(param.low)) % param.step:
+        raise ValueError(
+            f"{where}: {int(param.high)} - {int(param.low)} is not a multiple of the step {param.step}; give a high bound on the grid"
+        )
 
 
 def _head_width(data: BenchmarkData) -> int:
