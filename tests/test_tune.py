@@ -358,3 +358,19 @@ def test_best_yaml_states_the_value_of_the_settings_it_gives_under_a_lowered_bud
 def test_a_search_param_optuna_would_change_or_refuse_is_refused_naming_it(param, message):
     with pytest.raises(ValueError, match=f"the search space of maml: {message}"):
         check_space("maml", (param,), BenchmarkConfig())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="shows --device reaching the trials by CUDA's absence")
+def test_a_trial_runs_on_the_config_s_device():
+    """--device reaches the trials (as the benchmark's runs): CUDA asked for where there is none
+    is refused naming it, not run on the CPU instead."""
+    with pytest.raises(ValueError, match="device == 'cuda', but no CUDA GPU"):
+        score_settings("maml", {"iterations": 2}, small(device="cuda"), data(), seeds=1)
+
+
+def test_a_study_s_fingerprint_names_a_gpu_and_not_the_cpu():
+    from l2l_taskmix.benchmark.tune import _fingerprint
+
+    cpu = _fingerprint("maml", small(), 2, "d", SPACE["maml"], 0, device="cpu")
+    assert "device" not in cpu  # a CPU study's fingerprint does not depend on the flag
+    assert _fingerprint("maml", small(), 2, "d", SPACE["maml"], 0, device="cuda:1")["device"] == "cuda"

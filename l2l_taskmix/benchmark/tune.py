@@ -155,6 +155,7 @@ def score_settings(
     seeds: int,
     head_width: int | None = None,
     diverged: float | None = None,
+    device: str | None = None,
 ) -> list[float]:
     """The validation macro-F1 of ``method`` at ``settings`` (over ``config.for_method(method)``)
     for each seed ``0 .. seeds-1``: the model-selection protocol's split of ``data.train``
@@ -163,19 +164,22 @@ def score_settings(
     not used (``head_width``: the head's outputs, default the largest class count of both sides,
     the benchmark's model). A seed whose training or fine-tuning diverges (``FloatingPointError``)
     raises, or with ``diverged`` set scores that (the tuner gives such settings 0, the worst
-    macro-F1, so that TPE learns to avoid them)."""
+    macro-F1, so that TPE learns to avoid them). ``device``: where the seeds train and are scored
+    (default ``config.device``, ``"auto"`` decided here)."""
+    from ..validation import check_device
     from .run import fit_run, validation_scorer
 
     method = get_method(method).name
     if config.val_tasks < 1:
         raise ValueError("val_tasks == 0: tuning scores settings on held-out meta-validation tasks; give --val-tasks 1 or more")
     head_width = head_width if head_width is not None else _head_width(data)
+    device = check_device(config.device if device is None else device, "device")
     base = config.for_method(method).replace(**dict(settings))
     cfg = base.replace(eval_every=base.iterations)  # one check, on the final weights
     scores = []
     for seed in range(int(seeds)):
         try:
-            run = fit_run(method, seed, data.train, [], cfg, protocol="select", head_width=head_width, progress=False)
+            run = fit_run(method, seed, data.train, [], cfg, protocol="select", head_width=head_width, device=device, progress=False)
             if run.trained.best_score is not None:
                 scores.append(float(run.trained.best_score))
             else:  # transfer: nothing trains, the initial weights are fine-tuned on the validation tasks
@@ -195,12 +199,13 @@ def trial_job(
     config: BenchmarkConfig,
     seeds: int,
     head_width: int,
+    device: str = "cpu",
     progress: bool = False,
 ) -> dict[str, Any]:
     """One trial on ``data``, what an executor of :mod:`~l2l_taskmix.benchmark.workers` calls:
-    ``{"values": per-seed scores, "seconds": wall time}``."""
+    ``{"values": per-seed scores, "seconds": wall time}``; ``device``: where it runs."""
     begin = time.perf_counter()
-    values = score_settings(method, settings, config, data, seeds, head_width=head_width, diverged=DIVERGED)
+    values = score_settings(method, settings, config, data, seeds, head_width=head_width, diverged=DIVERGED, device=device)
     return {"values": values, "seconds": round(time.perf_counter() - begin, 3)}
 
 
@@ -212,13 +217,24 @@ def _sampler_seed(seed: int, method: str, asked: int) -> int:
 
 
 def _fingerprint(
-    method: str, config: BenchmarkConfig, seeds: int, data_key: str, space: Sequence[SearchParam], sampler_seed: int
+    method: str,
+    config: BenchmarkConfig,
+    seeds: int,
+    data_key: str,
+    space: Sequence[SearchParam],
+    sampler_seed: int,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """What decides a trial's value in ``method``'s study, and the sampler's seed (what decides
-    which settings its trials draw)."""
+    which settings its trials draw). The kind of ``device`` the trials run on is added where it is
+    not the CPU (a GPU's numbers differ by float rounding), as in a run's key."""
+    import torch
+
     values = config.for_method(method).to_dict()
     shared = {k: values[k] for k in RESULT_FIELDS if k not in _NOT_DECIDING}
+    kind = torch.device(device).type
     return {
+        **({"device": kind} if kind != "cpu" else {}),
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in shared.items()},
         "seeds": int(seeds),
         "data": data_key,
@@ -357,6 +373,7 @@ def run_tune(
     from concurrent.futures import FIRST_COMPLETED, wait
 
     from ..cluster import ray_session
+    from ..validation import check_device
     from .runner import load_data
     from .store import data_fingerprint
     from .workers import check_executor, make_executor
@@ -383,21 +400,23 @@ def run_tune(
             raise ValueError(f"val_tasks == {config.val_tasks} leaves no meta-training task out of {len(data.train)}; lower --val-tasks")
         head_width = _head_width(data)
         data_key = f"{data_fingerprint(data.train)}|head {head_width}"  # the meta-test side: its class count only
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-        studies = {}
-        for m in methods:
-            study = optuna.create_study(study_name=m, storage=storage, direction="maximize", load_if_exists=True)
-            _check_fingerprint(study, m, _fingerprint(m, config, config.seeds, data_key, spaces[m], seed), out)
-            _requeue_orphans(optuna, study)
-            studies[m] = study
-        dists = {m: _distributions(optuna, spaces[m]) for m in methods}
-
-        def complete(m: str) -> int:
-            return sum(t.state == optuna.trial.TrialState.COMPLETE for t in studies[m].get_trials(deepcopy=False))
-
-        done = {m: complete(m) for m in methods}
         with make_executor(data, workers, threads, progress=False, ray_address=ray_address, device=config.device) as executor:
+            # "auto" is decided where the trials execute: this machine, or the Ray cluster's GPUs
+            device = check_device(config.device, "device", cuda_available=getattr(executor, "cuda_available", None))
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+            studies = {}
+            for m in methods:
+                study = optuna.create_study(study_name=m, storage=storage, direction="maximize", load_if_exists=True)
+                _check_fingerprint(study, m, _fingerprint(m, config, config.seeds, data_key, spaces[m], seed, device), out)
+                _requeue_orphans(optuna, study)
+                studies[m] = study
+            dists = {m: _distributions(optuna, spaces[m]) for m in methods}
+
+            def complete(m: str) -> int:
+                return sum(t.state == optuna.trial.TrialState.COMPLETE for t in studies[m].get_trials(deepcopy=False))
+
+            done = {m: complete(m) for m in methods}
             reporter = _Reporter(trials * len(methods), sum(min(trials, d) for d in done.values()), executor.slots, progress, echo)
             if any(done.values()):
                 reporter.log(f"resumed: {sum(done.values())} finished trial(s) in {out / 'study.journal'} are kept")
@@ -416,7 +435,7 @@ def run_tune(
                         )
                         trial = study.ask(dists[m])
                         settings = dict(trial.params)
-                        future = executor.submit(trial_job, m, settings, config, config.seeds, head_width)
+                        future = executor.submit(trial_job, m, settings, config, config.seeds, head_width, str(device))
                         inflight[future] = (m, trial, settings)
                     if not inflight:
                         break
