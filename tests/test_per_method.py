@@ -98,3 +98,12 @@ def test_a_sweep_of_num_synthetic_counts_t_by_the_method_s_own_settings(tmp_path
         "maml+taskmix", 0, data().train, data().test, small(meta_batch_size=2, num_synthetic=4), protocol="paper", progress=False
     )
     assert at_4["per_task"] == direct["per_task"]
+
+
+def test_the_outputs_state_each_method_s_own_iteration_count(tmp_path):
+    """results.md and the printed block say how long each method trained: a section's iterations
+    is named, not only the shared count."""
+    cfg = small(methods=("maml", "mtl"), per_method={"maml": {"iterations": 6}})
+    run_benchmark(cfg, tmp_path, data=data(), progress=False, echo=False)
+    text = (tmp_path / "results.md").read_text()
+    assert "for 4 iterations (maml: 6, its per_method setting)" in text, text
