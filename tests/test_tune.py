@@ -374,3 +374,21 @@ def test_a_study_s_fingerprint_names_a_gpu_and_not_the_cpu():
     cpu = _fingerprint("maml", small(), 2, "d", SPACE["maml"], 0, device="cpu")
     assert "device" not in cpu  # a CPU study's fingerprint does not depend on the flag
     assert _fingerprint("maml", small(), 2, "d", SPACE["maml"], 0, device="cuda:1")["device"] == "cuda"
+
+
+def test_an_orphan_requeued_before_a_kill_is_not_queued_twice():
+    """A process killed between queueing an orphan's settings and failing the orphan leaves both:
+    the next resume fails it without queueing its settings a second time (they would run twice
+    and take the place of a draw)."""
+    import optuna
+
+    from l2l_taskmix.benchmark.tune import _requeue_orphans
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"inner_lr": optuna.distributions.FloatDistribution(0.05, 0.5, log=True)}
+    orphan = study.ask(dist)
+    study.enqueue_trial(dict(orphan.params), user_attrs={"rerun_of": orphan.number})  # the half-done requeue
+    _requeue_orphans(optuna, study)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == orphan.params
+    assert study.get_trials()[orphan.number].state == optuna.trial.TrialState.FAIL

@@ -484,9 +484,12 @@ def _next_method(methods: Sequence[str], done: Mapping[str, int], inflight: Mapp
 
 def _requeue_orphans(optuna: Any, study: Any) -> None:
     """Trials a killed process left running: failed, and their settings asked again first, so no
-    sampled point is lost and no finished trial runs twice."""
+    sampled point is lost and no finished trial runs twice. An orphan whose settings a killed
+    resume already queued is only failed: queued twice, they would run twice."""
+    queued = {t.user_attrs.get("rerun_of") for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))}
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.enqueue_trial(dict(trial.params), user_attrs={"rerun_of": trial.number})
+        if trial.number not in queued:
+            study.enqueue_trial(dict(trial.params), user_attrs={"rerun_of": trial.number})
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
