@@ -388,7 +388,33 @@ def test_an_orphan_requeued_before_a_kill_is_not_queued_twice():
     dist = {"inner_lr": optuna.distributions.FloatDistribution(0.05, 0.5, log=True)}
     orphan = study.ask(dist)
     study.enqueue_trial(dict(orphan.params), user_attrs={"rerun_of": orphan.number})  # the half-done requeue
-    _requeue_orphans(optuna, study)
+    _requeue_orphans(optuna, study, ["inner_lr"])
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == orphan.params
     assert study.get_trials()[orphan.number].state == optuna.trial.TrialState.FAIL
+
+
+def test_a_trial_killed_while_its_settings_were_drawn_is_drawn_again_as_it_would_have_been(tmp_path):
+    """A kill inside ``ask`` leaves an orphan with some of its settings: the resume draws the
+    trial afresh (as the uninterrupted study drew it), not the orphan's settings plus new draws
+    of the others."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from l2l_taskmix.benchmark.tune import STARTUP_TRIALS, _sampler_seed
+
+    study(tmp_path / "straight", trials=2, methods=["maml"])
+    killed = tmp_path / "killed"
+    study(killed, trials=1, methods=["maml"])
+    storage = JournalStorage(JournalFileBackend(str(killed / "study.journal")))
+    orphan_study = optuna.load_study(study_name="maml", storage=storage)
+    orphan_study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(0, "maml", 1), n_startup_trials=STARTUP_TRIALS, constant_liar=True)
+    orphan = orphan_study.ask()
+    orphan.suggest_float("inner_lr", 0.05, 0.5, log=True)  # killed here, before "iterations" was drawn
+    study(killed, trials=2, methods=["maml"])
+
+    def points(out):
+        return [(r["inner_lr"], r["iterations"], r["value"]) for r in rows(out) if r["state"] == "COMPLETE"]
+
+    assert points(killed) == points(tmp_path / "straight")

@@ -409,7 +409,7 @@ def run_tune(
             for m in methods:
                 study = optuna.create_study(study_name=m, storage=storage, direction="maximize", load_if_exists=True)
                 _check_fingerprint(study, m, _fingerprint(m, config, config.seeds, data_key, spaces[m], seed, device), out)
-                _requeue_orphans(optuna, study)
+                _requeue_orphans(optuna, study, [p.name for p in spaces[m]])
                 studies[m] = study
             dists = {m: _distributions(optuna, spaces[m]) for m in methods}
 
@@ -482,13 +482,15 @@ def _next_method(methods: Sequence[str], done: Mapping[str, int], inflight: Mapp
     return max(idle, key=lambda m: (trials - done[m] - running[m], -methods.index(m)))
 
 
-def _requeue_orphans(optuna: Any, study: Any) -> None:
+def _requeue_orphans(optuna: Any, study: Any, names: Sequence[str]) -> None:
     """Trials a killed process left running: failed, and their settings asked again first, so no
     sampled point is lost and no finished trial runs twice. An orphan whose settings a killed
-    resume already queued is only failed: queued twice, they would run twice."""
+    resume already queued is only failed: queued twice, they would run twice. An orphan killed
+    while its settings were drawn (without every one of ``names``) is only failed too: the next
+    ask, under the same sampler seed, draws it again whole, as the uninterrupted study did."""
     queued = {t.user_attrs.get("rerun_of") for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))}
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.number not in queued:
+        if trial.number not in queued and set(names) <= set(trial.params):
             study.enqueue_trial(dict(trial.params), user_attrs={"rerun_of": trial.number})
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
