@@ -326,11 +326,12 @@ def test_a_resume_with_another_sampler_seed_is_refused_naming_it(tmp_path):
 def test_best_yaml_keeps_the_per_method_settings_the_study_ran_under(tmp_path):
     """A setting the input config gave one method (not searched) decided that method's trials:
     best.yaml, which the benchmark reads, gives it too, with the searched ones."""
-    config = small().replace(per_method={"maml": {"finetune_steps": 7}, "mtl": {"outer_lr": 0.02}})
+    config = small().replace(per_method={"maml": {"finetune_steps": 7}, "mtl": {"outer_lr": 0.02}, "maml+taskmix": {"num_synthetic": None}})
     best = study(tmp_path, trials=1, methods=["maml"], config=config)
     cfg = BenchmarkConfig.from_sources(yaml.safe_load((tmp_path / "best.yaml").read_text()))
     assert cfg.for_method("maml").finetune_steps == 7 and cfg.for_method("maml").inner_lr == best["maml"]["inner_lr"]
     assert cfg.for_method("mtl").outer_lr == 0.02  # a method not tuned keeps its section
+    assert dict(cfg.per_method)["maml+taskmix"] == (("num_synthetic", None),)  # None (N = T) kept as given
 
 
 def test_best_yaml_states_the_value_of_the_settings_it_gives_under_a_lowered_budget(tmp_path):

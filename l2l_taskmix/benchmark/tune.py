@@ -579,8 +579,8 @@ def _best_yaml(
 
 
 def _plain(value: Any) -> Any:
-    """A setting's value as YAML writes it plainly: a bool, a float or an int."""
-    return value if isinstance(value, bool) else float(value) if isinstance(value, float) else int(value)
+    """A setting's value as YAML writes it plainly: ``None``, a bool, a float or an int."""
+    return value if value is None or isinstance(value, bool) else float(value) if isinstance(value, float) else int(value)
 
 
 def _plot(path: Path, studies: Mapping[str, Any]) -> None:
