@@ -345,6 +345,12 @@ def main(argv=None) -> int:
         "default, back to back, and add both times to --out",
     )
     args = p.parse_args(argv)
+    if not args.report_only:  # what the decomposition needs, before hours of runs
+        for flag, value, what in (("--seeds", args.seeds, "a between-seed variance"), ("--draws", args.draws, "a within-seed variance")):
+            if value < 2:
+                p.error(f"{flag} {value}: the decomposition needs {what}, so at least 2")
+        if args.iterations is not None and args.iterations < 1:
+            p.error(f"--iterations {args.iterations}: give at least 1, or leave it out for the benchmark's")
     out = Path(args.out)
     sens_path = Path(args.sensitivity)
     sensitivity = json.loads(sens_path.read_text()) if sens_path.is_file() else None
@@ -371,7 +377,7 @@ def main(argv=None) -> int:
     values = {"dataset": args.dataset}
     if args.methods:
         values["methods"] = tuple(parse_list(args.methods, "methods", str))
-    if args.iterations:
+    if args.iterations is not None:
         values.update(iterations=args.iterations, eval_every=max(1, args.iterations // 4))
     config = BenchmarkConfig.from_sources(values)
     grids = [g.strip() for g in args.grids.split(",") if g.strip()]

@@ -82,3 +82,28 @@ def test_a_sweep_over_a_setting_a_section_sets_is_refused(tmp_path):
     cfg = small(per_method={"maml": {"eta": 2.0}})
     with pytest.raises(ValueError, match="per_method.maml sets eta, which the sweep varies"):
         run_sweep(cfg, "eta", tmp_path, data=data(), progress=False, echo=False)
+
+
+def test_a_sweep_of_num_synthetic_counts_t_by_the_method_s_own_settings(tmp_path):
+    """T, N's unit, is the real tasks per meta-iteration of the swept method: a section that sets
+    its meta_batch_size sets T, and each point runs the N it is labelled with."""
+    from l2l_taskmix.benchmark.run import run_method
+
+    cfg = small(per_method={"maml+taskmix": {"meta_batch_size": 2}})  # 4 meta-training tasks: T is 4 shared, 2 here
+    table = run_sweep(cfg, "num_synthetic", tmp_path, values="T,2T", data=data(), progress=False, echo=False)
+    assert sorted(set(table["value"])) == [2, 4]
+    runs = json.loads((tmp_path / "sweep_num_synthetic.json").read_text())["runs"]
+    at_4 = next(r for r in runs if r["value"] == 4 and r["method"] == "maml+taskmix")
+    direct = run_method(
+        "maml+taskmix", 0, data().train, data().test, small(meta_batch_size=2, num_synthetic=4), protocol="paper", progress=False
+    )
+    assert at_4["per_task"] == direct["per_task"]
+
+
+def test_the_outputs_state_each_method_s_own_iteration_count(tmp_path):
+    """results.md and the printed block say how long each method trained: a section's iterations
+    is named, not only the shared count."""
+    cfg = small(methods=("maml", "mtl"), per_method={"maml": {"iterations": 6}})
+    run_benchmark(cfg, tmp_path, data=data(), progress=False, echo=False)
+    text = (tmp_path / "results.md").read_text()
+    assert "for 4 iterations (maml: 6, its per_method setting)" in text, text

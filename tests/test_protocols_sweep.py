@@ -416,3 +416,20 @@ def test_paired_table_has_one_column_per_protocol():
     assert "Seeds per difference: 4." in text and "Resolved at 95%: paper: maml+taskmix above maml (+0.020)" in text
     assert "differences to MAML under the paper protocol is 0.000" in text  # +0.02 on every seed: no spread
     assert f"differences to MAML under model selection is {np.std([-0.03, 0.03, -0.03, 0.03], ddof=1):.3f}" in text
+
+
+def test_a_horizon_s_stored_record_holds_its_own_per_draw_scores(tmp_path):
+    """With several meta-test draws, the record a horizon is stored under (which a benchmark of
+    that length reuses) holds that horizon's per-draw scores, as the run of that length does,
+    not the longer run's."""
+    from l2l_taskmix.benchmark.grid import run_grid
+
+    data = BenchmarkData(tasks(4), tasks(2, seed=1))
+    cfg = config(
+        protocols=("paper",), iterations=30, eval_every=2, test_draws=2, methods=("maml",), seeds=1, finetune_steps=1, outer_lr=0.05
+    )
+    runs, _, _ = run_grid(cfg, tmp_path, data, horizons=(1,), progress=False, echo=False)
+    short = run_method("maml", 0, data.train, data.test, cfg.replace(iterations=1), protocol="paper", progress=False)
+    at_1 = next(r for r in runs if r["horizon"] == 1)
+    assert at_1["per_task"] == short["per_task"]
+    assert at_1["draw_macro_f1"] == short["draw_macro_f1"] != next(r for r in runs if r["horizon"] == 30)["draw_macro_f1"]

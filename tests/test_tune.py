@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+import yaml
 
 from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData
 from l2l_taskmix.benchmark.config import METHOD_FIELDS
@@ -312,3 +313,109 @@ def test_the_committed_study_has_one_budget_and_a_best_yaml_the_benchmark_reads(
         best = max((r for r in complete if r["method"] == name), key=lambda r: float(r["value"]))
         assert all(float(best[k]) == pytest.approx(v) for k, v in tuned.items()), name
     assert json.loads((folder / "study.json").read_text())["seeds"] == 2
+
+
+def test_a_resume_with_another_sampler_seed_is_refused_naming_it(tmp_path):
+    """The sampler's seed decides which settings later trials draw: a resume under another one
+    would make a study that no uninterrupted run gives."""
+    study(tmp_path, trials=1, methods=["maml"])
+    with pytest.raises(ValueError, match=r"other settings \(sampler_seed: 0 there, 1 now\)"):
+        study(tmp_path, trials=2, methods=["maml"], seed=1)
+
+
+def test_best_yaml_keeps_the_per_method_settings_the_study_ran_under(tmp_path):
+    """A setting the input config gave one method (not searched) decided that method's trials:
+    best.yaml, which the benchmark reads, gives it too, with the searched ones."""
+    config = small().replace(per_method={"maml": {"finetune_steps": 7}, "mtl": {"outer_lr": 0.02}, "maml+taskmix": {"num_synthetic": None}})
+    best = study(tmp_path, trials=1, methods=["maml"], config=config)
+    cfg = BenchmarkConfig.from_sources(yaml.safe_load((tmp_path / "best.yaml").read_text()))
+    assert cfg.for_method("maml").finetune_steps == 7 and cfg.for_method("maml").inner_lr == best["maml"]["inner_lr"]
+    assert cfg.for_method("mtl").outer_lr == 0.02  # a method not tuned keeps its section
+    assert dict(cfg.per_method)["maml+taskmix"] == (("num_synthetic", None),)  # None (N = T) kept as given
+
+
+def test_best_yaml_states_the_value_of_the_settings_it_gives_under_a_lowered_budget(tmp_path):
+    """With --trials lowered after a longer study, best.yaml gives each method's best of its first
+    trials; its header states that trial's value, not the best of every trial in the journal."""
+    study(tmp_path, trials=4, methods=["maml"])
+    table = [r for r in rows(tmp_path) if r["method"] == "maml"]
+    study(tmp_path, trials=1, methods=["maml"])
+    text = (tmp_path / "best.yaml").read_text()
+    assert f"#   maml: {float(table[0]['value']):.4f}" in text, text
+    assert json.loads((tmp_path / "study.json").read_text())["trials"] == 1
+
+
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        (SearchParam("iterations", 100, 800, integer=True, step=0), r"iterations: step 0 .*positive whole number"),
+        (SearchParam("iterations", 100, 800, integer=True, step=-50), r"iterations: step -50 .*positive whole number"),
+        (SearchParam("iterations", 100, 820, integer=True, step=50), r"iterations: 820 - 100 is not a multiple of the step 50"),
+        (SearchParam("iterations", 100, 800, log=True, integer=True, step=50), r"iterations: a log scale takes no step"),
+        (SearchParam("inner_lr", 0.1, 1.0, step=3), r"inner_lr: a step needs integer=True"),
+        (SearchParam("inner_steps", 1.5, 5, integer=True), r"inner_steps: the bounds of a whole number must be whole"),
+    ],
+)
+def test_a_search_param_optuna_would_change_or_refuse_is_refused_naming_it(param, message):
+    with pytest.raises(ValueError, match=f"the search space of maml: {message}"):
+        check_space("maml", (param,), BenchmarkConfig())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="shows --device reaching the trials by CUDA's absence")
+def test_a_trial_runs_on_the_config_s_device():
+    """--device reaches the trials (as the benchmark's runs): CUDA asked for where there is none
+    is refused naming it, not run on the CPU instead."""
+    with pytest.raises(ValueError, match="device == 'cuda', but no CUDA GPU"):
+        score_settings("maml", {"iterations": 2}, small(device="cuda"), data(), seeds=1)
+
+
+def test_a_study_s_fingerprint_names_a_gpu_and_not_the_cpu():
+    from l2l_taskmix.benchmark.tune import _fingerprint
+
+    cpu = _fingerprint("maml", small(), 2, "d", SPACE["maml"], 0, device="cpu")
+    assert "device" not in cpu  # a CPU study's fingerprint does not depend on the flag
+    assert _fingerprint("maml", small(), 2, "d", SPACE["maml"], 0, device="cuda:1")["device"] == "cuda"
+
+
+def test_an_orphan_requeued_before_a_kill_is_not_queued_twice():
+    """A process killed between queueing an orphan's settings and failing the orphan leaves both:
+    the next resume fails it without queueing its settings a second time (they would run twice
+    and take the place of a draw)."""
+    import optuna
+
+    from l2l_taskmix.benchmark.tune import _requeue_orphans
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"inner_lr": optuna.distributions.FloatDistribution(0.05, 0.5, log=True)}
+    orphan = study.ask(dist)
+    study.enqueue_trial(dict(orphan.params), user_attrs={"rerun_of": orphan.number})  # the half-done requeue
+    _requeue_orphans(optuna, study, ["inner_lr"])
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == orphan.params
+    assert study.get_trials()[orphan.number].state == optuna.trial.TrialState.FAIL
+
+
+def test_a_trial_killed_while_its_settings_were_drawn_is_drawn_again_as_it_would_have_been(tmp_path):
+    """A kill inside ``ask`` leaves an orphan with some of its settings: the resume draws the
+    trial afresh (as the uninterrupted study drew it), not the orphan's settings plus new draws
+    of the others."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from l2l_taskmix.benchmark.tune import STARTUP_TRIALS, _sampler_seed
+
+    study(tmp_path / "straight", trials=2, methods=["maml"])
+    killed = tmp_path / "killed"
+    study(killed, trials=1, methods=["maml"])
+    storage = JournalStorage(JournalFileBackend(str(killed / "study.journal")))
+    orphan_study = optuna.load_study(study_name="maml", storage=storage)
+    orphan_study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(0, "maml", 1), n_startup_trials=STARTUP_TRIALS, constant_liar=True)
+    orphan = orphan_study.ask()
+    orphan.suggest_float("inner_lr", 0.05, 0.5, log=True)  # killed here, before "iterations" was drawn
+    study(killed, trials=2, methods=["maml"])
+
+    def points(out):
+        return [(r["inner_lr"], r["iterations"], r["value"]) for r in rows(out) if r["state"] == "COMPLETE"]
+
+    assert points(killed) == points(tmp_path / "straight")

@@ -4,6 +4,7 @@ defaults in use against its committed measurement."""
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -188,3 +189,22 @@ def test_the_table_says_which_difference_its_seeds_resolve_and_the_seeds_a_goal_
     assert f"beyond the margin (0.030) needs {seeds_to_resolve(std, 0.03, margin=0.01)} seeds" in wide
     record = json.loads(write_outputs(tmp_path, runs, {"dataset": "x"}, "few-shot", plot=False)["json"].read_text())
     assert record["rounding"]["margin"] == ROUNDING_MARGIN and "benchmarks/variance.py" in record["rounding"]["measured_by"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--draws", "1"], "--draws 1: .*at least 2"),
+        (["--seeds", "1"], "--seeds 1: .*at least 2"),
+        (["--iterations", "0"], "--iterations 0: .*at least 1"),
+    ],
+)
+def test_flags_the_analysis_cannot_use_are_refused_before_any_run(monkeypatch, capsys, tmp_path, flags, message):
+    """The decomposition needs two seeds and two draws (a within- and a between-seed variance):
+    a run of hours that ends in its error is refused at the command line instead."""
+    import l2l_taskmix.benchmark.runner as runner
+
+    monkeypatch.setattr(runner, "load_data", lambda *a, **k: pytest.fail("the data were loaded"))
+    with pytest.raises(SystemExit):
+        variance.main([*flags, "--out", str(tmp_path / "v.json")])
+    assert re.search(message, capsys.readouterr().err)

@@ -25,7 +25,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,12 +69,23 @@ __all__ = [
 PROTOCOL_TITLES = {"paper": "paper protocol (final weights)", "select": "model selection"}
 
 
-def protocol_words(iterations: int, val_tasks: int) -> str:
-    """One sentence per protocol on what produced its numbers."""
+def protocol_words(iterations: int, val_tasks: int, per_method: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """One sentence per protocol on what produced its numbers; ``per_method`` (the config's
+    section): the methods that train for their own number of iterations are named with it.
+
+    Example::
+
+        >>> protocol_words(400, 2, {"maml": {"iterations": 100}, "mtl": {"outer_lr": 0.01}})[:92]
+        'Paper protocol: meta-trained on every meta-training task for 400 iterations (maml: 100, its '
+    """
+    own = {m: s["iterations"] for m, s in (per_method or {}).items() if "iterations" in s and s["iterations"] != iterations}
+    length = f"{iterations} iterations"
+    if own:
+        length += f" ({', '.join(f'{m}: {n}' for m, n in own.items())}, {'its' if len(own) == 1 else 'their'} per_method setting)"
     return (
-        f"Paper protocol: meta-trained on every meta-training task for {iterations} iterations, final weights evaluated. "
-        f"Model selection: {val_tasks} meta-training task(s) held out per seed, the checked iteration (up to {iterations}) "
-        "with the best few-shot macro-F1 on them kept."
+        f"Paper protocol: meta-trained on every meta-training task for {length}, final weights evaluated. "
+        f"Model selection: {val_tasks} meta-training task(s) held out per seed, the checked iteration (up to "
+        f"{'that count' if own else iterations}) with the best few-shot macro-F1 on them kept."
     )
 
 
@@ -502,7 +513,7 @@ def write_outputs(
         markdown_table(summary),
     ]
     if "iterations" in config:
-        sections.append(protocol_words(config["iterations"], config.get("val_tasks", 0)))
+        sections.append(protocol_words(config["iterations"], config.get("val_tasks", 0), config.get("per_method")))
     sections += [rounding_words(), "## Paired differences (per seed, same splits and draws)", paired_table(paired)]
     for protocol in protocols:
         part = [r for r in runs if protocol_of(r) == protocol]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -157,6 +157,7 @@ class FittedRun:
         num_classes: the head's outputs.
         stages: seconds spent training, on validation checks and on evaluations at horizons.
         early: ``{horizon: per-task scores}`` of the weights at each horizon.
+        early_draws: ``{horizon: each meta-test draw's Average Macro F1}`` of those weights.
     """
 
     trained: TrainResult
@@ -167,6 +168,7 @@ class FittedRun:
     num_classes: int
     stages: dict[str, float]
     early: dict[int, dict[str, float]]
+    early_draws: dict[int, list[float]] = field(default_factory=dict)
 
 
 def fit_run(
@@ -235,10 +237,11 @@ def fit_run(
     if horizons and (protocol != "paper" or horizons[-1] > config.iterations or splits is None):
         raise ValueError(f"horizons {horizons} need the paper protocol, meta-test splits and at most iterations={config.iterations}")
     early: dict[int, dict[str, float]] = {}
+    early_draws: dict[int, list[float]] = {}
 
     def at_horizon(iteration: int, model: nn.Module) -> None:
         begin = time.perf_counter()
-        early[iteration] = _score_test(model, method, test_side, int(seed), config)[0]
+        early[iteration], early_draws[iteration] = _score_test(model, method, test_side, int(seed), config)
         stages["evaluation"] += time.perf_counter() - begin
 
     trained = train(
@@ -257,7 +260,7 @@ def fit_run(
         mix=config.mix,
     )
     stages["training"] = trained.seconds - stages["validation"] - stages["evaluation"]
-    return FittedRun(trained, standardizer, fit_side, val_side, test_side, num_classes, stages, early)
+    return FittedRun(trained, standardizer, fit_side, val_side, test_side, num_classes, stages, early, early_draws)
 
 
 def _score_test(
@@ -294,7 +297,7 @@ def run_method(
     ``horizons`` (paper protocol): iterations short of ``config.iterations`` at which the
     weights of that moment are evaluated too, as a run of that many iterations would be (the
     same numbers, bit for bit: evaluation draws nothing from training's generator). They come
-    back under ``"horizons"``: ``{iteration: {macro_f1, per_task, curve}}``.
+    back under ``"horizons"``: ``{iteration: {macro_f1, per_task, curve}}`` (and ``draw_macro_f1``, as the record).
 
     ``device``: where the model trains, fine-tunes and predicts (``"auto"``: CUDA when present).
     Everything random is drawn on the CPU (initial weights, new heads, batches, lambdas), so a
@@ -321,12 +324,12 @@ def run_method(
     run = fit_run(
         method, seed, train_tasks, test_tasks, config, protocol=protocol, horizons=horizons, splits=splits, device=device, progress=progress
     )
-    trained, stages, early = run.trained, run.stages, run.early
+    trained, stages, early, early_draws = run.trained, run.stages, run.early, run.early_draws
     begin = time.perf_counter()
     per_task, draws = _score_test(trained.model, method, run.test_side, int(seed), config)
     stages["evaluation"] += time.perf_counter() - begin
     if not method.trains:  # nothing trains: every horizon is the untrained model
-        early = {h: per_task for h in horizons}
+        early, early_draws = {h: per_task for h in horizons}, {h: draws for h in horizons}
     record = {
         "method": method.name,
         "seed": int(seed),
@@ -350,6 +353,7 @@ def run_method(
                 "macro_f1": float(np.mean(list(scores.values()))),
                 "per_task": scores,
                 "curve": compress_history(trained.history[:h], config.eval_every),
+                **({"draw_macro_f1": early_draws[h]} if len(early_draws[h]) > 1 else {}),
             }
             for h, scores in early.items()
         }

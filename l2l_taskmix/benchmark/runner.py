@@ -119,7 +119,7 @@ def run_benchmark(
         tracker.results(
             f"\nAverage Macro F1 on {config.dataset} ({features}); {config.regime}\n\n"
             f"{markdown_table(summary)}\n"
-            f"\n{protocol_words(config.iterations, config.val_tasks)}\n"
+            f"\n{protocol_words(config.iterations, config.val_tasks, config.to_dict()['per_method'])}\n"
             f"\n{rounding_words()}\n"
             "\nPaired differences (per seed: same splits, validation tasks and draws):\n\n"
             f"{paired_table(paired_differences(runs, config.methods))}"

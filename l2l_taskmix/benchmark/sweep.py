@@ -203,17 +203,19 @@ def run_sweep(
             )
     if len(config.protocols) != 1:
         raise ValueError(f"a sweep runs under one protocol; give --protocols paper or --protocols select, not {','.join(config.protocols)}")
-    # the values as far as they can be read before the data are: any T >= 1, as many tasks as a setting may name
-    sweep_values(over, values, real_tasks=1, num_train=MAX_COUNT, config=config)
+    # the values as far as they can be read before the data are: any T >= 1, as many tasks as a setting may name;
+    # T and the values' checks are those of the swept method's own settings (its per_method section)
+    own = config.for_method(method)
+    sweep_values(over, values, real_tasks=1, num_train=MAX_COUNT, config=own)
     check_executor(workers, threads)  # before the data are loaded
     out = check_writable(out, "--out", need_bytes=OUT_BYTES)
     reporter = CommandProgress(config, progress=False)  # the sweep's own lines; each grid shows its own bar
     with ray_session(ray_address) as on_ray:
         if data is None:
             data = load_data(config, on_ray=on_ray, progress=progress)
-        real = num_real_tasks(config, len(data.train))
+        real = num_real_tasks(own, len(data.train))
         num_fit = len(data.train) - (config.val_tasks if config.protocols[0] == "select" else 0)  # tasks a run can train on
-        points = sweep_values(over, values, real_tasks=real, num_train=num_fit, config=config)
+        points = sweep_values(over, values, real_tasks=real, num_train=num_fit, config=own)
         if echo:
             reporter.log(
                 f"sweep of {over} over {points} ({method}; references {', '.join(references)}; T = {real}; "

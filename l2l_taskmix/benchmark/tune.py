@@ -109,10 +109,36 @@ def check_space(method: str, space: Sequence[SearchParam], config: BenchmarkConf
             raise ValueError(f"the search space of {method} gives {param.name} twice")
         if not param.low <= param.high or (param.log and param.low <= 0):
             raise ValueError(f"the search space of {method}: {param.describe()} is empty or not positive on a log scale")
+        _check_grid(method, param)
         for value in (param.low, param.high):
             value = int(value) if param.integer else float(value)
             config.replace(per_method={method: {param.name: value}})  # the setting's own check, naming it
     return space
+
+
+def _check_grid(method: str, param: SearchParam) -> None:
+    """``param``'s whole-number grid as Optuna takes it unchanged: whole bounds, a ``step`` only
+    with ``integer``, a positive whole number that divides ``high - low``, and no step on a log
+    scale."""
+    where = f"the search space of {method}: {param.name}"
+    if not param.integer:
+        if param.step is not None:
+            raise ValueError(f"{where}: a step needs integer=True (a number is drawn from the whole range), got step {param.step!r}")
+        return
+    if any(isinstance(v, bool) or not float(v).is_integer() for v in (param.low, param.high)):
+        raise ValueError(f"{where}: the bounds of a whole number must be whole, got [{param.low!r}, {param.high!r}]")
+    if param.step is None:
+        return
+    if isinstance(param.step, bool) or not isinstance(param.step, int) or param.step < 1:
+        raise ValueError(f"{where}: step {param.step!r} must be a positive whole number")
+    if param.log and param.step > 1:
+        raise ValueError(
+            f"{where}: a log scale takes no step (Optuna draws whole numbers on a log scale with step 1), got step {param.step}"
+        )
+    if (int(param.high) - int(param.low)) % param.step:
+        raise ValueError(
+            f"{where}: {int(param.high)} - {int(param.low)} is not a multiple of the step {param.step}; give a high bound on the grid"
+        )
 
 
 def _head_width(data: BenchmarkData) -> int:
@@ -129,6 +155,7 @@ def score_settings(
     seeds: int,
     head_width: int | None = None,
     diverged: float | None = None,
+    device: str | None = None,
 ) -> list[float]:
     """The validation macro-F1 of ``method`` at ``settings`` (over ``config.for_method(method)``)
     for each seed ``0 .. seeds-1``: the model-selection protocol's split of ``data.train``
@@ -137,19 +164,22 @@ def score_settings(
     not used (``head_width``: the head's outputs, default the largest class count of both sides,
     the benchmark's model). A seed whose training or fine-tuning diverges (``FloatingPointError``)
     raises, or with ``diverged`` set scores that (the tuner gives such settings 0, the worst
-    macro-F1, so that TPE learns to avoid them)."""
+    macro-F1, so that TPE learns to avoid them). ``device``: where the seeds train and are scored
+    (default ``config.device``, ``"auto"`` decided here)."""
+    from ..validation import check_device
     from .run import fit_run, validation_scorer
 
     method = get_method(method).name
     if config.val_tasks < 1:
         raise ValueError("val_tasks == 0: tuning scores settings on held-out meta-validation tasks; give --val-tasks 1 or more")
     head_width = head_width if head_width is not None else _head_width(data)
+    device = check_device(config.device if device is None else device, "device")
     base = config.for_method(method).replace(**dict(settings))
     cfg = base.replace(eval_every=base.iterations)  # one check, on the final weights
     scores = []
     for seed in range(int(seeds)):
         try:
-            run = fit_run(method, seed, data.train, [], cfg, protocol="select", head_width=head_width, progress=False)
+            run = fit_run(method, seed, data.train, [], cfg, protocol="select", head_width=head_width, device=device, progress=False)
             if run.trained.best_score is not None:
                 scores.append(float(run.trained.best_score))
             else:  # transfer: nothing trains, the initial weights are fine-tuned on the validation tasks
@@ -169,12 +199,13 @@ def trial_job(
     config: BenchmarkConfig,
     seeds: int,
     head_width: int,
+    device: str = "cpu",
     progress: bool = False,
 ) -> dict[str, Any]:
     """One trial on ``data``, what an executor of :mod:`~l2l_taskmix.benchmark.workers` calls:
-    ``{"values": per-seed scores, "seconds": wall time}``."""
+    ``{"values": per-seed scores, "seconds": wall time}``; ``device``: where it runs."""
     begin = time.perf_counter()
-    values = score_settings(method, settings, config, data, seeds, head_width=head_width, diverged=DIVERGED)
+    values = score_settings(method, settings, config, data, seeds, head_width=head_width, diverged=DIVERGED, device=device)
     return {"values": values, "seconds": round(time.perf_counter() - begin, 3)}
 
 
@@ -185,15 +216,30 @@ def _sampler_seed(seed: int, method: str, asked: int) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
-def _fingerprint(method: str, config: BenchmarkConfig, seeds: int, data_key: str, space: Sequence[SearchParam]) -> dict[str, Any]:
-    """What decides a trial's value in ``method``'s study."""
+def _fingerprint(
+    method: str,
+    config: BenchmarkConfig,
+    seeds: int,
+    data_key: str,
+    space: Sequence[SearchParam],
+    sampler_seed: int,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """What decides a trial's value in ``method``'s study, and the sampler's seed (what decides
+    which settings its trials draw). The kind of ``device`` the trials run on is added where it is
+    not the CPU (a GPU's numbers differ by float rounding), as in a run's key."""
+    import torch
+
     values = config.for_method(method).to_dict()
     shared = {k: values[k] for k in RESULT_FIELDS if k not in _NOT_DECIDING}
+    kind = torch.device(device).type
     return {
+        **({"device": kind} if kind != "cpu" else {}),
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in shared.items()},
         "seeds": int(seeds),
         "data": data_key,
         "space": [p.describe() for p in space],
+        "sampler_seed": int(sampler_seed),
     }
 
 
@@ -202,6 +248,8 @@ def _check_fingerprint(study: Any, method: str, want: dict[str, Any], out: Path)
     if have is None:
         study.set_user_attr("fingerprint", want)
         return
+    if "sampler_seed" not in have:  # a fingerprint without it: the seed study.json records
+        have = {**have, "sampler_seed": _recorded_sampler_seed(out, want["sampler_seed"])}
     differ = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
     if differ:
         shown = "; ".join(f"{k}: {short_repr(have.get(k))} there, {short_repr(want.get(k))} now" for k in differ[:4])
@@ -209,6 +257,14 @@ def _check_fingerprint(study: Any, method: str, want: dict[str, Any], out: Path)
             f"--out {out} holds a study of {method} under other settings ({shown}); its trials would not compare with new "
             "ones: give the same settings to resume it, or another --out"
         )
+
+
+def _recorded_sampler_seed(out: Path, default: int) -> Any:
+    """The sampler's seed ``out/study.json`` records, ``default`` where it records none."""
+    try:
+        return json.loads((out / "study.json").read_text()).get("sampler_seed", default)
+    except (OSError, ValueError, AttributeError):
+        return default
 
 
 def _distributions(optuna: Any, space: Sequence[SearchParam]) -> dict[str, Any]:
@@ -317,6 +373,7 @@ def run_tune(
     from concurrent.futures import FIRST_COMPLETED, wait
 
     from ..cluster import ray_session
+    from ..validation import check_device
     from .runner import load_data
     from .store import data_fingerprint
     from .workers import check_executor, make_executor
@@ -343,21 +400,23 @@ def run_tune(
             raise ValueError(f"val_tasks == {config.val_tasks} leaves no meta-training task out of {len(data.train)}; lower --val-tasks")
         head_width = _head_width(data)
         data_key = f"{data_fingerprint(data.train)}|head {head_width}"  # the meta-test side: its class count only
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-        studies = {}
-        for m in methods:
-            study = optuna.create_study(study_name=m, storage=storage, direction="maximize", load_if_exists=True)
-            _check_fingerprint(study, m, _fingerprint(m, config, config.seeds, data_key, spaces[m]), out)
-            _requeue_orphans(optuna, study)
-            studies[m] = study
-        dists = {m: _distributions(optuna, spaces[m]) for m in methods}
-
-        def complete(m: str) -> int:
-            return sum(t.state == optuna.trial.TrialState.COMPLETE for t in studies[m].get_trials(deepcopy=False))
-
-        done = {m: complete(m) for m in methods}
         with make_executor(data, workers, threads, progress=False, ray_address=ray_address, device=config.device) as executor:
+            # "auto" is decided where the trials execute: this machine, or the Ray cluster's GPUs
+            device = check_device(config.device, "device", cuda_available=getattr(executor, "cuda_available", None))
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+            studies = {}
+            for m in methods:
+                study = optuna.create_study(study_name=m, storage=storage, direction="maximize", load_if_exists=True)
+                _check_fingerprint(study, m, _fingerprint(m, config, config.seeds, data_key, spaces[m], seed, device), out)
+                _requeue_orphans(optuna, study, [p.name for p in spaces[m]])
+                studies[m] = study
+            dists = {m: _distributions(optuna, spaces[m]) for m in methods}
+
+            def complete(m: str) -> int:
+                return sum(t.state == optuna.trial.TrialState.COMPLETE for t in studies[m].get_trials(deepcopy=False))
+
+            done = {m: complete(m) for m in methods}
             reporter = _Reporter(trials * len(methods), sum(min(trials, d) for d in done.values()), executor.slots, progress, echo)
             if any(done.values()):
                 reporter.log(f"resumed: {sum(done.values())} finished trial(s) in {out / 'study.journal'} are kept")
@@ -376,7 +435,7 @@ def run_tune(
                         )
                         trial = study.ask(dists[m])
                         settings = dict(trial.params)
-                        future = executor.submit(trial_job, m, settings, config, config.seeds, head_width)
+                        future = executor.submit(trial_job, m, settings, config, config.seeds, head_width, str(device))
                         inflight[future] = (m, trial, settings)
                     if not inflight:
                         break
@@ -423,11 +482,16 @@ def _next_method(methods: Sequence[str], done: Mapping[str, int], inflight: Mapp
     return max(idle, key=lambda m: (trials - done[m] - running[m], -methods.index(m)))
 
 
-def _requeue_orphans(optuna: Any, study: Any) -> None:
+def _requeue_orphans(optuna: Any, study: Any, names: Sequence[str]) -> None:
     """Trials a killed process left running: failed, and their settings asked again first, so no
-    sampled point is lost and no finished trial runs twice."""
+    sampled point is lost and no finished trial runs twice. An orphan whose settings a killed
+    resume already queued is only failed: queued twice, they would run twice. An orphan killed
+    while its settings were drawn (without every one of ``names``) is only failed too: the next
+    ask, under the same sampler seed, draws it again whole, as the uninterrupted study did."""
+    queued = {t.user_attrs.get("rerun_of") for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))}
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.enqueue_trial(dict(trial.params), user_attrs={"rerun_of": trial.number})
+        if trial.number not in queued and set(names) <= set(trial.params):
+            study.enqueue_trial(dict(trial.params), user_attrs={"rerun_of": trial.number})
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
@@ -445,7 +509,7 @@ def _write_outputs(
     each method's best settings."""
     import optuna
 
-    rows, best = [], {}
+    rows, best, best_values = [], {}, {}
     names = list(dict.fromkeys(p.name for m in studies for p in spaces[m]))
     seeds = config.seeds
     for m, study in studies.items():
@@ -465,26 +529,35 @@ def _write_outputs(
         if complete:
             top = max(complete, key=lambda t: (t.value, -t.number))
             best[m] = {p.name: top.params[p.name] for p in spaces[m]}
+            best_values[m] = float(top.value)
     text = io.StringIO()
     fieldnames = ["method", "trial", "state", "value", *[f"seed{k}" for k in range(seeds)], *names, "seconds"]
     writer = csv.DictWriter(text, fieldnames=fieldnames, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(out / "trials.csv", text.getvalue())
-    atomic_write(out / "best.yaml", _best_yaml(best, studies, config, command, trials, seed))
+    atomic_write(out / "best.yaml", _best_yaml(best, best_values, config, command, trials, seed))
     _plot(out / "trials.png", studies)
     _write_study_json(out, studies, config, trials, seed, session)
     return best
 
 
 def _best_yaml(
-    best: Mapping[str, Mapping[str, Any]], studies: Mapping[str, Any], config: BenchmarkConfig, command: str | None, trials: int, seed: int
+    best: Mapping[str, Mapping[str, Any]],
+    values: Mapping[str, float],
+    config: BenchmarkConfig,
+    command: str | None,
+    trials: int,
+    seed: int,
 ) -> str:
+    """``best.yaml``: the shared settings that differ from the defaults, and each method's
+    ``per_method`` section (``best``, over the config's own sections); the header states each
+    method's value of the trial chosen (``values``)."""
     import yaml
 
     defaults = BenchmarkConfig().to_dict()
-    values = config.to_dict()
-    shared = {k: values[k] for k in RESULT_FIELDS if k not in _NOT_DECIDING and values[k] != defaults[k]}
+    given = config.to_dict()
+    shared = {k: given[k] for k in RESULT_FIELDS if k not in _NOT_DECIDING and given[k] != defaults[k]}
     shared = {k: (list(v) if isinstance(v, tuple) else v) for k, v in shared.items()}
     lines = [
         "# Per-method settings chosen by l2l-taskmix tune; use them with: l2l-taskmix benchmark --config THIS_FILE",
@@ -495,12 +568,19 @@ def _best_yaml(
         f"# of the final weights on {config.val_tasks} meta-validation task(s) held out of the meta-training tasks "
         "(the meta-test tasks are never used)",
     ]
-    for m, study in studies.items():
-        if m in best:
-            lines.append(f"#   {m}: {study.best_value:.4f}")
+    for m, value in values.items():
+        lines.append(f"#   {m}: {value:.4f}")
     body = dict(shared)
-    body["per_method"] = {m: {k: (float(v) if isinstance(v, float) else int(v)) for k, v in s.items()} for m, s in best.items()}
+    per_method = {m: dict(s) for m, s in config.per_method}  # the input's sections: the study ran under them
+    for m, s in best.items():
+        per_method.setdefault(m, {}).update(s)
+    body["per_method"] = {m: {k: _plain(v) for k, v in s.items()} for m, s in per_method.items() if s}
     return "\n".join(lines) + "\n" + yaml.safe_dump(body, sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    """A setting's value as YAML writes it plainly: ``None``, a bool, a float or an int."""
+    return value if value is None or isinstance(value, bool) else float(value) if isinstance(value, float) else int(value)
 
 
 def _plot(path: Path, studies: Mapping[str, Any]) -> None:
