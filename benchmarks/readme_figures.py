@@ -175,16 +175,31 @@ def _report_body(text: str, levels: int = 1) -> str:
     return "\n".join(lines)
 
 
+#: Steps started before this scored each meta-test task on one support/test draw and widened the
+#: intervals by the rounding margin of 0.016 then in use; their pages say so.
+DRAWS_SINCE = "2026-12-06 11:00 UTC"
+
+
 def _source(step: str, figures: dict, report: str) -> str:
-    """One line naming the command that measured ``report``, when, how long and under what load."""
+    """One line naming the command that measured ``report``, when, how long and under what load
+    (and, for a step measured before :data:`DRAWS_SINCE`, how its numbers differ from today's
+    defaults)."""
     row = figures.get(step)
     if row is None:
         return f"Source: `{report}`."
-    return (
+    text = (
         f"Source: `{row['command']}` (step `{step}` of `python benchmarks/readme_figures.py`), l2l-taskmix "
         f"{row['version']}, started {row['started']}, {row['seconds'] / 60:.1f} min on a {row['cpus']}-core CPU "
         f"(load {row['load_before']} before, {row['load_after']} after); its report is `{report}`."
     )
+    if row["started"] < DRAWS_SINCE:
+        text += (
+            " Measured before the defaults scored each meta-test task on 8 draws and dropped the rounding margin: "
+            "its numbers are those of the same command with `--test-draws 1` today, and its verdicts widen each "
+            "interval by the 0.016 margin then in use; `python benchmarks/readme_figures.py --steps "
+            f"{step}` reruns it at today's defaults."
+        )
+    return text
 
 
 def steps_table(done: dict) -> str:

@@ -122,3 +122,12 @@ def test_tuned_comparison_pairs_each_method_by_seed(generator):
     same = generator.tuned_comparison(default, default, ["maml"]).splitlines()[2]
     assert "+0.000 [+0.000, +0.000] | 3" in same and "*" not in same  # no difference: not resolved
     assert len(generator.tuned_comparison(default, tuned, ["maml", "mtl"]).splitlines()) == 3  # mtl in neither: no row
+
+
+def test_a_step_measured_before_the_draws_says_how_its_numbers_differ(generator):
+    """Pages quoting a step run before the 8-draw default say it is today's command with --test-draws 1."""
+    row = {"command": "l2l-taskmix x", "version": "0.9.0", "seconds": 60, "cpus": 2, "load_before": 1, "load_after": 1}
+    old = generator._source("seeds", {"seeds": {**row, "started": "2026-12-02 13:26 UTC"}}, "r.md")
+    new = generator._source("main", {"main": {**row, "started": "2026-12-06 11:30 UTC"}}, "r.md")
+    assert "`--test-draws 1`" in old and "--steps seeds" in old
+    assert "--test-draws" not in new
