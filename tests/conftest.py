@@ -75,6 +75,25 @@ def bow_encoder():
 
 
 @pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """A local Ray instance with 2 CPUs and a small object store, its files in a temporary folder
+    (``--ray``/``ray_address="local"`` joins it rather than starting another)."""
+    import ray
+
+    assert not ray.is_initialized()
+    ray.init(
+        num_cpus=2,
+        object_store_memory=200 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="warning",
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for a test module: tiny models only pay threading overhead."""
     threads = torch.get_num_threads()

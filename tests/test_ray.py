@@ -24,23 +24,6 @@ from l2l_taskmix.data import IntentTask
 from l2l_taskmix.features import FeatureCache, featurize_tasks, get_encoder
 from l2l_taskmix.features.on_ray import RayEncoder
 
-
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    """A local Ray instance with 2 CPUs and a small object store, its files in a temporary folder."""
-    assert not ray.is_initialized()
-    ray.init(
-        num_cpus=2,
-        object_store_memory=200 * 2**20,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="warning",
-        _temp_dir=str(tmp_path_factory.mktemp("ray")),
-    )
-    yield ray
-    ray.shutdown()
-
-
 SMALL = {**GRID, "iterations": 30}
 
 

@@ -278,22 +278,10 @@ def test_settings_that_diverge_score_the_worst_macro_f1_in_a_study():
 
 
 @pytest.mark.slow
-def test_a_study_on_ray_gives_the_serial_trials(tmp_path, tmp_path_factory):
+def test_a_study_on_ray_gives_the_serial_trials(tmp_path, local_ray):
     """The trials as Ray tasks (a local instance of 2 CPUs): the serial study's trials."""
-    ray = pytest.importorskip("ray")
     study(tmp_path / "serial", trials=2)
-    assert not ray.is_initialized()
-    ray.init(
-        num_cpus=2,
-        object_store_memory=200 * 2**20,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=str(tmp_path_factory.mktemp("ray")),
-    )
-    try:
-        study(tmp_path / "on-ray", trials=2, ray_address="local")
-    finally:
-        ray.shutdown()
+    study(tmp_path / "on-ray", trials=2, ray_address="local")  # joins the running instance
     assert without_seconds(rows(tmp_path / "serial")) == without_seconds(rows(tmp_path / "on-ray"))
 
 
@@ -361,10 +349,10 @@ def test_a_search_param_optuna_would_change_or_refuse_is_refused_naming_it(param
         check_space("maml", (param,), BenchmarkConfig())
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="shows --device reaching the trials by CUDA's absence")
-def test_a_trial_runs_on_the_config_s_device():
+def test_a_trial_runs_on_the_config_s_device(monkeypatch):
     """--device reaches the trials (as the benchmark's runs): CUDA asked for where there is none
-    is refused naming it, not run on the CPU instead."""
+    is refused naming it, not run on the CPU instead (CUDA hidden, so a GPU machine checks it too)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="device == 'cuda', but no CUDA GPU"):
         score_settings("maml", {"iterations": 2}, small(device="cuda"), data(), seeds=1)
 
