@@ -66,9 +66,9 @@ from .artifact import (
 )
 from .config import PROTOCOLS, BenchmarkConfig, is_feature_file
 from .datasets import BenchmarkData
-from .evaluation import evaluate_over_draws, finetune, macro_f1
+from .evaluation import finetune, macro_f1
 from .methods import get_method
-from .run import fit_run
+from .run import fit_run, score_meta_test
 from .runner import load_data
 from .store import data_fingerprint
 
@@ -618,16 +618,7 @@ def meta_train(
     model = run.trained.model
     benchmark = None
     if data.test:
-        per_task, _ = evaluate_over_draws(
-            model,
-            method,
-            run.test_side,
-            seed,
-            test_draws=config.test_draws,
-            shots=config.shots,
-            fraction=config.fraction,
-            finetune=config.finetune,
-        )
+        per_task, _ = score_meta_test(model, method, run.test_side, seed, config)  # as the benchmark scores a run
         benchmark = {
             "macro_f1": float(np.mean(list(per_task.values()))),
             "per_task": per_task,

@@ -55,6 +55,7 @@ __all__ = [
     "FittedRun",
     "fit_standardizer",
     "run_key",
+    "score_meta_test",
     "choose_val_tasks",
     "choose_train_subset",
     "standardize",
@@ -241,7 +242,7 @@ def fit_run(
 
     def at_horizon(iteration: int, model: nn.Module) -> None:
         begin = time.perf_counter()
-        early[iteration], early_draws[iteration] = _score_test(model, method, test_side, int(seed), config)
+        early[iteration], early_draws[iteration] = score_meta_test(model, method, test_side, int(seed), config)
         stages["evaluation"] += time.perf_counter() - begin
 
     trained = train(
@@ -263,11 +264,25 @@ def fit_run(
     return FittedRun(trained, standardizer, fit_side, val_side, test_side, num_classes, stages, early, early_draws)
 
 
-def _score_test(
+def score_meta_test(
     model: nn.Module, method: Method, test_side: Sequence[FeatureTask], seed: int, config: BenchmarkConfig
 ) -> tuple[dict[str, float], list[float]]:
     """A run's meta-test scores: each task over ``config.test_draws`` support/test draws
-    (:func:`~l2l_taskmix.benchmark.evaluation.evaluate_over_draws`); ``(per_task, per_draw)``."""
+    (:func:`~l2l_taskmix.benchmark.evaluation.evaluate_over_draws`, in ``config``'s regime and
+    fine-tuning); ``(per_task, per_draw)``. The benchmark's runs and ``meta_train``'s model card
+    score through it.
+
+    Example::
+
+        >>> import torch
+        >>> from l2l_taskmix import make_model
+        >>> g = torch.Generator().manual_seed(0)
+        >>> task = FeatureTask("t", torch.randn(30, 8, generator=g), torch.arange(30) % 3, ["a", "b", "c"])
+        >>> config = BenchmarkConfig(test_draws=2, finetune_steps=5)
+        >>> per_task, per_draw = score_meta_test(make_model(8, 3, (16,), g), "maml", [task], 0, config)
+        >>> sorted(per_task), len(per_draw)
+        (['t'], 2)
+    """
     return evaluate_over_draws(
         model, method, test_side, seed, test_draws=config.test_draws, shots=config.shots, fraction=config.fraction, finetune=config.finetune
     )
@@ -326,7 +341,7 @@ def run_method(
     )
     trained, stages, early, early_draws = run.trained, run.stages, run.early, run.early_draws
     begin = time.perf_counter()
-    per_task, draws = _score_test(trained.model, method, run.test_side, int(seed), config)
+    per_task, draws = score_meta_test(trained.model, method, run.test_side, int(seed), config)
     stages["evaluation"] += time.perf_counter() - begin
     if not method.trains:  # nothing trains: every horizon is the untrained model
         early, early_draws = {h: per_task for h in horizons}, {h: draws for h in horizons}
