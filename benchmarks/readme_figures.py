@@ -439,45 +439,31 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
 def tuned_comparison(default_runs: list, tuned_runs: list, methods: list) -> str:
     """The Markdown table of each method's Average Macro F1 at the defaults and at its tuned
     settings, per protocol, with the paired per-seed difference (tuned - default; the same
-    seeds, splits, draws and initial weights) and its 95% Student-t interval."""
-    import math
+    seeds, splits, draws and initial weights) and its 95% Student-t interval
+    (:func:`~l2l_taskmix.benchmark.statistics.paired_differences`, the tuned runs as a method of
+    their own with the default one as its reference)."""
+    from l2l_taskmix.benchmark.statistics import paired_differences, summarize
 
-    from scipy import stats
-
-    def scores(runs):
-        out = {}
-        for r in runs:
-            out.setdefault((r.get("protocol") or "select", r["method"]), {})[r["seed"]] = r["macro_f1"]
-        return out
-
-    default, tuned = scores(default_runs), scores(tuned_runs)
+    tag = " (tuned)"
+    runs = list(default_runs) + [{**r, "method": r["method"] + tag} for r in tuned_runs]
+    order = list(methods) + [m + tag for m in methods]
+    means = {(r.protocol, r.method): r for r in summarize(runs, order).itertuples()}
+    paired = paired_differences(runs, order, references=tuple(methods), margin=0)
     lines = [
         "| Protocol | Method | defaults | tuned | tuned - defaults [95% interval] | seeds |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for protocol in ("paper", "select"):
-        for method in methods:
-            a, b = default.get((protocol, method), {}), tuned.get((protocol, method), {})
-            seeds = sorted(set(a) & set(b))
-            if not seeds:
-                continue
-            x, y = [a[k] for k in seeds], [b[k] for k in seeds]
-            diffs = [v - u for u, v in zip(x, y)]
-            n, mean = len(diffs), sum(diffs) / len(diffs)
 
-            def cell(values):
-                m = sum(values) / len(values)
-                sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-                return f"{m:.3f} ± {sd:.3f}"
+    def cell(protocol: str, method: str) -> str:
+        m = means[(protocol, method)]
+        return f"{m.macro_f1_mean:.3f} ± {m.macro_f1_std:.3f}"
 
-            if n > 1:
-                sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-                half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-                resolved = "*" if mean - half > 0 or mean + half < 0 else ""
-                diff = f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]{resolved}"
-            else:
-                diff = f"{mean:+.3f}"
-            lines.append(f"| {protocol} | {method} | {cell(x)} | {cell(y)} | {diff} | {n} |")
+    for row in paired[paired["method"] == paired["reference"] + tag].itertuples():
+        diff = f"{row.mean_diff:+.3f}"
+        if row.seeds > 1:
+            diff += f" [{row.ci_low:+.3f}, {row.ci_high:+.3f}]" + ("*" if row.resolved else "")
+        default, tuned = cell(row.protocol, row.reference), cell(row.protocol, row.method)
+        lines.append(f"| {row.protocol} | {row.reference} | {default} | {tuned} | {diff} | {row.seeds} |")
     return "\n".join(lines)
 
 
