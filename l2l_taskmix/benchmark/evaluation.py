@@ -288,8 +288,8 @@ def draw_seeds(seed: int, test_draws: int) -> list[int]:
     """The seeds of run ``seed``'s ``test_draws`` meta-test draws (each seeds the support/test
     splits, :func:`make_splits`, and the new heads, :func:`evaluate`).
 
-    The first is ``seed`` itself: the one draw a run scored on before there were several, so
-    ``test_draws=1`` gives the same scores. Draw ``r >= 1`` has ``2**32 +`` the first word of
+    The first is ``seed`` itself, the run's own split and heads, so ``test_draws=1`` scores as
+    ``evaluate(..., make_splits(..., seed=seed), seed=seed)`` does. Draw ``r >= 1`` has ``2**32 +`` the first word of
     ``numpy.random.SeedSequence([seed, DRAW_STREAM, r])``: a stream of its own, at least
     ``2**32``, so it is no run's seed and no validation draw's (``seed + 500 + r``, below
     ``2**32`` for every seed the benchmark takes), and other runs' further draws differ from
