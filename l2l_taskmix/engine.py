@@ -43,12 +43,13 @@ Example::
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from . import mixing
 from .losses import check_soft_labels, soft_cross_entropy
@@ -299,13 +300,15 @@ class _FirstLinear:
     def __init__(self, lin: nn.Linear, xs: torch.Tensor, xq: torch.Tensor, lr: float, steps: int):
         self.lr, self.ns = lr, xs.shape[1]
         self.adapt_w, self.adapt_b = _adapts(lin.weight), _adapts(lin.bias)
-        x = torch.cat([xs, xq], 1)
+        x = self.x = torch.cat([xs, xq], 1)
+        self.xq = xq
         base = F.linear(x, lin.weight, lin.bias)  # one GEMM over all tasks, support and query
         self.base_s, self.base_q = base[:, : self.ns], base[:, self.ns :]
         self.gram_s = self.gram_q = None
         if (self.adapt_w or self.adapt_b) and steps > 0:
             if self.adapt_w:
                 gram = torch.bmm(x, xs.transpose(1, 2))  # (T, ns + nq, ns)
+                self.xgram_s, self.xgram_q = gram[:, : self.ns], gram[:, self.ns :]  # X Xs^T, the R-op's
                 if self.adapt_b:
                     gram = gram + 1
             else:
@@ -368,15 +371,17 @@ class _DenseLinear:
         self.adapt_w, self.adapt_b = _adapts(lin.weight), _adapts(lin.bias)
         self.dW: torch.Tensor | None = None  # (T, out, in)
         self.dB: torch.Tensor | None = None  # (T, 1, out)
+        self._weight: torch.Tensor | None = None  # W + dW, made once per step (in the step's grad mode)
 
-    def _weight(self) -> torch.Tensor:
-        return self.W + self.dW  # (T, out, in)
+    @property
+    def weight(self) -> torch.Tensor:
+        """``W`` (not adapted yet) or the stacked ``W + dW``: ``(out, in)`` or ``(T, out, in)``."""
+        if self._weight is None:
+            self._weight = self.W if self.dW is None else self.W + self.dW
+        return self._weight
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        if self.dW is None:
-            z = torch.matmul(a, self.W.t())
-        else:
-            z = torch.bmm(a, self._weight().transpose(1, 2))
+        z = torch.matmul(a, self.weight.transpose(-1, -2))
         if self.b is not None:
             z = z + self.b
         if self.dB is not None:
@@ -384,12 +389,13 @@ class _DenseLinear:
         return z
 
     def backward(self, d: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(d, self.W) if self.dW is None else torch.bmm(d, self._weight())
+        return torch.matmul(d, self.weight)
 
     def update(self, a_in: torch.Tensor, d: torch.Tensor) -> None:
         if self.adapt_w:
             step = -self.lr * torch.bmm(d.transpose(1, 2), a_in)
             self.dW = step if self.dW is None else self.dW + step
+            self._weight = None
         if self.adapt_b:
             step = -self.lr * d.sum(1, keepdim=True)
             self.dB = step if self.dB is None else self.dB + step
@@ -429,15 +435,17 @@ class _PReLU:
         slope = pos + neg * self._weight()
         return z * slope, (slope, neg)
 
+    def reduce(self, g: torch.Tensor) -> torch.Tensor:
+        """A gradient ``(T, n, width)`` w.r.t. the weight times ``z``-rows, summed to the weight's shape."""
+        g = g.sum(1, keepdim=True)
+        return g.sum(2, keepdim=True) if self.scalar else g
+
     def backward(self, z: torch.Tensor, dh: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         slope, neg = cache
         dz = dh * slope
         if not self.adapt:
             return dz, None
-        g = (dh * (z * neg)).sum(1, keepdim=True)  # d/da: z where z <= 0, else 0
-        if self.scalar:
-            g = g.sum(2, keepdim=True)
-        return dz, g
+        return dz, self.reduce(dh * (z * neg))  # d/da: z where z <= 0, else 0
 
     def update(self, g: torch.Tensor | None) -> None:
         if g is not None:
@@ -464,33 +472,27 @@ def _layer_modes(blocks: list[_Block], strategy: str, ns: int, nq: int, steps: i
     return modes
 
 
-def _group_loss(
-    blocks: list[_Block],
-    xs: torch.Tensor,
-    ys: torch.Tensor,
-    xq: torch.Tensor,
-    yq: torch.Tensor,
-    lr: float,
-    steps: int,
-    first_order: bool,
-    strategy: str,
-) -> torch.Tensor:
-    """Sum over a stack of equal-shaped tasks of the adapted query loss."""
-    ns, nq = xs.shape[1], xq.shape[1]
-    modes = _layer_modes(blocks, strategy, ns, nq, steps)
-    first_cls = _FirstLinear if modes[0] == "lowrank" else _DenseFirstLinear
-    layers: list[Any] = [first_cls(blocks[0].linear, xs, xq, lr, steps)]
-    for blk, mode in zip(blocks[1:], modes[1:]):
-        layers.append((_LowRankLinear if mode == "lowrank" else _DenseLinear)(blk.linear, lr))
-    acts = [None if blk.act is None else _PReLU(blk.act, lr) for blk in blocks]
-    adapts = [_adapts(b.linear.weight) or _adapts(b.linear.bias) or (b.act is not None and _adapts(b.act.weight)) for b in blocks]
-    # the gradient must flow below layer l only if some earlier block adapts
-    need_below = [any(adapts[:l]) for l in range(len(blocks))]
+class _Chain:
+    """A group's adapted layers: the inner loop's forward and backward passes, shared by the
+    autograd formulation (:func:`_group_loss`) and the hand-written meta-gradient
+    (:class:`_MetaLoss`)."""
 
-    def forward(query: bool) -> tuple[torch.Tensor, list[torch.Tensor], list[Any]]:
+    def __init__(self, blocks: list[_Block], modes: list[str], xs: torch.Tensor, xq: torch.Tensor, lr: float, steps: int):
+        first_cls = _FirstLinear if modes[0] == "lowrank" else _DenseFirstLinear
+        self.layers: list[Any] = [first_cls(blocks[0].linear, xs, xq, lr, steps)]
+        for blk, mode in zip(blocks[1:], modes[1:]):
+            self.layers.append((_LowRankLinear if mode == "lowrank" else _DenseLinear)(blk.linear, lr))
+        self.acts = [None if blk.act is None else _PReLU(blk.act, lr) for blk in blocks]
+        adapts = [_adapts(b.linear.weight) or _adapts(b.linear.bias) or (b.act is not None and _adapts(b.act.weight)) for b in blocks]
+        self.adapts = any(adapts)
+        # the gradient must flow below layer l only if some earlier block adapts
+        self.need_below = [any(adapts[:l]) for l in range(len(blocks))]
+
+    def forward(self, query: bool) -> _Pass:
+        """The support (or query) batch through the layers as adapted so far."""
         inputs, zs, caches = [], [], []
         h = None
-        for l, (layer, act) in enumerate(zip(layers, acts)):
+        for l, (layer, act) in enumerate(zip(self.layers, self.acts)):
             if l == 0:
                 z = layer.forward(query)
             else:
@@ -502,30 +504,235 @@ def _group_loss(
             else:
                 h, cache = act.forward(z)
             caches.append(cache)
-        return h, inputs, list(zip(zs, caches))
+        return _Pass(h, inputs, zs, caches)
 
+    def backward(self, fwd: _Pass, y: torch.Tensor, y_mass: torch.Tensor, scale: torch.Tensor | None = None) -> _Pass:
+        """Gradients of the mean soft cross-entropy (times ``scale``) down to the lowest adapted layer."""
+        fwd.probs = torch.softmax(fwd.logits, -1)
+        # d/dlogits of mean_rows -(Y * log_softmax): (softmax * sum(Y) - Y) / n
+        dout = (fwd.probs * y_mass - y) / y.shape[1]
+        if scale is not None:
+            dout = dout * scale
+        for l in range(len(self.layers) - 1, -1, -1):
+            fwd.dh[l] = dout
+            act, g_act = self.acts[l], None
+            if act is not None:
+                dout, g_act = act.backward(fwd.zs[l], dout, fwd.caches[l])
+            fwd.dz[l], fwd.g_act[l] = dout, g_act
+            if l > 0 and self.need_below[l]:
+                dout = self.layers[l].backward(dout)
+            elif l > 0:
+                break
+        return fwd
+
+    def step(self, ys: torch.Tensor, y_mass: torch.Tensor) -> _Pass:
+        """One inner SGD step on the support batch; returns its pass (weights of step k)."""
+        pas = self.backward(self.forward(False), ys, y_mass)
+        for l, d in pas.dz.items():  # update after the whole backward pass (it uses step k's weights)
+            self.layers[l].update(None if l == 0 else pas.inputs[l - 1], d)
+            if self.acts[l] is not None:
+                self.acts[l].update(pas.g_act[l])
+        return pas
+
+
+@dataclass
+class _Pass:
+    """One batch through the chain: logits, each layer's input, pre-activation and PReLU cache;
+    after :meth:`_Chain.backward` also the softmax and, per layer, the gradients at the block's
+    output (``dh``), at the linear layer's output (``dz``) and of the PReLU weight."""
+
+    logits: torch.Tensor
+    inputs: list[torch.Tensor]
+    zs: list[torch.Tensor]
+    caches: list[Any]
+    probs: torch.Tensor | None = None
+    dh: dict[int, torch.Tensor] = field(default_factory=dict)
+    dz: dict[int, torch.Tensor] = field(default_factory=dict)
+    g_act: dict[int, torch.Tensor | None] = field(default_factory=dict)
+    weights: list[Any] = field(default_factory=list)  # per layer >= 1: its weight at this step
+
+
+def _group_loss(
+    blocks: list[_Block],
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    xq: torch.Tensor,
+    yq: torch.Tensor,
+    lr: float,
+    steps: int,
+    first_order: bool,
+    strategy: str,
+) -> torch.Tensor:
+    """Sum over a stack of equal-shaped tasks of the adapted query loss, differentiated by autograd."""
+    chain = _Chain(blocks, _layer_modes(blocks, strategy, xs.shape[1], xq.shape[1], steps), xs, xq, lr, steps)
     y_mass = ys.sum(-1, keepdim=True)
-    for _ in range(steps if any(adapts) else 0):
+    for _ in range(steps if chain.adapts else 0):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not first_order):
-            logits, inputs, zs = forward(False)
-            # d/dlogits of mean_rows -(Y * log_softmax): (softmax * sum(Y) - Y) / ns
-            dout = (torch.softmax(logits, -1) * y_mass - ys) / ns
-            pending = []
-            for l in range(len(blocks) - 1, -1, -1):
-                act, g_act = acts[l], None
-                if act is not None:
-                    dout, g_act = act.backward(zs[l][0], dout, zs[l][1])
-                pending.append((l, dout, g_act))
-                if l > 0 and need_below[l]:
-                    dout = layers[l].backward(dout)
-                elif l > 0:
-                    break
-            for l, d, g_act in pending:  # update after the whole backward pass (it uses step k's weights)
-                layers[l].update(None if l == 0 else inputs[l - 1], d)
-                if acts[l] is not None:
-                    acts[l].update(g_act)
-    logits, _, _ = forward(True)
-    return soft_cross_entropy(logits, yq).sum()
+            chain.step(ys, y_mass)
+    return soft_cross_entropy(chain.forward(True).logits, yq).sum()
+
+
+def _adapted(blocks: list[_Block]) -> list[tuple[int, str, torch.Tensor]]:
+    """``(block, "w" | "b" | "a", parameter)`` for every parameter that requires grad."""
+    out = []
+    for l, blk in enumerate(blocks):
+        for kind, p in (("w", blk.linear.weight), ("b", blk.linear.bias), ("a", None if blk.act is None else blk.act.weight)):
+            if _adapts(p):
+                out.append((l, kind, p))
+    return out
+
+
+def _plus(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
+    return b if a is None else a + b
+
+
+class _MetaLoss(torch.autograd.Function):
+    """The group's summed query loss with a hand-written meta-gradient.
+
+    ``forward`` runs the inner loop without a graph, keeping each step's pass. ``backward``
+    reverses it: ``v`` starts as each task's query gradient at the adapted weights, and each
+    inner step ``theta' = theta - lr * grad L_s(theta)`` maps it to ``v - lr * H_k v`` (second
+    order; first order keeps ``v``), with ``H_k v`` the support loss's Hessian-vector product at
+    step k: a forward-mode (R-op) pass through the step's forward and backward passes, batched
+    over tasks, with the closed-form second derivative of the softmax cross-entropy. The first
+    layer's part of ``v`` stays in the span of the features, ``Cq^T Xq + Cs^T Xs``, so its
+    products are with the Gram matrices, and the sum over tasks is one matrix product at the end.
+    """
+
+    @staticmethod
+    def forward(ctx, spec, xs, ys, xq, yq, *params):  # type: ignore[override]
+        blocks, lr, steps, first_order = spec
+        chain = _Chain(blocks, ["lowrank"] + ["dense"] * (len(blocks) - 1), xs, xq, lr, steps)
+        y_mass = ys.sum(-1, keepdim=True)
+        passes = []
+        for _ in range(steps if chain.adapts else 0):
+            weights = [layer.weight for layer in chain.layers[1:]]
+            pas = chain.step(ys, y_mass)
+            pas.weights = [None, *weights]
+            passes.append(pas)
+        query = chain.forward(True)
+        ctx.state = (spec, chain, passes, query, y_mass, yq, xs.shape[1])
+        return soft_cross_entropy(query.logits, yq).sum()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        (blocks, lr, steps, first_order), chain, passes, query, y_mass, yq, ns = ctx.state
+        del ctx.state
+        layers, L = chain.layers, len(chain.layers)
+        first = layers[0]
+        q = chain.backward(query, yq, yq.sum(-1, keepdim=True), grad)
+        # v, the adjoint of each task's weights: first layer Cq^T Xq + Cs^T Xs and vb[0]
+        Cq = q.dz[0] if first.adapt_w and 0 in q.dz else None
+        Cs: torch.Tensor | None = None
+        vW: list[torch.Tensor | None] = [None] * L
+        vb: list[torch.Tensor | None] = [None] * L
+        va: list[torch.Tensor | None] = [None] * L
+        for l, d in q.dz.items():
+            if l > 0 and layers[l].adapt_w:
+                vW[l] = torch.bmm(d.transpose(1, 2), q.inputs[l - 1])
+            if layers[l].adapt_b:
+                vb[l] = d.sum(1, keepdim=True)
+            va[l] = q.g_act[l]
+        for pas in reversed(passes if not first_order else []):
+            uC, uW, ub, ua = _hvp(chain, pas, Cq, Cs, vW, vb, va, y_mass, ns)
+            if uC is not None:
+                Cs = -lr * uC if Cs is None else Cs.add_(uC, alpha=-lr)
+            for v, u in ((vW, uW), (vb, ub), (va, ua)):
+                for l in range(L):
+                    if u[l] is not None:
+                        v[l] = -lr * u[l] if v[l] is None else v[l].add_(u[l], alpha=-lr)
+        grads = []
+        for l, kind, p in _adapted(blocks):
+            if kind == "w" and l == 0:
+                if Cq is None:
+                    g = torch.zeros_like(p)
+                else:
+                    C, X = (Cq, first.xq) if Cs is None else (torch.cat([Cs, Cq], 1), first.x)
+                    g = C.reshape(-1, C.shape[-1]).t() @ X.reshape(-1, X.shape[-1])
+            else:
+                v = {"w": vW, "b": vb, "a": va}[kind][l]
+                g = torch.zeros_like(p) if v is None else v.sum(0).reshape(p.shape)
+            grads.append(g)
+        return (None, None, None, None, None, *grads)
+
+
+def _hvp(chain: _Chain, pas: _Pass, Cq, Cs, vW, vb, va, y_mass, ns):
+    """The support loss's Hessian (at the step of ``pas``) times ``v``, for every task:
+    ``(uC, uW, ub, ua)`` with the first layer's weight part ``uC^T Xs``."""
+    layers, acts, L = chain.layers, chain.acts, len(chain.layers)
+    first = layers[0]
+    # R-forward: the directional derivatives of the pre-activations and activations
+    Rz: list[torch.Tensor | None] = []
+    Rh: list[torch.Tensor | None] = []
+    rh = None
+    for l in range(L):
+        rz = None
+        if l == 0:
+            if Cq is not None:
+                rz = torch.bmm(first.xgram_q.transpose(1, 2), Cq)  # Xs Xq^T Cq
+                if Cs is not None:
+                    rz = torch.baddbmm(rz, first.xgram_s, Cs)
+        else:
+            if rh is not None:
+                rz = torch.matmul(rh, pas.weights[l].transpose(-1, -2))
+            if vW[l] is not None:
+                t = torch.bmm(pas.inputs[l - 1], vW[l].transpose(1, 2))
+                rz = t if rz is None else rz.add_(t)
+        if vb[l] is not None:
+            rz = vb[l].expand(-1, ns, -1) if rz is None else rz + vb[l]
+        if acts[l] is None:
+            rh = rz
+        else:
+            slope, neg = pas.caches[l]
+            rh = None if rz is None else rz * slope
+            if va[l] is not None:
+                rh = _plus(rh, pas.zs[l] * neg * va[l])
+        Rz.append(rz)
+        Rh.append(rh)
+    uW: list[torch.Tensor | None] = [None] * L
+    ub: list[torch.Tensor | None] = [None] * L
+    ua: list[torch.Tensor | None] = [None] * L
+    uC = None
+    if rh is None:
+        return uC, uW, ub, ua
+    # the softmax cross-entropy's Hessian: m / n (diag(p) - p p^T) per row
+    p = pas.probs
+    pr = p * rh
+    rd = (pr - p * pr.sum(-1, keepdim=True)) * (y_mass / ns)
+    # R-backward
+    for l in range(L - 1, -1, -1):
+        dh, dz, act = pas.dh[l], pas.dz[l], acts[l]
+        if act is None:
+            rdz = rd
+        else:
+            slope, neg = pas.caches[l]
+            rdz = rd * slope
+            if va[l] is not None:
+                rdz = rdz + dh * neg * va[l]
+            if act.adapt:
+                g = rd * (pas.zs[l] * neg)
+                if Rz[l] is not None:
+                    g = g + dh * Rz[l] * neg
+                ua[l] = act.reduce(g)
+        layer = layers[l]
+        if layer.adapt_b:
+            ub[l] = rdz.sum(1, keepdim=True)
+        if l == 0:
+            if first.adapt_w:
+                uC = rdz
+            break
+        if layer.adapt_w:
+            if Rh[l - 1] is None:
+                uW[l] = torch.bmm(rdz.transpose(1, 2), pas.inputs[l - 1])
+            else:
+                uW[l] = torch.bmm(torch.cat([rdz, dz], 1).transpose(1, 2), torch.cat([pas.inputs[l - 1], Rh[l - 1]], 1))
+        if not chain.need_below[l]:
+            break
+        rd = torch.matmul(rdz, pas.weights[l])
+        if vW[l] is not None:
+            rd = torch.baddbmm(rd, dz, vW[l])
+    return uC, uW, ub, ua
 
 
 def fast_outer_loss(
@@ -590,7 +797,11 @@ def fast_outer_loss(
                 if not bool(torch.isfinite(t).all()):
                     raise ValueError(f"fast_outer_loss: {name} of some task contains NaN or infinite values")
             _check_labels(stacked, members, numbers[shape])
-        loss = _group_loss(blocks, *stacked, float(inner_lr), int(inner_steps), bool(first_order), strategy)
+        if strategy == "auto" and not any(t.requires_grad for t in stacked):
+            spec = (blocks, float(inner_lr), int(inner_steps), bool(first_order))
+            loss = _MetaLoss.apply(spec, *stacked, *(p for _, _, p in _adapted(blocks)))
+        else:  # inputs that require grad (or a strategy asked for): autograd through the inner loop
+            loss = _group_loss(blocks, *stacked, float(inner_lr), int(inner_steps), bool(first_order), strategy)
         total = loss if total is None else total + loss
     return total / len(tasks)
 
