@@ -348,11 +348,24 @@ class _LowRankLinear:
             z = z - self.lr * self.B
         return z
 
-    def backward(self, d: torch.Tensor) -> torch.Tensor:
+    def state(self) -> Any:
+        """This step's weight, for products with it later (:meth:`times_weight`)."""
+        return self.H, self.D
+
+    def times_weight_t(self, a: torch.Tensor, state: Any) -> torch.Tensor:
+        """``a W_k^T`` with the weight of ``state`` (no bias)."""
+        H, D = state
+        z = torch.matmul(a, self.W.t())
+        return z if H is None else torch.baddbmm(z, torch.bmm(a, H.transpose(1, 2)), D, alpha=-self.lr)
+
+    def times_weight(self, d: torch.Tensor, state: Any) -> torch.Tensor:
+        """``d W_k`` with the weight of ``state``."""
+        H, D = state
         da = torch.matmul(d, self.W)
-        if self.H is not None:
-            da = torch.baddbmm(da, torch.bmm(d, self.D.transpose(1, 2)), self.H, alpha=-self.lr)
-        return da
+        return da if H is None else torch.baddbmm(da, torch.bmm(d, D.transpose(1, 2)), H, alpha=-self.lr)
+
+    def backward(self, d: torch.Tensor) -> torch.Tensor:
+        return self.times_weight(d, self.state())
 
     def update(self, a_in: torch.Tensor, d: torch.Tensor) -> None:
         if self.adapt_w:
@@ -388,8 +401,20 @@ class _DenseLinear:
             z = z + self.dB
         return z
 
+    def state(self) -> Any:
+        """This step's weight, for products with it later (:meth:`times_weight`)."""
+        return self.weight
+
+    def times_weight_t(self, a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``a W_k^T`` (no bias)."""
+        return torch.matmul(a, weight.transpose(-1, -2))
+
+    def times_weight(self, d: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``d W_k``."""
+        return torch.matmul(d, weight)
+
     def backward(self, d: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(d, self.weight)
+        return self.times_weight(d, self.weight)
 
     def update(self, a_in: torch.Tensor, d: torch.Tensor) -> None:
         if self.adapt_w:
@@ -428,12 +453,19 @@ class _PReLU:
         return a if self.da is None else a + self.da
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        # exactly z or a * z, with masks and products: faster on CPU than torch.where or ATen's
-        # fused PReLU kernels once differentiated twice (measured)
+        """``(h, cache)``: exactly ``z`` or ``a * z``; the cache holds the slope, the mask of
+        ``z <= 0`` and (without a graph, when adapted) ``z`` there, 0 elsewhere."""
+        # masks and products: faster on CPU than torch.where or ATen's fused PReLU kernels
+        # once differentiated twice, and without a graph (measured)
         pos = (z > 0).to(z.dtype)
         neg = 1 - pos
         slope = pos + neg * self._weight()
-        return z * slope, (slope, neg)
+        return z * slope, (slope, neg, z * neg if self.adapt and not torch.is_grad_enabled() else None)
+
+    @staticmethod
+    def negative_part(x: torch.Tensor, cache: Any) -> torch.Tensor:
+        """``x`` where ``z <= 0``, else 0."""
+        return x * cache[1]
 
     def reduce(self, g: torch.Tensor) -> torch.Tensor:
         """A gradient ``(T, n, width)`` w.r.t. the weight times ``z``-rows, summed to the weight's shape."""
@@ -441,11 +473,11 @@ class _PReLU:
         return g.sum(2, keepdim=True) if self.scalar else g
 
     def backward(self, z: torch.Tensor, dh: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        slope, neg = cache
+        slope, neg, zneg = cache
         dz = dh * slope
         if not self.adapt:
             return dz, None
-        return dz, self.reduce(dh * (z * neg))  # d/da: z where z <= 0, else 0
+        return dz, self.reduce(dh * (z * neg if zneg is None else zneg))  # d/da: z where z <= 0, else 0
 
     def update(self, g: torch.Tensor | None) -> None:
         if g is not None:
@@ -549,7 +581,7 @@ class _Pass:
     dh: dict[int, torch.Tensor] = field(default_factory=dict)
     dz: dict[int, torch.Tensor] = field(default_factory=dict)
     g_act: dict[int, torch.Tensor | None] = field(default_factory=dict)
-    weights: list[Any] = field(default_factory=list)  # per layer >= 1: its weight at this step
+    states: list[Any] = field(default_factory=list)  # per layer >= 1: its weight at this step
 
 
 def _group_loss(
@@ -582,8 +614,37 @@ def _adapted(blocks: list[_Block]) -> list[tuple[int, str, torch.Tensor]]:
     return out
 
 
-def _plus(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
-    return b if a is None else a + b
+class _DenseWeight:
+    """A stack of per-task weight adjoints ``(T, out, in)``, started as ``a^T b``."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor):
+        self.V = torch.bmm(a.transpose(1, 2), b)
+
+    def append(self, a: torch.Tensor, b: torch.Tensor, alpha: float) -> None:
+        """``+= alpha * a^T b``, in place."""
+        self.V.baddbmm_(a.transpose(1, 2), b, alpha=alpha)
+
+    def t_times(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(x, self.V.transpose(1, 2))
+
+    def times(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(x, self.V)
+
+    def total(self) -> torch.Tensor:
+        return self.V.sum(0)
+
+
+@dataclass
+class _Adjoint:
+    """``v``, the adjoint of every task's adapted weights, per layer: the first layer's weight
+    part as ``Cq^T Xq + Cs^T Xs`` (it stays in the span of the features), later layers' weights
+    stacked ``(T, out, in)``, biases ``(T, 1, out)``, PReLU weights ``(T, 1, 1 | width)``."""
+
+    Cq: torch.Tensor | None
+    Cs: torch.Tensor | None
+    W: list[_DenseWeight | None]
+    b: list[torch.Tensor | None]
+    a: list[torch.Tensor | None]
 
 
 class _MetaLoss(torch.autograd.Function):
@@ -593,146 +654,147 @@ class _MetaLoss(torch.autograd.Function):
     reverses it: ``v`` starts as each task's query gradient at the adapted weights, and each
     inner step ``theta' = theta - lr * grad L_s(theta)`` maps it to ``v - lr * H_k v`` (second
     order; first order keeps ``v``), with ``H_k v`` the support loss's Hessian-vector product at
-    step k: a forward-mode (R-op) pass through the step's forward and backward passes, batched
-    over tasks, with the closed-form second derivative of the softmax cross-entropy. The first
-    layer's part of ``v`` stays in the span of the features, ``Cq^T Xq + Cs^T Xs``, so its
-    products are with the Gram matrices, and the sum over tasks is one matrix product at the end.
+    step k (:func:`_hvp`). The sum over tasks of the first layer's part is one matrix product at
+    the end.
     """
 
     @staticmethod
     def forward(ctx, spec, xs, ys, xq, yq, *params):  # type: ignore[override]
-        blocks, lr, steps, first_order = spec
-        chain = _Chain(blocks, ["lowrank"] + ["dense"] * (len(blocks) - 1), xs, xq, lr, steps)
+        blocks, lr, steps, first_order, strategy = spec
+        modes = _layer_modes(blocks, strategy, xs.shape[1], xq.shape[1], steps)
+        chain = _Chain(blocks, ["lowrank", *modes[1:]], xs, xq, lr, steps)
         y_mass = ys.sum(-1, keepdim=True)
         passes = []
         for _ in range(steps if chain.adapts else 0):
-            weights = [layer.weight for layer in chain.layers[1:]]
+            states = [None] + [layer.state() for layer in chain.layers[1:]]
             pas = chain.step(ys, y_mass)
-            pas.weights = [None, *weights]
+            pas.states = states
             passes.append(pas)
         query = chain.forward(True)
-        ctx.state = (spec, chain, passes, query, y_mass, yq, xs.shape[1])
+        ctx.state = (blocks, lr, first_order, chain, passes, query, y_mass, yq)
         return soft_cross_entropy(query.logits, yq).sum()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
-        (blocks, lr, steps, first_order), chain, passes, query, y_mass, yq, ns = ctx.state
-        del ctx.state
-        layers, L = chain.layers, len(chain.layers)
-        first = layers[0]
-        q = chain.backward(query, yq, yq.sum(-1, keepdim=True), grad)
-        # v, the adjoint of each task's weights: first layer Cq^T Xq + Cs^T Xs and vb[0]
-        Cq = q.dz[0] if first.adapt_w and 0 in q.dz else None
-        Cs: torch.Tensor | None = None
-        vW: list[torch.Tensor | None] = [None] * L
-        vb: list[torch.Tensor | None] = [None] * L
-        va: list[torch.Tensor | None] = [None] * L
-        for l, d in q.dz.items():
-            if l > 0 and layers[l].adapt_w:
-                vW[l] = torch.bmm(d.transpose(1, 2), q.inputs[l - 1])
-            if layers[l].adapt_b:
-                vb[l] = d.sum(1, keepdim=True)
-            va[l] = q.g_act[l]
-        for pas in reversed(passes if not first_order else []):
-            uC, uW, ub, ua = _hvp(chain, pas, Cq, Cs, vW, vb, va, y_mass, ns)
-            if uC is not None:
-                Cs = -lr * uC if Cs is None else Cs.add_(uC, alpha=-lr)
-            for v, u in ((vW, uW), (vb, ub), (va, ua)):
-                for l in range(L):
-                    if u[l] is not None:
-                        v[l] = -lr * u[l] if v[l] is None else v[l].add_(u[l], alpha=-lr)
-        grads = []
-        for l, kind, p in _adapted(blocks):
-            if kind == "w" and l == 0:
-                if Cq is None:
-                    g = torch.zeros_like(p)
-                else:
-                    C, X = (Cq, first.xq) if Cs is None else (torch.cat([Cs, Cq], 1), first.x)
-                    g = C.reshape(-1, C.shape[-1]).t() @ X.reshape(-1, X.shape[-1])
-            else:
-                v = {"w": vW, "b": vb, "a": va}[kind][l]
-                g = torch.zeros_like(p) if v is None else v.sum(0).reshape(p.shape)
-            grads.append(g)
-        return (None, None, None, None, None, *grads)
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "fast_outer_loss: the meta-gradient of strategy 'auto' is computed by hand and cannot be "
+                "differentiated again (create_graph=True); use l2l_outer_loss for higher derivatives"
+            )
+        return _meta_gradient(ctx, grad)
 
 
-def _hvp(chain: _Chain, pas: _Pass, Cq, Cs, vW, vb, va, y_mass, ns):
-    """The support loss's Hessian (at the step of ``pas``) times ``v``, for every task:
-    ``(uC, uW, ub, ua)`` with the first layer's weight part ``uC^T Xs``."""
-    layers, acts, L = chain.layers, chain.acts, len(chain.layers)
+@once_differentiable
+def _meta_gradient(ctx, grad):
+    blocks, lr, first_order, chain, passes, query, y_mass, yq = ctx.state
+    del ctx.state
+    layers, L = chain.layers, len(chain.layers)
     first = layers[0]
-    # R-forward: the directional derivatives of the pre-activations and activations
+    q = chain.backward(query, yq, yq.sum(-1, keepdim=True), grad)
+    v = _Adjoint(q.dz[0] if first.adapt_w and 0 in q.dz else None, None, [None] * L, [None] * L, [None] * L)
+    for l, d in q.dz.items():
+        if l > 0 and layers[l].adapt_w:
+            v.W[l] = _DenseWeight(d, q.inputs[l - 1])
+        if layers[l].adapt_b:
+            v.b[l] = d.sum(1, keepdim=True)
+        v.a[l] = q.g_act[l]
+    for pas in reversed(passes if not first_order else []):
+        _hvp_step(chain, pas, v, y_mass, lr)
+    grads = []
+    for l, kind, p in _adapted(blocks):
+        if kind == "w" and l == 0:
+            if v.Cq is None:
+                g = torch.zeros_like(p)
+            else:
+                C, X = (v.Cq, first.xq) if v.Cs is None else (torch.cat([v.Cs, v.Cq], 1), first.x)
+                g = C.reshape(-1, C.shape[-1]).t() @ X.reshape(-1, X.shape[-1])
+        else:
+            t = {"w": v.W, "b": v.b, "a": v.a}[kind][l]
+            g = torch.zeros_like(p) if t is None else t.total() if kind == "w" else t.sum(0).reshape(p.shape)
+        grads.append(g)
+    return (None, None, None, None, None, *grads)
+
+
+def _hvp_step(chain: _Chain, pas: _Pass, v: _Adjoint, y_mass: torch.Tensor, lr: float) -> None:
+    """``v <- v - lr H v`` in place, ``H`` the support loss's Hessian at the step of ``pas``, for
+    every task: a forward-mode (R-op) pass through the step's forward and backward passes in the
+    direction ``v``, with the closed-form second derivative of the softmax cross-entropy."""
+    layers, acts, L = chain.layers, chain.acts, len(chain.layers)
+    first, ns = layers[0], pas.logits.shape[1]
+    # R-forward: the directional derivatives of the pre-activations (Rz) and activations (Rh)
     Rz: list[torch.Tensor | None] = []
     Rh: list[torch.Tensor | None] = []
     rh = None
     for l in range(L):
         rz = None
         if l == 0:
-            if Cq is not None:
-                rz = torch.bmm(first.xgram_q.transpose(1, 2), Cq)  # Xs Xq^T Cq
-                if Cs is not None:
-                    rz = torch.baddbmm(rz, first.xgram_s, Cs)
+            if v.Cq is not None:
+                rz = torch.bmm(first.xgram_q.transpose(1, 2), v.Cq)  # Xs Xq^T Cq
+                if v.Cs is not None:
+                    rz = torch.baddbmm(rz, first.xgram_s, v.Cs)
         else:
             if rh is not None:
-                rz = torch.matmul(rh, pas.weights[l].transpose(-1, -2))
-            if vW[l] is not None:
-                t = torch.bmm(pas.inputs[l - 1], vW[l].transpose(1, 2))
+                rz = layers[l].times_weight_t(rh, pas.states[l])
+            if v.W[l] is not None:
+                t = v.W[l].t_times(pas.inputs[l - 1])
                 rz = t if rz is None else rz.add_(t)
-        if vb[l] is not None:
-            rz = vb[l].expand(-1, ns, -1) if rz is None else rz + vb[l]
+        if v.b[l] is not None:
+            rz = v.b[l].expand(-1, ns, -1).clone() if rz is None else rz.add_(v.b[l])
         if acts[l] is None:
             rh = rz
         else:
-            slope, neg = pas.caches[l]
+            slope, _, zneg = pas.caches[l]
             rh = None if rz is None else rz * slope
-            if va[l] is not None:
-                rh = _plus(rh, pas.zs[l] * neg * va[l])
+            if v.a[l] is not None:
+                rh = zneg * v.a[l] if rh is None else rh.addcmul_(zneg, v.a[l])
         Rz.append(rz)
         Rh.append(rh)
-    uW: list[torch.Tensor | None] = [None] * L
-    ub: list[torch.Tensor | None] = [None] * L
-    ua: list[torch.Tensor | None] = [None] * L
-    uC = None
     if rh is None:
-        return uC, uW, ub, ua
-    # the softmax cross-entropy's Hessian: m / n (diag(p) - p p^T) per row
+        return
+    # the softmax cross-entropy's Hessian, per row: sum(Y) / n * (diag(p) - p p^T)
     p = pas.probs
     pr = p * rh
     rd = (pr - p * pr.sum(-1, keepdim=True)) * (y_mass / ns)
-    # R-backward
+    # R-backward; each part of v is updated once nothing below needs its old value
     for l in range(L - 1, -1, -1):
-        dh, dz, act = pas.dh[l], pas.dz[l], acts[l]
+        dh, dz, act, layer = pas.dh[l], pas.dz[l], acts[l], layers[l]
         if act is None:
             rdz = rd
         else:
-            slope, neg = pas.caches[l]
+            slope, _, zneg = pas.caches[l]
             rdz = rd * slope
-            if va[l] is not None:
-                rdz = rdz + dh * neg * va[l]
+            dh_neg = act.negative_part(dh, pas.caches[l]) if act.adapt else None
+            if v.a[l] is not None:
+                rdz.addcmul_(dh_neg, v.a[l])
             if act.adapt:
-                g = rd * (pas.zs[l] * neg)
+                g = rd * zneg
                 if Rz[l] is not None:
-                    g = g + dh * Rz[l] * neg
-                ua[l] = act.reduce(g)
-        layer = layers[l]
+                    g.addcmul_(dh_neg, Rz[l])
+                v.a[l] = _minus(v.a[l], act.reduce(g), lr)
         if layer.adapt_b:
-            ub[l] = rdz.sum(1, keepdim=True)
+            v.b[l] = _minus(v.b[l], rdz.sum(1, keepdim=True), lr)
         if l == 0:
             if first.adapt_w:
-                uC = rdz
+                v.Cs = _minus(v.Cs, rdz, lr)  # the weight part: rdz^T Xs
             break
-        if layer.adapt_w:
-            if Rh[l - 1] is None:
-                uW[l] = torch.bmm(rdz.transpose(1, 2), pas.inputs[l - 1])
-            else:
-                uW[l] = torch.bmm(torch.cat([rdz, dz], 1).transpose(1, 2), torch.cat([pas.inputs[l - 1], Rh[l - 1]], 1))
-        if not chain.need_below[l]:
+        new_rd = None
+        if chain.need_below[l]:
+            new_rd = layer.times_weight(rdz, pas.states[l])
+            if v.W[l] is not None:
+                new_rd = new_rd.add_(v.W[l].times(dz))
+        if layer.adapt_w:  # R(dz)^T h + dz^T R(h)
+            left, right = (
+                (rdz, pas.inputs[l - 1]) if Rh[l - 1] is None else (torch.cat([rdz, dz], 1), torch.cat([pas.inputs[l - 1], Rh[l - 1]], 1))
+            )
+            v.W[l].append(left, right, -lr)
+        if new_rd is None:
             break
-        rd = torch.matmul(rdz, pas.weights[l])
-        if vW[l] is not None:
-            rd = torch.baddbmm(rd, dz, vW[l])
-    return uC, uW, ub, ua
+        rd = new_rd
+
+
+def _minus(v: torch.Tensor | None, u: torch.Tensor, lr: float) -> torch.Tensor:
+    """``v - lr * u``, in place on ``v``."""
+    return -lr * u if v is None else v.add_(u, alpha=-lr)
 
 
 def fast_outer_loss(
@@ -797,8 +859,8 @@ def fast_outer_loss(
                 if not bool(torch.isfinite(t).all()):
                     raise ValueError(f"fast_outer_loss: {name} of some task contains NaN or infinite values")
             _check_labels(stacked, members, numbers[shape])
-        if strategy == "auto" and not any(t.requires_grad for t in stacked):
-            spec = (blocks, float(inner_lr), int(inner_steps), bool(first_order))
+        if not any(t.requires_grad for t in stacked):
+            spec = (blocks, float(inner_lr), int(inner_steps), bool(first_order), strategy)
             loss = _MetaLoss.apply(spec, *stacked, *(p for _, _, p in _adapted(blocks)))
         else:  # inputs that require grad (or a strategy asked for): autograd through the inner loop
             loss = _group_loss(blocks, *stacked, float(inner_lr), int(inner_steps), bool(first_order), strategy)
