@@ -43,13 +43,12 @@ Example::
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from . import mixing
 from .losses import check_soft_labels, soft_cross_entropy
@@ -300,15 +299,13 @@ class _FirstLinear:
     def __init__(self, lin: nn.Linear, xs: torch.Tensor, xq: torch.Tensor, lr: float, steps: int):
         self.lr, self.ns = lr, xs.shape[1]
         self.adapt_w, self.adapt_b = _adapts(lin.weight), _adapts(lin.bias)
-        x = self.x = torch.cat([xs, xq], 1)
-        self.xq = xq
+        x = torch.cat([xs, xq], 1)
         base = F.linear(x, lin.weight, lin.bias)  # one GEMM over all tasks, support and query
         self.base_s, self.base_q = base[:, : self.ns], base[:, self.ns :]
         self.gram_s = self.gram_q = None
         if (self.adapt_w or self.adapt_b) and steps > 0:
             if self.adapt_w:
                 gram = torch.bmm(x, xs.transpose(1, 2))  # (T, ns + nq, ns)
-                self.xgram_s, self.xgram_q = gram[:, : self.ns], gram[:, self.ns :]  # X Xs^T, the R-op's
                 if self.adapt_b:
                     gram = gram + 1
             else:
@@ -348,24 +345,11 @@ class _LowRankLinear:
             z = z - self.lr * self.B
         return z
 
-    def state(self) -> Any:
-        """This step's weight, for products with it later (:meth:`times_weight`)."""
-        return self.H, self.D
-
-    def times_weight_t(self, a: torch.Tensor, state: Any) -> torch.Tensor:
-        """``a W_k^T`` with the weight of ``state`` (no bias)."""
-        H, D = state
-        z = torch.matmul(a, self.W.t())
-        return z if H is None else torch.baddbmm(z, torch.bmm(a, H.transpose(1, 2)), D, alpha=-self.lr)
-
-    def times_weight(self, d: torch.Tensor, state: Any) -> torch.Tensor:
-        """``d W_k`` with the weight of ``state``."""
-        H, D = state
-        da = torch.matmul(d, self.W)
-        return da if H is None else torch.baddbmm(da, torch.bmm(d, D.transpose(1, 2)), H, alpha=-self.lr)
-
     def backward(self, d: torch.Tensor) -> torch.Tensor:
-        return self.times_weight(d, self.state())
+        da = torch.matmul(d, self.W)
+        if self.H is not None:
+            da = torch.baddbmm(da, torch.bmm(d, self.D.transpose(1, 2)), self.H, alpha=-self.lr)
+        return da
 
     def update(self, a_in: torch.Tensor, d: torch.Tensor) -> None:
         if self.adapt_w:
@@ -384,43 +368,28 @@ class _DenseLinear:
         self.adapt_w, self.adapt_b = _adapts(lin.weight), _adapts(lin.bias)
         self.dW: torch.Tensor | None = None  # (T, out, in)
         self.dB: torch.Tensor | None = None  # (T, 1, out)
-        self._weight: torch.Tensor | None = None  # W + dW, made once per step (in the step's grad mode)
 
-    @property
-    def weight(self) -> torch.Tensor:
-        """``W`` (not adapted yet) or the stacked ``W + dW``: ``(out, in)`` or ``(T, out, in)``."""
-        if self._weight is None:
-            self._weight = self.W if self.dW is None else self.W + self.dW
-        return self._weight
+    def _weight(self) -> torch.Tensor:
+        return self.W + self.dW  # (T, out, in)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        z = torch.matmul(a, self.weight.transpose(-1, -2))
+        if self.dW is None:
+            z = torch.matmul(a, self.W.t())
+        else:
+            z = torch.bmm(a, self._weight().transpose(1, 2))
         if self.b is not None:
             z = z + self.b
         if self.dB is not None:
             z = z + self.dB
         return z
 
-    def state(self) -> Any:
-        """This step's weight, for products with it later (:meth:`times_weight`)."""
-        return self.weight
-
-    def times_weight_t(self, a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """``a W_k^T`` (no bias)."""
-        return torch.matmul(a, weight.transpose(-1, -2))
-
-    def times_weight(self, d: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """``d W_k``."""
-        return torch.matmul(d, weight)
-
     def backward(self, d: torch.Tensor) -> torch.Tensor:
-        return self.times_weight(d, self.weight)
+        return torch.matmul(d, self.W) if self.dW is None else torch.bmm(d, self._weight())
 
     def update(self, a_in: torch.Tensor, d: torch.Tensor) -> None:
         if self.adapt_w:
             step = -self.lr * torch.bmm(d.transpose(1, 2), a_in)
             self.dW = step if self.dW is None else self.dW + step
-            self._weight = None
         if self.adapt_b:
             step = -self.lr * d.sum(1, keepdim=True)
             self.dB = step if self.dB is None else self.dB + step
@@ -453,31 +422,22 @@ class _PReLU:
         return a if self.da is None else a + self.da
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """``(h, cache)``: exactly ``z`` or ``a * z``; the cache holds the slope, the mask of
-        ``z <= 0`` and (without a graph, when adapted) ``z`` there, 0 elsewhere."""
-        # masks and products: faster on CPU than torch.where or ATen's fused PReLU kernels
-        # once differentiated twice, and without a graph (measured)
+        # exactly z or a * z, with masks and products: faster on CPU than torch.where or ATen's
+        # fused PReLU kernels once differentiated twice (measured)
         pos = (z > 0).to(z.dtype)
         neg = 1 - pos
         slope = pos + neg * self._weight()
-        return z * slope, (slope, neg, z * neg if self.adapt and not torch.is_grad_enabled() else None)
-
-    @staticmethod
-    def negative_part(x: torch.Tensor, cache: Any) -> torch.Tensor:
-        """``x`` where ``z <= 0``, else 0."""
-        return x * cache[1]
-
-    def reduce(self, g: torch.Tensor) -> torch.Tensor:
-        """A gradient ``(T, n, width)`` w.r.t. the weight times ``z``-rows, summed to the weight's shape."""
-        g = g.sum(1, keepdim=True)
-        return g.sum(2, keepdim=True) if self.scalar else g
+        return z * slope, (slope, neg)
 
     def backward(self, z: torch.Tensor, dh: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        slope, neg, zneg = cache
+        slope, neg = cache
         dz = dh * slope
         if not self.adapt:
             return dz, None
-        return dz, self.reduce(dh * (z * neg if zneg is None else zneg))  # d/da: z where z <= 0, else 0
+        g = (dh * (z * neg)).sum(1, keepdim=True)  # d/da: z where z <= 0, else 0
+        if self.scalar:
+            g = g.sum(2, keepdim=True)
+        return dz, g
 
     def update(self, g: torch.Tensor | None) -> None:
         if g is not None:
@@ -504,86 +464,6 @@ def _layer_modes(blocks: list[_Block], strategy: str, ns: int, nq: int, steps: i
     return modes
 
 
-class _Chain:
-    """A group's adapted layers: the inner loop's forward and backward passes, shared by the
-    autograd formulation (:func:`_group_loss`) and the hand-written meta-gradient
-    (:class:`_MetaLoss`)."""
-
-    def __init__(self, blocks: list[_Block], modes: list[str], xs: torch.Tensor, xq: torch.Tensor, lr: float, steps: int):
-        first_cls = _FirstLinear if modes[0] == "lowrank" else _DenseFirstLinear
-        self.layers: list[Any] = [first_cls(blocks[0].linear, xs, xq, lr, steps)]
-        for blk, mode in zip(blocks[1:], modes[1:]):
-            self.layers.append((_LowRankLinear if mode == "lowrank" else _DenseLinear)(blk.linear, lr))
-        self.acts = [None if blk.act is None else _PReLU(blk.act, lr) for blk in blocks]
-        adapts = [_adapts(b.linear.weight) or _adapts(b.linear.bias) or (b.act is not None and _adapts(b.act.weight)) for b in blocks]
-        self.adapts = any(adapts)
-        # the gradient must flow below layer l only if some earlier block adapts
-        self.need_below = [any(adapts[:l]) for l in range(len(blocks))]
-
-    def forward(self, query: bool) -> _Pass:
-        """The support (or query) batch through the layers as adapted so far."""
-        inputs, zs, caches = [], [], []
-        h = None
-        for l, (layer, act) in enumerate(zip(self.layers, self.acts)):
-            if l == 0:
-                z = layer.forward(query)
-            else:
-                inputs.append(h)
-                z = layer.forward(h)
-            zs.append(z)
-            if act is None:
-                h, cache = z, None
-            else:
-                h, cache = act.forward(z)
-            caches.append(cache)
-        return _Pass(h, inputs, zs, caches)
-
-    def backward(self, fwd: _Pass, y: torch.Tensor, y_mass: torch.Tensor, scale: torch.Tensor | None = None) -> _Pass:
-        """Gradients of the mean soft cross-entropy (times ``scale``) down to the lowest adapted layer."""
-        fwd.probs = torch.softmax(fwd.logits, -1)
-        # d/dlogits of mean_rows -(Y * log_softmax): (softmax * sum(Y) - Y) / n
-        dout = (fwd.probs * y_mass - y) / y.shape[1]
-        if scale is not None:
-            dout = dout * scale
-        for l in range(len(self.layers) - 1, -1, -1):
-            fwd.dh[l] = dout
-            act, g_act = self.acts[l], None
-            if act is not None:
-                dout, g_act = act.backward(fwd.zs[l], dout, fwd.caches[l])
-            fwd.dz[l], fwd.g_act[l] = dout, g_act
-            if l > 0 and self.need_below[l]:
-                dout = self.layers[l].backward(dout)
-            elif l > 0:
-                break
-        return fwd
-
-    def step(self, ys: torch.Tensor, y_mass: torch.Tensor) -> _Pass:
-        """One inner SGD step on the support batch; returns its pass (weights of step k)."""
-        pas = self.backward(self.forward(False), ys, y_mass)
-        for l, d in pas.dz.items():  # update after the whole backward pass (it uses step k's weights)
-            self.layers[l].update(None if l == 0 else pas.inputs[l - 1], d)
-            if self.acts[l] is not None:
-                self.acts[l].update(pas.g_act[l])
-        return pas
-
-
-@dataclass
-class _Pass:
-    """One batch through the chain: logits, each layer's input, pre-activation and PReLU cache;
-    after :meth:`_Chain.backward` also the softmax and, per layer, the gradients at the block's
-    output (``dh``), at the linear layer's output (``dz``) and of the PReLU weight."""
-
-    logits: torch.Tensor
-    inputs: list[torch.Tensor]
-    zs: list[torch.Tensor]
-    caches: list[Any]
-    probs: torch.Tensor | None = None
-    dh: dict[int, torch.Tensor] = field(default_factory=dict)
-    dz: dict[int, torch.Tensor] = field(default_factory=dict)
-    g_act: dict[int, torch.Tensor | None] = field(default_factory=dict)
-    states: list[Any] = field(default_factory=list)  # per layer >= 1: its weight at this step
-
-
 def _group_loss(
     blocks: list[_Block],
     xs: torch.Tensor,
@@ -595,206 +475,57 @@ def _group_loss(
     first_order: bool,
     strategy: str,
 ) -> torch.Tensor:
-    """Sum over a stack of equal-shaped tasks of the adapted query loss, differentiated by autograd."""
-    chain = _Chain(blocks, _layer_modes(blocks, strategy, xs.shape[1], xq.shape[1], steps), xs, xq, lr, steps)
-    y_mass = ys.sum(-1, keepdim=True)
-    for _ in range(steps if chain.adapts else 0):
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not first_order):
-            chain.step(ys, y_mass)
-    return soft_cross_entropy(chain.forward(True).logits, yq).sum()
+    """Sum over a stack of equal-shaped tasks of the adapted query loss."""
+    ns, nq = xs.shape[1], xq.shape[1]
+    modes = _layer_modes(blocks, strategy, ns, nq, steps)
+    first_cls = _FirstLinear if modes[0] == "lowrank" else _DenseFirstLinear
+    layers: list[Any] = [first_cls(blocks[0].linear, xs, xq, lr, steps)]
+    for blk, mode in zip(blocks[1:], modes[1:]):
+        layers.append((_LowRankLinear if mode == "lowrank" else _DenseLinear)(blk.linear, lr))
+    acts = [None if blk.act is None else _PReLU(blk.act, lr) for blk in blocks]
+    adapts = [_adapts(b.linear.weight) or _adapts(b.linear.bias) or (b.act is not None and _adapts(b.act.weight)) for b in blocks]
+    # the gradient must flow below layer l only if some earlier block adapts
+    need_below = [any(adapts[:l]) for l in range(len(blocks))]
 
-
-def _adapted(blocks: list[_Block]) -> list[tuple[int, str, torch.Tensor]]:
-    """``(block, "w" | "b" | "a", parameter)`` for every parameter that requires grad."""
-    out = []
-    for l, blk in enumerate(blocks):
-        for kind, p in (("w", blk.linear.weight), ("b", blk.linear.bias), ("a", None if blk.act is None else blk.act.weight)):
-            if _adapts(p):
-                out.append((l, kind, p))
-    return out
-
-
-class _DenseWeight:
-    """A stack of per-task weight adjoints ``(T, out, in)``, started as ``a^T b``."""
-
-    def __init__(self, a: torch.Tensor, b: torch.Tensor):
-        self.V = torch.bmm(a.transpose(1, 2), b)
-
-    def append(self, a: torch.Tensor, b: torch.Tensor, alpha: float) -> None:
-        """``+= alpha * a^T b``, in place."""
-        self.V.baddbmm_(a.transpose(1, 2), b, alpha=alpha)
-
-    def t_times(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(x, self.V.transpose(1, 2))
-
-    def times(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(x, self.V)
-
-    def total(self) -> torch.Tensor:
-        return self.V.sum(0)
-
-
-@dataclass
-class _Adjoint:
-    """``v``, the adjoint of every task's adapted weights, per layer: the first layer's weight
-    part as ``Cq^T Xq + Cs^T Xs`` (it stays in the span of the features), later layers' weights
-    stacked ``(T, out, in)``, biases ``(T, 1, out)``, PReLU weights ``(T, 1, 1 | width)``."""
-
-    Cq: torch.Tensor | None
-    Cs: torch.Tensor | None
-    W: list[_DenseWeight | None]
-    b: list[torch.Tensor | None]
-    a: list[torch.Tensor | None]
-
-
-class _MetaLoss(torch.autograd.Function):
-    """The group's summed query loss with a hand-written meta-gradient.
-
-    ``forward`` runs the inner loop without a graph, keeping each step's pass. ``backward``
-    reverses it: ``v`` starts as each task's query gradient at the adapted weights, and each
-    inner step ``theta' = theta - lr * grad L_s(theta)`` maps it to ``v - lr * H_k v`` (second
-    order; first order keeps ``v``), with ``H_k v`` the support loss's Hessian-vector product at
-    step k (:func:`_hvp`). The sum over tasks of the first layer's part is one matrix product at
-    the end.
-    """
-
-    @staticmethod
-    def forward(ctx, spec, xs, ys, xq, yq, *params):  # type: ignore[override]
-        blocks, lr, steps, first_order, strategy = spec
-        modes = _layer_modes(blocks, strategy, xs.shape[1], xq.shape[1], steps)
-        chain = _Chain(blocks, ["lowrank", *modes[1:]], xs, xq, lr, steps)
-        y_mass = ys.sum(-1, keepdim=True)
-        passes = []
-        for _ in range(steps if chain.adapts else 0):
-            states = [None] + [layer.state() for layer in chain.layers[1:]]
-            pas = chain.step(ys, y_mass)
-            pas.states = states
-            passes.append(pas)
-        query = chain.forward(True)
-        ctx.state = (blocks, lr, first_order, chain, passes, query, y_mass, yq)
-        return soft_cross_entropy(query.logits, yq).sum()
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "fast_outer_loss: the meta-gradient of strategy 'auto' is computed by hand and cannot be "
-                "differentiated again (create_graph=True); use l2l_outer_loss for higher derivatives"
-            )
-        return _meta_gradient(ctx, grad)
-
-
-@once_differentiable
-def _meta_gradient(ctx, grad):
-    blocks, lr, first_order, chain, passes, query, y_mass, yq = ctx.state
-    del ctx.state
-    layers, L = chain.layers, len(chain.layers)
-    first = layers[0]
-    q = chain.backward(query, yq, yq.sum(-1, keepdim=True), grad)
-    v = _Adjoint(q.dz[0] if first.adapt_w and 0 in q.dz else None, None, [None] * L, [None] * L, [None] * L)
-    for l, d in q.dz.items():
-        if l > 0 and layers[l].adapt_w:
-            v.W[l] = _DenseWeight(d, q.inputs[l - 1])
-        if layers[l].adapt_b:
-            v.b[l] = d.sum(1, keepdim=True)
-        v.a[l] = q.g_act[l]
-    for pas in reversed(passes if not first_order else []):
-        _hvp_step(chain, pas, v, y_mass, lr)
-    grads = []
-    for l, kind, p in _adapted(blocks):
-        if kind == "w" and l == 0:
-            if v.Cq is None:
-                g = torch.zeros_like(p)
+    def forward(query: bool) -> tuple[torch.Tensor, list[torch.Tensor], list[Any]]:
+        inputs, zs, caches = [], [], []
+        h = None
+        for l, (layer, act) in enumerate(zip(layers, acts)):
+            if l == 0:
+                z = layer.forward(query)
             else:
-                C, X = (v.Cq, first.xq) if v.Cs is None else (torch.cat([v.Cs, v.Cq], 1), first.x)
-                g = C.reshape(-1, C.shape[-1]).t() @ X.reshape(-1, X.shape[-1])
-        else:
-            t = {"w": v.W, "b": v.b, "a": v.a}[kind][l]
-            g = torch.zeros_like(p) if t is None else t.total() if kind == "w" else t.sum(0).reshape(p.shape)
-        grads.append(g)
-    return (None, None, None, None, None, *grads)
+                inputs.append(h)
+                z = layer.forward(h)
+            zs.append(z)
+            if act is None:
+                h, cache = z, None
+            else:
+                h, cache = act.forward(z)
+            caches.append(cache)
+        return h, inputs, list(zip(zs, caches))
 
-
-def _hvp_step(chain: _Chain, pas: _Pass, v: _Adjoint, y_mass: torch.Tensor, lr: float) -> None:
-    """``v <- v - lr H v`` in place, ``H`` the support loss's Hessian at the step of ``pas``, for
-    every task: a forward-mode (R-op) pass through the step's forward and backward passes in the
-    direction ``v``, with the closed-form second derivative of the softmax cross-entropy."""
-    layers, acts, L = chain.layers, chain.acts, len(chain.layers)
-    first, ns = layers[0], pas.logits.shape[1]
-    # R-forward: the directional derivatives of the pre-activations (Rz) and activations (Rh)
-    Rz: list[torch.Tensor | None] = []
-    Rh: list[torch.Tensor | None] = []
-    rh = None
-    for l in range(L):
-        rz = None
-        if l == 0:
-            if v.Cq is not None:
-                rz = torch.bmm(first.xgram_q.transpose(1, 2), v.Cq)  # Xs Xq^T Cq
-                if v.Cs is not None:
-                    rz = torch.baddbmm(rz, first.xgram_s, v.Cs)
-        else:
-            if rh is not None:
-                rz = layers[l].times_weight_t(rh, pas.states[l])
-            if v.W[l] is not None:
-                t = v.W[l].t_times(pas.inputs[l - 1])
-                rz = t if rz is None else rz.add_(t)
-        if v.b[l] is not None:
-            rz = v.b[l].expand(-1, ns, -1).clone() if rz is None else rz.add_(v.b[l])
-        if acts[l] is None:
-            rh = rz
-        else:
-            slope, _, zneg = pas.caches[l]
-            rh = None if rz is None else rz * slope
-            if v.a[l] is not None:
-                rh = zneg * v.a[l] if rh is None else rh.addcmul_(zneg, v.a[l])
-        Rz.append(rz)
-        Rh.append(rh)
-    if rh is None:
-        return
-    # the softmax cross-entropy's Hessian, per row: sum(Y) / n * (diag(p) - p p^T)
-    p = pas.probs
-    pr = p * rh
-    rd = (pr - p * pr.sum(-1, keepdim=True)) * (y_mass / ns)
-    # R-backward; each part of v is updated once nothing below needs its old value
-    for l in range(L - 1, -1, -1):
-        dh, dz, act, layer = pas.dh[l], pas.dz[l], acts[l], layers[l]
-        if act is None:
-            rdz = rd
-        else:
-            slope, _, zneg = pas.caches[l]
-            rdz = rd * slope
-            dh_neg = act.negative_part(dh, pas.caches[l]) if act.adapt else None
-            if v.a[l] is not None:
-                rdz.addcmul_(dh_neg, v.a[l])
-            if act.adapt:
-                g = rd * zneg
-                if Rz[l] is not None:
-                    g.addcmul_(dh_neg, Rz[l])
-                v.a[l] = _minus(v.a[l], act.reduce(g), lr)
-        if layer.adapt_b:
-            v.b[l] = _minus(v.b[l], rdz.sum(1, keepdim=True), lr)
-        if l == 0:
-            if first.adapt_w:
-                v.Cs = _minus(v.Cs, rdz, lr)  # the weight part: rdz^T Xs
-            break
-        new_rd = None
-        if chain.need_below[l]:
-            new_rd = layer.times_weight(rdz, pas.states[l])
-            if v.W[l] is not None:
-                new_rd = new_rd.add_(v.W[l].times(dz))
-        if layer.adapt_w:  # R(dz)^T h + dz^T R(h)
-            left, right = (
-                (rdz, pas.inputs[l - 1]) if Rh[l - 1] is None else (torch.cat([rdz, dz], 1), torch.cat([pas.inputs[l - 1], Rh[l - 1]], 1))
-            )
-            v.W[l].append(left, right, -lr)
-        if new_rd is None:
-            break
-        rd = new_rd
-
-
-def _minus(v: torch.Tensor | None, u: torch.Tensor, lr: float) -> torch.Tensor:
-    """``v - lr * u``, in place on ``v``."""
-    return -lr * u if v is None else v.add_(u, alpha=-lr)
+    y_mass = ys.sum(-1, keepdim=True)
+    for _ in range(steps if any(adapts) else 0):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not first_order):
+            logits, inputs, zs = forward(False)
+            # d/dlogits of mean_rows -(Y * log_softmax): (softmax * sum(Y) - Y) / ns
+            dout = (torch.softmax(logits, -1) * y_mass - ys) / ns
+            pending = []
+            for l in range(len(blocks) - 1, -1, -1):
+                act, g_act = acts[l], None
+                if act is not None:
+                    dout, g_act = act.backward(zs[l][0], dout, zs[l][1])
+                pending.append((l, dout, g_act))
+                if l > 0 and need_below[l]:
+                    dout = layers[l].backward(dout)
+                elif l > 0:
+                    break
+            for l, d, g_act in pending:  # update after the whole backward pass (it uses step k's weights)
+                layers[l].update(None if l == 0 else inputs[l - 1], d)
+                if acts[l] is not None:
+                    acts[l].update(g_act)
+    logits, _, _ = forward(True)
+    return soft_cross_entropy(logits, yq).sum()
 
 
 def fast_outer_loss(
@@ -859,11 +590,7 @@ def fast_outer_loss(
                 if not bool(torch.isfinite(t).all()):
                     raise ValueError(f"fast_outer_loss: {name} of some task contains NaN or infinite values")
             _check_labels(stacked, members, numbers[shape])
-        if not any(t.requires_grad for t in stacked):
-            spec = (blocks, float(inner_lr), int(inner_steps), bool(first_order), strategy)
-            loss = _MetaLoss.apply(spec, *stacked, *(p for _, _, p in _adapted(blocks)))
-        else:  # inputs that require grad (or a strategy asked for): autograd through the inner loop
-            loss = _group_loss(blocks, *stacked, float(inner_lr), int(inner_steps), bool(first_order), strategy)
+        loss = _group_loss(blocks, *stacked, float(inner_lr), int(inner_steps), bool(first_order), strategy)
         total = loss if total is None else total + loss
     return total / len(tasks)
 
