@@ -131,3 +131,80 @@ def test_a_step_measured_before_the_draws_says_how_its_numbers_differ(generator)
     new = generator._source("main", {"main": {**row, "started": "2026-12-06 11:30 UTC"}}, "r.md")
     assert "`--test-draws 1`" in old and "--steps seeds" in old
     assert "--test-draws" not in new
+
+
+def _timing(its: float, repeats: int = 3) -> dict:
+    return {"min_s": 1 / its, "median_s": 1.25 / its, "its_per_s": its, "its_per_s_median": its / 1.25, "repeats": repeats}
+
+
+def _speed_json(version: str, machine: dict, **parts) -> dict:
+    """A small speed.json as benchmarks/speed.py writes it, with made-up figures."""
+    setting = {"tasks": 4, "dim": 8, "hidden": [4], "classes": 3, "support": 2, "query": 2, "inner_steps": 1, "dtype": "torch.float32"}
+    timings = {"l2l": _timing(2.0), "fast": _timing(7.0), "fast_dense_bmm": _timing(3.0)}
+    timings |= {"l2l_first_order": _timing(4.0), "fast_first_order": _timing(9.0)}
+    paper = {"available": True, "setting": setting, "timings": timings, "ratio": 3.5, "ratio_medians": 3.5}
+    paper |= {"ratio_dense_bmm": 1.5, "ratio_first_order": 2.25, "one_thread_cpu_time": None, "load_average": [0.5, 0, 0]}
+    return {
+        "machine": {"device": "cpu", "device_name": "x86_64", "cpu_count": 2, "torch_threads": 2, "torch": "2.x", **machine},
+        "started": "2031-01-02T03:04:05+0000",
+        "version": version,
+        "paper": paper,
+        "scaling": {"available": True, "rows": [{"tasks": 4, "l2l_its_per_s": 2.0, "fast_its_per_s": 7.0, "ratio": 3.5, "repeats": 3}]},
+        "seconds": 60,
+        **parts,
+    }
+
+
+def test_speed_page_renders_old_and_new_speed_json_and_says_what_was_not_measured(generator, tmp_path):
+    """The committed format (0.5.0: no CPU model, no `switch`), today's (a CPU model, `wall` not
+    measured, `switch` measured) and missing files: each part is a figure or "not measured"."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "speed.json").write_text(json.dumps(_speed_json("0.5.0", {"load_average_at_start": [1.5, 1, 1]})), encoding="utf-8")
+    page = generator.speed_page(old)
+    assert "l2l-taskmix 0.5.0, started 2031-01-02 03:04 UTC" in page and "CPU model not recorded" in page
+    assert "| second order, iterations/s (best of 3) | 2.00 | 7.00 | **3.50x** |" in page
+    assert "load average 1.50 at the start" in page
+    assert "| 4 | 2.00 | 7.00 | 3.50x | 3 |" in page  # the scaling row
+    assert "`lowrank`) not measured" in page  # a --quick run times no lowrank strategy
+    for part in ("taskmix", "features"):
+        assert f"Not measured: `python benchmarks/speed.py` without `--skip {part}`." in page
+    assert "the profile is left out with `--no-profile`" in page and "GFLOP per iteration" not in page
+    assert "| second order, one thread, CPU time per iteration | not measured | not measured | |" in page
+    assert "Not measured: `python benchmarks/speed.py --switch`." in page
+    assert "Not measured: `python benchmarks/speed.py --wall`" in page
+    assert "Not measured: `benchmarks/results/first_run.json` is not there" in page
+    assert "Not measured: `benchmarks/results/adapt_predict.json` is not there" in page
+
+    new = tmp_path / "new"
+    new.mkdir()
+    switch = {"available": True, "method": "maml+taskmix", "iterations": 5}
+    switch["runs"] = {e: [{"seed": 0, "macro_f1": f, "seconds": 3.0, "best_iteration": 5}] for e, f in (("l2l", 0.41), ("fast", 0.42))}
+    wall = {"available": False, "why": "opt-in: pass --wall (runs the default benchmark command)"}
+    record = _speed_json("0.9.0", {"cpu_model": "Example CPU 9000", "load_average_at_start": [2.25, 1, 1]}, switch=switch, wall=wall)
+    (new / "speed.json").write_text(json.dumps(record), encoding="utf-8")
+    page = generator.speed_page(new)
+    assert "(x86_64; Example CPU 9000)" in page and "CPU model not recorded" not in page.split("## The main command")[0]
+    assert "| 0 | 0.4100 | 0.4200 | 3 s | 3 s |" in page
+    assert "Not measured (opt-in: pass --wall (runs the default benchmark command))" in page
+
+    assert "Not measured: `benchmarks/results/speed.json` is not there" in generator.speed_page(tmp_path)
+
+
+def test_a_speed_page_that_differs_from_the_committed_files_is_stale(generator, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results)
+    pages = generator.render_pages()
+    assert "**3.93x**" in pages["speed.md"] and "59% of learn2learn's arithmetic" in pages["speed.md"]
+    assert "| now | 0.9.0 (f69102e) | 100 s | 198 s | 308 s | 1.77 / 1.98 |" in pages["speed.md"]
+    assert "| predict 500 utterances (features cached) | 8 ms (8-9) | 59,235 utterances/s |" in pages["speed.md"]
+    speed = json.loads((results / "speed.json").read_text(encoding="utf-8"))
+    speed["paper"]["ratio"] = 6.5
+    (results / "speed.json").write_text(json.dumps(speed), encoding="utf-8")
+    assert "**6.50x**" in generator.render_pages(results)["speed.md"]
+    assert generator.stale_pages(PAGES, results) == ["speed.md"]
+    first = json.loads((results / "first_run.json").read_text(encoding="utf-8"))
+    del first["new"]["first_number_s"], first["baseline"]
+    (results / "first_run.json").write_text(json.dumps(first), encoding="utf-8")
+    page = generator.render_pages(results)["speed.md"]
+    assert "| the baseline | | not measured | | | |" in page and "| now | 0.9.0 (f69102e) | not measured | 198 s |" in page
