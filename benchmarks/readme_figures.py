@@ -287,7 +287,7 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "- [Where the spread comes from](variance.md): the seed, the support/test draw and rounding.\n"
                 "- [Time](time.md): what each command took.\n"
                 "- [Speed](speed.md): the engine against learn2learn, a first run from nothing, the main command "
-                "against the sequential reference, adapting and predicting.",
+                "against the sequential reference, adapting and predicting, scale-out.",
             ]
         )
         + "\n"
@@ -843,11 +843,100 @@ def adapt_predict_section(record: dict | None) -> list[str]:
     return out
 
 
+def _duration(seconds: float) -> str:
+    """Seconds as a page writes a wall time: seconds under 2 minutes, minutes under 2 hours, else hours."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def scaling_section(scaling: dict | None) -> list[str]:
+    """Scale-out (``scaling.json``, ``benchmarks/scaling.py``): a fixed grid serially and on a
+    local Ray instance, featurization serially and through Ray, and the paper-scale grid's wall
+    time expected from per-run times measured on the CPU (and, unless measured, estimated for a GPU)."""
+    if scaling is None:
+        return [f"{NOT_MEASURED.capitalize()}: `benchmarks/results/scaling.json` is not there; `python benchmarks/scaling.py` writes it."]
+    m = scaling.get("machine", {})
+    start, end = m.get("load_average_at_start"), scaling.get("load_average_at_end")
+    out = [
+        f"Source: `python benchmarks/scaling.py` (`benchmarks/results/scaling.json`), l2l-taskmix {scaling.get('version')}, "
+        f"started {_utc(scaling.get('started'))}, {m.get('cpu_count')} CPUs ({_cpu(m.get('cpu_model'))}), "
+        + (f"GPU {m['cuda']}" if m.get("cuda") else "no GPU: every measured figure is a CPU figure")
+        + f", torch {m.get('torch')}; load average "
+        + (f"{start[0]:.2f} at the start" if start else "not recorded at the start")
+        + (f", {end[0]:.2f} at the end" if end else "")
+        + (f"; the run took {scaling['seconds'] / 60:.0f} min." if scaling.get("seconds") else ".")
+    ]
+    grid = scaling.get("grid")
+    if grid:
+        serial = grid["serial"]["wall_s"]
+        rows = [f"| fixed grid: {grid['grid']}: {grid['runs']} runs | wall time | against serial | same table |", "|---|---:|---:|---|"]
+        rows.append(f"| serial: one process, 1 thread | {serial:.0f} s | 1.00x | |")
+        for key, what in (("ray_1", "Ray, 1 run in flight"), ("ray_2", "Ray, 2 runs in flight")):
+            if key in grid:
+                r = grid[key]
+                rows.append(f"| {what} | {r['wall_s']:.0f} s | {r['speedup_vs_serial']:.2f}x | {_yes(r.get('same_table'))} |")
+        out.append("\n".join(rows))
+        out.append(
+            f"Ray's start ({grid['ray_start_s']:.1f} s) is not in the walls; Ray's overhead per run, measured: "
+            f"{grid['ray_overhead_per_run_s']:.1f} s."
+        )
+    else:
+        out.append(f"The fixed grid: {NOT_MEASURED}.")
+    f = scaling.get("featurize")
+    if f:
+        out.append(
+            f"Featurization of {f['utterances']} utterances (`{f['encoder']}`) from an empty cache: {f['serial_s']:.0f} s "
+            f"serially on {f['serial_threads']} threads, {f['ray_s']:.0f} s through {f['ray_actors']} Ray encoder actors "
+            f"({_ratio(f['serial_s'], f['ray_s'])}); same features: {_yes(f.get('same_features'))}."
+        )
+    est = scaling.get("estimate")
+    if not est:
+        out.append(f"The paper-scale grid: {NOT_MEASURED}.")
+        return out
+    pg, enc = est["paper_grid"], est.get("encoder")
+    seconds = [r["seconds"] for runs in est["runs"].values() for r in runs]
+    longest, where = max((r["seconds"], f"{r['protocol']} {r['method']} on {name}") for name, runs in est["runs"].items() for r in runs)
+    out.append(
+        f"The paper-scale grid ({pg['datasets']} datasets x {pg['methods']} methods x {pg['seeds']} seeds x "
+        f"{pg['protocols']} protocols, {pg['utterances']['mtop']:,} MTOP utterances and {pg['utterances']['nbest']:,} N-best "
+        f"turns to featurize), from times measured on {est['device']} in the same run ({est['config']}): "
+        f"{min(seconds):.0f} to {longest:.0f} s a run (the longest: {where}), {pg['run_seconds_total']:.0f} s for the "
+        f"{pg['datasets'] * pg['methods'] * pg['seeds'] * pg['protocols']}; "
+        + (
+            f"the encoder ({enc['model']}, {enc['threads']} thread) {1000 * enc['mtop']['seconds_per_utterance']:.0f} ms per "
+            f"MTOP utterance (median {enc['mtop']['median_tokens']} tokens) and "
+            f"{1000 * enc['nbest']['seconds_per_utterance']:.0f} ms per N-best turn (median {enc['nbest']['median_tokens']} "
+            f"tokens), {pg['featurize_seconds_one_worker'] / 3600:.2f} h of one core for all texts."
+            if enc and "mtop" in enc and "nbest" in enc
+            else f"the encoder: {NOT_MEASURED}."
+        )
+    )
+    rows = ["| expected wall time of the paper-scale grid | featurization | runs | total |", "|---|---:|---:|---:|"]
+    for w in est.get("cpu_workers", []):
+        rows.append(
+            f"| {w['workers']} CPU worker{'s' if w['workers'] > 1 else ''} (1 thread each) | {_duration(w['featurize_s'])} | "
+            f"{_duration(w['grid_s'])} | **{_duration(w['total_s'])}** |"
+        )
+    gpu = est.get("one_gpu")
+    if gpu:
+        what = "measured" if gpu.get("measured") else "an estimate from counted work, **not measured**"
+        rows.append(f"| one GPU: {what} | {_duration(gpu['featurize_s'])} | {_duration(gpu['grid_s'])} | **{_duration(gpu['total_s'])}** |")
+    out.append("\n".join(rows))
+    if gpu and not gpu.get("measured"):
+        out.append(
+            f"The GPU row ({gpu['how']}): {gpu['grid_ops'] / 1e6:.1f} M aten operations and {gpu['grid_flops'] / 1e12:.0f} TFLOP "
+            f"in the runs, {gpu['encoder_flops'] / 1e12:.0f} TFLOP of featurization."
+        )
+    return out
+
+
 def speed_page(results: Path) -> str:
-    """The speed page: every figure that ``benchmarks/speed.py``, ``benchmarks/first_run.py`` and
-    ``benchmarks/adapt_predict.py`` measured, from their committed JSON under ``results``
-    (``speed.json``, ``first_run.json``, ``adapt_predict.json``), each with its date, machine and
-    load; a file or an optional part not there renders as "not measured"."""
+    """The speed page: every figure that ``benchmarks/speed.py``, ``benchmarks/first_run.py``,
+    ``benchmarks/adapt_predict.py`` and ``benchmarks/scaling.py`` measured, from their committed
+    JSON under ``results`` (``speed.json``, ``first_run.json``, ``adapt_predict.json``,
+    ``scaling.json``), each with its date, machine and load; a file or an optional part not there
+    renders as "not measured"."""
     speed = _json_or_none(results / "speed.json")
     return (
         "\n\n".join(
@@ -865,6 +954,8 @@ def speed_page(results: Path) -> str:
                 *first_run_section(_json_or_none(results / "first_run.json")),
                 "## Adapting and predicting",
                 *adapt_predict_section(_json_or_none(results / "adapt_predict.json")),
+                "## Scale-out",
+                *scaling_section(_json_or_none(results / "scaling.json")),
             ]
         )
         + "\n"

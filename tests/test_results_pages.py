@@ -175,6 +175,7 @@ def test_speed_page_renders_old_and_new_speed_json_and_says_what_was_not_measure
     assert "Not measured: `python benchmarks/speed.py --wall`" in page
     assert "Not measured: `benchmarks/results/first_run.json` is not there" in page
     assert "Not measured: `benchmarks/results/adapt_predict.json` is not there" in page
+    assert "Not measured: `benchmarks/results/scaling.json` is not there" in page
 
     new = tmp_path / "new"
     new.mkdir()
@@ -198,6 +199,8 @@ def test_a_speed_page_that_differs_from_the_committed_files_is_stale(generator, 
     assert "**3.93x**" in pages["speed.md"] and "59% of learn2learn's arithmetic" in pages["speed.md"]
     assert "| now | 0.9.0 (f69102e) | 100 s | 198 s | 308 s | 1.77 / 1.98 |" in pages["speed.md"]
     assert "| predict 500 utterances (features cached) | 8 ms (8-9) | 59,235 utterances/s |" in pages["speed.md"]
+    assert "| Ray, 2 runs in flight | 89 s | 1.82x | yes |" in pages["speed.md"]
+    assert "| 1 CPU worker (1 thread each) | 119 min | 40 min | **2.7 h** |" in pages["speed.md"]
     speed = json.loads((results / "speed.json").read_text(encoding="utf-8"))
     speed["paper"]["ratio"] = 6.5
     (results / "speed.json").write_text(json.dumps(speed), encoding="utf-8")
