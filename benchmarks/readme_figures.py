@@ -539,7 +539,7 @@ def _part(record: dict | None, name: str) -> dict | None:
 def _not_measured(record: dict | None, name: str, how: str) -> str:
     """The line for a part ``record`` lacks: what the file says about it, and how to measure it."""
     why = ((record or {}).get(name) or {}).get("why")
-    return f"{NOT_MEASURED.capitalize()}" + (f" ({why})" if why else "") + f": {how}."
+    return f"{NOT_MEASURED.capitalize()}: {how}." + (f' The file says: "{why}".' if why else "")
 
 
 def _utc(started: str) -> str:
@@ -624,7 +624,8 @@ def speed_engine(speed: dict | None) -> list[str]:
             )
             share = {k: achieved[k] / peak["flops"] for k in achieved}
             lines.append(
-                f"| achieved GFLOP/s, against a {peak['what']} measured in the same run ({peak['flops'] / 1e9:.0f} GFLOP/s) | "
+                f"| achieved GFLOP/s, against a matmul measured in the same run ({peak['what']}: {peak['flops'] / 1e9:.0f} "
+                "GFLOP/s) | "
                 f"{achieved['l2l'] / 1e9:.0f} ({100 * share['l2l']:.0f}%) | {achieved['fast'] / 1e9:.0f} "
                 f"({100 * share['fast']:.0f}%) | |"
             )

@@ -187,7 +187,7 @@ def test_speed_page_renders_old_and_new_speed_json_and_says_what_was_not_measure
     page = generator.speed_page(new)
     assert "(x86_64; Example CPU 9000)" in page and "CPU model not recorded" not in page.split("## The main command")[0]
     assert "| 0 | 0.4100 | 0.4200 | 3 s | 3 s |" in page
-    assert "Not measured (opt-in: pass --wall (runs the default benchmark command))" in page
+    assert 'The file says: "opt-in: pass --wall (runs the default benchmark command)".' in page
 
     assert "Not measured: `benchmarks/results/speed.json` is not there" in generator.speed_page(tmp_path)
 
