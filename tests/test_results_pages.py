@@ -211,3 +211,50 @@ def test_a_speed_page_that_differs_from_the_committed_files_is_stale(generator, 
     (results / "first_run.json").write_text(json.dumps(first), encoding="utf-8")
     page = generator.render_pages(results)["speed.md"]
     assert "| the baseline | | not measured | | | |" in page and "| now | 0.9.0 (f69102e) | not measured | 198 s |" in page
+
+
+def test_the_speed_page_quotes_each_committed_measurement_and_docs_speed_copies_none(generator):
+    """Every figure of speed.json, first_run.json, adapt_predict.json and scaling.json reaches the
+    generated page; the hand-written docs/speed.md holds none of them, only a link."""
+    results = ROOT / "benchmarks" / "results"
+    speed, first, adapt, scaling = (
+        json.loads((results / f"{n}.json").read_text()) for n in ("speed", "first_run", "adapt_predict", "scaling")
+    )
+    page = generator.render_pages()["speed.md"]
+    paper, wall, new, grid = speed["paper"], speed["wall"], first["new"], scaling["grid"]
+    figures = [
+        f"| {paper['timings']['l2l']['its_per_s']:.2f} | {paper['timings']['fast']['its_per_s']:.2f} | **{paper['ratio']:.2f}x** |",
+        f"(`dense`, plain `bmm` batching) {paper['ratio_dense_bmm']:.2f}x",
+        *(
+            f"| {row['tasks']} | {row['l2l_its_per_s']:.2f} | {row['fast_its_per_s']:.2f} | {row['ratio']:.2f}x |"
+            for row in speed["scaling"]["rows"]
+        ),
+        f"{speed['features']['encoder_path_utt_per_s']:.0f} utterances/s through the package's encoder path",
+        f"| {wall['default']['wall_s']:.0f} s (2 workers x 1 thread) | {wall['sequential']['wall_s']:.0f} s (1 worker) |",
+        f"do {wall['flops']['total'] / 1e12:.1f} TFLOP",
+        f"| {new['first_number_s']:.0f} s | {new['first_column_s']:.0f} s | {new['table_s']:.0f} s |",
+        f"took {new['total_s'] - new['estimated_at_s']:.0f} s more",
+        f"{first['setup']['total_s']:.0f} s (load {first['setup']['load_before']} before, {first['setup']['load_after']} after)",
+        f"{adapt['measured']['predict_cached']['utterances_per_s']:,.0f} utterances/s",
+        f"load {adapt['load_before']:.2f} before, {adapt['load_after']:.2f} after",
+        f"| Ray, 1 run in flight | {grid['ray_1']['wall_s']:.0f} s | {grid['ray_1']['speedup_vs_serial']:.2f}x | yes |",
+        f"{scaling['featurize']['serial_s']:.0f} s serially on 2 threads",
+    ]
+    for figure in figures:
+        assert figure in page, figure
+    for source in ("speed", "first_run", "adapt_predict", "scaling"):
+        assert f"`benchmarks/results/{source}.json`" in page
+    assert wall["same_table"] and first["same_table"] and first["same_records"] and not first["new_tree_dirty"]
+    hand = (ROOT / "docs" / "speed.md").read_text(encoding="utf-8")
+    assert "(results/speed.md)" in hand
+    copied = [
+        f"{paper['ratio']:.2f}x",
+        f"{paper['timings']['fast']['its_per_s']:.2f}",
+        f"{new['table_s']:.0f} s",
+        f"{first['setup']['total_s']:.0f} s",
+        f"{adapt['measured']['predict_cached']['utterances_per_s']:,.0f}",
+        f"{wall['default']['wall_s']:.0f} s",
+        f"{grid['ray_2']['speedup_vs_serial']:.2f}x",
+        f"{scaling['featurize']['serial_s']:.0f} s",
+    ]
+    assert [figure for figure in copied if figure in hand] == []
