@@ -241,8 +241,8 @@ SWEEPS = [
 def render_pages(results: Path | None = None) -> dict[str, str]:
     """The results pages (file name -> Markdown), from the committed files under ``results``
     (default :data:`RESULTS`: ``readme_figures.json``, ``sensitivity.json`` and ``.md``,
-    ``variance.json`` and ``.md``, the
-    reports in ``readme/``) only."""
+    ``variance.json`` and ``.md``, the reports in ``readme/``, and for the speed page
+    ``speed.json``, ``first_run.json`` and ``adapt_predict.json``: :func:`speed_page`) only."""
     results = RESULTS if results is None else Path(results)
     figures = json.loads((results / "readme_figures.json").read_text(encoding="utf-8"))
     readme = results / "readme"
@@ -285,7 +285,9 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "- [Tuned](tuned.md): every method tuned with one budget on meta-validation, against the defaults.\n"
                 "- [Another machine](sensitivity.md): how far rounding moves the table.\n"
                 "- [Where the spread comes from](variance.md): the seed, the support/test draw and rounding.\n"
-                "- [Time](time.md): what each command took.",
+                "- [Time](time.md): what each command took.\n"
+                "- [Speed](speed.md): the engine against learn2learn, a first run from nothing, the main command "
+                "against the sequential reference, adapting and predicting, scale-out.",
             ]
         )
         + "\n"
@@ -416,6 +418,8 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
     if (readme / "mtop-long-tuned.md").exists():
         pages["tuned.md"] = tuned_page(results, figures)
 
+    pages["speed.md"] = speed_page(results)
+
     pages["time.md"] = (
         "\n\n".join(
             [
@@ -427,8 +431,8 @@ def render_pages(results: Path | None = None) -> dict[str, str]:
                 "them, which changes the time, not the numbers). The benchmark runs two runs at a time, one "
                 "torch thread each. A step's time covers only what was not already in the run store.",
                 steps_table(figures),
-                "[Speed and scale-out](../speed.md) has the main command measured alone against a sequential "
-                "reference, and what a GPU or a Ray cluster changes.",
+                "[Speed](speed.md) has the main command measured alone against a sequential reference, and "
+                "[Speed and scale-out](../speed.md) what a GPU or a Ray cluster changes.",
             ]
         )
         + "\n"
@@ -511,6 +515,448 @@ def tuned_page(results: Path, figures: dict) -> str:
                 "difference is paired by seed, * where its 95% interval excludes 0 (from "
                 "`benchmarks/results/readme/mtop-long.json` and `mtop-long-tuned.json`, the two commands' results):",
                 tuned_comparison(default["runs"], tuned["runs"], methods),
+            ]
+        )
+        + "\n"
+    )
+
+
+#: What a page says for a part a committed file does not hold (an opt-in part, a file not written yet).
+NOT_MEASURED = "not measured"
+
+
+def _json_or_none(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None where the file is not there."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _part(record: dict | None, name: str) -> dict | None:
+    """``record[name]`` where the script measured that part (``available`` not false), else None."""
+    part = (record or {}).get(name)
+    return part if isinstance(part, dict) and part.get("available", True) else None
+
+
+def _not_measured(record: dict | None, name: str, how: str) -> str:
+    """The line for a part ``record`` lacks: what the file says about it, and how to measure it."""
+    why = ((record or {}).get(name) or {}).get("why")
+    return f"{NOT_MEASURED.capitalize()}: {how}." + (f' The file says: "{why}".' if why else "")
+
+
+def _utc(started: str) -> str:
+    """speed.py's ``started`` (``2026-11-28T13:40:57+0000``) as the pages write dates (``2026-11-28 13:40 UTC``)."""
+    try:
+        when = datetime.datetime.strptime(started, "%Y-%m-%dT%H:%M:%S%z")
+    except (TypeError, ValueError):
+        return str(started)
+    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _cpu(model: str | None) -> str:
+    return model if model else "CPU model not recorded"
+
+
+def _yes(value) -> str:
+    return NOT_MEASURED if value is None else ("yes" if value else "no")
+
+
+def _seconds(value, digits: int = 0) -> str:
+    return NOT_MEASURED if value is None else f"{value:.{digits}f} s"
+
+
+def _ratio(a, b, digits: int = 2) -> str:
+    return f"{a / b:.{digits}f}x" if a and b else ""
+
+
+def speed_engine(speed: dict | None) -> list[str]:
+    """The sections of ``speed.json`` (``benchmarks/speed.py``): the source line, the engine at the
+    paper-like setting, its strategies, the growth with the tasks per iteration, where the time
+    goes, TaskMix's share, features, the engine switch and the main command against the
+    sequential reference; a part the file lacks says it was not measured."""
+    file = "`benchmarks/results/speed.json`"
+    if speed is None:
+        return [f"{NOT_MEASURED.capitalize()}: {file} is not there; `python benchmarks/speed.py` writes it."]
+    m = speed.get("machine", {})
+    load = m.get("load_average_at_start")
+    out = [
+        f"Source: `python benchmarks/speed.py` ({file}), l2l-taskmix {speed.get('version') or 'version not recorded'}, "
+        f"started {_utc(speed.get('started'))}, on {m.get('device', 'cpu')} ({m.get('device_name')}; {_cpu(m.get('cpu_model'))}), "
+        f"{m.get('cpu_count')} CPUs, {m.get('torch_threads')} torch threads, torch {m.get('torch')}; load average "
+        + (f"{load[0]:.2f} at the start" if load else "not recorded")
+        + (f"; the run took {speed['seconds'] / 60:.1f} min." if speed.get("seconds") else ".")
+    ]
+    paper = _part(speed, "paper")
+    out.append("### The engine at the paper-like setting")
+    if paper is None:
+        out.append(_not_measured(speed, "paper", "`python benchmarks/speed.py` without `--skip paper`"))
+    else:
+        s, t = paper["setting"], paper["timings"]
+        real = s["tasks"] // 2
+        header = (
+            f"{s['dim']}-d, neck {'x'.join(map(str, s['hidden']))}, {real} + {s['tasks'] - real} tasks, "
+            f"{s['support']} + {s['query']} examples, {s['inner_steps']} inner steps, {s['dtype'].removeprefix('torch.')}"
+        )
+        lines = [f"| {header} | learn2learn | fast engine | ratio |", "| --- | ---: | ---: | ---: |"]
+        l2l, fast = t["l2l"], t["fast"]
+        lines.append(
+            f"| second order, iterations/s (best of {fast['repeats']}) | {l2l['its_per_s']:.2f} | {fast['its_per_s']:.2f} | "
+            f"**{paper['ratio']:.2f}x** |"
+        )
+        lines.append(
+            f"| second order, iterations/s (medians) | {l2l['its_per_s_median']:.2f} | {fast['its_per_s_median']:.2f} | "
+            f"{paper['ratio_medians']:.2f}x |"
+        )
+        if "l2l_first_order" in t:
+            a, b = t["l2l_first_order"], t["fast_first_order"]
+            lines.append(f"| first order, iterations/s | {a['its_per_s']:.2f} | {b['its_per_s']:.2f} | {paper['ratio_first_order']:.2f}x |")
+        single = paper.get("one_thread_cpu_time")
+        if single:
+            lines.append(
+                f"| second order, one thread, CPU time per iteration (medians) | {1000 * single['l2l']['median_s']:.0f} ms | "
+                f"{1000 * single['fast']['median_s']:.0f} ms | {paper['ratio_one_thread_cpu_time']:.2f}x |"
+            )
+        else:
+            lines.append(f"| second order, one thread, CPU time per iteration | {NOT_MEASURED} | {NOT_MEASURED} | |")
+        flops, peak, achieved = paper.get("flops_per_iteration"), paper.get("matmul_peak_flops"), paper.get("achieved_flops")
+        if flops and peak and achieved:
+            lines.append(
+                f"| second order, GFLOP per iteration (`torch.utils.flop_counter`) | {flops['l2l'] / 1e9:.2f} | "
+                f"{flops['fast'] / 1e9:.2f} | |"
+            )
+            share = {k: achieved[k] / peak["flops"] for k in achieved}
+            lines.append(
+                f"| achieved GFLOP/s, against a matmul measured in the same run ({peak['what']}: {peak['flops'] / 1e9:.0f} "
+                "GFLOP/s) | "
+                f"{achieved['l2l'] / 1e9:.0f} ({100 * share['l2l']:.0f}%) | {achieved['fast'] / 1e9:.0f} "
+                f"({100 * share['fast']:.0f}%) | |"
+            )
+        out.append("\n".join(lines))
+        strategies = [f"the per-layer choice (`auto`) {paper['ratio']:.2f}x"]
+        if "fast_lowrank" in t:
+            strategies.append(f"Gram corrections everywhere (`lowrank`) {t['fast_lowrank']['its_per_s'] / l2l['its_per_s']:.2f}x")
+        else:
+            strategies.append(f"Gram corrections everywhere (`lowrank`) {NOT_MEASURED}")
+        strategies.append(f"stacked per-task weights everywhere (`dense`, plain `bmm` batching) {paper['ratio_dense_bmm']:.2f}x")
+        out.append("Each strategy of the engine against learn2learn, second order, best times: " + "; ".join(strategies) + ".")
+        if flops and peak and achieved:
+            out.append(
+                f"The engine does {100 * flops['fast'] / flops['l2l']:.0f}% of learn2learn's arithmetic per iteration and "
+                f"runs it at {100 * share['fast']:.0f}% of the matmul rate measured in the same run (learn2learn: "
+                f"{100 * share['l2l']:.0f}%); load average {paper['load_average'][0]:.2f} after the timings."
+                if paper.get("load_average")
+                else f"The engine does {100 * flops['fast'] / flops['l2l']:.0f}% of learn2learn's arithmetic per iteration."
+            )
+        out.append("### Where the time goes")
+        fast_ops, l2l_ops = paper.get("profile_fast"), paper.get("profile_l2l")
+        if fast_ops and l2l_ops:
+            rows = ["| rank | fast engine: op | share of self time | calls | learn2learn: op | share of self time | calls |"]
+            rows.append("| ---: | --- | ---: | ---: | --- | ---: | ---: |")
+            for k, (a, b) in enumerate(zip(fast_ops, l2l_ops), start=1):
+                rows.append(
+                    f"| {k} | `{a['op']}` | {100 * a['share']:.1f}% | {a['calls']} | `{b['op']}` | {100 * b['share']:.1f}% | {b['calls']} |"
+                )
+            out.append("Self time per op of one iteration (`torch.profiler`), the top ones:\n\n" + "\n".join(rows))
+        else:
+            out.append(f"{NOT_MEASURED.capitalize()}: the profile is left out with `--no-profile`.")
+    out.append("### As the tasks per iteration grow")
+    scaling = _part(speed, "scaling")
+    if scaling is None:
+        out.append(_not_measured(speed, "scaling", "`python benchmarks/speed.py` without `--skip scaling`"))
+    else:
+        rows = ["| tasks per iteration | learn2learn, iterations/s | fast engine, iterations/s | ratio | timed iterations |"]
+        rows.append("| ---: | ---: | ---: | ---: | ---: |")
+        for r in scaling["rows"]:
+            rows.append(f"| {r['tasks']} | {r['l2l_its_per_s']:.2f} | {r['fast_its_per_s']:.2f} | {r['ratio']:.2f}x | {r['repeats']} |")
+        out.append("\n".join(rows))
+    out.append("### TaskMix's share of an iteration")
+    taskmix = _part(speed, "taskmix")
+    if taskmix is None:
+        out.append(_not_measured(speed, "taskmix", "`python benchmarks/speed.py` without `--skip taskmix`"))
+    else:
+        out.append(
+            f"Building TaskMix's synthetic tasks takes {1000 * taskmix['synthetic_s']:.2f} ms, "
+            f"{100 * taskmix['share_synthetic_fast']:.1f}% of a fast-engine iteration "
+            f"({100 * taskmix['share_synthetic_l2l']:.2f}% of a learn2learn one); all task sampling "
+            f"{100 * taskmix['share_all_sampling_fast']:.1f}% of a fast-engine iteration (medians)."
+        )
+    out.append("### Features")
+    features = _part(speed, "features")
+    if features is None:
+        out.append(_not_measured(speed, "features", "`python benchmarks/speed.py` without `--skip features`"))
+    else:
+        out.append(
+            f"`{features['encoder']}`, {features['texts']} utterances of the bundled sample: "
+            f"{features['encoder_path_utt_per_s']:.0f} utterances/s through the package's encoder path against "
+            f"{features['plain_loop_utt_per_s']:.0f}/s for a plain loop ({features['plain_loop']}, "
+            f"{features['plain_loop_texts']} texts); largest difference between their features "
+            f"{features['max_abs_difference']:g}; featurizing the {features['texts']} took "
+            f"{features['featurize_cold_s']:.1f} s cold and {features['featurize_cached_s']:.2f} s from the cache."
+        )
+    out.append("### Switching engines on real data")
+    switch = _part(speed, "switch")
+    if switch is None:
+        out.append(_not_measured(speed, "switch", "`python benchmarks/speed.py --switch`"))
+    else:
+        rows = ["| seed | learn2learn: macro-F1 | fast engine: macro-F1 | learn2learn: run | fast engine: run |"]
+        rows.append("| ---: | ---: | ---: | ---: | ---: |")
+        for a, b in zip(switch["runs"]["l2l"], switch["runs"]["fast"]):
+            rows.append(f"| {a['seed']} | {a['macro_f1']:.4f} | {b['macro_f1']:.4f} | {a['seconds']:.0f} s | {b['seconds']:.0f} s |")
+        out.append(
+            f"`{switch['method']}`, {switch['iterations']} iterations on the bundled sample, with each engine:\n\n" + "\n".join(rows)
+        )
+    return out
+
+
+def speed_wall(speed: dict | None) -> list[str]:
+    """The main command alone against the sequential reference (``speed.json``'s optional
+    ``wall`` part, ``benchmarks/speed.py --wall``)."""
+    wall = _part(speed, "wall")
+    if wall is None:
+        return [_not_measured(speed, "wall", "`python benchmarks/speed.py --wall` (about 20 minutes on 2 cores)")]
+    default, seq = wall["default"], wall["sequential"]
+    changed = wall.get("changed_from_defaults") or {}
+    first_seq = wall["featurize_first_run_one_thread_s"] + seq["wall_s"]
+    rows = [
+        f"| main command, bundled sample, {wall['cpus']} CPUs | default | sequential reference | ratio |",
+        "| --- | ---: | ---: | ---: |",
+        f"| featurization from an empty cache ({wall['utterances']} utterances) | {wall['featurize_first_run_s']:.0f} s "
+        f"({wall['featurization_threads']} threads) | {wall['featurize_first_run_one_thread_s']:.0f} s (1 thread) | "
+        f"{_ratio(wall['featurize_first_run_one_thread_s'], wall['featurize_first_run_s'])} |",
+        f"| the cached table: {default['runs']} runs | {default['wall_s']:.0f} s ({default['workers']} workers x 1 thread) | "
+        f"{seq['wall_s']:.0f} s ({seq['workers']} worker) | {_ratio(seq['wall_s'], default['wall_s'])} |",
+        f"| a first `make benchmark` after set-up (the sum of the two) | {wall['first_make_benchmark_s'] / 60:.1f} min | "
+        f"{first_seq / 60:.1f} min | {_ratio(first_seq, wall['first_make_benchmark_s'])} |",
+    ]
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in default["run_seconds_by_stage"].items())
+    protocols = ", ".join(f"{k} {v:.0f} s" for k, v in default["run_seconds_by_protocol"].items())
+    load = (speed.get("machine") or {}).get("load_average_at_start")
+    out = [
+        f"Source: `python benchmarks/speed.py --wall`, the same `benchmarks/results/speed.json` run as the engine's figures "
+        f"(started {_utc(speed.get('started'))}, load average " + (f"{load[0]:.2f} at the start)." if load else "not recorded)."),
+        "Each figure against the sequential reference (one run after another on one thread) measured in the same run"
+        + (f"; settings changed from the defaults: {changed}" if changed else ", every setting at its default")
+        + ":",
+        "\n".join(rows),
+    ]
+    notes = [
+        f"- Same table on both paths: {_yes(wall.get('same_table'))}; same features: {_yes(wall.get('same_features'))}; "
+        f"features from the cache: {wall['features_cached_s']:.2f} s.",
+        f"- Run-seconds summed over the {default['runs']} runs of the default path, by stage: {stages}; by protocol: {protocols}.",
+    ]
+    if wall.get("flops") and wall.get("floor_s"):
+        f = wall["flops"]
+        notes.append(
+            f"- The floor: training and fine-tuning the runs do {f['total'] / 1e12:.1f} TFLOP (`torch.utils.flop_counter`; "
+            f"{f['training'] / 1e12:.1f} in training), which at the one-thread matmul peak measured in the same run "
+            f"({wall['matmul_peak_one_thread_flops'] / 1e9:.0f} GFLOP/s per core) on {wall['cpus']} cores takes "
+            f"{wall['floor_s']:.0f} s: the cached table runs at {100 * wall['floor_s'] / default['wall_s']:.0f}% of that peak."
+        )
+    return [*out, "\n".join(notes)]
+
+
+def first_run_section(first: dict | None) -> list[str]:
+    """A first run from nothing (``first_run.json``, ``benchmarks/first_run.py``): set-up, then the
+    main command from an empty feature cache, against a baseline commit."""
+    if first is None:
+        return [
+            f"{NOT_MEASURED.capitalize()}: `benchmarks/results/first_run.json` is not there; `python benchmarks/first_run.py` writes it."
+        ]
+    out = [
+        f"Source: `python benchmarks/first_run.py` (`benchmarks/results/first_run.json`, its report "
+        f"`benchmarks/results/first_run.md`), {first.get('date')}, on {first.get('cpus')} CPUs ({first.get('machine')}; "
+        f"{_cpu(first.get('cpu_model'))}), Python {first.get('python')}, one step at a time; load is the 1-minute load "
+        "average before and after each step."
+    ]
+    setup = first.get("setup")
+    if setup:
+        out.append(
+            f"Set-up into a new virtual environment with an empty package cache (`bash scripts/setup.sh`): "
+            f"{_seconds(setup.get('total_s'))} (load {setup.get('load_before')} before, {setup.get('load_after')} after)"
+            + (f"; steps: {setup['steps']}." if setup.get("steps") else ".")
+        )
+    else:
+        out.append(f"Set-up: {NOT_MEASURED}.")
+    rows = [
+        f"| `{first.get('command')}`, empty feature cache | version (commit) | first number | first protocol's column | "
+        "whole table | load before / after |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for key, label, commit in (("baseline", "the baseline", "baseline_commit"), ("new", "now", "new_commit")):
+        step = first.get(key)
+        if not step:
+            rows.append(f"| {label} | | {NOT_MEASURED} | | | |")
+            continue
+        column = "with the table" if step.get("first_column_s") is None else _seconds(step["first_column_s"])
+        rows.append(
+            f"| {label} | {step.get('version')} ({(first.get(commit) or 'commit not recorded')[:7]}) | "
+            f"{_seconds(step.get('first_number_s'))} | {column} | {_seconds(step.get('table_s'))} | "
+            f"{step.get('load_before')} / {step.get('load_after')} |"
+        )
+    out.append("\n".join(rows))
+    new, base = first.get("new") or {}, first.get("baseline") or {}
+    notes = []
+    if new.get("estimate") and new.get("estimated_at_s") is not None and new.get("total_s") is not None:
+        notes.append(
+            f"Now: features ready after {_seconds(new.get('features_s'))}; the first estimate of the time left, printed at "
+            f"{new['estimated_at_s']:.0f} s, said {new['estimate']}; the command took {new['total_s'] - new['estimated_at_s']:.0f} s more."
+        )
+    if new.get("table_s") is not None and base.get("table_s") is not None:
+        gap = base["table_s"] - new["table_s"]
+        notes.append(f"The whole table came {abs(gap):.0f} s {'sooner' if gap >= 0 else 'later'} than the baseline's.")
+    notes.append(
+        f"Same table: {_yes(first.get('same_table'))}; same scores in all {first.get('runs')} run records, bit for bit: "
+        f"{_yes(first.get('same_records'))}."
+    )
+    out.append(" ".join(notes))
+    return out
+
+
+def adapt_predict_section(record: dict | None) -> list[str]:
+    """Adapting to a new client and predicting (``adapt_predict.json``, ``benchmarks/adapt_predict.py``)."""
+    if record is None:
+        return [
+            f"{NOT_MEASURED.capitalize()}: `benchmarks/results/adapt_predict.json` is not there; "
+            "`python benchmarks/adapt_predict.py` writes it."
+        ]
+    m = record["measured"]
+    out = [
+        f"Source: `{record.get('command', 'python benchmarks/adapt_predict.py')}` (`benchmarks/results/adapt_predict.json`, "
+        f"its report `benchmarks/results/adapt_predict.md`), l2l-taskmix {record.get('version')}, {record.get('date')}, on "
+        f"{record.get('cpus')} CPUs ({_cpu(record.get('cpu_model'))}), {record.get('torch_threads')} torch threads; load "
+        f"{record['load_before']:.2f} before, {record['load_after']:.2f} after.",
+        f"The model adapted to the meta-test domain `{m['domain']}` ({m['intents']} intents) from {m['support_rows']} "
+        f"utterances; medians (min-max) of {record.get('args', {}).get('repeats', len(m['adapt'].get('times_s', [])))} runs:",
+    ]
+
+    def ms(part: dict) -> str:
+        return f"{1000 * part['median_s']:.0f} ms ({1000 * part['min_s']:.0f}-{1000 * part['max_s']:.0f})"
+
+    rows = ["| step | median (min-max) | throughput |", "| --- | ---: | ---: |"]
+    rows.append(f"| adapt (`fit` on utterances, features cached) | {ms(m['adapt'])} | |")
+    if m.get("adapt_features"):
+        rows.append(f"| adapt (`fit` on features: the fine-tuning alone) | {ms(m['adapt_features'])} | |")
+    for key, what in (("predict_cached", "features cached"), ("predict_encoder", "encoder included, `cache=False`")):
+        part = m.get(key)
+        if part:
+            rows.append(f"| predict {m['predict_rows']} utterances ({what}) | {ms(part)} | {part['utterances_per_s']:,.0f} utterances/s |")
+        else:
+            rows.append(f"| predict {m['predict_rows']} utterances ({what}) | {NOT_MEASURED} | |")
+    out.append("\n".join(rows))
+    return out
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as a page writes a wall time: seconds under 2 minutes, minutes under 2 hours, else hours."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def scaling_section(scaling: dict | None) -> list[str]:
+    """Scale-out (``scaling.json``, ``benchmarks/scaling.py``): a fixed grid serially and on a
+    local Ray instance, featurization serially and through Ray, and the paper-scale grid's wall
+    time expected from per-run times measured on the CPU (and, unless measured, estimated for a GPU)."""
+    if scaling is None:
+        return [f"{NOT_MEASURED.capitalize()}: `benchmarks/results/scaling.json` is not there; `python benchmarks/scaling.py` writes it."]
+    m = scaling.get("machine", {})
+    start, end = m.get("load_average_at_start"), scaling.get("load_average_at_end")
+    out = [
+        f"Source: `python benchmarks/scaling.py` (`benchmarks/results/scaling.json`), l2l-taskmix {scaling.get('version')}, "
+        f"started {_utc(scaling.get('started'))}, {m.get('cpu_count')} CPUs ({_cpu(m.get('cpu_model'))}), "
+        + (f"GPU {m['cuda']}" if m.get("cuda") else "no GPU: every measured figure is a CPU figure")
+        + f", torch {m.get('torch')}; load average "
+        + (f"{start[0]:.2f} at the start" if start else "not recorded at the start")
+        + (f", {end[0]:.2f} at the end" if end else "")
+        + (f"; the run took {scaling['seconds'] / 60:.0f} min." if scaling.get("seconds") else ".")
+    ]
+    grid = scaling.get("grid")
+    if grid:
+        serial = grid["serial"]["wall_s"]
+        rows = [f"| fixed grid: {grid['grid']}: {grid['runs']} runs | wall time | against serial | same table |", "|---|---:|---:|---|"]
+        rows.append(f"| serial: one process, 1 thread | {serial:.0f} s | 1.00x | |")
+        for key, what in (("ray_1", "Ray, 1 run in flight"), ("ray_2", "Ray, 2 runs in flight")):
+            if key in grid:
+                r = grid[key]
+                rows.append(f"| {what} | {r['wall_s']:.0f} s | {r['speedup_vs_serial']:.2f}x | {_yes(r.get('same_table'))} |")
+        out.append("\n".join(rows))
+        out.append(
+            f"Ray's start ({grid['ray_start_s']:.1f} s) is not in the walls; Ray's overhead per run, measured: "
+            f"{grid['ray_overhead_per_run_s']:.1f} s."
+        )
+    else:
+        out.append(f"The fixed grid: {NOT_MEASURED}.")
+    f = scaling.get("featurize")
+    if f:
+        out.append(
+            f"Featurization of {f['utterances']} utterances (`{f['encoder']}`) from an empty cache: {f['serial_s']:.0f} s "
+            f"serially on {f['serial_threads']} threads, {f['ray_s']:.0f} s through {f['ray_actors']} Ray encoder actors "
+            f"({_ratio(f['serial_s'], f['ray_s'])}); same features: {_yes(f.get('same_features'))}."
+        )
+    est = scaling.get("estimate")
+    if not est:
+        out.append(f"The paper-scale grid: {NOT_MEASURED}.")
+        return out
+    pg, enc = est["paper_grid"], est.get("encoder")
+    seconds = [r["seconds"] for runs in est["runs"].values() for r in runs]
+    longest, where = max((r["seconds"], f"{r['protocol']} {r['method']} on {name}") for name, runs in est["runs"].items() for r in runs)
+    out.append(
+        f"The paper-scale grid ({pg['datasets']} datasets x {pg['methods']} methods x {pg['seeds']} seeds x "
+        f"{pg['protocols']} protocols, {pg['utterances']['mtop']:,} MTOP utterances and {pg['utterances']['nbest']:,} N-best "
+        f"turns to featurize), from times measured on {est['device']} in the same run ({est['config']}): "
+        f"{min(seconds):.0f} to {longest:.0f} s a run (the longest: {where}), {pg['run_seconds_total']:.0f} s for the "
+        f"{pg['datasets'] * pg['methods'] * pg['seeds'] * pg['protocols']}; "
+        + (
+            f"the encoder ({enc['model']}, {enc['threads']} thread) {1000 * enc['mtop']['seconds_per_utterance']:.0f} ms per "
+            f"MTOP utterance (median {enc['mtop']['median_tokens']} tokens) and "
+            f"{1000 * enc['nbest']['seconds_per_utterance']:.0f} ms per N-best turn (median {enc['nbest']['median_tokens']} "
+            f"tokens), {pg['featurize_seconds_one_worker'] / 3600:.2f} h of one core for all texts."
+            if enc and "mtop" in enc and "nbest" in enc
+            else f"the encoder: {NOT_MEASURED}."
+        )
+    )
+    rows = ["| expected wall time of the paper-scale grid | featurization | runs | total |", "|---|---:|---:|---:|"]
+    for w in est.get("cpu_workers", []):
+        rows.append(
+            f"| {w['workers']} CPU worker{'s' if w['workers'] > 1 else ''} (1 thread each) | {_duration(w['featurize_s'])} | "
+            f"{_duration(w['grid_s'])} | **{_duration(w['total_s'])}** |"
+        )
+    gpu = est.get("one_gpu")
+    if gpu:
+        what = "measured" if gpu.get("measured") else "an estimate from counted work, **not measured**"
+        rows.append(f"| one GPU: {what} | {_duration(gpu['featurize_s'])} | {_duration(gpu['grid_s'])} | **{_duration(gpu['total_s'])}** |")
+    out.append("\n".join(rows))
+    if gpu and not gpu.get("measured"):
+        out.append(
+            f"The GPU row ({gpu['how']}): {gpu['grid_ops'] / 1e6:.1f} M aten operations and {gpu['grid_flops'] / 1e12:.0f} TFLOP "
+            f"in the runs, {gpu['encoder_flops'] / 1e12:.0f} TFLOP of featurization."
+        )
+    return out
+
+
+def speed_page(results: Path) -> str:
+    """The speed page: every figure that ``benchmarks/speed.py``, ``benchmarks/first_run.py``,
+    ``benchmarks/adapt_predict.py`` and ``benchmarks/scaling.py`` measured, from their committed
+    JSON under ``results`` (``speed.json``, ``first_run.json``, ``adapt_predict.json``,
+    ``scaling.json``), each with its date, machine and load; a file or an optional part not there
+    renders as "not measured"."""
+    speed = _json_or_none(results / "speed.json")
+    return (
+        "\n\n".join(
+            [
+                "# Speed",
+                GENERATED,
+                "The figures that [Speed and scale-out](../speed.md) explains, as the scripts recorded them: each "
+                "section names its committed file, the date, the machine and the load. Rerun a script and "
+                "`python benchmarks/readme_figures.py --steps ''` rewrites this page.",
+                "## The vectorized engine",
+                *speed_engine(speed),
+                "## The main command against the sequential reference",
+                *speed_wall(speed),
+                "## A first run",
+                *first_run_section(_json_or_none(results / "first_run.json")),
+                "## Adapting and predicting",
+                *adapt_predict_section(_json_or_none(results / "adapt_predict.json")),
+                "## Scale-out",
+                *scaling_section(_json_or_none(results / "scaling.json")),
             ]
         )
         + "\n"

@@ -131,3 +131,130 @@ def test_a_step_measured_before_the_draws_says_how_its_numbers_differ(generator)
     new = generator._source("main", {"main": {**row, "started": "2026-12-06 11:30 UTC"}}, "r.md")
     assert "`--test-draws 1`" in old and "--steps seeds" in old
     assert "--test-draws" not in new
+
+
+def _timing(its: float, repeats: int = 3) -> dict:
+    return {"min_s": 1 / its, "median_s": 1.25 / its, "its_per_s": its, "its_per_s_median": its / 1.25, "repeats": repeats}
+
+
+def _speed_json(version: str, machine: dict, **parts) -> dict:
+    """A small speed.json as benchmarks/speed.py writes it, with made-up figures."""
+    setting = {"tasks": 4, "dim": 8, "hidden": [4], "classes": 3, "support": 2, "query": 2, "inner_steps": 1, "dtype": "torch.float32"}
+    timings = {"l2l": _timing(2.0), "fast": _timing(7.0), "fast_dense_bmm": _timing(3.0)}
+    timings |= {"l2l_first_order": _timing(4.0), "fast_first_order": _timing(9.0)}
+    paper = {"available": True, "setting": setting, "timings": timings, "ratio": 3.5, "ratio_medians": 3.5}
+    paper |= {"ratio_dense_bmm": 1.5, "ratio_first_order": 2.25, "one_thread_cpu_time": None, "load_average": [0.5, 0, 0]}
+    return {
+        "machine": {"device": "cpu", "device_name": "x86_64", "cpu_count": 2, "torch_threads": 2, "torch": "2.x", **machine},
+        "started": "2031-01-02T03:04:05+0000",
+        "version": version,
+        "paper": paper,
+        "scaling": {"available": True, "rows": [{"tasks": 4, "l2l_its_per_s": 2.0, "fast_its_per_s": 7.0, "ratio": 3.5, "repeats": 3}]},
+        "seconds": 60,
+        **parts,
+    }
+
+
+def test_speed_page_renders_old_and_new_speed_json_and_says_what_was_not_measured(generator, tmp_path):
+    """The committed format (0.5.0: no CPU model, no `switch`), today's (a CPU model, `wall` not
+    measured, `switch` measured) and missing files: each part is a figure or "not measured"."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "speed.json").write_text(json.dumps(_speed_json("0.5.0", {"load_average_at_start": [1.5, 1, 1]})), encoding="utf-8")
+    page = generator.speed_page(old)
+    assert "l2l-taskmix 0.5.0, started 2031-01-02 03:04 UTC" in page and "CPU model not recorded" in page
+    assert "| second order, iterations/s (best of 3) | 2.00 | 7.00 | **3.50x** |" in page
+    assert "load average 1.50 at the start" in page
+    assert "| 4 | 2.00 | 7.00 | 3.50x | 3 |" in page  # the scaling row
+    assert "`lowrank`) not measured" in page  # a --quick run times no lowrank strategy
+    for part in ("taskmix", "features"):
+        assert f"Not measured: `python benchmarks/speed.py` without `--skip {part}`." in page
+    assert "the profile is left out with `--no-profile`" in page and "GFLOP per iteration" not in page
+    assert "| second order, one thread, CPU time per iteration | not measured | not measured | |" in page
+    assert "Not measured: `python benchmarks/speed.py --switch`." in page
+    assert "Not measured: `python benchmarks/speed.py --wall`" in page
+    assert "Not measured: `benchmarks/results/first_run.json` is not there" in page
+    assert "Not measured: `benchmarks/results/adapt_predict.json` is not there" in page
+    assert "Not measured: `benchmarks/results/scaling.json` is not there" in page
+
+    new = tmp_path / "new"
+    new.mkdir()
+    switch = {"available": True, "method": "maml+taskmix", "iterations": 5}
+    switch["runs"] = {e: [{"seed": 0, "macro_f1": f, "seconds": 3.0, "best_iteration": 5}] for e, f in (("l2l", 0.41), ("fast", 0.42))}
+    wall = {"available": False, "why": "opt-in: pass --wall (runs the default benchmark command)"}
+    record = _speed_json("0.9.0", {"cpu_model": "Example CPU 9000", "load_average_at_start": [2.25, 1, 1]}, switch=switch, wall=wall)
+    (new / "speed.json").write_text(json.dumps(record), encoding="utf-8")
+    page = generator.speed_page(new)
+    assert "(x86_64; Example CPU 9000)" in page and "CPU model not recorded" not in page.split("## The main command")[0]
+    assert "| 0 | 0.4100 | 0.4200 | 3 s | 3 s |" in page
+    assert 'The file says: "opt-in: pass --wall (runs the default benchmark command)".' in page
+
+    assert "Not measured: `benchmarks/results/speed.json` is not there" in generator.speed_page(tmp_path)
+
+
+def test_a_speed_page_that_differs_from_the_committed_files_is_stale(generator, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results)
+    pages = generator.render_pages()
+    assert "**3.93x**" in pages["speed.md"] and "59% of learn2learn's arithmetic" in pages["speed.md"]
+    assert "| now | 0.9.0 (f69102e) | 100 s | 198 s | 308 s | 1.77 / 1.98 |" in pages["speed.md"]
+    assert "| predict 500 utterances (features cached) | 8 ms (8-9) | 59,235 utterances/s |" in pages["speed.md"]
+    assert "| Ray, 2 runs in flight | 89 s | 1.82x | yes |" in pages["speed.md"]
+    assert "| 1 CPU worker (1 thread each) | 119 min | 40 min | **2.7 h** |" in pages["speed.md"]
+    speed = json.loads((results / "speed.json").read_text(encoding="utf-8"))
+    speed["paper"]["ratio"] = 6.5
+    (results / "speed.json").write_text(json.dumps(speed), encoding="utf-8")
+    assert "**6.50x**" in generator.render_pages(results)["speed.md"]
+    assert generator.stale_pages(PAGES, results) == ["speed.md"]
+    first = json.loads((results / "first_run.json").read_text(encoding="utf-8"))
+    del first["new"]["first_number_s"], first["baseline"]
+    (results / "first_run.json").write_text(json.dumps(first), encoding="utf-8")
+    page = generator.render_pages(results)["speed.md"]
+    assert "| the baseline | | not measured | | | |" in page and "| now | 0.9.0 (f69102e) | not measured | 198 s |" in page
+
+
+def test_the_speed_page_quotes_each_committed_measurement_and_docs_speed_copies_none(generator):
+    """Every figure of speed.json, first_run.json, adapt_predict.json and scaling.json reaches the
+    generated page; the hand-written docs/speed.md holds none of them, only a link."""
+    results = ROOT / "benchmarks" / "results"
+    speed, first, adapt, scaling = (
+        json.loads((results / f"{n}.json").read_text()) for n in ("speed", "first_run", "adapt_predict", "scaling")
+    )
+    page = generator.render_pages()["speed.md"]
+    paper, wall, new, grid = speed["paper"], speed["wall"], first["new"], scaling["grid"]
+    figures = [
+        f"| {paper['timings']['l2l']['its_per_s']:.2f} | {paper['timings']['fast']['its_per_s']:.2f} | **{paper['ratio']:.2f}x** |",
+        f"(`dense`, plain `bmm` batching) {paper['ratio_dense_bmm']:.2f}x",
+        *(
+            f"| {row['tasks']} | {row['l2l_its_per_s']:.2f} | {row['fast_its_per_s']:.2f} | {row['ratio']:.2f}x |"
+            for row in speed["scaling"]["rows"]
+        ),
+        f"{speed['features']['encoder_path_utt_per_s']:.0f} utterances/s through the package's encoder path",
+        f"| {wall['default']['wall_s']:.0f} s (2 workers x 1 thread) | {wall['sequential']['wall_s']:.0f} s (1 worker) |",
+        f"do {wall['flops']['total'] / 1e12:.1f} TFLOP",
+        f"| {new['first_number_s']:.0f} s | {new['first_column_s']:.0f} s | {new['table_s']:.0f} s |",
+        f"took {new['total_s'] - new['estimated_at_s']:.0f} s more",
+        f"{first['setup']['total_s']:.0f} s (load {first['setup']['load_before']} before, {first['setup']['load_after']} after)",
+        f"{adapt['measured']['predict_cached']['utterances_per_s']:,.0f} utterances/s",
+        f"load {adapt['load_before']:.2f} before, {adapt['load_after']:.2f} after",
+        f"| Ray, 1 run in flight | {grid['ray_1']['wall_s']:.0f} s | {grid['ray_1']['speedup_vs_serial']:.2f}x | yes |",
+        f"{scaling['featurize']['serial_s']:.0f} s serially on 2 threads",
+    ]
+    for figure in figures:
+        assert figure in page, figure
+    for source in ("speed", "first_run", "adapt_predict", "scaling"):
+        assert f"`benchmarks/results/{source}.json`" in page
+    assert wall["same_table"] and first["same_table"] and first["same_records"] and not first["new_tree_dirty"]
+    hand = (ROOT / "docs" / "speed.md").read_text(encoding="utf-8")
+    assert "(results/speed.md)" in hand
+    copied = [
+        f"{paper['ratio']:.2f}x",
+        f"{paper['timings']['fast']['its_per_s']:.2f}",
+        f"{new['table_s']:.0f} s",
+        f"{first['setup']['total_s']:.0f} s",
+        f"{adapt['measured']['predict_cached']['utterances_per_s']:,.0f}",
+        f"{wall['default']['wall_s']:.0f} s",
+        f"{grid['ray_2']['speedup_vs_serial']:.2f}x",
+        f"{scaling['featurize']['serial_s']:.0f} s",
+    ]
+    assert [figure for figure in copied if figure in hand] == []
