@@ -58,6 +58,18 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def cpu_model() -> str:
+    """The processor's name (``/proc/cpuinfo``'s ``model name`` on Linux, else what
+    ``platform.processor()`` says, else ``"unknown"``): the speed of the main command depends on it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def timed_lines(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> dict:
     """Run ``cmd`` in ``cwd``; seconds to its first number, to the first protocol's column
     where it prints one early, to its table and to its end; its output in ``log``."""
@@ -143,6 +155,7 @@ def main(argv=None) -> int:
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "command": f"l2l-taskmix benchmark {args.command}",
         "temporary_folder": str(here),
@@ -228,7 +241,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"# First run: {result['command']}",
         "",
-        f"Measured {result['date']} on {result['cpus']} CPUs ({result['machine']}, Python {result['python']}), "
+        f"Measured {result['date']} on {result['cpus']} CPUs ({result.get('cpu', 'unknown')}, {result['machine']}, "
+        f"Python {result['python']}), "
         "one step at a time; load is the 1-minute load average before and after each step.",
         "",
     ]
