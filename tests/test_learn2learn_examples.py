@@ -307,6 +307,7 @@ PROTONET_ARGV = [
 ]
 
 
+@pytest.mark.usefixtures("one_thread")  # a small network: a second thread only pays overhead
 def test_prototypical_networks_train_on_right_targets(examples, small_images, served, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["protonet_miniimagenet.py", *PROTONET_ARGV])
     out = io.StringIO()
@@ -338,6 +339,7 @@ def run_protonet(folder, argv, monkeypatch):
     return out.getvalue(), random.getstate(), torch.get_rng_state()
 
 
+@pytest.mark.usefixtures("one_thread")  # a small network: a second thread only pays overhead
 def test_prototypical_networks_with_num_synthetic_zero_print_what_the_plain_script_prints(examples, small_images, monkeypatch):
     """The script takes its tasks through a DataLoader, which indexes TaskMix (``taskmix[i]``)."""
     plain = run_protonet(examples["plain"], PROTONET_ARGV, monkeypatch)
