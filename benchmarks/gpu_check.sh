@@ -92,7 +92,9 @@ step() {  # step NAME LIMIT COMMAND...: run COMMAND with at most LIMIT seconds (
 }
 
 if [ "$QUICK" = 1 ]; then
-    SPEED_ARGS=(--quick --no-profile --skip scaling,features)
+    # the paper setting shrunk to a tiny model and tasks: the CPU rehearsal runs the same code
+    SPEED_ARGS=(--quick --no-profile --skip scaling,features --tasks 4 --dim 16 --hidden 8,8 --classes 3 --support 6 --query 6
+        --inner-steps 1 --repeats 1)
     TABLE_ARGS=(--methods maml,maml+taskmix --seeds 1 --iterations 4 --eval-every 2 --finetune-steps 3 --workers 2)
     ENC_ARGS=(--texts 40 --hidden-size 32 --layers 2)
     SCALING_ARGS=(--quick)

@@ -316,7 +316,7 @@ def part_estimate(args, grid: dict | None) -> dict:
     config = BenchmarkConfig(seeds=1, device=str(device))
     scale = args.estimate_scale
     if args.quick:
-        config, scale = config.replace(iterations=20, eval_every=10, finetune_steps=10), min(scale, 0.05)
+        config, scale = config.replace(iterations=4, eval_every=2, finetune_steps=3, test_draws=1, val_repeats=1), min(scale, 0.01)
     out: dict[str, Any] = {
         "device": str(device),
         "config": "defaults, 1 seed measured per (dataset, method, protocol)",

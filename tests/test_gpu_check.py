@@ -83,7 +83,9 @@ def test_a_step_out_of_time_is_recorded_and_the_rest_still_run(tmp_path):
     )
     assert done.returncode == 1
     steps = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["steps"]
-    assert steps["tests"]["status"] in ("timed-out", "ok") and steps["scaling"]["status"] == "skipped"
+    # on a loaded machine the set-up before the first step can spend the 15 s: then it is skipped too
+    assert steps["tests"]["status"] in ("timed-out", "ok", "skipped") and steps["scaling"]["status"] == "skipped"
+    assert list(steps) == ["tests", "speed", "table", "featurize", "scaling"]  # every step recorded, run or not
     assert "budget" in done.stdout
 
 
