@@ -607,7 +607,10 @@ def speed_engine(speed: dict | None) -> list[str]:
         )
         if "l2l_first_order" in t:
             a, b = t["l2l_first_order"], t["fast_first_order"]
-            lines.append(f"| first order, iterations/s | {a['its_per_s']:.2f} | {b['its_per_s']:.2f} | {paper['ratio_first_order']:.2f}x |")
+            lines.append(
+                f"| first order, iterations/s (best of {b['repeats']}) | {a['its_per_s']:.2f} | {b['its_per_s']:.2f} | "
+                f"{paper['ratio_first_order']:.2f}x |"
+            )
         single = paper.get("one_thread_cpu_time")
         if single:
             lines.append(
@@ -878,10 +881,14 @@ def scaling_section(scaling: dict | None) -> list[str]:
                 r = grid[key]
                 rows.append(f"| {what} | {r['wall_s']:.0f} s | {r['speedup_vs_serial']:.2f}x | {_yes(r.get('same_table'))} |")
         out.append("\n".join(rows))
-        out.append(
-            f"Ray's start ({grid['ray_start_s']:.1f} s) is not in the walls; Ray's overhead per run, measured: "
-            f"{grid['ray_overhead_per_run_s']:.1f} s."
-        )
+        overhead = grid.get("ray_overhead_per_run_s")
+        if overhead is None:  # measured only with 1 run in flight (scaling.py --workers without 1)
+            cost = f"{NOT_MEASURED} (no run with 1 in flight)"
+        elif overhead > 0:
+            cost = f"{overhead:.1f} s (1 run in flight against serial)"
+        else:  # scaling.py clamps at 0: 1 run in flight took no longer than serial
+            cost = "none measurable (1 run in flight took no longer than serial)"
+        out.append(f"Ray's start ({grid['ray_start_s']:.1f} s) is not in the walls; Ray's overhead per run: {cost}.")
     else:
         out.append(f"The fixed grid: {NOT_MEASURED}.")
     f = scaling.get("featurize")
