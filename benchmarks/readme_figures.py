@@ -876,10 +876,11 @@ def scaling_section(scaling: dict | None) -> list[str]:
         serial = grid["serial"]["wall_s"]
         rows = [f"| fixed grid: {grid['grid']}: {grid['runs']} runs | wall time | against serial | same table |", "|---|---:|---:|---|"]
         rows.append(f"| serial: one process, 1 thread | {serial:.0f} s | 1.00x | |")
-        for key, what in (("ray_1", "Ray, 1 run in flight"), ("ray_2", "Ray, 2 runs in flight")):
-            if key in grid:
-                r = grid[key]
-                rows.append(f"| {what} | {r['wall_s']:.0f} s | {r['speedup_vs_serial']:.2f}x | {_yes(r.get('same_table'))} |")
+        # one row per `scaling.py --workers` count: grid["ray_<workers>"]
+        in_flight = sorted(int(k.removeprefix("ray_")) for k in grid if k.startswith("ray_") and k.removeprefix("ray_").isdigit())
+        for workers in in_flight:
+            r, what = grid[f"ray_{workers}"], f"Ray, {workers} run{'s' if workers > 1 else ''} in flight"
+            rows.append(f"| {what} | {r['wall_s']:.0f} s | {r['speedup_vs_serial']:.2f}x | {_yes(r.get('same_table'))} |")
         out.append("\n".join(rows))
         overhead = grid.get("ray_overhead_per_run_s")
         if overhead is None:  # measured only with 1 run in flight (scaling.py --workers without 1)

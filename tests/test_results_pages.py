@@ -213,12 +213,13 @@ def _scaling_json(grid: dict) -> dict:
     [
         ((1, 2), 0.75, "Ray's overhead per run: 0.8 s (1 run in flight against serial)."),
         ((1, 2), 0.0, "Ray's overhead per run: none measurable (1 run in flight took no longer than serial)."),
-        ((2,), None, "Ray's overhead per run: not measured (no run with 1 in flight)."),
+        ((2, 8), None, "Ray's overhead per run: not measured (no run with 1 in flight)."),
     ],
 )
 def test_scaling_section_says_what_the_ray_overhead_is(generator, tmp_path, workers, overhead, said):
     """scaling.py records the overhead only with 1 run in flight (`--workers 2` leaves it out) and
-    clamps it at 0: the page neither crashes on the first nor calls the clamp a measured 0."""
+    clamps it at 0: the page neither crashes on the first nor calls the clamp a measured 0; each
+    `--workers` count has its row (not only 1 and 2)."""
     grid = {"grid": "g", "runs": 4, "serial": {"wall_s": 100.0}, "ray_start_s": 2.0}
     grid |= {f"ray_{w}": {"wall_s": 100.0 / w, "speedup_vs_serial": float(w), "same_table": True} for w in workers}
     if overhead is not None:
@@ -227,6 +228,9 @@ def test_scaling_section_says_what_the_ray_overhead_is(generator, tmp_path, work
     page = generator.speed_page(tmp_path)
     assert said in page
     assert "| Ray, 2 runs in flight | 50 s | 2.00x | yes |" in page
+    # every `--workers` count timed has its row, in order
+    rows = [line for line in page.splitlines() if line.startswith("| Ray, ")]
+    assert [row.split(" run")[0] for row in rows] == [f"| Ray, {w}" for w in workers]
 
 
 def test_a_speed_page_that_differs_from_the_committed_files_is_stale(generator, tmp_path):
