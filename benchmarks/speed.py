@@ -69,7 +69,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 if str(ROOT / "benchmarks") not in sys.path:  # the sibling scripts, also when loaded from a file path
     sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from sensitivity import cpu_model  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 #: The standing goal for the engine: meta-iterations per second over learn2learn's at the paper setting.
 TARGET_RATIO = 6

@@ -54,8 +54,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "benchmarks") not in sys.path:  # the sibling scripts, also when loaded from a file path
+    sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from sensitivity import cpu_model  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from l2l_taskmix.benchmark.statistics import GOAL_DIFFERENCE  # noqa: E402
 

@@ -108,3 +108,12 @@ def test_the_cpu_is_named(tmp_path):
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
         assert name in cpuinfo.read_text()  # the processor's own name, not the architecture
+
+
+def test_runs_with_a_python_without_torch(tmp_path):
+    """A first run starts before any set-up: the script itself needs only the standard library."""
+    block = "import sys; sys.modules['torch'] = None; import runpy; sys.argv = ['first_run.py', '--help']; "
+    block += f"runpy.run_path({str(ROOT / 'benchmarks' / 'first_run.py')!r}, run_name='__main__')"
+    done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--baseline" in done.stdout

@@ -192,6 +192,47 @@ def test_speed_page_renders_old_and_new_speed_json_and_says_what_was_not_measure
     assert "Not measured: `benchmarks/results/speed.json` is not there" in generator.speed_page(tmp_path)
 
 
+def test_speed_page_labels_each_timing_with_its_repeats(generator, tmp_path):
+    """The first-order pair is timed fewer times than the second-order one: each row says its own count."""
+    record = _speed_json("0.9.0", {})
+    record["paper"]["timings"] |= {"l2l_first_order": _timing(4.0, repeats=2), "fast_first_order": _timing(9.0, repeats=2)}
+    (tmp_path / "speed.json").write_text(json.dumps(record), encoding="utf-8")
+    page = generator.speed_page(tmp_path)
+    assert "| second order, iterations/s (best of 3) |" in page
+    assert "| first order, iterations/s (best of 2) | 4.00 | 9.00 | 2.25x |" in page
+
+
+def _scaling_json(grid: dict) -> dict:
+    """A small scaling.json as benchmarks/scaling.py writes it: the fixed grid only."""
+    machine = {"cpu_count": 2, "cuda": None, "torch": "2.x", "load_average_at_start": [1.0, 1, 1]}
+    return {"version": "0.9.0", "started": "2031-01-02T03:04:05+0000", "machine": machine, "grid": grid, "seconds": 60}
+
+
+@pytest.mark.parametrize(
+    ("workers", "overhead", "said"),
+    [
+        ((1, 2), 0.75, "Ray's overhead per run: 0.8 s (1 run in flight against serial)."),
+        ((1, 2), 0.0, "Ray's overhead per run: none measurable (1 run in flight took no longer than serial)."),
+        ((2, 8), None, "Ray's overhead per run: not measured (no run with 1 in flight)."),
+    ],
+)
+def test_scaling_section_says_what_the_ray_overhead_is(generator, tmp_path, workers, overhead, said):
+    """scaling.py records the overhead only with 1 run in flight (`--workers 2` leaves it out) and
+    clamps it at 0: the page neither crashes on the first nor calls the clamp a measured 0; each
+    `--workers` count has its row (not only 1 and 2)."""
+    grid = {"grid": "g", "runs": 4, "serial": {"wall_s": 100.0}, "ray_start_s": 2.0}
+    grid |= {f"ray_{w}": {"wall_s": 100.0 / w, "speedup_vs_serial": float(w), "same_table": True} for w in workers}
+    if overhead is not None:
+        grid["ray_overhead_per_run_s"] = overhead
+    (tmp_path / "scaling.json").write_text(json.dumps(_scaling_json(grid)), encoding="utf-8")
+    page = generator.speed_page(tmp_path)
+    assert said in page
+    assert "| Ray, 2 runs in flight | 50 s | 2.00x | yes |" in page
+    # every `--workers` count timed has its row, in order
+    rows = [line for line in page.splitlines() if line.startswith("| Ray, ")]
+    assert [row.split(" run")[0] for row in rows] == [f"| Ray, {w}" for w in workers]
+
+
 def test_a_speed_page_that_differs_from_the_committed_files_is_stale(generator, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(ROOT / "benchmarks" / "results", results)
