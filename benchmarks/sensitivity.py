@@ -264,6 +264,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=None, help="[default: the benchmark's]")
     p.add_argument("--protocols", default=None, help="[default: paper,select]")
     p.add_argument("--iterations", type=int, default=None, help="a smoke run's shorter training [default: the benchmark's]")
+    p.add_argument("--finetune-steps", type=int, default=None, help="a smoke run's shorter fine-tuning [default: the benchmark's]")
     p.add_argument("--perturbations", default=",".join(PERTURBATIONS), help=f"comma-separated, of {', '.join(PERTURBATIONS)}")
     p.add_argument("--engine-protocols", default="paper", help="protocols of the engine perturbation [default: paper]")
     p.add_argument("--workers", type=int, default=2, help="runs at once (1 thread each) for the reference and the 1-thread perturbations")
@@ -303,6 +304,8 @@ def main(argv=None) -> int:
         values["protocols"] = tuple(parse_list(args.protocols, "protocols", str))
     if args.iterations:
         values.update(iterations=args.iterations, eval_every=max(1, args.iterations // 4))
+    if args.finetune_steps is not None:
+        values["finetune_steps"] = args.finetune_steps
     config = BenchmarkConfig.from_sources(values)
     perturbations = [x.strip() for x in args.perturbations.split(",") if x.strip()]
     unknown = set(perturbations) - set(PERTURBATIONS)
@@ -334,6 +337,7 @@ def main(argv=None) -> int:
             "seeds": config.seeds,
             "protocols": list(config.protocols),
             "iterations": config.iterations,
+            "finetune_steps": config.finetune_steps,
         },
         "reference": {
             "seconds": round(seconds, 1),

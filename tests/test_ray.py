@@ -120,14 +120,26 @@ def test_featurizing_through_ray_gives_the_serial_features(tmp_path, local_ray, 
     tasks = [IntentTask("a", TEXTS[:14], ["x", "y"] * 7), IntentTask("b", TEXTS[14:], ["x", "y", "z", "x"] * 3 + ["y", "z"])]
     serial = featurize_tasks(tasks, encoder(), cache_dir=tmp_path / "serial")
     wrapped = encoder()
-    committed = []
-    on_ray = RayEncoder(wrapped)
+    committed, encoded = [], []
+
+    class Watched(RayEncoder):  # one pass of actors: what its encode hands featurize_tasks, batch by batch and whole
+        def encode(self, texts, batch_size=None, on_batch=None):
+            def commit(index, features):
+                committed.append(len(index))
+                on_batch(index, features)
+
+            x = super().encode(texts, batch_size, on_batch=commit)
+            encoded.append((list(texts), x))
+            return x
+
+    on_ray = Watched(wrapped)
     assert on_ray.cache_key == wrapped.cache_key and on_ray.dim == wrapped.dim and on_ray.sep == wrapped.sep
-    x = on_ray.encode(TEXTS, on_batch=lambda index, features: committed.append(len(index)))
+    from_ray = featurize_tasks(tasks, on_ray, cache_dir=tmp_path / "ray")
+    ((texts, x),) = encoded
+    assert texts == TEXTS  # every text, in order, in one call
     assert not wrapped.loaded  # the model was loaded by the actors only
     assert sum(committed) == len(TEXTS) and len(committed) == len(wrapped.batches(TEXTS, wrapped.batch_size))
     assert torch.equal(x, encoder().encode(TEXTS))
-    from_ray = featurize_tasks(tasks, RayEncoder(encoder()), cache_dir=tmp_path / "ray")
     for a, b in zip(serial, from_ray):
         assert a.name == b.name and torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
 

@@ -194,6 +194,8 @@ def test_tiny_grid_two_perturbations_within_the_reported_spread(tmp_path):
             "paper",
             "--iterations",
             "12",
+            "--finetune-steps",
+            "10",
             "--perturbations",
             "threads,ulp",
             "--runs",
@@ -224,3 +226,4 @@ def test_tiny_grid_two_perturbations_within_the_reported_spread(tmp_path):
         assert p["flips_with_margin"] == 0
         assert all(d["resolved_with_margin"] == d["reference_resolved_with_margin"] for d in p["differences"])
     assert "## threads" in out.with_suffix(".md").read_text()
+    assert (result["config"]["iterations"], result["config"]["finetune_steps"]) == (12, 10)

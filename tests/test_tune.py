@@ -60,6 +60,23 @@ def without_seconds(table):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in table]
 
 
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """``straight(trials)``: the trials.csv rows of ``study(out, trials=trials)`` run through
+    from an empty folder, serially, here; each study runs once for the module (the reference
+    several tests compare theirs with)."""
+    done = {}
+
+    def get(trials):
+        if trials not in done:
+            out = tmp_path_factory.mktemp(f"straight-{trials}")
+            study(out, trials=trials)
+            done[trials] = rows(out)
+        return done[trials]
+
+    return get
+
+
 def test_every_space_names_method_settings_within_their_checks():
     config = BenchmarkConfig()
     for name, method in METHODS.items():
@@ -120,19 +137,17 @@ def test_a_study_writes_its_trials_and_a_best_yaml_that_the_benchmark_uses(tmp_p
         assert runs[method]["key"] == run_key(cfg.replace(per_method=(), **best[method]), data())
 
 
-def test_the_meta_test_tasks_are_never_used(tmp_path):
-    study(tmp_path / "a", trials=2)
+def test_the_meta_test_tasks_are_never_used(tmp_path, straight):
     study(tmp_path / "b", trials=2, data=data(test_seed=9))  # other meta-test features, same class count
-    assert without_seconds(rows(tmp_path / "a")) == without_seconds(rows(tmp_path / "b"))
+    assert without_seconds(straight(2)) == without_seconds(rows(tmp_path / "b"))
 
 
-def test_a_study_extended_or_resumed_draws_what_an_uninterrupted_one_would(tmp_path):
+def test_a_study_extended_or_resumed_draws_what_an_uninterrupted_one_would(tmp_path, straight):
     study(tmp_path / "grow", trials=2)
     first = rows(tmp_path / "grow")
     study(tmp_path / "grow", trials=4)
     grown = rows(tmp_path / "grow")
-    study(tmp_path / "once", trials=4)
-    assert without_seconds(grown) == without_seconds(rows(tmp_path / "once"))
+    assert without_seconds(grown) == without_seconds(straight(4))
     assert [r["seconds"] for r in grown if r in first] == [r["seconds"] for r in first]  # kept, not run again
     # a lower --trials afterwards: each method's best of its first trials only, the budget
     best = study(tmp_path / "grow", trials=2)
@@ -142,12 +157,11 @@ def test_a_study_extended_or_resumed_draws_what_an_uninterrupted_one_would(tmp_p
 
 
 @pytest.mark.slow
-def test_two_workers_give_the_serial_study(tmp_path):
+def test_two_workers_give_the_serial_study(tmp_path, straight):
     """With a trial of each method in flight at once, each method's trials still run one after
     another: the study does not depend on the number of workers."""
-    study(tmp_path / "one", trials=2)
     study(tmp_path / "two", trials=2, workers=2)
-    assert without_seconds(rows(tmp_path / "one")) == without_seconds(rows(tmp_path / "two"))
+    assert without_seconds(straight(2)) == without_seconds(rows(tmp_path / "two"))
 
 
 def test_a_resume_under_other_settings_is_refused_naming_them(tmp_path):
@@ -217,7 +231,7 @@ study(__import__("pathlib").Path(sys.argv[1]), trials=4, config=small(iterations
 
 
 @pytest.mark.slow
-def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(tmp_path):
+def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(tmp_path, straight):
     """kill -9 while a trial runs, after at least one finished: the rerun keeps the finished trials
     (untouched), runs the interrupted trial's settings again, and ends with the trials of an
     uninterrupted study."""
@@ -242,7 +256,6 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(tmp_
     before = [r for r in rows(killed) if r["state"] == "COMPLETE"]
     assert 1 <= len(before) < 8
     subprocess.run([sys.executable, str(script), str(killed)], check=True, stderr=subprocess.DEVNULL)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "straight")], check=True, stderr=subprocess.DEVNULL)
     after = rows(killed)
     assert [r for r in after if r in before] == before  # the finished trials kept as they were (seconds included)
     assert any(r["state"] == "FAIL" for r in after)  # the interrupted one, marked failed and run again
@@ -252,7 +265,7 @@ def test_a_study_killed_mid_trial_resumes_without_repeating_finished_trials(tmp_
         drop = ("seconds", "trial", "state")
         return sorted(tuple(sorted((k, v) for k, v in r.items() if k not in drop)) for r in table if r["state"] == "COMPLETE")
 
-    assert len(complete) == 8 and points(after) == points(rows(tmp_path / "straight"))
+    assert len(complete) == 8 and points(after) == points(straight(4))  # the script's study, uninterrupted
 
 
 def test_the_tune_page_lists_every_space_as_declared():
@@ -278,11 +291,10 @@ def test_settings_that_diverge_score_the_worst_macro_f1_in_a_study():
 
 
 @pytest.mark.slow
-def test_a_study_on_ray_gives_the_serial_trials(tmp_path, local_ray):
+def test_a_study_on_ray_gives_the_serial_trials(tmp_path, local_ray, straight):
     """The trials as Ray tasks (a local instance of 2 CPUs): the serial study's trials."""
-    study(tmp_path / "serial", trials=2)
     study(tmp_path / "on-ray", trials=2, ray_address="local")  # joins the running instance
-    assert without_seconds(rows(tmp_path / "serial")) == without_seconds(rows(tmp_path / "on-ray"))
+    assert without_seconds(straight(2)) == without_seconds(rows(tmp_path / "on-ray"))
 
 
 def test_the_committed_study_has_one_budget_and_a_best_yaml_the_benchmark_reads():
