@@ -1,5 +1,6 @@
 """What the benchmark scripts record about the machine they ran on, with the standard library
 only: ``benchmarks/first_run.py`` runs before any set-up, with a Python that has no torch.
+``python benchmarks/machine.py`` prints them.
 
 Example::
 
@@ -23,3 +24,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def main(argv=None) -> int:
+    """``python benchmarks/machine.py``: print what the scripts record about this machine."""
+    import argparse
+    import os
+
+    argparse.ArgumentParser(description="Print the CPU model and the CPU count the benchmark scripts record.").parse_args(argv)
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
