@@ -567,6 +567,48 @@ def _ratio(a, b, digits: int = 2) -> str:
     return f"{a / b:.{digits}f}x" if a and b else ""
 
 
+def _part_section(record: dict | None, name: str, title: str, how: str, text) -> list[str]:
+    """A part's heading and ``text(part)``, or the line saying it was not measured and ``how`` to."""
+    part = _part(record, name)
+    return [f"### {title}", _not_measured(record, name, how) if part is None else text(part)]
+
+
+def _scaling_text(scaling: dict) -> str:
+    rows = ["| tasks per iteration | learn2learn, iterations/s | fast engine, iterations/s | ratio | timed iterations |"]
+    rows.append("| ---: | ---: | ---: | ---: | ---: |")
+    for r in scaling["rows"]:
+        rows.append(f"| {r['tasks']} | {r['l2l_its_per_s']:.2f} | {r['fast_its_per_s']:.2f} | {r['ratio']:.2f}x | {r['repeats']} |")
+    return "\n".join(rows)
+
+
+def _taskmix_text(taskmix: dict) -> str:
+    return (
+        f"Building TaskMix's synthetic tasks takes {1000 * taskmix['synthetic_s']:.2f} ms, "
+        f"{100 * taskmix['share_synthetic_fast']:.1f}% of a fast-engine iteration "
+        f"({100 * taskmix['share_synthetic_l2l']:.2f}% of a learn2learn one); all task sampling "
+        f"{100 * taskmix['share_all_sampling_fast']:.1f}% of a fast-engine iteration (medians)."
+    )
+
+
+def _features_text(features: dict) -> str:
+    return (
+        f"`{features['encoder']}`, {features['texts']} utterances of the bundled sample: "
+        f"{features['encoder_path_utt_per_s']:.0f} utterances/s through the package's encoder path against "
+        f"{features['plain_loop_utt_per_s']:.0f}/s for a plain loop ({features['plain_loop']}, "
+        f"{features['plain_loop_texts']} texts); largest difference between their features "
+        f"{features['max_abs_difference']:g}; featurizing the {features['texts']} took "
+        f"{features['featurize_cold_s']:.1f} s cold and {features['featurize_cached_s']:.2f} s from the cache."
+    )
+
+
+def _switch_text(switch: dict) -> str:
+    rows = ["| seed | learn2learn: macro-F1 | fast engine: macro-F1 | learn2learn: run | fast engine: run |"]
+    rows.append("| ---: | ---: | ---: | ---: | ---: |")
+    for a, b in zip(switch["runs"]["l2l"], switch["runs"]["fast"]):
+        rows.append(f"| {a['seed']} | {a['macro_f1']:.4f} | {b['macro_f1']:.4f} | {a['seconds']:.0f} s | {b['seconds']:.0f} s |")
+    return f"`{switch['method']}`, {switch['iterations']} iterations on the bundled sample, with each engine:\n\n" + "\n".join(rows)
+
+
 def speed_engine(speed: dict | None) -> list[str]:
     """The sections of ``speed.json`` (``benchmarks/speed.py``): the source line, the engine at the
     paper-like setting, its strategies, the growth with the tasks per iteration, where the time
@@ -660,52 +702,14 @@ def speed_engine(speed: dict | None) -> list[str]:
             out.append("Self time per op of one iteration (`torch.profiler`), the top ones:\n\n" + "\n".join(rows))
         else:
             out.append(f"{NOT_MEASURED.capitalize()}: the profile is left out with `--no-profile`.")
-    out.append("### As the tasks per iteration grow")
-    scaling = _part(speed, "scaling")
-    if scaling is None:
-        out.append(_not_measured(speed, "scaling", "`python benchmarks/speed.py` without `--skip scaling`"))
-    else:
-        rows = ["| tasks per iteration | learn2learn, iterations/s | fast engine, iterations/s | ratio | timed iterations |"]
-        rows.append("| ---: | ---: | ---: | ---: | ---: |")
-        for r in scaling["rows"]:
-            rows.append(f"| {r['tasks']} | {r['l2l_its_per_s']:.2f} | {r['fast_its_per_s']:.2f} | {r['ratio']:.2f}x | {r['repeats']} |")
-        out.append("\n".join(rows))
-    out.append("### TaskMix's share of an iteration")
-    taskmix = _part(speed, "taskmix")
-    if taskmix is None:
-        out.append(_not_measured(speed, "taskmix", "`python benchmarks/speed.py` without `--skip taskmix`"))
-    else:
-        out.append(
-            f"Building TaskMix's synthetic tasks takes {1000 * taskmix['synthetic_s']:.2f} ms, "
-            f"{100 * taskmix['share_synthetic_fast']:.1f}% of a fast-engine iteration "
-            f"({100 * taskmix['share_synthetic_l2l']:.2f}% of a learn2learn one); all task sampling "
-            f"{100 * taskmix['share_all_sampling_fast']:.1f}% of a fast-engine iteration (medians)."
-        )
-    out.append("### Features")
-    features = _part(speed, "features")
-    if features is None:
-        out.append(_not_measured(speed, "features", "`python benchmarks/speed.py` without `--skip features`"))
-    else:
-        out.append(
-            f"`{features['encoder']}`, {features['texts']} utterances of the bundled sample: "
-            f"{features['encoder_path_utt_per_s']:.0f} utterances/s through the package's encoder path against "
-            f"{features['plain_loop_utt_per_s']:.0f}/s for a plain loop ({features['plain_loop']}, "
-            f"{features['plain_loop_texts']} texts); largest difference between their features "
-            f"{features['max_abs_difference']:g}; featurizing the {features['texts']} took "
-            f"{features['featurize_cold_s']:.1f} s cold and {features['featurize_cached_s']:.2f} s from the cache."
-        )
-    out.append("### Switching engines on real data")
-    switch = _part(speed, "switch")
-    if switch is None:
-        out.append(_not_measured(speed, "switch", "`python benchmarks/speed.py --switch`"))
-    else:
-        rows = ["| seed | learn2learn: macro-F1 | fast engine: macro-F1 | learn2learn: run | fast engine: run |"]
-        rows.append("| ---: | ---: | ---: | ---: | ---: |")
-        for a, b in zip(switch["runs"]["l2l"], switch["runs"]["fast"]):
-            rows.append(f"| {a['seed']} | {a['macro_f1']:.4f} | {b['macro_f1']:.4f} | {a['seconds']:.0f} s | {b['seconds']:.0f} s |")
-        out.append(
-            f"`{switch['method']}`, {switch['iterations']} iterations on the bundled sample, with each engine:\n\n" + "\n".join(rows)
-        )
+    out += _part_section(
+        speed, "scaling", "As the tasks per iteration grow", "`python benchmarks/speed.py` without `--skip scaling`", _scaling_text
+    )
+    out += _part_section(
+        speed, "taskmix", "TaskMix's share of an iteration", "`python benchmarks/speed.py` without `--skip taskmix`", _taskmix_text
+    )
+    out += _part_section(speed, "features", "Features", "`python benchmarks/speed.py` without `--skip features`", _features_text)
+    out += _part_section(speed, "switch", "Switching engines on real data", "`python benchmarks/speed.py --switch`", _switch_text)
     return out
 
 
