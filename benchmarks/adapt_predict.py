@@ -180,7 +180,8 @@ def markdown(result: dict) -> str:
             ),
             "",
             (
-                f"measured on a {result['cpus']}-core CPU ({result.get('cpu_model') or 'model not recorded'}), {result['date']}, load {result['load_before']:.2f}/{result['load_after']:.2f}, "
+                f"measured on a {result['cpus']}-core CPU ({result.get('cpu_model') or 'model not recorded'}), {result['date']}, "
+                f"load {result['load_before']:.2f}/{result['load_after']:.2f}, "
                 f"l2l-taskmix {result['version']} (torch threads {result['torch_threads']}, "
                 f"OMP_NUM_THREADS {result['omp_num_threads'] or 'unset'})."
             ),

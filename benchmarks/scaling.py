@@ -323,7 +323,9 @@ def part_estimate(args, grid: dict | None) -> dict:
     if args.quick:
         config, scale = config.replace(iterations=4, eval_every=2, finetune_steps=3, test_draws=1, val_repeats=1), min(scale, 0.01)
     datasets = list(PAPER_DATASETS.items())[:1] if args.quick else list(PAPER_DATASETS.items())  # a smoke run: one dataset
-    settings = "--quick (4 iterations, 1 draw, 1% of the rows, the first dataset only)" if args.quick else "defaults"
+    settings = "defaults"
+    if args.quick:
+        settings = f"--quick ({config.iterations} iterations, {config.test_draws} draw(s), {scale:.0%} of the rows, the first dataset only)"
     out: dict[str, Any] = {
         "device": str(device),
         "config": f"{settings}, 1 seed measured per (dataset, method, protocol)",
