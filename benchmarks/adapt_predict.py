@@ -53,6 +53,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+if str(ROOT / "benchmarks") not in sys.path:  # the sibling scripts, also when loaded from a file path
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import cpu_model  # noqa: E402
+
 from l2l_taskmix import __version__  # noqa: E402
 from l2l_taskmix.benchmark import BenchmarkConfig, BenchmarkData, FewShotIntentClassifier, meta_train  # noqa: E402
 from l2l_taskmix.benchmark.datasets import load_split  # noqa: E402
@@ -175,7 +180,8 @@ def markdown(result: dict) -> str:
             ),
             "",
             (
-                f"measured on a {result['cpus']}-core CPU, {result['date']}, load {result['load_before']:.2f}/{result['load_after']:.2f}, "
+                f"measured on a {result['cpus']}-core CPU ({result.get('cpu_model') or 'model not recorded'}), {result['date']}, "
+                f"load {result['load_before']:.2f}/{result['load_after']:.2f}, "
                 f"l2l-taskmix {result['version']} (torch threads {result['torch_threads']}, "
                 f"OMP_NUM_THREADS {result['omp_num_threads'] or 'unset'})."
             ),
@@ -222,6 +228,7 @@ def main(argv=None) -> int:
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "torch": torch.__version__,

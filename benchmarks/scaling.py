@@ -26,7 +26,7 @@ Parts (``--parts``, all by default):
   both counted here on the CPU (``torch.utils.flop_counter``).
 
 Results go to ``--out`` (JSON, with the date, the machine, the load and which device gave each
-figure); the scaling figures of docs/speed.md are printed from it.
+figure); benchmarks/readme_figures.py renders it on the docs' Speed results page.
 
 Usage::
 
@@ -54,6 +54,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
+
+if str(ROOT / "benchmarks") not in sys.path:  # the sibling scripts, also when loaded from a file path
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import cpu_model  # noqa: E402
 
 from l2l_taskmix.validation import check_device  # noqa: E402
 
@@ -317,15 +322,19 @@ def part_estimate(args, grid: dict | None) -> dict:
     scale = args.estimate_scale
     if args.quick:
         config, scale = config.replace(iterations=4, eval_every=2, finetune_steps=3, test_draws=1, val_repeats=1), min(scale, 0.01)
+    datasets = list(PAPER_DATASETS.items())[:1] if args.quick else list(PAPER_DATASETS.items())  # a smoke run: one dataset
+    settings = "defaults"
+    if args.quick:
+        settings = f"--quick ({config.iterations} iterations, {config.test_draws} draw(s), {scale:.0%} of the rows, the first dataset only)"
     out: dict[str, Any] = {
         "device": str(device),
-        "config": "defaults, 1 seed measured per (dataset, method, protocol)",
+        "config": f"{settings}, 1 seed measured per (dataset, method, protocol)",
         "iterations": config.iterations,
         "data_scale": scale,
         "runs": {},
     }
     runs: dict[str, list[dict]] = {}
-    for k, (name, spec) in enumerate(PAPER_DATASETS.items()):
+    for name, spec in datasets:
         data = synthetic_data(spec, scale)
         with tempfile.TemporaryDirectory() as folder:
             workers = 1 if device.type == "cuda" else 2
@@ -340,7 +349,7 @@ def part_estimate(args, grid: dict | None) -> dict:
             f"estimate, {name} ({spec['tasks']} tasks x {int(spec['examples'] * scale)} rows, 768-d, on {device}): run seconds "
             + ", ".join(f"{r['protocol']} {r['method']} {r['seconds']:.1f}" for r in runs[name])
         )
-        if device.type == "cpu" and not args.no_gpu_estimate and not (args.quick and k):  # a smoke run counts one dataset
+        if device.type == "cpu" and not args.no_gpu_estimate:
             counted = {}
             with torch_threads(1):
                 for m in config.methods:
@@ -426,7 +435,7 @@ def main(argv=None) -> int:
     p.add_argument("--gpu-tflops", type=float, default=30.0, help="assumed sustained fp32 TFLOP/s of one GPU (no GPU here)")
     p.add_argument("--launch-us", type=float, default=8.0, help="assumed microseconds per aten op (kernel launch) on a GPU")
     p.add_argument("--no-gpu-estimate", action="store_true", help="skip counting ops and FLOPs")
-    p.add_argument("--quick", action="store_true", help="a smoke run: tiny settings, no encoder timing, one dataset's work counted")
+    p.add_argument("--quick", action="store_true", help="a smoke run: tiny settings, no encoder timing, the first dataset only")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scaling.json"))
     args = p.parse_args(argv)
     args.workers = [int(w) for w in args.workers.split(",")]
@@ -440,6 +449,7 @@ def main(argv=None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {
             "cpu_count": os.cpu_count(),
+            "cpu_model": cpu_model(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "torch": torch.__version__,
             "python": platform.python_version(),

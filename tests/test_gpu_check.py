@@ -65,9 +65,12 @@ def test_every_step_runs_on_the_cpu_and_the_summary_names_its_figures(tmp_path):
     assert {r["method"] for r in table["runs"]} == {"maml", "maml+taskmix"} and all(r["device"] == "cpu" for r in table["runs"])
     enc = json.loads((out / "featurize.json").read_text())
     assert enc["device"] == "cpu" and enc["texts"] == 40 and enc["utterances_per_second"] > 0
-    estimate = json.loads((out / "scaling.json").read_text())["estimate"]
-    assert estimate["device"] == "cpu"
-    counted = list(estimate["runs"].values())[0]  # --quick counts the first dataset's ops and FLOPs
+    scaling = json.loads((out / "scaling.json").read_text())
+    assert scaling["machine"]["cpu_model"] and scaling["machine"]["cpu_count"] == os.cpu_count()
+    estimate = scaling["estimate"]
+    assert estimate["device"] == "cpu" and estimate["config"].startswith("--quick (")  # not labelled as the defaults
+    assert list(estimate["runs"]) == ["in-house (N-best)"]  # --quick measures the first dataset only
+    counted = estimate["runs"]["in-house (N-best)"]
     assert counted and all(r["counted_ops"] > 0 and r["counted_flops"] > 0 for r in counted)
     for name, entry in summary["steps"].items():
         assert (out / entry["log"]).exists() and (name == "tests" or (out / entry["figures"]).exists())

@@ -308,7 +308,7 @@ PROTONET_ARGV = [
 
 
 @pytest.mark.usefixtures("one_thread")  # a small network: a second thread only pays overhead
-def test_prototypical_networks_train_on_right_targets(examples, small_images, served, monkeypatch):
+def test_prototypical_networks_train_on_right_targets(examples, small_images, few_eval_tasks, served, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["protonet_miniimagenet.py", *PROTONET_ARGV])
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -328,6 +328,25 @@ def test_prototypical_networks_train_on_right_targets(examples, small_images, se
             assert float(acc) == 1.0 and torch.isfinite(loss)
 
 
+#: Validation and test tasks the prototypical-network script scores, cut from its 200 and 2,000.
+EVAL_TASKS = 20
+
+
+@pytest.fixture
+def few_eval_tasks(monkeypatch):
+    """The prototypical-network script's validation and test Tasksets (200 and 2,000 tasks) cut to
+    ``EVAL_TASKS`` each: those loops only score and print, and these tests check the training
+    loop and what is printed. Its training Taskset (``num_tasks=-1``) is left as it is."""
+
+    class FewTasks(l2l.data.Taskset):
+        def __init__(self, dataset, task_transforms=None, num_tasks=-1, task_collate=None):
+            num_tasks = min(num_tasks, EVAL_TASKS) if num_tasks > 0 else num_tasks
+            super().__init__(dataset, task_transforms=task_transforms, num_tasks=num_tasks, task_collate=task_collate)
+
+    monkeypatch.setattr(l2l.data, "Taskset", FewTasks)
+    return FewTasks
+
+
 def run_protonet(folder, argv, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["protonet_miniimagenet.py", *argv])
     random.seed(0)
@@ -340,12 +359,15 @@ def run_protonet(folder, argv, monkeypatch):
 
 
 @pytest.mark.usefixtures("one_thread")  # a small network: a second thread only pays overhead
-def test_prototypical_networks_with_num_synthetic_zero_print_what_the_plain_script_prints(examples, small_images, monkeypatch):
+def test_prototypical_networks_with_num_synthetic_zero_print_what_the_plain_script_prints(
+    examples, small_images, few_eval_tasks, monkeypatch
+):
     """The script takes its tasks through a DataLoader, which indexes TaskMix (``taskmix[i]``)."""
     plain = run_protonet(examples["plain"], PROTONET_ARGV, monkeypatch)
     monkeypatch.setattr(tasksets.TaskMix, "__init__", functools.partialmethod(tasksets.TaskMix.__init__, num_synthetic=0))
     patched = run_protonet(examples["taskmix"], PROTONET_ARGV, monkeypatch)
     assert re.search(r"epoch 1, train, loss=\d", plain[0]) and patched[0] == plain[0]
+    assert re.findall(r"^batch (\d+):", plain[0], re.M)[-1] == str(EVAL_TASKS)  # the test loop's last task
     assert patched[1] == plain[1] and torch.equal(patched[2], plain[2])  # Python's and torch's streams too
 
 

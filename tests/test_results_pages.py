@@ -237,14 +237,18 @@ def test_a_speed_page_that_differs_from_the_committed_files_is_stale(generator, 
     results = tmp_path / "results"
     shutil.copytree(ROOT / "benchmarks" / "results", results)
     pages = generator.render_pages()
-    assert "**3.93x**" in pages["speed.md"] and "59% of learn2learn's arithmetic" in pages["speed.md"]
+    paper = json.loads((results / "speed.json").read_text(encoding="utf-8"))["paper"]
+    share = paper["flops_per_iteration"]["fast"] / paper["flops_per_iteration"]["l2l"]
+    assert f"**{paper['ratio']:.2f}x**" in pages["speed.md"] and f"{share:.0%} of learn2learn's arithmetic" in pages["speed.md"]
     first = json.loads((results / "first_run.json").read_text(encoding="utf-8"))
     now = f"| now | {first['new']['version']} ({first['new_commit'][:7]}) |"
     assert (
         f"{now} {first['new']['first_number_s']:.0f} s | {first['new']['first_column_s']:.0f} s | {first['new']['table_s']:.0f} s |"
         in pages["speed.md"]
     )
-    assert "| predict 500 utterances (features cached) | 8 ms (8-9) | 59,235 utterances/s |" in pages["speed.md"]
+    cached = json.loads((results / "adapt_predict.json").read_text(encoding="utf-8"))["measured"]["predict_cached"]
+    ms = "{:.0f} ms ({:.0f}-{:.0f})".format(*(1000 * cached[k] for k in ("median_s", "min_s", "max_s")))
+    assert f"| predict 500 utterances (features cached) | {ms} | {cached['utterances_per_s']:,.0f} utterances/s |" in pages["speed.md"]
     assert "| Ray, 2 runs in flight | 89 s | 1.82x | yes |" in pages["speed.md"]
     assert "| 1 CPU worker (1 thread each) | 119 min | 40 min | **2.7 h** |" in pages["speed.md"]
     speed = json.loads((results / "speed.json").read_text(encoding="utf-8"))
