@@ -718,7 +718,7 @@ def speed_wall(speed: dict | None) -> list[str]:
     ``wall`` part, ``benchmarks/speed.py --wall``)."""
     wall = _part(speed, "wall")
     if wall is None:
-        return [_not_measured(speed, "wall", "`python benchmarks/speed.py --wall` (about 20 minutes on 2 cores)")]
+        return [_not_measured(speed, "wall", "`python benchmarks/speed.py --wall` (about 25 minutes on 2 cores)")]
     default, seq = wall["default"], wall["sequential"]
     changed = wall.get("changed_from_defaults") or {}
     first_seq = wall["featurize_first_run_one_thread_s"] + seq["wall_s"]

@@ -15,9 +15,9 @@ Prints, in one run and on the same data:
   time of a second, cached featurization;
 * ``switch`` (opt-in, ``--switch``): one MAML+TaskMix run of the benchmark with each engine,
   scores and seconds side by side;
-* ``wall`` (opt-in, ``--wall``: about 20 minutes on 2 cores): the default benchmark command
+* ``wall`` (opt-in, ``--wall``: about 25 minutes on 2 cores): the default benchmark command
   (``l2l-taskmix benchmark`` with default settings) on the bundled sample: featurization from
-  an empty cache on all cores and on one (0.4.0's way); the cached table with today's path
+  an empty cache on all cores and on one (the reference); the cached table with the default path
   (runs on worker processes, one per core, 1 thread each) and with the sequential reference
   (one run after another, 1 thread), wall time, run-seconds by stage (training, validation
   checks, evaluation) and by protocol, their ratio and whether the tables are identical; and the
@@ -42,7 +42,7 @@ Usage::
 
     python benchmarks/speed.py              # a few minutes on 2 CPU cores
     python benchmarks/speed.py --quick      # a smoke run (under a minute)
-    python benchmarks/speed.py --wall       # also the default benchmark command, by stage (~20 min)
+    python benchmarks/speed.py --wall       # also the default benchmark command, by stage (~25 min)
     python benchmarks/speed.py --device cuda
 """
 
@@ -564,7 +564,7 @@ def part_wall(args) -> dict:
         start = time.perf_counter()
         load_data(config, encoder)
         out["features_cached_s"] = time.perf_counter() - start
-        with tempfile.TemporaryDirectory() as cache_one:  # the reference: 0.4.0 featurized at --threads 1
+        with tempfile.TemporaryDirectory() as cache_one:  # the reference: featurization on one thread
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             start = time.perf_counter()
