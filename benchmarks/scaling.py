@@ -319,12 +319,10 @@ def part_estimate(args, grid: dict | None) -> dict:
 
     device = check_device(args.device, "--device")
     config = BenchmarkConfig(seeds=1, device=str(device))
-    scale = args.estimate_scale
-    if args.quick:
+    scale, datasets, settings = args.estimate_scale, list(PAPER_DATASETS.items()), "defaults"
+    if args.quick:  # a smoke run: tiny settings, one dataset
         config, scale = config.replace(iterations=4, eval_every=2, finetune_steps=3, test_draws=1, val_repeats=1), min(scale, 0.01)
-    datasets = list(PAPER_DATASETS.items())[:1] if args.quick else list(PAPER_DATASETS.items())  # a smoke run: one dataset
-    settings = "defaults"
-    if args.quick:
+        datasets = datasets[:1]
         settings = f"--quick ({config.iterations} iterations, {config.test_draws} draw(s), {scale:.0%} of the rows, the first dataset only)"
     out: dict[str, Any] = {
         "device": str(device),
