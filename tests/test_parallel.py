@@ -175,13 +175,10 @@ def test_make_executor_picks_by_workers_and_checks_them():
 
 
 @pytest.fixture
-def two_process_threads():
-    """This process on 2 torch threads for the test, its own count restored after (a test
-    that changes it would change the thread count of every test after it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+def two_process_threads(torch_threads):
+    """This process on 2 torch threads for the test, its own count restored after."""
+    with torch_threads(2):
+        yield
 
 
 def test_threads_apply_to_the_runs_only(tmp_path, monkeypatch, two_process_threads):
